@@ -1,0 +1,68 @@
+"""Error-bound modes and their resolution to one absolute bound."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from srnsz.errors import InvalidInputError
+
+MODES = ("abs", "rel", "psnr", "abs_and_rel")
+
+
+@dataclass(frozen=True)
+class ErrorBound:
+    """An error bound as the user asked for it.
+
+    ``mode``: ``abs`` (absolute, data units), ``rel`` (fraction of the value range of the finite values),
+    ``psnr`` (target PSNR in dB on the value range) or ``abs_and_rel`` (the smaller of ``value`` as abs and
+    ``rel`` as rel).
+    """
+
+    mode: str
+    value: float
+    rel: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise InvalidInputError(f"error-bound mode {self.mode!r} is unknown; use one of {', '.join(MODES)}")
+        _check_number("error bound", self.value, allow_zero=self.mode != "psnr")
+        if self.mode == "abs_and_rel":
+            if self.rel is None:
+                raise InvalidInputError("mode 'abs_and_rel' needs rel=<fraction of the value range>")
+            _check_number("relative error bound", self.rel, allow_zero=True)
+
+    def resolve(self, data: np.ndarray) -> float:
+        """Absolute bound (data units, >= 0) that this bound means for ``data``."""
+        if self.mode == "abs":
+            return float(self.value)
+        value_range = finite_range(data)
+        if self.mode == "rel":
+            return float(self.value) * value_range
+        if self.mode == "abs_and_rel":
+            return min(float(self.value), float(self.rel) * value_range)
+        # psnr: PSNR = 20 log10(range / rmse); a uniform error in [-eb, eb] has rmse eb / sqrt(3).
+        return value_range * math.sqrt(3.0) * 10.0 ** (-float(self.value) / 20.0)
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def finite_range(data: np.ndarray) -> float:
+    """max - min over the finite values of ``data`` (0.0 if there are none), computed in float64."""
+    finite = data[np.isfinite(data)] if not np.isfinite(data).all() else data
+    if finite.size == 0:
+        return 0.0
+    return float(np.max(finite)) - float(np.min(finite))
+
+
+def _check_number(name: str, value: float, allow_zero: bool) -> None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+        allowed = ">= 0" if allow_zero else "> 0"
+        raise InvalidInputError(f"{name} must be a finite number {allowed}, got {value!r}")

@@ -1,0 +1,96 @@
+"""The grid-expansion traversal (SZ3/QoZ): anchor lattice, then levels from coarse to fine, each level one
+pass per dimension, each pass cut into chunks so temporaries stay small.
+
+A pass at level stride s along axis d predicts the points that are odd multiples of s along d, multiples of s
+along the axes already passed at this level, and multiples of 2s along the axes still to come. Its lattice
+view ``array[pass.key]`` holds those points at the odd indices of ``pass.axis`` and their known neighbours at
+the even indices.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+DEFAULT_ANCHOR_STRIDE = {1: 1024, 2: 64, 3: 32, 4: 16}
+CHUNK_POINTS = 1 << 20  # lattice points per chunk; part of the stream format (header records it)
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One interpolation pass: lattice view ``key`` (a slice per axis), predicted along ``axis``."""
+
+    key: tuple[slice, ...]
+    axis: int
+    level: int  # 0 = coarsest
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The traversal for one shape."""
+
+    shape: tuple[int, ...]
+    anchor_stride: int
+    levels: int
+    dim_order: tuple[int, ...]  # axes left out are batch axes: never interpolated along
+
+    def _base(self, stride: int) -> list[slice]:
+        return [slice(0, None, stride) if a in self.dim_order else slice(None) for a in range(len(self.shape))]
+
+    @property
+    def anchor_key(self) -> tuple[slice, ...]:
+        return tuple(self._base(self.anchor_stride))
+
+    def stride(self, level: int) -> int:
+        """Lattice stride of the points new at ``level`` (0 = coarsest)."""
+        return 1 << (self.levels - 1 - level)
+
+    def passes(self) -> Iterator[Pass]:
+        for level in range(self.levels):
+            s = self.stride(level)
+            for k, axis in enumerate(self.dim_order):
+                if self.shape[axis] <= s:
+                    continue  # no odd multiple of s along this axis
+                key = self._base(2 * s)
+                for done in self.dim_order[:k]:
+                    key[done] = slice(0, None, s)
+                key[axis] = slice(0, None, s)
+                yield Pass(tuple(key), axis, level)
+
+
+def make_plan(shape: tuple[int, ...], anchor_stride: int = 0, dim_order: tuple[int, ...] | None = None,
+              ) -> Plan:
+    """Traversal for ``shape``.
+
+    anchor_stride: power of two, 0 picks the default for the number of interpolated axes. dim_order: the
+    interpolated axes in visiting order (default: all, slowest first); axes left out are batch axes.
+    """
+    order = tuple(dim_order) if dim_order is not None else tuple(range(len(shape)))
+    if len(set(order)) != len(order) or not set(order) <= set(range(len(shape))):
+        raise ValueError(f"dim_order must list distinct axes of a {len(shape)}-d array, got {order}")
+    stride = anchor_stride or DEFAULT_ANCHOR_STRIDE.get(len(order), 16)
+    if stride & (stride - 1) or stride < 1:
+        raise ValueError(f"anchor stride must be a power of two, got {stride}")
+    largest = max((shape[a] for a in order), default=1)
+    # Levels needed to reach the finest grid from the anchors, never more than the largest axis needs.
+    levels = min(int(math.log2(stride)), math.ceil(math.log2(largest)) if largest > 1 else 0)
+    return Plan(tuple(shape), stride, levels, order)
+
+
+def chunks(view_shape: tuple[int, ...], axis: int) -> Iterator[tuple[slice, ...]]:
+    """Split a lattice view along its longest other axis so each piece has about CHUNK_POINTS points.
+
+    Keys are relative to the view; the predicted axis is never split, so every piece holds whole lines.
+    """
+    others = [a for a in range(len(view_shape)) if a != axis and view_shape[a] > 1]
+    total = math.prod(view_shape)
+    if not others or total <= CHUNK_POINTS:
+        yield tuple(slice(None) for _ in view_shape)
+        return
+    split = max(others, key=lambda a: view_shape[a])
+    step = max(1, view_shape[split] * CHUNK_POINTS // total)
+    for start in range(0, view_shape[split], step):
+        key = [slice(None)] * len(view_shape)
+        key[split] = slice(start, start + step)
+        yield tuple(key)

@@ -1,0 +1,75 @@
+"""Spline prediction of the odd-indexed points of a lattice along one axis (SZ3 formulas).
+
+A lattice line holds n points x[0..n-1] at equal spacing; the even points are known, the odd ones are
+predicted. Interior points use the cubic (-x[j-3] + 9 x[j-1] + 9 x[j+1] - x[j+3]) / 16; points near the ends
+use SZ3's quadratic boundary formulas; a last point with no right neighbour is extrapolated (quadratically
+for cubic, linearly for linear, a copy when the line is too short).
+All arithmetic is float64, so inputs of equal value predict that value exactly (fill values, constant fields).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+KINDS = ("linear", "cubic")
+F64 = np.float64
+
+
+def _take(v: np.ndarray, axis: int, index: slice | int) -> np.ndarray:
+    key: list[slice | int] = [slice(None)] * v.ndim
+    key[axis] = index if isinstance(index, slice) else slice(index, index + 1)
+    return v[tuple(key)]
+
+
+def predict_odd(v: np.ndarray, axis: int, kind: str) -> np.ndarray:
+    """Predict ``v[..., 1::2, ...]`` (odd indices along ``axis``) from the even ones.
+
+    v: lattice view, any dtype, n = v.shape[axis] >= 2. Returns float64 with the shape of the odd slice.
+    """
+    n = v.shape[axis]
+    shape = list(v.shape)
+    shape[axis] = n // 2
+    out = np.empty(shape, dtype=F64)
+    # Odd point j = 2i + 1; the vectorised range [lo, stop) of i has its whole stencil inside the line.
+    if kind == "cubic":
+        lo, stop = 1, (n - 5) // 2 + 1 if n >= 7 else 1
+        if stop > lo:
+            dst = _take(out, axis, slice(lo, stop))
+            np.add(_take(v, axis, slice(2 * lo, 2 * stop, 2)), _take(v, axis, slice(2 * lo + 2, 2 * stop + 2, 2)),
+                   out=dst, dtype=F64)
+            dst *= 9.0
+            dst -= _take(v, axis, slice(2 * lo - 2, 2 * stop - 2, 2))
+            dst -= _take(v, axis, slice(2 * lo + 4, 2 * stop + 4, 2))
+            dst /= 16.0
+    else:
+        lo, stop = 0, (n - 1) // 2
+        if stop > lo:
+            dst = _take(out, axis, slice(lo, stop))
+            np.add(_take(v, axis, slice(0, 2 * stop, 2)), _take(v, axis, slice(2, 2 * stop + 2, 2)),
+                   out=dst, dtype=F64)
+            dst *= 0.5
+    for i in range(n // 2):
+        if not lo <= i < stop:
+            _predict_boundary(v, axis, n, 2 * i + 1, kind, _take(out, axis, i))
+    return out
+
+
+def _predict_boundary(v: np.ndarray, axis: int, n: int, j: int, kind: str, dst: np.ndarray) -> None:
+    def at(k: int) -> np.ndarray:
+        return _take(v, axis, k).astype(F64)
+
+    has_r1, has_l3, has_r3 = j + 1 <= n - 1, j >= 3, j + 3 <= n - 1
+    if has_r1 and kind == "cubic" and has_l3 and has_r3:
+        dst[...] = (-at(j - 3) + 9.0 * at(j - 1) + 9.0 * at(j + 1) - at(j + 3)) / 16.0
+    elif has_r1 and kind == "cubic" and has_r3:
+        dst[...] = (3.0 * at(j - 1) + 6.0 * at(j + 1) - at(j + 3)) / 8.0
+    elif has_r1 and kind == "cubic" and has_l3:
+        dst[...] = (-at(j - 3) + 6.0 * at(j - 1) + 3.0 * at(j + 1)) / 8.0
+    elif has_r1:
+        dst[...] = (at(j - 1) + at(j + 1)) * 0.5
+    elif has_l3 and kind == "cubic" and j >= 5:
+        dst[...] = (3.0 * at(j - 5) - 10.0 * at(j - 3) + 15.0 * at(j - 1)) / 8.0
+    elif has_l3:
+        dst[...] = 1.5 * at(j - 1) - 0.5 * at(j - 3)
+    else:
+        dst[...] = at(j - 1)

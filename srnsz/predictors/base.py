@@ -1,0 +1,75 @@
+"""The predictor contract and the one registry of predictors."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from srnsz.errors import InvalidInputError
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class Encoded:
+    """What a predictor hands the container: named byte sections, JSON-able parameters, and the
+    reconstruction the decoder will produce (shape and dtype of the input)."""
+
+    sections: dict[str, bytes]
+    params: dict[str, Any]
+    recon: np.ndarray
+
+
+class Predictor(ABC):
+    """A decomposition of the field: owns the traversal order and predicts only from reconstructed values.
+
+    ``compress`` and ``decompress`` mirror each other; ``decompress(compress(x).sections, ...)`` must return
+    exactly ``compress(x).recon``.
+    """
+
+    name: ClassVar[str]
+    lossy: ClassVar[bool] = True
+
+    @abstractmethod
+    def compress(self, data: np.ndarray, eb: float, progress: Progress | None = None) -> Encoded:
+        """Encode ``data`` (any shape, float32/float64) so every finite value comes back within ``eb``."""
+
+    @abstractmethod
+    def decompress(self, sections: dict[str, bytes], params: dict[str, Any], shape: tuple[int, ...],
+                   dtype: np.dtype, eb: float, progress: Progress | None = None) -> np.ndarray:
+        """Rebuild the reconstruction from what :meth:`compress` wrote."""
+
+    @classmethod
+    @abstractmethod
+    def from_params(cls, params: dict[str, Any]) -> Predictor:
+        """The predictor configured as recorded in a stream header."""
+
+
+PREDICTORS: dict[str, type[Predictor]] = {}
+
+
+def register_predictor(cls: type[Predictor]) -> type[Predictor]:
+    """Class decorator: make ``cls`` available under ``cls.name``."""
+    if cls.name in PREDICTORS:
+        raise RuntimeError(f"predictor {cls.name!r} registered twice")
+    PREDICTORS[cls.name] = cls
+    return cls
+
+
+def list_predictors() -> list[str]:
+    """Names of the registered predictors, sorted."""
+    return sorted(PREDICTORS)
+
+
+def create_predictor(name: str, **options: Any) -> Predictor:
+    """Instantiate predictor ``name`` with keyword ``options``; unknown names and options are clear errors."""
+    if name not in PREDICTORS:
+        raise InvalidInputError(f"predictor {name!r} is unknown; available: {', '.join(list_predictors())}")
+    try:
+        return PREDICTORS[name](**options)
+    except TypeError as exc:
+        raise InvalidInputError(f"bad options for predictor {name!r}: {exc}") from None

@@ -1,0 +1,64 @@
+"""Linear quantizer with bin width 2*eb that checks every reconstruction in the output dtype.
+
+Contract (as SZ3's LinearQuantizer): a value is coded as q = round((x - pred) / (2 eb)) with |q| <= RADIUS,
+its reconstruction is ``dequantize(pred, q, eb)`` cast to the output dtype, and that reconstruction is
+re-checked against the original; anything that fails (NaN, Inf, out of range, rounding in the cast) gets the
+code ESCAPE and is stored exactly, bit for bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+RADIUS = 32767
+ESCAPE = -32768  # the one int16 value outside [-RADIUS, RADIUS]
+CODE_DTYPE = np.int16
+
+
+@dataclass
+class Quantized:
+    """Result of quantizing one batch of n points.
+
+    codes: (n,) int16 quantization codes, ESCAPE where the value is stored exactly.
+    recon: (n,) reconstruction in the data dtype (the original value where escaped).
+    escaped: (k,) the escaped original values, in order.
+    """
+
+    codes: np.ndarray
+    recon: np.ndarray
+    escaped: np.ndarray
+
+
+def dequantize(pred: np.ndarray, codes: np.ndarray, eb: float, dtype: np.dtype) -> np.ndarray:
+    """Reconstruction of codes given float64 predictions, in ``dtype``; the one formula both sides use."""
+    return (pred + codes * (2.0 * eb)).astype(dtype, copy=False)
+
+
+def quantize(x: np.ndarray, pred: np.ndarray, eb: float) -> Quantized:
+    """Quantize original values ``x`` (n,) against float64 predictions ``pred`` (n,) with bound ``eb`` > 0."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        q = np.rint((x - pred) / (2.0 * eb))
+        ok = np.abs(q) <= RADIUS  # False for NaN
+        q[~ok] = 0
+        codes = q.astype(CODE_DTYPE)
+        recon = dequantize(pred, codes, eb, x.dtype)
+        ok &= np.abs(x.astype(np.float64) - recon) <= eb
+    if ok.all():
+        return Quantized(codes, recon, x[:0].copy())
+    bad = ~ok
+    codes[bad] = ESCAPE
+    recon[bad] = x[bad]
+    return Quantized(codes, recon, x[bad])
+
+
+def reconstruct(pred: np.ndarray, codes: np.ndarray, eb: float, dtype: np.dtype,
+                escaped: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`quantize`: ``escaped`` holds the exact values for the ESCAPE codes, in order."""
+    bad = codes == ESCAPE
+    with np.errstate(invalid="ignore", over="ignore"):
+        recon = dequantize(pred, np.where(bad, 0, codes), eb, dtype)
+    if escaped.size:
+        recon[bad] = escaped
+    return recon
