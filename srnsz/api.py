@@ -1,0 +1,188 @@
+"""Library API: compress, decompress, info and a reusable Codec."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import numpy as np
+
+from srnsz.bounds import ErrorBound
+from srnsz.container import read_container, write_container
+from srnsz.errors import InvalidInputError, ReconstructionMismatchError, SrnszError, StreamFormatError
+from srnsz.predictors import PREDICTORS, create_predictor
+from srnsz.predictors.base import Progress
+
+DTYPES = {"<f4": np.dtype("<f4"), "<f8": np.dtype("<f8")}
+MAX_NDIM = 4
+SMALL_FIELD = 4096
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _as_field(array: Any) -> np.ndarray:
+    """Native-endian, C-contiguous float32/float64 array of 1..4 dimensions, or a clear error."""
+    data = np.asarray(array)
+    if data.dtype.kind != "f" or data.dtype.itemsize not in (4, 8):
+        raise InvalidInputError(f"srnsz compresses float32 or float64 arrays, got dtype {data.dtype}")
+    if not 1 <= data.ndim <= MAX_NDIM:
+        raise InvalidInputError(f"srnsz compresses arrays of 1 to {MAX_NDIM} dimensions, got shape {data.shape}")
+    if data.size == 0:
+        raise InvalidInputError(f"the array is empty (shape {data.shape})")
+    return np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("="))
+
+
+def checksum(recon: np.ndarray) -> int:
+    """CRC32 of the reconstruction's bytes (C order, little endian)."""
+    return zlib.crc32(np.ascontiguousarray(recon, dtype=recon.dtype.newbyteorder("<")).view(np.uint8))
+
+
+def _verify_bound(data: np.ndarray, recon: np.ndarray, eb: float) -> None:
+    """The compressor's own check before it hands out a stream: never ship a broken guarantee."""
+    finite = np.isfinite(data)
+    with np.errstate(invalid="ignore"):
+        err = np.abs(data.astype(np.float64) - recon.astype(np.float64))
+    bits = f"u{data.itemsize}"
+    ok = bool(np.all(err[finite] <= eb)) and np.array_equal(data[~finite].view(bits), recon[~finite].view(bits))
+    if not ok:
+        raise SrnszError("internal error: the reconstruction breaks the error bound; please report this")
+
+
+def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp", *, rel: float | None = None,
+             progress: Progress | None = None, **options: Any) -> bytes:
+    """Compress a float32/float64 array of 1-4 dimensions so that |x - x'| <= eb_abs for every finite value.
+
+    eb, mode: the error bound (see :class:`srnsz.bounds.ErrorBound`; ``rel`` is a fraction of the value range
+    of the finite values, ``abs`` is in data units). ``rel=`` gives the relative part of ``abs_and_rel``.
+    predictor: a registered predictor name; ``options`` go to it (e.g. ``kind="linear"``, ``tune="off"``).
+    NaN and Inf come back bit for bit. A resolved bound of 0 stores the data losslessly.
+    """
+    data = _as_field(array)
+    bound = ErrorBound(mode, eb, rel)
+    eb_abs = bound.resolve(data)
+    if not np.isfinite(eb_abs):
+        eb_abs = float(np.finfo(np.float64).max)
+    chosen = create_predictor(predictor, **options) if eb_abs > 0 else create_predictor("lossless")
+    encoded = chosen.compress(data, eb_abs, progress)
+    if chosen.lossy and data.size <= SMALL_FIELD:
+        # On a handful of values the lossless layout can be the smaller one.
+        plain = create_predictor("lossless")
+        stored = plain.compress(data, eb_abs)
+        if sum(map(len, stored.sections.values())) < sum(map(len, encoded.sections.values())):
+            chosen, encoded = plain, stored
+    _verify_bound(data, encoded.recon, eb_abs)
+    header = {
+        "dtype": data.dtype.newbyteorder("<").str,
+        "shape": list(data.shape),
+        "error_bound": {**bound.to_json(), "abs": eb_abs},
+        "predictor": {"name": chosen.name, "params": encoded.params},
+        "numerics": {"device": "cpu", "compute_dtype": "float64", "numpy": np.__version__,
+                     "constriction": _version("constriction"), "zstandard": _version("zstandard")},
+        "checksum": {"algorithm": "crc32", "value": checksum(encoded.recon)},
+        "created_by": f"srnsz {_version('srnsz')}",
+    }
+    return write_container(header, encoded.sections)
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What a stream's header says, plus sizes."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    error_bound: dict[str, Any]
+    predictor: str
+    predictor_params: dict[str, Any]
+    compressed_bytes: int
+    original_bytes: int
+    format_version: str
+    created_by: str
+
+    @property
+    def ratio(self) -> float:
+        return self.original_bytes / self.compressed_bytes
+
+
+def _parse_header(header: dict[str, Any]) -> tuple[tuple[int, ...], np.dtype, float, str, dict]:
+    try:
+        dtype = DTYPES[header["dtype"]]
+        shape = tuple(int(n) for n in header["shape"])
+        eb = float(header["error_bound"]["abs"])
+        name = str(header["predictor"]["name"])
+        params = dict(header["predictor"]["params"])
+    except (KeyError, TypeError, ValueError):
+        raise StreamFormatError("the header lacks or garbles a required field (dtype, shape, bound, predictor)") \
+            from None
+    if not 1 <= len(shape) <= MAX_NDIM or min(shape) < 1:
+        raise StreamFormatError(f"the header's shape {shape} is invalid")
+    if name not in PREDICTORS:
+        raise StreamFormatError(f"the stream needs predictor {name!r}, which this srnsz does not have")
+    return shape, dtype, eb, name, params
+
+
+def _as_bytes(data: Any) -> bytes:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise InvalidInputError(f"expected compressed bytes, got {type(data).__name__}")
+    return bytes(data)
+
+
+def info(data: bytes) -> StreamInfo:
+    """Describe a compressed stream without decoding it."""
+    raw = _as_bytes(data)
+    container = read_container(raw)
+    shape, dtype, _, name, params = _parse_header(container.header)
+    h = container.header
+    return StreamInfo(shape, h["dtype"], dict(h["error_bound"]), name, params, len(raw),
+                      int(np.prod(shape)) * dtype.itemsize, f"{container.version[0]}.{container.version[1]}",
+                      str(h.get("created_by", "")))
+
+
+def decompress(data: bytes, progress: Progress | None = None) -> np.ndarray:
+    """Decode a stream made by :func:`compress`; returns the reconstruction (shape and dtype as compressed).
+
+    Raises StreamFormatError for damaged or unsupported streams and ReconstructionMismatchError when the
+    result differs from the reconstruction the compressor verified.
+    """
+    container = read_container(_as_bytes(data))
+    shape, dtype, eb, name, params = _parse_header(container.header)
+    predictor = PREDICTORS[name].from_params(params)
+    try:
+        recon = predictor.decompress(container.sections, params, shape, dtype, eb, progress)
+    except SrnszError:
+        raise
+    except KeyError as exc:
+        raise StreamFormatError(f"the stream lacks section {exc}") from None
+    except (ValueError, IndexError, TypeError, OverflowError) as exc:
+        raise StreamFormatError(f"the stream is corrupted ({exc})") from None
+    expected = container.header.get("checksum", {}).get("value")
+    if expected is not None and checksum(recon) != expected:
+        raise ReconstructionMismatchError(
+            "the decoded data differs from what the compressor verified (checksum mismatch); the stream is "
+            "damaged or was made with different numerics: " + str(container.header.get("numerics")))
+    return recon
+
+
+class Codec:
+    """A compressor configured once and used for many arrays: ``Codec(1e-3).compress(x)``."""
+
+    def __init__(self, eb: float, mode: str = "rel", predictor: str = "interp", *, rel: float | None = None,
+                 **options: Any) -> None:
+        ErrorBound(mode, eb, rel)  # validate now, not at the first call
+        create_predictor(predictor, **options)
+        self.eb, self.mode, self.predictor, self.rel, self.options = eb, mode, predictor, rel, options
+
+    def compress(self, array: Any) -> bytes:
+        return compress(array, self.eb, self.mode, self.predictor, rel=self.rel, **self.options)
+
+    def decompress(self, data: bytes) -> np.ndarray:
+        return decompress(data)
+
+    def __repr__(self) -> str:
+        return f"Codec(eb={self.eb}, mode={self.mode!r}, predictor={self.predictor!r}, options={self.options})"

@@ -1,0 +1,174 @@
+"""The ``srnsz`` command line: compress, decompress, info, eval."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from srnsz import api
+from srnsz.bounds import MODES
+from srnsz.errors import SrnszError
+from srnsz.examples import example_field
+from srnsz.fieldio import RAW_DTYPES, read_field, write_atomically, write_field
+from srnsz.metrics import bit_rate, quality
+from srnsz.predictors import list_predictors
+
+RAW_HELP = ("raw binary input: element type; needs --shape. Raw files are little endian, C order "
+            "(slowest axis first, as numpy), so a Fortran-order 128x64x41 field is --shape 41 64 128")
+
+
+@contextmanager
+def progress_bar(total: int, label: str) -> Iterator[Callable[[int], None]]:
+    """tqdm bar on stderr, shown only on a terminal."""
+    from tqdm import tqdm
+
+    with tqdm(total=total, desc=label, unit="pt", unit_scale=True, disable=None, leave=False) as bar:
+        yield bar.update
+
+
+def _add_input(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", nargs="?", help=".npy file, or raw binary with --dtype/--shape")
+    p.add_argument("--dtype", choices=sorted(RAW_DTYPES), help=RAW_HELP)
+    p.add_argument("--shape", type=int, nargs="+", metavar="N", help="raw input sizes, slowest axis first")
+    p.add_argument("--example", action="store_true", help="use the built-in example field instead of a file")
+
+
+def _add_bound(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--eb", type=float, default=1e-3, help="error bound value (default 1e-3)")
+    p.add_argument("--mode", choices=MODES, default="rel",
+                   help="abs: data units; rel: fraction of the value range (default); psnr: target dB; "
+                        "abs_and_rel: the smaller of --eb (abs) and --rel")
+    p.add_argument("--rel", type=float, help="relative part of --mode abs_and_rel")
+    p.add_argument("--predictor", choices=list_predictors(), default="interp")
+    p.add_argument("--kind", choices=["cubic", "linear"], help="spline of the interp predictor (default: tuned)")
+    p.add_argument("--tune", choices=["fast", "off"], help="interp tuning on sampled blocks (default fast)")
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    if args.predictor == "interp":
+        if args.kind:
+            opts["kind"] = args.kind
+        if args.tune:
+            opts["tune"] = args.tune
+    return opts
+
+
+def _load(args: argparse.Namespace) -> np.ndarray:
+    if args.example:
+        return example_field()
+    if args.input is None:
+        raise SrnszError("give an input file or --example")
+    return read_field(args.input, args.dtype, args.shape)
+
+
+def _compress_field(data: np.ndarray, args: argparse.Namespace) -> bytes:
+    with progress_bar(data.size, "compress") as update:
+        return api.compress(data, args.eb, args.mode, args.predictor, rel=args.rel, progress=update,
+                            **_options(args))
+
+
+def cmd_compress(args: argparse.Namespace) -> None:
+    if Path(args.output).exists() and not args.force:  # fail before the work, not after
+        raise SrnszError(f"output {args.output!r} exists; use --force to overwrite it")
+    data = _load(args)
+    stream = _compress_field(data, args)
+    write_atomically(args.output, lambda tmp: tmp.write_bytes(stream), args.force)
+    print(f"{data.nbytes} -> {len(stream)} bytes (ratio {data.nbytes / len(stream):.2f}) {args.output}")
+
+
+def _read_stream(path: str) -> bytes:
+    p = Path(path)
+    if not p.is_file():
+        raise SrnszError(f"input file {path!r} does not exist")
+    return p.read_bytes()
+
+
+def cmd_decompress(args: argparse.Namespace) -> None:
+    if Path(args.output).exists() and not args.force:
+        raise SrnszError(f"output {args.output!r} exists; use --force to overwrite it")
+    stream = _read_stream(args.input)
+    shape = api.info(stream).shape
+    with progress_bar(int(np.prod(shape)), "decompress") as update:
+        data = api.decompress(stream, progress=update)
+    write_field(args.output, data, args.force)
+    print(f"{args.output}: {data.dtype} {data.shape}")
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    i = api.info(_read_stream(args.input))
+    print(f"format version : {i.format_version} ({i.created_by})")
+    print(f"shape, dtype   : {i.shape} {i.dtype}")
+    print(f"error bound    : {i.error_bound}")
+    print(f"predictor      : {i.predictor} {i.predictor_params.get('config', '')}")
+    print(f"size           : {i.compressed_bytes} bytes, ratio {i.ratio:.2f}")
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    data = _load(args)
+    t0 = time.perf_counter()
+    stream = _compress_field(data, args)
+    t1 = time.perf_counter()
+    recon = api.decompress(stream)
+    t2 = time.perf_counter()
+    q = quality(data, recon)
+    eb = api.info(stream).error_bound["abs"]
+    mb = data.nbytes / 1e6
+    print(f"field              : {data.dtype} {data.shape}")
+    print(f"compression ratio  : {data.nbytes / len(stream):.2f}")
+    print(f"bit rate           : {bit_rate(len(stream), data.size):.4f} bits/value")
+    print(f"PSNR               : {q.psnr_db:.2f} dB")
+    print(f"NRMSE              : {q.nrmse:.3e}")
+    print(f"max abs error      : {q.max_abs_error:.6g} (bound {eb:.6g})")
+    print(f"max error / eb     : {q.max_abs_error / eb if eb else 0.0:.4f}")
+    print(f"bound held         : {q.max_abs_error <= eb and q.nonfinite_preserved}")
+    print(f"compress           : {mb / (t1 - t0):.1f} MB/s")
+    print(f"decompress         : {mb / (t2 - t1):.1f} MB/s")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="srnsz", description="Error-bounded lossy compression of float arrays.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("compress", help="compress a field to a .srnsz stream")
+    _add_input(c)
+    c.add_argument("-o", "--output", required=True, help="output stream file")
+    c.add_argument("--force", action="store_true", help="overwrite an existing output")
+    _add_bound(c)
+    c.set_defaults(func=cmd_compress)
+    d = sub.add_parser("decompress", help="decompress a stream to .npy (or raw binary for other suffixes)")
+    d.add_argument("input")
+    d.add_argument("-o", "--output", required=True, help="output .npy (other suffixes: raw little endian)")
+    d.add_argument("--force", action="store_true", help="overwrite an existing output")
+    d.set_defaults(func=cmd_decompress)
+    i = sub.add_parser("info", help="describe a stream")
+    i.add_argument("input")
+    i.set_defaults(func=cmd_info)
+    e = sub.add_parser("eval", help="compress and decompress in memory and report ratio, error and speed")
+    _add_input(e)
+    _add_bound(e)
+    e.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (SrnszError, OSError) as exc:
+        print(f"srnsz: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("srnsz: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

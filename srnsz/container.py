@@ -1,0 +1,97 @@
+"""The stream container: magic, format version, JSON header, length-prefixed sections with CRC32.
+
+Layout (little endian)::
+
+    magic      8 bytes  b"\\x89SRNSZ\\r\\n"
+    version    u16 major, u16 minor
+    sections   repeated: tag (4 ASCII bytes), u64 length, u32 CRC32 of payload, payload
+    end        tag b"END!", u64 0, u32 0
+
+The first section is always ``HEAD`` (UTF-8 JSON). See docs/format.md.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from srnsz.errors import StreamFormatError
+
+MAGIC = b"\x89SRNSZ\r\n"
+VERSION_MAJOR = 1
+VERSION_MINOR = 0
+_PREFIX = struct.Struct("<HH")
+_SECTION = struct.Struct("<4sQI")
+_END = b"END!"
+
+
+@dataclass
+class Container:
+    """A parsed stream: the header dict and the payload of every other section by tag."""
+
+    header: dict[str, Any]
+    sections: dict[str, bytes]
+    version: tuple[int, int]
+
+
+def write_container(header: dict[str, Any], sections: dict[str, bytes]) -> bytes:
+    """Serialize ``header`` (JSON-able) and ``sections`` (4-character tag -> payload)."""
+    parts = [MAGIC, _PREFIX.pack(VERSION_MAJOR, VERSION_MINOR)]
+    for tag in sections:
+        if len(tag.encode("ascii")) != 4 or tag in ("HEAD", _END.decode()):
+            raise ValueError(f"bad section tag {tag!r}")
+    items = [("HEAD", json.dumps(header, sort_keys=True).encode())] + sorted(sections.items())
+    for tag, payload in items:
+        tag_bytes = tag.encode("ascii")
+        parts.append(_SECTION.pack(tag_bytes, len(payload), zlib.crc32(payload)))
+        parts.append(payload)
+    parts.append(_SECTION.pack(_END, 0, 0))
+    return b"".join(parts)
+
+
+def read_container(data: bytes) -> Container:
+    """Parse and verify a stream; any damage raises StreamFormatError with a reason."""
+    view = memoryview(data)
+    if len(view) < len(MAGIC) + _PREFIX.size or bytes(view[:len(MAGIC)]) != MAGIC:
+        raise StreamFormatError("not an srnsz stream (bad magic bytes)")
+    major, minor = _PREFIX.unpack_from(view, len(MAGIC))
+    if major != VERSION_MAJOR:
+        raise StreamFormatError(
+            f"stream format version {major}.{minor} is not supported by this srnsz "
+            f"(reads {VERSION_MAJOR}.x); use a matching srnsz release")
+    pos = len(MAGIC) + _PREFIX.size
+    sections: dict[str, bytes] = {}
+    while True:
+        if pos + _SECTION.size > len(view):
+            raise StreamFormatError("the stream is truncated (missing end marker)")
+        raw_tag, length, crc = _SECTION.unpack_from(view, pos)
+        pos += _SECTION.size
+        if raw_tag == _END:
+            break
+        try:
+            tag = raw_tag.decode("ascii")
+        except UnicodeDecodeError:
+            raise StreamFormatError("the stream is corrupted (bad section tag)") from None
+        if pos + length > len(view):
+            raise StreamFormatError(f"the stream is truncated inside section {tag}")
+        payload = bytes(view[pos:pos + length])
+        pos += length
+        if zlib.crc32(payload) != crc:
+            raise StreamFormatError(f"section {tag} is corrupted (CRC32 mismatch)")
+        if tag in sections:
+            raise StreamFormatError(f"section {tag} appears twice")
+        sections[tag] = payload
+    if pos != len(view):
+        raise StreamFormatError(f"{len(view) - pos} unexpected bytes after the end of the stream")
+    if "HEAD" not in sections:
+        raise StreamFormatError("the stream has no header")
+    try:
+        header = json.loads(sections.pop("HEAD"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise StreamFormatError("the header is not valid JSON") from None
+    if not isinstance(header, dict):
+        raise StreamFormatError("the header is not a JSON object")
+    return Container(header, sections, (major, minor))
