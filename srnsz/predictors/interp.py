@@ -54,7 +54,8 @@ def _odd(axis: int, ndim: int) -> tuple[slice, ...]:
 
 def _finite_prediction(view: np.ndarray, axis: int, kind: str) -> np.ndarray:
     """predict_odd, with non-finite predictions (NaN/Inf neighbours) replaced by the left neighbour, or 0."""
-    pred = predict_odd(view, axis, kind)
+    with np.errstate(over="ignore", invalid="ignore"):
+        pred = predict_odd(view, axis, kind)
     bad = ~np.isfinite(pred)
     if bad.any():
         key = [slice(None)] * view.ndim

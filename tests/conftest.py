@@ -1,0 +1,45 @@
+"""Shared helpers: generated fields and the no-slack bound check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import srnsz
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def smooth_field(shape: tuple[int, ...], dtype=np.float32, seed: int = 0) -> np.ndarray:
+    """Sum of random low-frequency waves plus a little noise."""
+    rng = np.random.default_rng(seed)
+    axes = np.meshgrid(*[np.linspace(0, 1, n) for n in shape], indexing="ij")
+    out = np.zeros(shape)
+    for _ in range(4):
+        phase = sum(rng.uniform(1, 6) * a for a in axes)
+        out += rng.uniform(-1, 1) * np.sin(2 * np.pi * phase + rng.uniform(0, 6))
+    out += 0.01 * rng.standard_normal(shape)
+    return out.astype(dtype)
+
+
+def assert_bound(original: np.ndarray, recon: np.ndarray, eb: float) -> None:
+    """|x - x'| <= eb for every finite value, exactly; NaN/Inf bit for bit; shape and dtype kept."""
+    assert recon.shape == original.shape and recon.dtype == original.dtype
+    finite = np.isfinite(original)
+    err = np.abs(original[finite].astype(np.float64) - recon[finite].astype(np.float64))
+    assert err.size == 0 or err.max() <= eb, f"max error {err.max()} > eb {eb}"
+    bits = f"u{original.itemsize}"
+    assert np.array_equal(original[~finite].view(bits), recon[~finite].view(bits))
+
+
+def roundtrip(data: np.ndarray, eb: float, mode: str = "abs", **kw) -> tuple[np.ndarray, bytes, float]:
+    stream = srnsz.compress(data, eb, mode, **kw)
+    recon = srnsz.decompress(stream)
+    return recon, stream, srnsz.info(stream).error_bound["abs"]
+
+
+@pytest.fixture
+def field3d() -> np.ndarray:
+    return smooth_field((20, 33, 47))

@@ -1,0 +1,99 @@
+"""The command line, run as a user would: in a subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import assert_bound, smooth_field
+
+import srnsz
+
+
+def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "srnsz.cli", *args], capture_output=True, text=True, timeout=300)
+    assert (proc.returncode == 0) == ok, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return proc
+
+
+@pytest.fixture
+def npy(tmp_path):
+    data = smooth_field((16, 24, 30))
+    path = tmp_path / "field.npy"
+    np.save(path, data)
+    return path, data
+
+
+def test_compress_decompress_npy(npy, tmp_path):
+    path, data = npy
+    out, back = tmp_path / "f.srnsz", tmp_path / "back.npy"
+    run("compress", str(path), "-o", str(out), "--eb", "1e-3")
+    run("decompress", str(out), "-o", str(back))
+    eb = srnsz.info(out.read_bytes()).error_bound["abs"]
+    assert_bound(data, np.load(back), eb)
+    assert "ratio" in run("info", str(out)).stdout
+
+
+def test_raw_input_and_output(tmp_path):
+    data = smooth_field((9, 10, 11), np.float64)
+    raw = tmp_path / "f.bin"
+    data.tofile(raw)
+    out, back = tmp_path / "f.srnsz", tmp_path / "back.bin"
+    run("compress", str(raw), "--dtype", "f64", "--shape", "9", "10", "11", "-o", str(out), "--mode", "abs",
+        "--eb", "0.01")
+    run("decompress", str(out), "-o", str(back))
+    assert_bound(data, np.fromfile(back, dtype="<f8").reshape(data.shape), 0.01)
+
+
+def test_raw_size_mismatch_is_clear(tmp_path):
+    raw = tmp_path / "f.bin"
+    np.zeros(100, np.float32).tofile(raw)
+    proc = run("compress", str(raw), "--dtype", "f32", "--shape", "10", "11", "-o", str(tmp_path / "x"), ok=False)
+    assert "needs 440" in proc.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_refuses_to_overwrite_without_force(npy, tmp_path):
+    path, _ = npy
+    out = tmp_path / "f.srnsz"
+    out.write_bytes(b"precious")
+    proc = run("compress", str(path), "-o", str(out), ok=False)
+    assert "--force" in proc.stderr and out.read_bytes() == b"precious"
+    run("compress", str(path), "-o", str(out), "--force")
+    assert out.read_bytes() != b"precious"
+
+
+def test_corrupted_stream_leaves_no_output(npy, tmp_path):
+    path, _ = npy
+    out = tmp_path / "f.srnsz"
+    run("compress", str(path), "-o", str(out))
+    blob = bytearray(out.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    out.write_bytes(bytes(blob))
+    proc = run("decompress", str(out), "-o", str(tmp_path / "back.npy"), ok=False)
+    assert "corrupted" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.srnsz", "field.npy"]
+
+
+@pytest.mark.parametrize("args,match", [
+    (["compress", "missing.npy", "-o", "x"], "does not exist"),
+    (["compress", "--example", "-o", "x", "--eb", "-1"], ">= 0"),
+    (["decompress", "missing.srnsz", "-o", "x.npy"], "does not exist"),
+])
+def test_clear_errors(args, match, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert match in run(*args, ok=False).stderr
+
+
+def test_not_npy_without_raw_options(tmp_path):
+    f = tmp_path / "f.dat"
+    f.write_bytes(b"1234")
+    assert "--dtype and --shape" in run("compress", str(f), "-o", str(tmp_path / "o"), ok=False).stderr
+
+
+def test_eval_on_example():
+    out = run("eval", "--example", "--eb", "1e-2").stdout
+    assert "bound held         : True" in out and "PSNR" in out and "MB/s" in out

@@ -1,0 +1,95 @@
+"""Bad input gets a clear error, never a traceback from deep inside."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+
+import srnsz
+from srnsz.container import MAGIC
+from srnsz.errors import InvalidInputError, ReconstructionMismatchError, StreamFormatError
+
+
+@pytest.mark.parametrize("array,match", [
+    (np.zeros((2, 2), dtype=np.int32), "float32 or float64"),
+    (np.zeros((2, 2), dtype=np.float16), "float32 or float64"),
+    (np.float32(1.0), "1 to 4 dimensions"),
+    (np.zeros((2, 2, 2, 2, 2), dtype=np.float32), "1 to 4 dimensions"),
+    (np.zeros((0, 3), dtype=np.float32), "empty"),
+    (np.array(["a"]), "float32 or float64"),
+])
+def test_bad_arrays(array, match):
+    with pytest.raises(InvalidInputError, match=match):
+        srnsz.compress(array, 1e-3)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"eb": -1.0}, ">= 0"), ({"eb": float("nan")}, "finite"), ({"eb": "x"}, "number"),
+    ({"eb": 1e-3, "mode": "relative"}, "unknown"), ({"eb": 0.0, "mode": "psnr"}, "> 0"),
+    ({"eb": 1e-3, "mode": "abs_and_rel"}, "rel="), ({"eb": 1e-3, "predictor": "nope"}, "unknown"),
+    ({"eb": 1e-3, "kind": "quintic"}, "kind"), ({"eb": 1e-3, "colour": 1}, "bad options"),
+    ({"eb": 1e-3, "tune": "slow"}, "tune"), ({"eb": 1e-3, "dim_order": (0, 0, 1)}, "dim_order"),
+    ({"eb": 1e-3, "anchor_stride": 12}, "power of two"),
+])
+def test_bad_options(kwargs, match, field3d):
+    with pytest.raises(InvalidInputError, match=match):
+        srnsz.compress(field3d, **kwargs)
+
+
+@pytest.fixture
+def stream(field3d) -> bytes:
+    return srnsz.compress(field3d, 1e-3)
+
+
+def test_truncated_streams(stream):
+    for cut in (0, 5, len(MAGIC) + 2, 40, len(stream) // 2, len(stream) - 1):
+        with pytest.raises(StreamFormatError):
+            srnsz.decompress(stream[:cut])
+
+
+def test_every_flipped_byte_is_caught(stream):
+    # Flip a byte at many positions: each must give a clear srnsz error, never wrong data or a crash.
+    minor = range(len(MAGIC) + 2, len(MAGIC) + 4)  # a newer minor version is readable by design
+    for pos in range(0, len(stream), max(1, len(stream) // 300)):
+        if pos in minor:
+            continue
+        damaged = bytearray(stream)
+        damaged[pos] ^= 0x5A
+        with pytest.raises((StreamFormatError, ReconstructionMismatchError)):
+            srnsz.decompress(bytes(damaged))
+
+
+def test_unknown_major_version_is_refused(stream):
+    newer = stream[:len(MAGIC)] + struct.pack("<HH", 99, 0) + stream[len(MAGIC) + 4:]
+    with pytest.raises(StreamFormatError, match="version 99.0 is not supported"):
+        srnsz.decompress(newer)
+
+
+def test_not_a_stream():
+    with pytest.raises(StreamFormatError, match="magic"):
+        srnsz.decompress(b"\x93NUMPY" + bytes(100))
+    with pytest.raises(InvalidInputError):
+        srnsz.decompress("not bytes")
+
+
+def test_trailing_garbage(stream):
+    with pytest.raises(StreamFormatError, match="unexpected bytes"):
+        srnsz.decompress(stream + b"xx")
+
+
+def test_checksum_mismatch_is_an_error(stream, monkeypatch):
+    # Simulate numerics that differ between compressor and decompressor: the checksum must catch it.
+    from srnsz.predictors import interp
+
+    original = interp.reconstruct
+
+    def drifting(*args, **kwargs):
+        out = original(*args, **kwargs)
+        out[:1] = np.nextafter(out[:1], np.inf)
+        return out
+
+    monkeypatch.setattr(interp, "reconstruct", drifting)
+    with pytest.raises(ReconstructionMismatchError, match="checksum"):
+        srnsz.decompress(stream)

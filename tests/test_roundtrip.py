@@ -1,0 +1,133 @@
+"""Round trips over shapes, dtypes, modes and awkward values; the bound is checked with no slack."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import assert_bound, roundtrip, smooth_field
+
+import srnsz
+from srnsz.predictors import list_predictors
+
+SHAPES = [(1,), (2,), (7,), (1000,), (1, 1), (1, 9), (5, 1), (3, 3), (65, 130), (1, 1, 1), (2, 3, 4), (17, 1, 33),
+          (33, 31, 29), (5, 6, 7, 8), (1, 3, 1, 9), (17, 9, 5, 3)]
+LOSSY = [name for name in list_predictors() if name != "lossless"]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_shapes_and_dtypes(shape, dtype):
+    data = smooth_field(shape, dtype)
+    for eb in (1e-1, 1e-3):
+        recon, _, eb_abs = roundtrip(data, eb, "rel")
+        assert_bound(data, recon, eb_abs)
+
+
+@pytest.mark.parametrize("predictor", LOSSY)
+@pytest.mark.parametrize("options", [{}, {"kind": "linear"}, {"kind": "cubic", "tune": "off"},
+                                     {"dim_order": (2, 0, 1), "anchor_stride": 8}], ids=str)
+def test_predictor_options(predictor, options, field3d):
+    recon, _, eb_abs = roundtrip(field3d, 1e-2, "rel", predictor=predictor, **options)
+    assert_bound(field3d, recon, eb_abs)
+
+
+@pytest.mark.parametrize("mode,eb,rel", [("abs", 0.05, None), ("rel", 1e-4, None), ("psnr", 60.0, None),
+                                         ("abs_and_rel", 0.05, 1e-3), ("abs_and_rel", 1e-4, 0.5)])
+def test_modes(mode, eb, rel, field3d):
+    recon, _, eb_abs = roundtrip(field3d, eb, mode, rel=rel)
+    assert_bound(field3d, recon, eb_abs)
+    value_range = float(field3d.max()) - float(field3d.min())
+    if mode == "rel":
+        assert eb_abs == pytest.approx(eb * value_range)
+    if mode == "abs_and_rel":
+        assert eb_abs == pytest.approx(min(eb, rel * value_range))
+    if mode == "psnr":
+        q = srnsz.metrics.quality(field3d, recon)
+        assert q.psnr_db >= eb  # a uniform-error bound at the target PSNR keeps at least that PSNR
+
+
+def test_zero_bound_is_lossless(field3d):
+    for dtype in (np.float32, np.float64):
+        data = field3d.astype(dtype)
+        recon, stream, eb_abs = roundtrip(data, 0.0, "abs")
+        assert eb_abs == 0 and srnsz.info(stream).predictor == "lossless"
+        assert np.array_equal(recon.view(f"u{data.itemsize}"), data.view(f"u{data.itemsize}"))
+
+
+def test_constant_field_is_tiny_and_exact():
+    data = np.full((40, 50, 60), 3.25, dtype=np.float32)
+    recon, stream, _ = roundtrip(data, 1e-3, "rel")
+    assert np.array_equal(recon, data)
+    assert len(stream) < 2000
+
+
+@pytest.mark.parametrize("eb", [1e-2, 1e-6])
+def test_constant_field_abs_bound(eb):
+    data = np.full((30, 31), -7.5, dtype=np.float64)
+    recon, _, eb_abs = roundtrip(data, eb, "abs")
+    assert_bound(data, recon, eb_abs)
+
+
+def test_nan_and_inf_come_back_bit_for_bit(field3d):
+    data = field3d.copy()
+    rng = np.random.default_rng(1)
+    idx = rng.choice(data.size, 300, replace=False)
+    data.flat[idx[:100]] = np.nan
+    data.flat[idx[100:200]] = np.inf
+    data.flat[idx[200:]] = -np.inf
+    data[3:9, 4:20, 5:30] = np.nan  # a masked region
+    recon, _, eb_abs = roundtrip(data, 1e-3, "rel")
+    assert_bound(data, recon, eb_abs)
+
+
+def test_all_nonfinite():
+    data = np.array([[np.nan, np.inf], [-np.inf, np.nan]], dtype=np.float32)
+    recon, _, _ = roundtrip(data, 1e-2, "rel")
+    assert_bound(data, recon, 0.0)
+
+
+def test_huge_dynamic_range():
+    rng = np.random.default_rng(2)
+    data = (10.0 ** rng.uniform(-30, 30, (20, 30, 40))) * rng.choice([-1, 1], (20, 30, 40))
+    for dtype in (np.float32, np.float64):
+        d = data.astype(dtype)
+        for eb in (1e-3, 1e10, 1e-25):
+            recon, _, eb_abs = roundtrip(d, eb, "abs")
+            assert_bound(d, recon, eb_abs)
+
+
+def test_extreme_float64_values():
+    data = np.array([1e308, -1e308, 1e-308, 5e-324, 0.0, -0.0, 1.0], dtype=np.float64)
+    recon, _, eb_abs = roundtrip(np.tile(data, 50), 1e-3, "rel")
+    assert_bound(np.tile(data, 50), recon, eb_abs)
+
+
+def test_fill_values_like_ocean_land_mask():
+    data = smooth_field((12, 40, 50)) + 280
+    data[:, 10:25, 5:20] = 1e20  # land cells hold a fill value
+    recon, stream, eb_abs = roundtrip(data, 0.01, "abs")
+    assert_bound(data, recon, eb_abs)
+    assert data.nbytes / len(stream) > 4
+
+
+def test_non_contiguous_and_big_endian_inputs(field3d):
+    for data in (field3d[:, ::2, 1:], field3d.astype(">f4"), np.asfortranarray(field3d)):
+        recon, _, eb_abs = roundtrip(data, 1e-3, "rel")
+        assert_bound(np.asarray(data, dtype=np.float32), recon, eb_abs)
+
+
+def test_deterministic_streams(field3d):
+    assert srnsz.compress(field3d, 1e-3) == srnsz.compress(field3d, 1e-3)
+
+
+def test_ratio_grows_with_bound(field3d):
+    sizes = [len(srnsz.compress(field3d, eb)) for eb in (1e-5, 1e-3, 1e-1)]
+    assert sizes[0] > sizes[1] > sizes[2]
+
+
+def test_codec_object(field3d):
+    codec = srnsz.Codec(1e-3, "rel", kind="linear")
+    stream = codec.compress(field3d)
+    recon = codec.decompress(stream)
+    assert_bound(field3d, recon, srnsz.info(stream).error_bound["abs"])
+    assert "linear" in repr(codec)

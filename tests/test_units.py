@@ -1,0 +1,94 @@
+"""Contracts of the individual stages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from srnsz.entropy import CodeReader, ContextCodeWriter
+from srnsz.grid import make_plan
+from srnsz.interpolation import KINDS, predict_odd
+from srnsz.quantizer import ESCAPE, RADIUS, quantize, reconstruct
+
+
+@pytest.mark.parametrize("n", range(2, 20))
+def test_splines_are_exact_on_their_polynomials(n):
+    x = np.arange(n, dtype=np.float64)
+    np.testing.assert_allclose(predict_odd(2 * x + 1, 0, "linear")[: (n - 1) // 2], (2 * x + 1)[1::2][: (n - 1) // 2])
+    if n >= 5:
+        cube = x**3 - 2 * x**2
+        interior = slice(1, (n - 5) // 2 + 1)
+        np.testing.assert_allclose(predict_odd(cube, 0, "cubic")[interior], cube[1::2][interior])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_spline_along_each_axis_has_odd_shape(kind):
+    v = np.random.default_rng(0).random((5, 8, 3))
+    for axis in range(3):
+        expected = list(v.shape)
+        expected[axis] //= 2
+        assert predict_odd(v, axis, kind).shape == tuple(expected)
+
+
+def test_constant_lines_predict_exactly():
+    v = np.full(11, 1.0000000200408773e20, dtype=np.float32)
+    for kind in KINDS:
+        assert (predict_odd(v, 0, kind) == np.float64(v[0])).all()
+
+
+def test_quantizer_contract():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(10000).astype(np.float32)
+    x[:3] = [np.nan, np.inf, 1e30]
+    pred = x.astype(np.float64) + rng.normal(0, 0.1, x.size)
+    pred[2] = 0.0  # 1e30 away: far beyond the code radius
+    q = quantize(x, pred, 1e-3)
+    assert q.codes[0] == ESCAPE and q.codes[1] == ESCAPE and q.codes[2] == ESCAPE
+    assert np.abs(q.codes[q.codes != ESCAPE]).max() <= RADIUS
+    finite = np.isfinite(x)
+    assert np.abs(x[finite].astype(np.float64) - q.recon[finite]).max() <= 1e-3
+    back = reconstruct(pred, q.codes, 1e-3, np.dtype(np.float32), q.escaped)
+    assert np.array_equal(back.view(np.uint32), q.recon.view(np.uint32))
+
+
+@pytest.mark.parametrize("scale", [0.01, 3, 3000])
+def test_entropy_coder_round_trip(scale):
+    rng = np.random.default_rng(1)
+    writer = ContextCodeWriter()
+    batches = []
+    for table in (0, 1, 1, 2):
+        codes = np.rint(rng.laplace(0, scale, 5000)).clip(-30000, 30000).astype(np.int16)
+        codes[::97] = ESCAPE
+        contexts = rng.integers(0, 9, 5000).astype(np.uint8)
+        writer.write(codes, contexts, table)
+        batches.append((codes, contexts, table))
+    reader = CodeReader(writer.finish())
+    for codes, contexts, table in batches:
+        assert np.array_equal(reader.read(contexts, table), codes)
+
+
+def test_context_coding_beats_order0_on_quiet_regions():
+    # Zero codes with zero contexts, busy codes with busy contexts: context coding must exploit it.
+    rng = np.random.default_rng(2)
+    quiet = np.zeros(100000, np.int16)
+    busy = rng.integers(-20, 21, 100000).astype(np.int16)
+    writer = ContextCodeWriter()
+    writer.write(np.concatenate([quiet, busy]), np.repeat(np.array([0, 8], np.uint8), 100000), 0)
+    size = len(writer.finish())
+    p0, p = 0.5 + 0.5 / 41, 0.5 / 41
+    order0_bits = 200000 * -(p0 * np.log2(p0) + 40 * p * np.log2(p))  # about 3.6 bits per code
+    context_bits = 100000 * np.log2(41)  # quiet half free, busy half uniform: about 2.7 bits per code
+    assert size * 8 < 1.01 * context_bits < 0.8 * order0_bits
+
+
+def test_plan_visits_every_point_once():
+    for shape in [(1,), (9,), (5, 1, 7), (33, 17), (6, 5, 4, 3)]:
+        plan = make_plan(shape, anchor_stride=4)
+        seen = np.zeros(shape, np.int32)
+        seen[plan.anchor_key] += 1
+        for p in plan.passes():
+            view = seen[p.key]
+            key = [slice(None)] * len(shape)
+            key[p.axis] = slice(1, None, 2)
+            view[tuple(key)] += 1
+        assert (seen == 1).all(), shape
