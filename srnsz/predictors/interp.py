@@ -159,11 +159,10 @@ class InterpPredictor(Predictor):
                     progress(pred.size)
         if progress:
             progress(anchors.size)
-        sections = {
-            "ANCH": lossless.pack(anchors.tobytes()),
-            "CODE": writer.finish(),
-            "ESCP": lossless.pack(np.concatenate(escaped).tobytes() if escaped else b""),
-        }
+        sections = {"ANCH": lossless.pack(anchors.tobytes()), "CODE": writer.finish()}
+        escaped_values = np.concatenate(escaped) if escaped else anchors[:0]
+        if escaped_values.size:
+            sections["ESCP"] = lossless.pack(escaped_values.tobytes())
         config = {**asdict(self.config), "dim_order": list(plan.dim_order)}
         params = {"config": config, "anchor_stride": plan.anchor_stride, "levels": plan.levels,
                   "level_bounds": bounds, "chunk_points": CHUNK_POINTS}
@@ -181,7 +180,7 @@ class InterpPredictor(Predictor):
         if anchors.size != rec[plan.anchor_key].size:
             raise StreamFormatError("the anchor section does not match the shape")
         rec[plan.anchor_key] = anchors.reshape(rec[plan.anchor_key].shape)
-        escaped = np.frombuffer(lossless.unpack(sections["ESCP"], "escape"), dtype=dtype)
+        escaped = np.frombuffer(lossless.unpack(sections["ESCP"], "escape") if "ESCP" in sections else b"", dtype)
         used = 0
         reader = CodeReader(sections["CODE"])
         for p in plan.passes():
