@@ -52,7 +52,10 @@ class ContextCodeWriter:
         parts = [struct.pack("<I", len(tables))]
         for table in tables:
             mine = [b for b in self.batches if b.table == table]
-            best = min(_encode_context(mine), _encode_zstd(mine, self.fast), key=len)
+            context, quick = _encode_context(mine), _encode_zstd(mine, fast=True)
+            # The slow strong zstd levels gain at most ~30% over the quick one: try them only when they can win.
+            strong = _encode_zstd(mine) if not self.fast and len(quick) < 1.4 * len(context) else quick
+            best = min(context, quick, strong, key=len)
             parts.append(struct.pack("<II", table, len(best)) + best)
         return b"".join(parts)
 
