@@ -12,6 +12,7 @@ import numpy as np
 from srnsz.bounds import ErrorBound
 from srnsz.container import read_container, write_container
 from srnsz.errors import InvalidInputError, ReconstructionMismatchError, SrnszError, StreamFormatError
+from srnsz.metrics import bound_held
 from srnsz.predictors import PREDICTORS, create_predictor
 from srnsz.predictors.base import Progress
 
@@ -46,12 +47,7 @@ def checksum(recon: np.ndarray) -> int:
 
 def _verify_bound(data: np.ndarray, recon: np.ndarray, eb: float) -> None:
     """The compressor's own check before it hands out a stream: never ship a broken guarantee."""
-    finite = np.isfinite(data)
-    with np.errstate(invalid="ignore"):
-        err = np.abs(data.astype(np.float64) - recon.astype(np.float64))
-    bits = f"u{data.itemsize}"
-    ok = bool(np.all(err[finite] <= eb)) and np.array_equal(data[~finite].view(bits), recon[~finite].view(bits))
-    if not ok:
+    if not bound_held(data, recon, eb):
         raise SrnszError("internal error: the reconstruction breaks the error bound; please report this")
 
 

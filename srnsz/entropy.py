@@ -26,6 +26,9 @@ _SHIFT = 1 << 15
 _COUNT_TOTAL = 1 << 18  # stored counts are scaled to about this total
 METHOD_CONTEXT = 1
 METHOD_ZSTD = 2
+QUICK_ZSTD_LEVEL = 6
+STRONG_ZSTD_LEVEL = 19
+STRONG_ZSTD_MAX_BYTES = 1 << 22
 
 
 @dataclass
@@ -52,10 +55,13 @@ class ContextCodeWriter:
         parts = [struct.pack("<I", len(tables))]
         for table in tables:
             mine = [b for b in self.batches if b.table == table]
-            context, quick = _encode_context(mine), _encode_zstd(mine, fast=True)
-            # The slow strong zstd levels gain at most ~30% over the quick one: try them only when they can win.
-            strong = _encode_zstd(mine) if not self.fast and len(quick) < 1.4 * len(context) else quick
-            best = min(context, quick, strong, key=len)
+            context, (width, raw) = _encode_context(mine), _plain_codes(mine)
+            quick = _encode_zstd(width, raw, QUICK_ZSTD_LEVEL)
+            best = min(context, quick, key=len)
+            # The strong zstd level pays on small streams only and gains at most ~30% over the quick one:
+            # try it only where it can win.
+            if not self.fast and len(raw) <= STRONG_ZSTD_MAX_BYTES and len(quick) < 1.4 * len(context):
+                best = min(best, _encode_zstd(width, raw, STRONG_ZSTD_LEVEL), key=len)
             parts.append(struct.pack("<II", table, len(best)) + best)
         return b"".join(parts)
 
@@ -97,13 +103,17 @@ def _open_substream(body: bytes) -> _ContextReader | _PlainReader:
 
 # --- zstd on raw codes -------------------------------------------------------------------------------------
 
-def _encode_zstd(batches: list[_Batch], fast: bool = False) -> bytes:
+def _plain_codes(batches: list[_Batch]) -> tuple[int, bytes]:
+    """All codes as bytes: (1, int8 with -128 for escapes) when they fit, which zstd compresses far better,
+    else (2, int16 little endian)."""
     codes = np.concatenate([b.codes for b in batches])
-    # One byte per code when they fit (the escape code maps to -128), which zstd compresses far better.
-    narrow = bool(((codes > -128) & (codes < 128) | (codes == ESCAPE)).all())
-    raw = np.where(codes == ESCAPE, -128, codes).astype("i1").tobytes() if narrow else codes.astype("<i2").tobytes()
-    level = 19 if len(raw) <= (1 << 22) and not fast else 6  # strong levels pay on small streams only
-    return bytes([METHOD_ZSTD, 1 if narrow else 2]) + lossless.pack(raw, level=level)
+    if bool(((codes > -128) & (codes < 128) | (codes == ESCAPE)).all()):
+        return 1, np.where(codes == ESCAPE, -128, codes).astype("i1").tobytes()
+    return 2, codes.astype("<i2").tobytes()
+
+
+def _encode_zstd(width: int, raw: bytes, level: int) -> bytes:
+    return bytes([METHOD_ZSTD, width]) + lossless.pack(raw, level=level)
 
 
 class _PlainReader:

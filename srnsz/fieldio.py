@@ -42,14 +42,19 @@ def read_field(path: str | Path, dtype: str | None = None, shape: list[int] | No
     return np.fromfile(path, dtype=dt).reshape(shape)
 
 
+def refuse_existing(path: str | Path, force: bool) -> None:
+    """Raise unless ``path`` is free or ``force`` allows replacing it."""
+    if Path(path).exists() and not force:
+        raise SrnszError(f"output {str(path)!r} exists; use --force to overwrite it")
+
+
 def write_atomically(path: str | Path, write: Callable[[Path], None], force: bool) -> None:
     """Call ``write(tmp)`` on a temporary file beside ``path`` and move it into place only on success.
 
     Refuses to replace an existing ``path`` unless ``force``; never leaves a partial file behind.
     """
     path = Path(path)
-    if path.exists() and not force:
-        raise SrnszError(f"output {str(path)!r} exists; use --force to overwrite it")
+    refuse_existing(path, force)
     if not path.parent.exists():
         raise InvalidInputError(f"output directory {str(path.parent)!r} does not exist")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
