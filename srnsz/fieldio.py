@@ -14,12 +14,47 @@ from srnsz.errors import InvalidInputError, SrnszError
 RAW_DTYPES = {"f32": np.dtype("<f4"), "f64": np.dtype("<f8")}
 
 
-def read_field(path: str | Path, dtype: str | None = None, shape: list[int] | None = None) -> np.ndarray:
-    """Load ``path``: a .npy file, or raw little-endian binary when ``dtype`` and ``shape`` (C order,
-    slowest axis first) are given."""
+HDF5_SUFFIXES = (".h5", ".hdf5", ".he5", ".nc", ".nc4")
+
+
+def read_variable(path: Path, var: str | None) -> np.ndarray:
+    """Read variable ``var`` of an HDF5 or NetCDF file (NetCDF-4 through h5py, classic NetCDF through scipy)."""
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic[:3] == b"CDF":
+        try:
+            from scipy.io import netcdf_file
+        except ImportError:
+            raise InvalidInputError(f"{path.name}: classic NetCDF needs scipy (pip install scipy)") from None
+        with netcdf_file(path, "r", mmap=False) as nc:
+            names = sorted(k for k, v in nc.variables.items() if v.data.dtype.kind == "f")
+            if var not in nc.variables:
+                raise InvalidInputError(f"{path.name}: give --var, one of {', '.join(names)}")
+            return np.array(nc.variables[var].data)
+    try:
+        import h5py
+    except ImportError:
+        raise InvalidInputError(f"{path.name}: HDF5/NetCDF-4 input needs h5py (pip install h5py)") from None
+    try:
+        with h5py.File(path, "r") as h5:
+            names: list[str] = []
+            h5.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) and o.dtype.kind == "f" else None)
+            if var not in names:
+                raise InvalidInputError(f"{path.name}: give --var, one of {', '.join(sorted(names)) or '(none)'}")
+            return np.asarray(h5[var][()])
+    except OSError as exc:
+        raise InvalidInputError(f"{path.name}: cannot read as HDF5/NetCDF ({exc})") from None
+
+
+def read_field(path: str | Path, dtype: str | None = None, shape: list[int] | None = None,
+               var: str | None = None) -> np.ndarray:
+    """Load ``path``: a .npy file, variable ``var`` of an HDF5/NetCDF file, or raw little-endian binary when
+    ``dtype`` and ``shape`` (C order, slowest axis first) are given."""
     path = Path(path)
     if not path.is_file():
         raise InvalidInputError(f"input file {str(path)!r} does not exist")
+    if path.suffix.lower() in HDF5_SUFFIXES and dtype is None and shape is None:
+        return read_variable(path, var)
     if dtype is None and shape is None:
         if path.suffix.lower() != ".npy":
             raise InvalidInputError(f"{path.name}: not a .npy file; for raw binary give --dtype and --shape")

@@ -1,0 +1,104 @@
+"""Shipped network weights: a manifest, sha256 verification before loading, and the network registry.
+
+`pretrained/manifest.json` maps a weights name to {file, architecture, kwargs, sha256, ...}. Loading checks the
+file's sha256 against the manifest (and, when the caller asks for one, against an expected hash from a stream
+header) before `torch.load(weights_only=True)` touches it. Imports torch lazily so `import srnsz` stays light.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from srnsz.errors import SrnszError
+
+PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+MANIFEST = "manifest.json"
+
+
+class WeightsError(SrnszError):
+    """Weights are missing, unknown, damaged, or do not fit their network."""
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    """One shipped weights file as the manifest describes it."""
+
+    name: str
+    file: str
+    architecture: str
+    kwargs: dict[str, Any]
+    sha256: str
+    recipe: str
+    data: dict[str, Any]
+    date: str
+    validation: dict[str, float]
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_manifest(directory: Path | None = None) -> dict[str, WeightsEntry]:
+    """All entries of `directory/manifest.json` (the shipped `pretrained/` by default); {} if there is none."""
+    path = Path(directory or PRETRAINED_DIR) / MANIFEST
+    if not path.exists():
+        return {}
+    try:
+        raw = json.loads(path.read_text())
+        return {name: WeightsEntry(name=name, **entry) for name, entry in raw.items()}
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise WeightsError(f"{path}: not a valid weights manifest ({exc})") from None
+
+
+def list_pretrained(directory: Path | None = None) -> list[str]:
+    """Names of the weights in the manifest."""
+    return sorted(read_manifest(directory))
+
+
+def find_weights(name: str, directory: Path | None = None) -> WeightsEntry:
+    """The manifest entry for `name`, which may be a weights name or a hash prefix (8+ hex digits)."""
+    entries = read_manifest(directory)
+    if name in entries:
+        return entries[name]
+    by_hash = [e for e in entries.values() if len(name) >= 8 and e.sha256.startswith(name.lower())]
+    if len(by_hash) == 1:
+        return by_hash[0]
+    known = ", ".join(sorted(entries)) or "(none shipped)"
+    raise WeightsError(f"no pretrained weights named {name!r}; available: {known}")
+
+
+def load_pretrained(name: str, device: str = "cpu", expected_sha256: str | None = None,
+                    directory: Path | None = None) -> tuple[Any, WeightsEntry]:
+    """(network in eval mode on `device`, its entry) for weights `name`, verified by sha256 before loading."""
+    import torch
+
+    import networks
+
+    entry = find_weights(name, directory)
+    path = Path(directory or PRETRAINED_DIR) / entry.file
+    if not path.exists():
+        raise WeightsError(f"weights file {path} for {name!r} is missing")
+    actual = sha256_of(path)
+    if actual != entry.sha256:
+        raise WeightsError(f"weights file {path.name} has sha256 {actual[:16]}..., the manifest says "
+                           f"{entry.sha256[:16]}...: the file is damaged or replaced")
+    if expected_sha256 is not None and actual != expected_sha256:
+        raise WeightsError(f"the stream was made with weights {expected_sha256[:16]}..., but {name!r} is "
+                           f"{actual[:16]}...: use the same weights to decompress")
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+        model = networks.create_model(entry.architecture, **entry.kwargs)
+        model.load_state_dict(state, strict=True)
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise WeightsError(f"weights {path.name} do not fit network {entry.architecture!r}: {first}") from None
+    return model.to(device).eval(), entry

@@ -1,0 +1,151 @@
+"""Training pipeline: every config composes and instantiates; a tiny run trains, resumes, exports, reloads;
+DDP with the gloo backend on 2 processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("hydra")
+
+from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra.utils import instantiate  # noqa: E402
+
+from srnsz.zoo import WeightsError, load_pretrained  # noqa: E402
+from tests.conftest import SHARED_DATA, smooth_field  # noqa: E402
+from training.train import run  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIGS = REPO / "configs"
+EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
+NETWORKS = sorted(p.stem for p in (CONFIGS / "network").glob("*.yaml"))
+DATA = sorted(p.stem for p in (CONFIGS / "data").glob("*.yaml"))
+
+
+@pytest.fixture()
+def user_field(tmp_path):
+    path = tmp_path / "field.npy"
+    np.save(path, smooth_field((64, 160), seed=3).astype(np.float32))
+    return path
+
+
+def _compose(overrides: list[str]):
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        return compose(config_name="train", overrides=overrides)
+
+
+def _quick(field: Path, out: Path, steps: int, export_dir: Path | None = None) -> list[str]:
+    overrides = [
+        "experiment=quick", f"data.train_files=[{field}]", f"train.out_dir={out}", f"train.steps={steps}",
+        "train.val_every=2", "train.ckpt_every=2", "train.batch_size=2", "data.patch_size=16", "data.val_samples=4",
+        "train.progress=false", "+network.depths=[1]", "+network.num_heads=[2]", "+network.window_size=4",
+    ]
+    if export_dir is not None:
+        overrides += ["export.name=tiny_test", f"export.directory={export_dir}"]
+    return overrides
+
+
+def test_config_groups_match_the_network_registry():
+    import networks
+
+    assert set(NETWORKS) == set(networks.list_models())
+
+
+@pytest.mark.parametrize("network", NETWORKS)
+def test_every_network_config_instantiates(network):
+    cfg = _compose([f"network={network}"])
+    model = instantiate(cfg.network)
+    assert isinstance(model, torch.nn.Module)
+    assert instantiate(cfg.optim).build(model.parameters())[0].param_groups[0]["lr"] == cfg.optim.lr
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_and_instantiates(experiment, user_field):
+    overrides = [f"experiment={experiment}"]
+    cfg = _compose(overrides + ([f"data.train_files=[{user_field}]"] if experiment == "quick" else []))
+    assert cfg.recipe == experiment
+    instantiate(cfg.network)
+    instantiate(cfg.objective)
+    instantiate(cfg.train)
+    instantiate(cfg.optim)
+    if cfg.data.data_dir != "." and not SHARED_DATA.is_dir():
+        pytest.skip("shared data folder absent")
+    data = instantiate(cfg.data, data_dir=str(SHARED_DATA) if cfg.data.data_dir != "." else ".")
+    batch = data.train_batch(2, np.random.default_rng(0))
+    assert all(torch.isfinite(v).all() for v in batch.values())
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared data folder absent")
+@pytest.mark.parametrize("data", DATA)
+def test_data_configs_split_by_file(data):
+    cfg = _compose([f"data={data}"] + (["data.train_files=[x.npy]"] if data == "user_field" else []))
+    if data == "user_field":
+        return
+    assert not set(cfg.data.train_files) & set(cfg.data.val_files)
+
+
+def test_tiny_run_trains_resumes_exports_and_reloads(user_field, tmp_path):
+    out, export_dir = tmp_path / "run", tmp_path / "pretrained"
+    first = run(_compose(_quick(user_field, out, steps=4)))
+    assert first.step == 4 and (out / "checkpoint.pt").exists()
+    assert {"psnr", "baseline_psnr"} <= set(first.validation)
+    resumed = run(_compose(_quick(user_field, out, steps=6, export_dir=export_dir)))
+    assert resumed.step == 6
+    log = [json.loads(line) for line in (out / "val_log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in log] == [2, 4, 6]  # resumed at 4, not from scratch
+    assert (out / "validation.png").stat().st_size > 0
+
+    manifest = json.loads((export_dir / "manifest.json").read_text())
+    entry = manifest["tiny_test"]
+    assert entry["file"] == f"tiny_test-{entry['sha256'][:8]}.pt" and entry["recipe"] == "quick"
+    model, loaded = load_pretrained("tiny_test", directory=export_dir)
+    x = torch.rand(1, 1, 8, 8)
+    with torch.inference_mode():
+        torch.testing.assert_close(model(x), resumed.model(x))
+    assert loaded.kwargs["depths"] == [1]
+
+
+def test_zoo_refuses_damaged_missing_and_mismatched_weights(user_field, tmp_path):
+    export_dir = tmp_path / "pretrained"
+    run(_compose(_quick(user_field, tmp_path / "run", steps=2, export_dir=export_dir)))
+    manifest_path = export_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    weights = export_dir / manifest["tiny_test"]["file"]
+
+    with pytest.raises(WeightsError, match="no pretrained weights named 'nope'"):
+        load_pretrained("nope", directory=export_dir)
+    with pytest.raises(WeightsError, match="use the same weights"):
+        load_pretrained("tiny_test", expected_sha256="0" * 64, directory=export_dir)
+
+    manifest["tiny_test"]["kwargs"]["embed_dim"] = 32
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(WeightsError, match="do not fit network 'hat_tiny'"):
+        load_pretrained("tiny_test", directory=export_dir)
+
+    raw = bytearray(weights.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    weights.write_bytes(bytes(raw))
+    with pytest.raises(WeightsError, match="damaged or replaced"):
+        load_pretrained("tiny_test", directory=export_dir)
+    weights.unlink()
+    with pytest.raises(WeightsError, match="missing"):
+        load_pretrained("tiny_test", directory=export_dir)
+
+
+def test_ddp_on_two_cpu_processes_with_gloo(user_field, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+           "-m", "training.train", *_quick(user_field, out, steps=4), "train.device=cpu", "train.threads=1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 4
+    assert len((out / "val_log.jsonl").read_text().splitlines()) == 2  # only rank 0 logs

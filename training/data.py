@@ -1,0 +1,205 @@
+"""Training data: fields from files, 2D patches for super-resolution and blocks for the autoencoder.
+
+Split by file: `val_files` are never sampled for training. With no `val_files`, the last `holdout` fraction of
+every training field along its longest axis is held out instead (one-field runs on a user's data).
+Values that are non-finite or at least `fill_threshold` in magnitude (fill values) never enter a sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from srnsz.fieldio import read_field
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """Where one field lives: a .npy, an HDF5/NetCDF variable, or raw binary with dtype ('f32'|'f64') and shape."""
+
+    path: str
+    var: str | None = None
+    dtype: str | None = None
+    shape: tuple[int, ...] | None = None
+
+
+def _spec(entry: str | dict | FieldSpec, data_dir: str) -> FieldSpec:
+    if isinstance(entry, FieldSpec):
+        return entry
+    if isinstance(entry, str):
+        return FieldSpec(str(Path(data_dir) / entry))
+    entry = dict(entry)
+    shape = tuple(entry.pop("shape")) if entry.get("shape") is not None else None
+    return FieldSpec(str(Path(data_dir) / entry.pop("path")), shape=shape, **entry)
+
+
+def load_field(spec: FieldSpec) -> np.ndarray:
+    """The field as float64 with invalid values (NaN/Inf) left in place for masking."""
+    return np.asarray(read_field(spec.path, spec.dtype, list(spec.shape) if spec.shape else None, spec.var),
+                      dtype=np.float64)
+
+
+def planes(field: np.ndarray) -> list[np.ndarray]:
+    """2D views of a field: the field itself if 2D, every slice along every axis if 3D, none otherwise."""
+    if field.ndim == 2:
+        return [field]
+    if field.ndim == 3:
+        return [np.moveaxis(field, axis, 0)[i] for axis in range(3) for i in range(field.shape[axis])]
+    return []
+
+
+def _valid(x: np.ndarray, fill_threshold: float) -> bool:
+    return bool(np.all(np.isfinite(x)) and np.all(np.abs(x) < fill_threshold))
+
+
+def _split(fields: list[np.ndarray], holdout: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    train, val = [], []
+    for f in fields:
+        axis = int(np.argmax(f.shape))
+        cut = max(1, int(round(f.shape[axis] * (1 - holdout))))
+        train.append(np.moveaxis(np.moveaxis(f, axis, 0)[:cut], 0, axis))
+        val.append(np.moveaxis(np.moveaxis(f, axis, 0)[cut:], 0, axis))
+    return train, val
+
+
+class _FieldData:
+    """Loads train/val fields and keeps a fixed validation set."""
+
+    def __init__(self, train_files: list, val_files: list | None, data_dir: str, holdout: float,
+                 fill_threshold: float, val_samples: int, seed: int) -> None:
+        if not train_files:
+            raise ValueError("data.train_files is empty: give at least one field")
+        self.fill_threshold = fill_threshold
+        self.train_specs = [_spec(e, data_dir) for e in train_files]
+        self.val_specs = [_spec(e, data_dir) for e in (val_files or [])]
+        train = [load_field(s) for s in self.train_specs]
+        if self.val_specs:
+            val = [load_field(s) for s in self.val_specs]
+        else:
+            train, val = _split(train, holdout)
+        self.train_fields, self.val_fields = train, val
+        self.val_samples, self.seed = val_samples, seed
+
+    def describe(self) -> dict:
+        """What the manifest records about the data."""
+        return {"train": [Path(s.path).name for s in self.train_specs],
+                "val": [Path(s.path).name for s in self.val_specs] or "last part of each training field"}
+
+
+class SuperResolutionPatches(_FieldData):
+    """Random (lr, hr) pairs: hr a (patch, patch) window of a 2D plane, lr = hr[::2, ::2], both scaled with the
+    min/max of lr (what the compressor knows) so lr is in [0, 1]. Optional uniform noise of relative size
+    `input_noise` on lr mimics reconstruction error at that bound."""
+
+    def __init__(self, train_files: list, val_files: list | None = None, data_dir: str = ".", patch_size: int = 64,
+                 input_noise: float = 0.0, holdout: float = 0.2, fill_threshold: float = 1e19,
+                 val_samples: int = 256, seed: int = 0) -> None:
+        if patch_size < 4 or patch_size % 2:
+            raise ValueError(f"patch_size must be even and >= 4, got {patch_size}")
+        super().__init__(train_files, val_files, data_dir, holdout, fill_threshold, val_samples, seed)
+        self.patch_size, self.input_noise = patch_size, input_noise
+        self.train_planes = self._usable(self.train_fields)
+        self.val_planes = self._usable(self.val_fields)
+        if not self.train_planes:
+            raise ValueError(f"no 2D plane of the training fields is at least {patch_size}x{patch_size}")
+        if not self.val_planes:
+            raise ValueError(f"no 2D plane of the validation fields is at least {patch_size}x{patch_size}: give "
+                             "val_files, a larger holdout or a smaller patch_size")
+        self._validation = self._draw(self.val_planes, val_samples, np.random.default_rng(seed + 7919), noise=0.0)
+
+    def _usable(self, fields: list[np.ndarray]) -> list[np.ndarray]:
+        return [p for f in fields for p in planes(f) if min(p.shape) >= self.patch_size]
+
+    def _draw(self, pool: list[np.ndarray], count: int, rng: np.random.Generator, noise: float) -> dict:
+        size = self.patch_size
+        weights = np.array([(p.shape[0] - size + 1) * (p.shape[1] - size + 1) for p in pool], dtype=np.float64)
+        lrs, hrs = [], []
+        attempts = 0
+        while len(hrs) < count:
+            attempts += 1
+            if attempts > 50 * count:
+                raise ValueError("could not find enough patches free of fill values / NaN")
+            plane = pool[rng.choice(len(pool), p=weights / weights.sum())]
+            i = rng.integers(0, plane.shape[0] - size + 1)
+            j = rng.integers(0, plane.shape[1] - size + 1)
+            hr = plane[i:i + size, j:j + size]
+            if rng.random() < 0.5:
+                hr = hr[::-1]
+            if rng.random() < 0.5:
+                hr = hr[:, ::-1]
+            if not _valid(hr, self.fill_threshold):
+                continue
+            lr = hr[::2, ::2]
+            lo, hi = lr.min(), lr.max()
+            if hi <= lo:
+                continue  # constant input: the compressor predicts it exactly without a network
+            lr = (lr - lo) / (hi - lo)
+            if noise > 0:
+                lr = lr + rng.uniform(-noise, noise, lr.shape)
+            lrs.append(lr)
+            hrs.append((hr - lo) / (hi - lo))
+        as_tensor = lambda xs: torch.from_numpy(np.stack(xs)[:, None].astype(np.float32))  # noqa: E731
+        return {"lr": as_tensor(lrs), "hr": as_tensor(hrs)}
+
+    def train_batch(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """{'lr': (B, 1, p/2, p/2), 'hr': (B, 1, p, p)} float32."""
+        return self._draw(self.train_planes, batch_size, rng, self.input_noise)
+
+    def validation_set(self) -> dict[str, torch.Tensor]:
+        """A fixed set of held-out pairs, the same at every validation."""
+        return self._validation
+
+
+class AutoencoderBlocks(_FieldData):
+    """Random (block, block, ...) windows scaled with the global range of their field (as the compressor does).
+
+    spatial_dims 2 takes 2D fields and slices of 3D fields; 3 takes 3D fields only."""
+
+    def __init__(self, train_files: list, val_files: list | None = None, data_dir: str = ".", spatial_dims: int = 2,
+                 block_size: int = 32, holdout: float = 0.2, fill_threshold: float = 1e19, val_samples: int = 1024,
+                 seed: int = 0) -> None:
+        super().__init__(train_files, val_files, data_dir, holdout, fill_threshold, val_samples, seed)
+        self.spatial_dims, self.block_size = spatial_dims, block_size
+        self.train_pool = self._pool(self.train_fields)
+        self.val_pool = self._pool(self.val_fields)
+        if not self.train_pool or not self.val_pool:
+            raise ValueError(f"need {spatial_dims}D fields at least {block_size} wide for training and validation")
+        self._validation = self._draw(self.val_pool, val_samples, np.random.default_rng(seed + 7919))
+
+    def _pool(self, fields: list[np.ndarray]) -> list[tuple[np.ndarray, float, float]]:
+        pool = []
+        for f in fields:
+            finite = f[np.isfinite(f) & (np.abs(f) < self.fill_threshold)]
+            if finite.size == 0:
+                continue
+            lo, hi = float(finite.min()), float(finite.max())
+            parts = planes(f) if self.spatial_dims == 2 else ([f] if f.ndim == 3 else [])
+            pool += [(p, lo, hi) for p in parts if min(p.shape) >= self.block_size and hi > lo]
+        return pool
+
+    def _draw(self, pool: list, count: int, rng: np.random.Generator) -> dict:
+        size = self.block_size
+        weights = np.array([np.prod([n - size + 1 for n in p.shape]) for p, _, _ in pool], dtype=np.float64)
+        blocks = []
+        attempts = 0
+        while len(blocks) < count:
+            attempts += 1
+            if attempts > 50 * count:
+                raise ValueError("could not find enough blocks free of fill values / NaN")
+            plane, lo, hi = pool[rng.choice(len(pool), p=weights / weights.sum())]
+            start = [rng.integers(0, n - size + 1) for n in plane.shape]
+            block = plane[tuple(slice(s, s + size) for s in start)]
+            if _valid(block, self.fill_threshold):
+                blocks.append((block - lo) / (hi - lo))
+        return {"block": torch.from_numpy(np.stack(blocks)[:, None].astype(np.float32))}
+
+    def train_batch(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """{'block': (B, 1, *block)} float32 in [0, 1]."""
+        return self._draw(self.train_pool, batch_size, rng)
+
+    def validation_set(self) -> dict[str, torch.Tensor]:
+        """A fixed set of held-out blocks."""
+        return self._validation

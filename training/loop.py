@@ -1,0 +1,164 @@
+"""The training loop: Adam + step schedule, EMA weights, gradient clipping, checkpoints/resume, validation log.
+
+Runs on one process, or on several under `torchrun` (DDP; gloo on CPU, nccl on CUDA). Each rank draws its own
+random samples; rank 0 validates, logs and checkpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm import tqdm
+
+
+class TrainData(Protocol):
+    def train_batch(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]: ...
+    def validation_set(self) -> dict[str, torch.Tensor]: ...
+
+
+class Objective(Protocol):
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor: ...
+    def validate(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, float]: ...
+
+
+@dataclass
+class OptimizerRecipe:
+    """Adam with a step learning-rate schedule (multiplied by `gamma` at each milestone step)."""
+
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = 0.0
+    milestones: list[int] = field(default_factory=list)
+    gamma: float = 0.5
+
+    def build(self, params: Any) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+        optimizer = torch.optim.Adam(params, lr=self.lr, betas=tuple(self.betas), weight_decay=self.weight_decay)
+        return optimizer, torch.optim.lr_scheduler.MultiStepLR(optimizer, list(self.milestones), self.gamma)
+
+
+@dataclass
+class TrainLoop:
+    """How long and how to train; `out_dir` holds checkpoint.pt, val_log.jsonl and validation.png."""
+
+    steps: int = 1000
+    batch_size: int = 16
+    out_dir: str = "runs/default"
+    val_every: int = 200
+    ckpt_every: int = 200
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    """Where the run ended: EMA model (unwrapped), last validation numbers, output folder."""
+
+    model: nn.Module
+    step: int
+    validation: dict[str, float]
+    out_dir: Path
+    log: list[dict[str, float]]
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _distributed(device: torch.device) -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def fit(model: nn.Module, data: TrainData, objective: Objective, optim: OptimizerRecipe,
+        loop: TrainLoop) -> TrainResult:
+    """Train `model` for `loop.steps` steps (resuming from `out_dir/checkpoint.pt` if it exists)."""
+    device = pick_device(loop.device)
+    if loop.threads:
+        torch.set_num_threads(loop.threads)
+    rank, world = _distributed(device)
+    _seed_everything(loop.seed)  # same initial weights on every rank
+    out_dir = Path(loop.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = model.to(device)
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(loop.ema_decay), use_buffers=True)
+    optimizer, scheduler = optim.build(model.parameters())
+    step, log = 0, []
+    checkpoint = out_dir / "checkpoint.pt"
+    if checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step, log = state["step"], json.loads(state["log"])
+    if rank == 0:  # the log on disk is the checkpoint's: steps after the last save are redone
+        (out_dir / "val_log.jsonl").write_text("".join(json.dumps(entry) + "\n" for entry in log))
+    trained = DistributedDataParallel(model) if world > 1 else model
+    rng = np.random.default_rng([loop.seed, rank, step])  # a resumed run draws fresh samples
+    torch.manual_seed(loop.seed * 1000 + rank * 100003 + step)
+    validation_set = {k: v.to(device) for k, v in data.validation_set().items()}
+    bar = tqdm(total=loop.steps, initial=step, disable=not loop.progress or rank != 0, desc="train", unit="step")
+    latest: dict[str, float] = log[-1] if log else {}
+    while step < loop.steps:
+        trained.train()
+        batch = {k: v.to(device) for k, v in data.train_batch(loop.batch_size, rng).items()}
+        loss = objective.loss(trained, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if loop.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), loop.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        ema.update_parameters(model)
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4g}", **({"val": f"{latest['psnr']:.2f}dB"} if latest else {}))
+        last = step == loop.steps
+        if rank == 0 and (step % loop.val_every == 0 or last):
+            ema.module.eval()
+            latest = {"step": step, "loss": float(loss.item()),
+                      **objective.validate(ema.module, validation_set)}
+            log.append(latest)
+            with open(out_dir / "val_log.jsonl", "a") as f:
+                f.write(json.dumps(latest) + "\n")
+        if rank == 0 and (step % loop.ckpt_every == 0 or last):
+            _save_checkpoint(checkpoint, model, ema, optimizer, scheduler, step, log)
+    bar.close()
+    if world > 1:
+        dist.barrier()
+    return TrainResult(ema.module.eval(), step, latest, out_dir, log)
+
+
+def _save_checkpoint(path: Path, model: nn.Module, ema: AveragedModel, optimizer: torch.optim.Optimizer,
+                     scheduler: Any, step: int, log: list) -> None:
+    state = {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict(), "step": step, "log": json.dumps(log)}
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # a run killed mid-save keeps the previous checkpoint

@@ -1,0 +1,79 @@
+"""Losses and the validation metric for each kind of network.
+
+Validation reports prediction PSNR (peak = 1, the normalised range) of the network and of the fixed baseline the
+network must beat in the compressor, on the same held-out samples.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from networks.upsample import cubic_upsample2x, new_point_mask
+
+
+def psnr(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> float:
+    """PSNR in dB of values in [0, 1] units, over `mask` (broadcast over batch) when given."""
+    err = (prediction.double() - target.double()) ** 2
+    mse = err[..., mask].mean() if mask is not None else err.mean()
+    return float("inf") if mse == 0 else -10.0 * math.log10(float(mse))
+
+
+class SuperResolutionL1:
+    """L1 on the points the coarse grid lacks (the ones the compressor asks the network for)."""
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Scalar training loss for {'lr': (B,1,h,w), 'hr': (B,1,2h,2w)}."""
+        prediction = model(batch["lr"])
+        mask = new_point_mask(*batch["hr"].shape[-2:], device=prediction.device)
+        return (prediction - batch["hr"]).abs()[..., mask].mean()
+
+    @torch.inference_mode()
+    def validate(self, model: nn.Module, batch: dict[str, torch.Tensor], chunk: int = 64) -> dict[str, float]:
+        """{'psnr', 'baseline_psnr'} over the new points; baseline = cubic spline upsampling."""
+        lr, hr = batch["lr"], batch["hr"]
+        prediction = torch.cat([model(lr[i:i + chunk]) for i in range(0, len(lr), chunk)])
+        mask = new_point_mask(*hr.shape[-2:], device=hr.device)
+        return {"psnr": psnr(prediction, hr, mask), "baseline_psnr": psnr(cubic_upsample2x(lr), hr, mask)}
+
+
+def sliced_wasserstein(samples: torch.Tensor, reference: torch.Tensor, projections: int) -> torch.Tensor:
+    """Squared sliced-Wasserstein-2 distance between two (N, d) point sets, random directions each call."""
+    directions = F.normalize(torch.randn(samples.shape[1], projections, device=samples.device), dim=0)
+    a = torch.sort(samples @ directions, dim=0).values
+    b = torch.sort(reference @ directions, dim=0).values
+    return ((a - b) ** 2).mean()
+
+
+class SlicedWassersteinAutoencoder:
+    """Reconstruction L1 plus `weight` x sliced-Wasserstein distance of the latents to a uniform prior on
+    [-prior_scale, prior_scale] (SWAE, Kolouri et al. 2019), which keeps latents compact and cheap to code."""
+
+    def __init__(self, weight: float = 0.1, projections: int = 64, prior_scale: float = 1.0) -> None:
+        self.weight, self.projections, self.prior_scale = weight, projections, prior_scale
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Scalar training loss for {'block': (B, 1, *block)}."""
+        core = model.module if hasattr(model, "module") else model
+        latent = core.encode(batch["block"])
+        reconstruction = core.decode(latent)
+        prior = (torch.rand_like(latent) * 2 - 1) * self.prior_scale
+        swd = sliced_wasserstein(latent, prior, self.projections)
+        return (reconstruction - batch["block"]).abs().mean() + self.weight * swd
+
+    @torch.inference_mode()
+    def validate(self, model: nn.Module, batch: dict[str, torch.Tensor], chunk: int = 256) -> dict[str, float]:
+        """{'psnr', 'baseline_psnr'}; baseline = block averaged down to as many numbers as the latent and
+        upsampled (bi/trilinear), the same side-information budget."""
+        blocks = batch["block"]
+        prediction = torch.cat([model(blocks[i:i + chunk]) for i in range(0, len(blocks), chunk)])
+        core = model.module if hasattr(model, "module") else model
+        dims = blocks.dim() - 2
+        side = max(1, round(core.latent_dim ** (1 / dims)))
+        coarse = F.adaptive_avg_pool2d(blocks, side) if dims == 2 else F.adaptive_avg_pool3d(blocks, side)
+        baseline = F.interpolate(coarse, size=blocks.shape[2:], mode="bilinear" if dims == 2 else "trilinear",
+                                 align_corners=False)
+        return {"psnr": psnr(prediction, blocks), "baseline_psnr": psnr(baseline, blocks)}

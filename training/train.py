@@ -1,0 +1,58 @@
+"""Hydra entry point: `srnsz-train experiment=hat_tiny_shared` (or `python -m training.train ...`).
+
+Only instantiates the configured pieces and calls `fit`; the pieces live in training/ and networks/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+import networks
+from training.export import export_weights
+from training.loop import TrainResult, fit
+from training.plot import plot_validation
+
+
+def network_kwargs(cfg: DictConfig) -> tuple[str, dict]:
+    """(architecture name, full kwargs) of the configured network."""
+    network = OmegaConf.to_container(cfg.network, resolve=True)
+    overrides = {k: v for k, v in network.items() if k not in ("_target_", "name")}
+    return cfg.network.name, networks.model_kwargs(cfg.network.name, **overrides)
+
+
+def run(cfg: DictConfig) -> TrainResult:
+    """Train as `cfg` says; export to pretrained/ when `export.name` is set."""
+    architecture, kwargs = network_kwargs(cfg)
+    model = instantiate(cfg.network)
+    data = instantiate(cfg.data)
+    result = fit(model, data, instantiate(cfg.objective), instantiate(cfg.optim), instantiate(cfg.train))
+    if result.log:
+        plot_validation(result.out_dir / "val_log.jsonl", result.out_dir / "validation.png",
+                        f"{architecture} ({cfg.recipe})")
+    if cfg.export.name and result.step == cfg.train.steps and _is_rank_zero():
+        path = export_weights(result.model, cfg.export.name, architecture, kwargs, cfg.recipe, data.describe(),
+                              result.validation, Path(cfg.export.directory) if cfg.export.directory else None)
+        print(f"exported {path}")
+    if result.validation:
+        v = result.validation
+        print(f"step {result.step}: held-out prediction PSNR {v['psnr']:.2f} dB (baseline {v['baseline_psnr']:.2f} dB)")
+    return result
+
+
+def _is_rank_zero() -> bool:
+    import torch.distributed as dist
+
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="train")
+def main(cfg: DictConfig) -> None:
+    run(cfg)
+
+
+if __name__ == "__main__":
+    main()
