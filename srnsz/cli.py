@@ -1,4 +1,4 @@
-"""The ``srnsz`` command line: compress, decompress, info, eval."""
+"""The ``srnsz`` command line: compress, decompress, info, eval, bench."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from srnsz.errors import SrnszError
 from srnsz.examples import example_field
 from srnsz.fieldio import RAW_DTYPES, read_field, refuse_existing, write_atomically, write_field
 from srnsz.metrics import bit_rate, bound_held, quality
+from srnsz.peers import list_codecs
 from srnsz.predictors import list_predictors
 
 RAW_HELP = ("raw binary input: element type; needs --shape. Raw files are little endian, C order "
@@ -34,7 +35,8 @@ def progress_bar(total: int, label: str) -> Iterator[Callable[[int], None]]:
 
 
 def _add_input(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", nargs="?", help=".npy file, or raw binary with --dtype/--shape")
+    p.add_argument("input", nargs="?", help=".npy, .h5/.nc (with --var), or raw binary with --dtype/--shape")
+    p.add_argument("--var", help="variable to read from an HDF5/NetCDF input")
     p.add_argument("--dtype", choices=sorted(RAW_DTYPES), help=RAW_HELP)
     p.add_argument("--shape", type=int, nargs="+", metavar="N", help="raw input sizes, slowest axis first")
     p.add_argument("--example", action="store_true", help="use the built-in example field instead of a file")
@@ -66,7 +68,7 @@ def _load(args: argparse.Namespace) -> np.ndarray:
         return example_field()
     if args.input is None:
         raise SrnszError("give an input file or --example")
-    return read_field(args.input, args.dtype, args.shape)
+    return read_field(args.input, args.dtype, args.shape, args.var)
 
 
 def _compress_field(data: np.ndarray, args: argparse.Namespace) -> bytes:
@@ -129,6 +131,55 @@ def cmd_eval(args: argparse.Namespace) -> None:
     print(f"bound held         : {bound_held(data, recon, eb)}")
     print(f"compress           : {mb / (t1 - t0):.1f} MB/s")
     print(f"decompress         : {mb / (t2 - t1):.1f} MB/s")
+    print(f"SSIM, Pearson      : {q.ssim:.5f}, {q.pearson:.6f}")
+    print(f"error lag-1 autocorrelation: {q.error_autocorrelation:.4f}")
+    if args.plot:
+        from srnsz.plots import side_by_side
+
+        refuse_existing(args.plot, args.force)
+        side_by_side(data, recon, eb, Path(args.plot), f"{args.input or 'example'}: eb {eb:.3g}, "
+                     f"ratio {data.nbytes / len(stream):.1f}, PSNR {q.psnr_db:.1f} dB")
+        print(f"plot               : {args.plot}")
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from srnsz import bench
+    from srnsz.plots import error_maps, rate_distortion
+
+    out = Path(args.out)
+    if (out / "results.csv").exists() and not args.force:
+        raise SrnszError(f"{out}/results.csv exists; use --force to overwrite or --out elsewhere")
+    codecs, skipped = bench.available_codecs(args.codecs)
+    for message in skipped:
+        print(f"skipped {message}", file=sys.stderr)
+    if not codecs:
+        raise SrnszError("no codec can run; install the peers with pip install -e '.[peers]'")
+    inputs = [(Path(p).stem, p) for p in args.inputs] or [("example", None)]
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name, path in inputs:
+        data = example_field() if path is None else read_field(path, var=args.var)
+        recons: dict[str, np.ndarray] = {}
+
+        def keep(codec: str, bound: float, recon: np.ndarray, recons=recons) -> None:
+            if bound == max(args.eb):
+                recons[codec] = recon
+
+        new = bench.bench_field(name, data, args.eb, codecs, args.mode, args.repeat, args.fill_threshold, keep)
+        rows += new
+        for r in new:
+            print(f"{r.field:28s} {r.eb_rel:8.0e} {r.codec:14s} CR {r.ratio:9.2f}  PSNR {r.psnr_db:7.2f}  "
+                  f"max/eb {r.max_err_over_eb:.4f}  {'held' if r.bound_held else 'VIOLATED'}  "
+                  f"{r.compress_mb_s:7.1f} / {r.decompress_mb_s:7.1f} MB/s", flush=True)
+        if not args.no_plots:
+            largest_row = max(new, key=lambda r: r.eb_abs)
+            error_maps(data, recons, largest_row.eb_abs, out / f"errors_{name}.png",
+                       f"{name}: error of the middle slice at rel eb {largest_row.eb_rel:.0e}")
+    written = bench.write_results(rows, out)
+    if not args.no_plots:
+        written.append(rate_distortion(rows, out / "rate_distortion.png"))
+    print(bench.summary(rows))
+    print("wrote " + ", ".join(str(p) for p in written))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,7 +202,24 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="compress and decompress in memory and report ratio, error and speed")
     _add_input(e)
     _add_bound(e)
+    e.add_argument("--plot", metavar="PNG", help="write original, reconstruction and error of the middle slice")
+    e.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
     e.set_defaults(func=cmd_eval)
+    b = sub.add_parser("bench", help="run srnsz and the installed peers at the same bounds; table, CSV/JSON, plots")
+    b.add_argument("inputs", nargs="*", help=".npy/.h5/.nc fields (default: the built-in example)")
+    b.add_argument("--var", help="variable to read from HDF5/NetCDF inputs")
+    b.add_argument("--eb", type=float, nargs="+", default=[1e-2, 1e-3, 1e-4], help="bounds (default 1e-2 1e-3 1e-4)")
+    b.add_argument("--mode", choices=["rel", "abs"], default="rel",
+                   help="rel: fraction of the range of the valid values (default); abs: data units")
+    b.add_argument("--codecs", nargs="+", metavar="NAME", help="codecs to run (default all installed): "
+                   + ", ".join(list_codecs()))
+    b.add_argument("--repeat", type=int, default=1, help="time each run this many times, keep the best")
+    b.add_argument("--fill-threshold", type=float, default=1e19,
+                   help="values this large in magnitude are fill values, left out of ranges and metrics")
+    b.add_argument("--out", default="bench-results", help="output folder (default bench-results)")
+    b.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    b.add_argument("--force", action="store_true", help="overwrite results in --out")
+    b.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -1,0 +1,144 @@
+"""Side-by-side benchmark: every codec on every field at the same absolute bounds.
+
+For each field and bound: ratio, bit rate, PSNR, SSIM, max error / eb, whether the bound held, and compress /
+decompress throughput (best of `repeat`). Relative bounds are fractions of the value range of the valid values
+(finite, |x| < fill_threshold), and every codec gets the same absolute bound.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from srnsz.metrics import quality
+from srnsz.peers import get_codec, list_codecs
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    """One codec on one field at one bound."""
+
+    field: str
+    shape: str
+    codec: str
+    eb_rel: float
+    eb_abs: float
+    ratio: float
+    bit_rate: float
+    psnr_db: float
+    ssim: float
+    max_err_over_eb: float
+    bound_held: bool
+    compress_mb_s: float
+    decompress_mb_s: float
+
+
+def valid_mask(data: np.ndarray, fill_threshold: float) -> np.ndarray:
+    """Finite values below the fill threshold in magnitude (the ones bounds and metrics are about)."""
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(data) & (np.abs(data) < fill_threshold)
+
+
+def _best_time(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, result
+
+
+def bench_field(name: str, data: np.ndarray, bounds: list[float], codecs: list[str], mode: str = "rel",
+                repeat: int = 1, fill_threshold: float = 1e19,
+                keep: Callable[[str, float, np.ndarray], None] | None = None) -> list[BenchRow]:
+    """Rows for `data` under each bound (rel: fraction of the valid range; abs: data units) and codec.
+
+    `keep(codec, bound, recon)` receives each reconstruction (for error maps)."""
+    valid = valid_mask(data, fill_threshold)
+    value_range = float(np.ptp(data[valid].astype(np.float64))) if valid.any() else 0.0
+    rows = []
+    megabytes = data.nbytes / 1e6
+    for bound in bounds:
+        eb = bound * value_range if mode == "rel" else bound
+        for codec_name in codecs:
+            codec = get_codec(codec_name)
+            t_c, packed = _best_time(lambda c=codec, e=eb: c.compress(data, e), repeat)
+            t_d, recon = _best_time(lambda c=codec, p=packed: c.decompress(p, data), repeat)
+            recon = np.asarray(recon).reshape(data.shape)
+            q = quality(data, recon, valid)
+            finite = np.isfinite(data)
+            with np.errstate(invalid="ignore", over="ignore"):
+                err = np.abs(data[finite].astype(np.float64) - recon[finite].astype(np.float64))
+            max_err = float(err.max()) if err.size else 0.0
+            held = bool(np.all(err <= eb)) and q.nonfinite_preserved
+            rows.append(BenchRow(
+                field=name, shape="x".join(map(str, data.shape)), codec=codec_name,
+                eb_rel=bound / value_range if mode == "abs" and value_range else bound, eb_abs=eb,
+                ratio=data.nbytes / packed.nbytes, bit_rate=8.0 * packed.nbytes / data.size, psnr_db=q.psnr_db,
+                ssim=q.ssim, max_err_over_eb=max_err / eb if eb > 0 else (0.0 if max_err == 0 else float("inf")),
+                bound_held=held, compress_mb_s=megabytes / t_c, decompress_mb_s=megabytes / t_d,
+            ))
+            if keep is not None:
+                keep(codec_name, bound, recon)
+    return rows
+
+
+def available_codecs(requested: list[str] | None) -> tuple[list[str], list[str]]:
+    """(codecs that can run, messages about the ones skipped); `requested` None or ['all'] means every one."""
+    names = list_codecs() if not requested or requested == ["all"] else requested
+    runnable, skipped = [], []
+    for name in names:
+        reason = get_codec(name).unavailable_reason()
+        (skipped.append(reason) if reason else runnable.append(name))
+    return runnable, skipped
+
+
+def markdown_table(rows: list[BenchRow]) -> str:
+    """The table the README shows."""
+    lines = ["| field | rel eb | codec | ratio | bits/value | PSNR dB | SSIM | max err/eb | bound | comp MB/s | "
+             "decomp MB/s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r.field} | {r.eb_rel:.0e} | {r.codec} | {r.ratio:.2f} | {r.bit_rate:.3f} | {r.psnr_db:.2f} | "
+                     f"{r.ssim:.4f} | {r.max_err_over_eb:.4f} | {'held' if r.bound_held else '**VIOLATED**'} | "
+                     f"{r.compress_mb_s:.1f} | {r.decompress_mb_s:.1f} |")
+    return "\n".join(lines)
+
+
+def summary(rows: list[BenchRow], reference: str = "srnsz-interp") -> str:
+    """Geometric-mean ratio of each codec against `reference` per bound, and every bound violation."""
+    out = []
+    for bound in sorted({r.eb_rel for r in rows}, reverse=True):
+        at = [r for r in rows if r.eb_rel == bound]
+        ours = {r.field: r.ratio for r in at if r.codec == reference}
+        for codec in dict.fromkeys(r.codec for r in at):
+            if codec == reference:
+                continue
+            gains = [ours[r.field] / r.ratio for r in at if r.codec == codec and r.field in ours]
+            if gains:
+                mean = float(np.exp(np.mean(np.log(gains))))
+                out.append(f"rel {bound:.0e}: {reference} / {codec} ratio, geometric mean {mean:.3f} "
+                           f"(min {min(gains):.3f}, {len(gains)} fields)")
+    violations = [r for r in rows if not r.bound_held]
+    out.append("bound violations: " + (", ".join(f"{r.codec} on {r.field} at {r.eb_rel:.0e} "
+                                                  f"(max err {r.max_err_over_eb:.4f} eb)" for r in violations)
+                                       if violations else "none"))
+    return "\n".join(out)
+
+
+def write_results(rows: list[BenchRow], out_dir: Path) -> list[Path]:
+    """results.csv, results.json and results.md in `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = [f.name for f in fields(BenchRow)]
+    with open(out_dir / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=names)
+        writer.writeheader()
+        writer.writerows(asdict(r) for r in rows)
+    (out_dir / "results.json").write_text(json.dumps([asdict(r) for r in rows], indent=1))
+    (out_dir / "results.md").write_text(markdown_table(rows) + "\n\n" + summary(rows) + "\n")
+    return [out_dir / "results.csv", out_dir / "results.json", out_dir / "results.md"]
