@@ -211,8 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--eb", type=float, nargs="+", default=[1e-2, 1e-3, 1e-4], help="bounds (default 1e-2 1e-3 1e-4)")
     b.add_argument("--mode", choices=["rel", "abs"], default="rel",
                    help="rel: fraction of the range of the valid values (default); abs: data units")
-    b.add_argument("--codecs", nargs="+", metavar="NAME", help="codecs to run (default all installed): "
-                   + ", ".join(list_codecs()))
+    b.add_argument("--codecs", nargs="+", choices=[*list_codecs(), "all"], metavar="NAME",
+                   help="codecs to run (default all installed): " + ", ".join(list_codecs()))
     b.add_argument("--repeat", type=int, default=1, help="time each run this many times, keep the best")
     b.add_argument("--fill-threshold", type=float, default=1e19,
                    help="values this large in magnitude are fill values, left out of ranges and metrics")
