@@ -80,7 +80,8 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
         "error_bound": {**bound.to_json(), "abs": eb_abs},
         "predictor": {"name": chosen.name, "params": encoded.params},
         "numerics": {"device": "cpu", "compute_dtype": "float64", "numpy": np.__version__,
-                     "constriction": _version("constriction"), "zstandard": _version("zstandard")},
+                     "constriction": _version("constriction"), "zstandard": _version("zstandard"),
+                     **encoded.numerics},
         "checksum": {"algorithm": "crc32", "value": checksum(encoded.recon)},
         "created_by": f"srnsz {_version('srnsz')}",
     }

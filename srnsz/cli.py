@@ -48,19 +48,46 @@ def _add_bound(p: argparse.ArgumentParser) -> None:
                    help="abs: data units; rel: fraction of the value range (default); psnr: target dB; "
                         "abs_and_rel: the smaller of --eb (abs) and --rel")
     p.add_argument("--rel", type=float, help="relative part of --mode abs_and_rel")
-    p.add_argument("--predictor", choices=list_predictors(), default="interp")
+    p.add_argument("--predictor", choices=list_predictors(), help="default interp")
     p.add_argument("--kind", choices=["cubic", "linear"], help="spline of the interp predictor (default: tuned)")
     p.add_argument("--tune", choices=["fast", "off"], help="interp tuning on sampled blocks (default fast)")
+    p.add_argument("--model", help="hat: weights name from pretrained/manifest.json or SRNSZ_WEIGHTS "
+                                   "(default hat_tiny)")
+    p.add_argument("--hat-levels", type=int, help="hat: how many of the finest levels use the network (default 1)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="hat: where the network runs (default auto)")
+    p.add_argument("--predictor-config", metavar="YAML",
+                   help="predictor and options from a config file such as configs/predictor/hat.yaml "
+                        "(keys: name and the predictor's options); command-line options override it")
 
 
-def _options(args: argparse.Namespace) -> dict[str, Any]:
-    opts: dict[str, Any] = {}
-    if args.predictor == "interp":
-        if args.kind:
-            opts["kind"] = args.kind
-        if args.tune:
-            opts["tune"] = args.tune
-    return opts
+OPTION_FLAGS = {"kind": "kind", "tune": "tune", "model": "model", "hat_levels": "hat_levels", "device": "device"}
+
+
+def _predictor_and_options(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    name, opts = "interp", {}
+    if args.predictor_config:
+        name, opts = _read_predictor_config(args.predictor_config)
+    name = args.predictor or name
+    for attr, key in OPTION_FLAGS.items():
+        if getattr(args, attr, None) is not None:
+            opts[key] = getattr(args, attr)
+    return name, opts
+
+
+def _read_predictor_config(path: str) -> tuple[str, dict[str, Any]]:
+    try:
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    except ImportError:
+        raise SrnszError("--predictor-config needs omegaconf (pip install hydra-core)") from None
+    except Exception as exc:  # omegaconf raises many types for bad YAML
+        raise SrnszError(f"cannot read predictor config {path!r}: {exc}") from None
+    if not isinstance(cfg, dict) or "name" not in cfg:
+        raise SrnszError(f"predictor config {path!r} must be a mapping with a 'name' key")
+    name = str(cfg.pop("name"))
+    cfg.pop("_target_", None)
+    return name, cfg
 
 
 def _load(args: argparse.Namespace) -> np.ndarray:
@@ -73,8 +100,8 @@ def _load(args: argparse.Namespace) -> np.ndarray:
 
 def _compress_field(data: np.ndarray, args: argparse.Namespace) -> bytes:
     with progress_bar(data.size, "compress") as update:
-        return api.compress(data, args.eb, args.mode, args.predictor, rel=args.rel, progress=update,
-                            **_options(args))
+        name, options = _predictor_and_options(args)
+        return api.compress(data, args.eb, args.mode, name, rel=args.rel, progress=update, **options)
 
 
 def cmd_compress(args: argparse.Namespace) -> None:

@@ -1,6 +1,8 @@
 """Shipped network weights: a manifest, sha256 verification before loading, and the network registry.
 
-`pretrained/manifest.json` maps a weights name to {file, architecture, kwargs, sha256, ...}. Loading checks the
+`pretrained/manifest.json` maps a weights name to {file, architecture, kwargs, sha256, ...}. Folders named in the
+environment variable SRNSZ_WEIGHTS (os.pathsep-separated, each with its own manifest.json) are searched first, so
+weights a user trained (`srnsz-train ... export.directory=DIR`) are found by name. Loading checks the
 file's sha256 against the manifest (and, when the caller asks for one, against an expected hash from a stream
 header) before `torch.load(weights_only=True)` touches it. Imports torch lazily so `import srnsz` stays light.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,7 @@ class WeightsEntry:
     data: dict[str, Any]
     date: str
     validation: dict[str, float]
+    directory: str = ""  # folder the entry was found in
 
 
 def sha256_of(path: Path) -> str:
@@ -54,19 +58,35 @@ def read_manifest(directory: Path | None = None) -> dict[str, WeightsEntry]:
         return {}
     try:
         raw = json.loads(path.read_text())
-        return {name: WeightsEntry(name=name, **entry) for name, entry in raw.items()}
+        return {name: WeightsEntry(name=name, directory=str(path.parent), **entry) for name, entry in raw.items()}
     except (json.JSONDecodeError, TypeError) as exc:
         raise WeightsError(f"{path}: not a valid weights manifest ({exc})") from None
 
 
+def search_path(directory: Path | None = None) -> list[Path]:
+    """Folders searched for weights: `directory` if given, else SRNSZ_WEIGHTS folders then the shipped one."""
+    if directory is not None:
+        return [Path(directory)]
+    extra = [Path(p) for p in os.environ.get("SRNSZ_WEIGHTS", "").split(os.pathsep) if p]
+    return [*extra, PRETRAINED_DIR]
+
+
+def all_weights(directory: Path | None = None) -> dict[str, WeightsEntry]:
+    """Every entry on the search path; earlier folders win on equal names."""
+    entries: dict[str, WeightsEntry] = {}
+    for folder in reversed(search_path(directory)):
+        entries.update(read_manifest(folder))
+    return entries
+
+
 def list_pretrained(directory: Path | None = None) -> list[str]:
-    """Names of the weights in the manifest."""
-    return sorted(read_manifest(directory))
+    """Names of the weights on the search path."""
+    return sorted(all_weights(directory))
 
 
 def find_weights(name: str, directory: Path | None = None) -> WeightsEntry:
     """The manifest entry for `name`, which may be a weights name or a hash prefix (8+ hex digits)."""
-    entries = read_manifest(directory)
+    entries = all_weights(directory)
     if name in entries:
         return entries[name]
     by_hash = [e for e in entries.values() if len(name) >= 8 and e.sha256.startswith(name.lower())]
@@ -84,7 +104,7 @@ def load_pretrained(name: str, device: str = "cpu", expected_sha256: str | None 
     import networks
 
     entry = find_weights(name, directory)
-    path = Path(directory or PRETRAINED_DIR) / entry.file
+    path = Path(entry.directory) / entry.file
     if not path.exists():
         raise WeightsError(f"weights file {path} for {name!r} is missing")
     actual = sha256_of(path)

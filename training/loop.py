@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -116,6 +117,8 @@ def fit(model: nn.Module, data: TrainData, objective: Objective, optim: Optimize
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        # The recipe may have changed between runs (e.g. fewer steps): its schedule wins over the saved one.
+        scheduler.milestones, scheduler.gamma = Counter(optim.milestones), optim.gamma
         step, log = state["step"], json.loads(state["log"])
     if rank == 0:  # the log on disk is the checkpoint's: steps after the last save are redone
         (out_dir / "val_log.jsonl").write_text("".join(json.dumps(entry) + "\n" for entry in log))

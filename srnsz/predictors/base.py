@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -22,6 +22,7 @@ class Encoded:
     sections: dict[str, bytes]
     params: dict[str, Any]
     recon: np.ndarray
+    numerics: dict[str, Any] = field(default_factory=dict)  # what else can change the bits (header "numerics")
 
 
 class Predictor(ABC):

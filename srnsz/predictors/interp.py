@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -12,7 +13,7 @@ from srnsz import lossless
 from srnsz.context import magnitudes, neighbour_contexts
 from srnsz.entropy import CodeReader, ContextCodeWriter
 from srnsz.errors import InvalidInputError, StreamFormatError
-from srnsz.grid import CHUNK_POINTS, Plan, chunks, make_plan
+from srnsz.grid import CHUNK_POINTS, Pass, Plan, chunks, make_plan
 from srnsz.interpolation import KINDS, predict_odd
 from srnsz.predictors.base import Encoded, Predictor, Progress, register_predictor
 from srnsz.quantizer import ESCAPE, quantize, reconstruct
@@ -131,6 +132,15 @@ class InterpPredictor(Predictor):
         c = self.config
         return [eb / min(c.alpha ** (plan.levels - 1 - level), c.beta) for level in range(plan.levels)]
 
+    def _pass_predictor(self, p: Pass, plan: Plan, rec: np.ndarray,
+                        data: np.ndarray | None) -> Callable[[tuple[slice, ...]], np.ndarray]:
+        """Predictions of pass ``p`` chunk by chunk (chunk keys are relative to ``rec[p.key]``).
+
+        ``data`` is the original when compressing and None when decompressing; subclasses that choose between
+        predictors per block use it to decide and must make the same choice from the stream when it is None."""
+        view = rec[p.key]
+        return lambda c: _finite_prediction(view[c], p.axis, self.config.kind)
+
     def compress(self, data: np.ndarray, eb: float, progress: Progress | None = None) -> Encoded:
         if self.tune != "off":
             return self.tuned(data, eb)._compress(data, eb, progress)
@@ -146,9 +156,10 @@ class InterpPredictor(Predictor):
         anchors = np.ascontiguousarray(data[plan.anchor_key])
         for p in plan.passes():
             rec_v, mag_v, data_v = rec[p.key], mag[p.key], data[p.key]
+            predict = self._pass_predictor(p, plan, rec, data)
             for c in chunks(rec_v.shape, p.axis):
                 odd = _odd(p.axis, rec_v.ndim)
-                pred = _finite_prediction(rec_v[c], p.axis, self.config.kind)
+                pred = predict(c)
                 contexts = neighbour_contexts(mag_v[c], p.axis).ravel()
                 q = quantize(data_v[c][odd].ravel(), pred.ravel(), bounds[p.level])
                 rec_v[c][odd] = q.recon.reshape(pred.shape)
@@ -185,9 +196,10 @@ class InterpPredictor(Predictor):
         reader = CodeReader(sections["CODE"])
         for p in plan.passes():
             rec_v, mag_v = rec[p.key], mag[p.key]
+            predict = self._pass_predictor(p, plan, rec, None)
             for c in chunks(rec_v.shape, p.axis):
                 odd = _odd(p.axis, rec_v.ndim)
-                pred = _finite_prediction(rec_v[c], p.axis, self.config.kind)
+                pred = predict(c)
                 contexts = neighbour_contexts(mag_v[c], p.axis).ravel()
                 codes = reader.read(contexts, p.level)
                 n_esc = int(np.count_nonzero(codes == ESCAPE))

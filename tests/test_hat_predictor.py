@@ -1,0 +1,185 @@
+"""The hat predictor: bound on awkward inputs, per-block competition, determinism across thread counts,
+weights named by hash, and clear errors when the decoder's weights or numerics differ."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import assert_bound, smooth_field
+
+torch = pytest.importorskip("torch")
+
+import networks  # noqa: E402
+import srnsz  # noqa: E402
+from srnsz import neural  # noqa: E402
+from srnsz.errors import ReconstructionMismatchError  # noqa: E402
+from srnsz.zoo import WeightsError  # noqa: E402
+from training.export import export_weights  # noqa: E402
+
+
+def _export(directory, name: str, seed: int, correction: float) -> None:
+    """hat_tiny whose correction branch is random of size `correction` (0: exactly cubic upsampling)."""
+    torch.manual_seed(seed)
+    model = networks.create_model("hat_tiny", depths=(1,), num_heads=(2,), window_size=4)
+    with torch.no_grad():
+        model.upsample[-1].weight.normal_(0, correction)
+    kwargs = networks.model_kwargs("hat_tiny", depths=(1,), num_heads=(2,), window_size=4)
+    export_weights(model, name, "hat_tiny", kwargs, "test", {}, {}, directory)
+
+
+@pytest.fixture(scope="module")
+def weights_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("weights")
+    _export(directory, "cubic_hat", seed=0, correction=0.0)
+    _export(directory, "near_cubic_hat", seed=1, correction=0.001)
+    _export(directory, "noisy_hat", seed=2, correction=1.0)
+    return directory
+
+
+@pytest.fixture(autouse=True)
+def _weights_on_path(weights_dir, monkeypatch):
+    monkeypatch.setenv("SRNSZ_WEIGHTS", str(weights_dir))
+
+
+def _hat(data, eb, **kw):
+    options = {"model": "cubic_hat", "kind": "linear", "tune": "off", "device": "cpu", **kw}
+    stream = srnsz.compress(data, eb, "abs", predictor="hat", **options)
+    return stream, srnsz.decompress(stream)
+
+
+@pytest.mark.parametrize("shape", [(64, 96), (33, 47), (1, 50), (20, 33, 47), (9, 1, 17), (2, 2), (1, 1, 1)])
+def test_bound_holds_on_awkward_shapes(shape):
+    data = smooth_field(shape)
+    for eb in (1e-1, 1e-3):
+        stream, recon = _hat(data, eb)
+        assert_bound(data, recon, eb)
+
+
+def test_network_wins_blocks_where_it_predicts_better():
+    """Linear interpolation against a network that reproduces cubic upsampling: on a smooth field the network
+    must win most blocks, and the stream must say so."""
+    data = smooth_field((96, 128)).astype(np.float64)
+    stream, recon = _hat(data, 1e-5)
+    hat = srnsz.info(stream).predictor_params["hat"]
+    assert hat["applied"] and hat["blocks_hat"] > hat["blocks_total"] // 2
+    assert len(hat["sha256"]) == 64
+    assert_bound(data, recon, 1e-5)
+    linear = srnsz.compress(data, 1e-5, "abs", kind="linear", tune="off")
+    assert len(stream) < len(linear)
+
+
+def test_3d_uses_slices_along_every_axis():
+    data = smooth_field((24, 40, 36))
+    stream, recon = _hat(data, 1e-4)
+    assert srnsz.info(stream).predictor_params["hat"]["applied"]
+    assert_bound(data, recon, 1e-4)
+
+
+def test_no_winning_block_means_a_plain_interp_stream():
+    data = smooth_field((40, 40))
+    stream, _ = _hat(data, 1e-3, model="noisy_hat", kind="cubic")
+    params = srnsz.info(stream).predictor_params
+    assert params["hat"] == {"applied": False, "reason": "interpolation won every block"}
+    plain = srnsz.compress(data, 1e-3, "abs", kind="cubic", tune="off")
+    np.testing.assert_array_equal(srnsz.decompress(stream), srnsz.decompress(plain))
+    assert abs(len(stream) - len(plain)) < 64  # only the header differs
+
+
+def test_nan_inf_and_constant_fields():
+    data = smooth_field((48, 64)).astype(np.float64)
+    data[5:9, 10:30] = np.nan
+    data[20, 20] = np.inf
+    data[30:, 40:] = 1e20  # fill values next to real data
+    stream, recon = _hat(data, 1e-3)
+    assert_bound(data, recon, 1e-3)
+    constant = np.full((32, 40, 24), 3.5, dtype=np.float32)
+    _, recon = _hat(constant, 1e-3)
+    assert np.array_equal(recon, constant)
+
+
+def test_one_and_four_dimensional_fields_fall_back_to_interpolation():
+    for shape in [(500,), (4, 6, 8, 10)]:
+        data = smooth_field(shape)
+        stream, recon = _hat(data, 1e-3)
+        assert srnsz.info(stream).predictor_params["hat"]["applied"] is False
+        assert_bound(data, recon, 1e-3)
+
+
+def test_compress_with_two_threads_decompress_with_one():
+    data = smooth_field((20, 64, 48))
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        stream = srnsz.compress(data, 1e-4, "abs", predictor="hat", model="near_cubic_hat", tune="off",
+                                kind="linear", device="cpu", threads=2)
+        assert srnsz.info(stream).predictor_params["hat"]["applied"]
+        torch.set_num_threads(1)
+        recon = srnsz.decompress(stream)  # inference pins the recorded 2 threads; the checksum verifies
+    finally:
+        torch.set_num_threads(previous)
+    assert_bound(data, recon, 1e-4)
+
+
+def test_numerics_drift_is_a_clear_error(monkeypatch):
+    data = smooth_field((64, 80))
+    stream, _ = _hat(data, 1e-4, model="near_cubic_hat")
+    real = neural.upsample_planes
+
+    def drifted(model, planes, settings):
+        return real(model, planes, settings) + 1e-9  # a different BLAS, another CPU...
+
+    import srnsz.predictors.hat as hat_module
+
+    monkeypatch.setattr(hat_module, "upsample_planes", drifted)
+    with pytest.raises(ReconstructionMismatchError, match="numerics"):
+        srnsz.decompress(stream)
+
+
+def test_other_weights_under_the_same_name_are_refused(weights_dir, tmp_path, monkeypatch):
+    data = smooth_field((64, 80))
+    stream, _ = _hat(data, 1e-4)
+    other = tmp_path / "other"
+    _export(other, "cubic_hat", seed=5, correction=0.01)
+    monkeypatch.setenv("SRNSZ_WEIGHTS", str(other))
+    with pytest.raises(WeightsError, match="use the same weights"):
+        srnsz.decompress(stream)
+
+
+def test_unknown_model_and_cuda_without_gpu_are_clear_errors():
+    data = smooth_field((32, 32))
+    with pytest.raises(WeightsError, match="no pretrained weights named 'nope'"):
+        srnsz.compress(data, 1e-3, predictor="hat", model="nope")
+    if not torch.cuda.is_available():
+        with pytest.raises(srnsz.SrnszError, match="no CUDA GPU"):
+            srnsz.compress(data, 1e-3, predictor="hat", model="cubic_hat", device="cuda")
+
+
+def test_cli_predictor_config_and_flags(tmp_path):
+    from test_cli import run
+
+    field = tmp_path / "f.npy"
+    np.save(field, smooth_field((48, 64)))
+    config = tmp_path / "hat.yaml"
+    config.write_text("name: hat\nmodel: cubic_hat\ndevice: cpu\ntune: 'off'\nkind: linear\n")
+    run("compress", str(field), "-o", str(tmp_path / "a.srnsz"), "--eb", "1e-4", "--predictor-config", str(config))
+    info = run("info", str(tmp_path / "a.srnsz")).stdout
+    assert "predictor      : hat" in info
+    run("compress", str(field), "-o", str(tmp_path / "b.srnsz"), "--predictor", "hat", "--model", "cubic_hat",
+        "--device", "cpu")
+    run("decompress", str(tmp_path / "b.srnsz"), "-o", str(tmp_path / "b.npy"))
+    err = run("compress", str(field), "-o", str(tmp_path / "c.srnsz"), "--predictor", "hat", "--model", "nope",
+              ok=False).stderr
+    assert "no pretrained weights named 'nope'" in err and not (tmp_path / "c.srnsz").exists()
+
+
+def test_shipped_weights_verify_and_load():
+    from srnsz.zoo import PRETRAINED_DIR, load_pretrained, read_manifest
+
+    entries = read_manifest(PRETRAINED_DIR)
+    if not entries:
+        pytest.skip("no weights shipped yet")
+    for name, listed in entries.items():
+        model, entry = load_pretrained(name, directory=PRETRAINED_DIR)
+        assert entry.file.startswith(f"{name}-{entry.sha256[:8]}") and entry == listed
+        assert entry.validation["psnr"] > entry.validation["baseline_psnr"]  # shipped only if it beats the baseline
+        assert sum(p.numel() for p in model.parameters()) > 0
