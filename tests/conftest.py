@@ -43,3 +43,31 @@ def roundtrip(data: np.ndarray, eb: float, mode: str = "abs", **kw) -> tuple[np.
 @pytest.fixture
 def field3d() -> np.ndarray:
     return smooth_field((20, 33, 47))
+
+
+@pytest.fixture(scope="session")
+def test_weights(tmp_path_factory):
+    """Small randomly initialised networks exported like shipped ones (test_hat, test_ae_2d, test_ae_3d), found
+    through SRNSZ_WEIGHTS; the mechanics must hold whatever the weights are."""
+    torch = pytest.importorskip("torch")
+    import networks
+    from training.export import export_weights
+
+    directory = tmp_path_factory.mktemp("test_weights")
+    torch.manual_seed(0)
+    specs = {"test_hat": ("hat_tiny", {"depths": (1,), "num_heads": (2,), "window_size": 4}),
+             "test_ae_2d": ("ae_2d", {"channels": 8}), "test_ae_3d": ("ae_3d", {"channels": 8})}
+    for name, (architecture, overrides) in specs.items():
+        model = networks.create_model(architecture, **overrides)
+        if architecture == "hat_tiny":
+            with torch.no_grad():
+                model.upsample[-1].weight.normal_(0, 0.001)
+        export_weights(model, name, architecture, networks.model_kwargs(architecture, **overrides), "test", {}, {},
+                       directory)
+    return directory
+
+
+@pytest.fixture()
+def with_test_weights(test_weights, monkeypatch):
+    monkeypatch.setenv("SRNSZ_WEIGHTS", str(test_weights))
+    return test_weights

@@ -12,6 +12,19 @@ from srnsz.predictors import list_predictors
 SHAPES = [(1,), (2,), (7,), (1000,), (1, 1), (1, 9), (5, 1), (3, 3), (65, 130), (1, 1, 1), (2, 3, 4), (17, 1, 33),
           (33, 31, 29), (5, 6, 7, 8), (1, 3, 1, 9), (17, 9, 5, 3)]
 LOSSY = [name for name in list_predictors() if name != "lossless"]
+# Every lossy predictor with option sets that exercise its choices; neural ones use the test weights.
+PREDICTOR_OPTIONS = {
+    "interp": [{}, {"kind": "linear"}, {"kind": "cubic", "tune": "off"}, {"dim_order": (2, 0, 1), "anchor_stride": 8}],
+    "hat": [{"model": "test_hat", "device": "cpu"},
+            {"model": "test_hat", "device": "cpu", "hat_levels": 2, "block_size": 4, "kind": "linear", "tune": "off"}],
+    "ae": [{"model": "test_ae", "device": "cpu"}, {"model": "test_ae", "compete_interp": False, "latent_eb": 2.0}],
+    "lorenzo": [{}, {"layers": 1}, {"layers": 2}],
+}
+CASES = [(name, options) for name, sets in PREDICTOR_OPTIONS.items() for options in sets]
+
+
+def test_every_registered_predictor_is_covered():
+    assert set(PREDICTOR_OPTIONS) == set(LOSSY)
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
@@ -23,12 +36,35 @@ def test_shapes_and_dtypes(shape, dtype):
         assert_bound(data, recon, eb_abs)
 
 
+@pytest.mark.parametrize("predictor,options", CASES, ids=str)
+def test_predictor_options(predictor, options, field3d, with_test_weights):
+    planes = [] if "dim_order" in options else [field3d[7]]  # a 3D axis order does not apply to 2D
+    for data in (field3d, field3d.astype(np.float64), *planes):
+        recon, _, eb_abs = roundtrip(data, 1e-2, "rel", predictor=predictor, **options)
+        assert_bound(data, recon, eb_abs)
+
+
 @pytest.mark.parametrize("predictor", LOSSY)
-@pytest.mark.parametrize("options", [{}, {"kind": "linear"}, {"kind": "cubic", "tune": "off"},
-                                     {"dim_order": (2, 0, 1), "anchor_stride": 8}], ids=str)
-def test_predictor_options(predictor, options, field3d):
-    recon, _, eb_abs = roundtrip(field3d, 1e-2, "rel", predictor=predictor, **options)
-    assert_bound(field3d, recon, eb_abs)
+@pytest.mark.parametrize("shape", [(1,), (7,), (1, 1), (3, 50), (1, 1, 1), (9, 1, 17), (5, 6, 7, 8)], ids=str)
+def test_every_predictor_on_awkward_shapes(predictor, shape, with_test_weights):
+    data = smooth_field(shape)
+    for eb in (1e-1, 1e-4):
+        recon, _, eb_abs = roundtrip(data, eb, "rel", predictor=predictor, **PREDICTOR_OPTIONS[predictor][0])
+        assert_bound(data, recon, eb_abs)
+
+
+@pytest.mark.parametrize("predictor", LOSSY)
+def test_every_predictor_keeps_nonfinite_and_constants(predictor, field3d, with_test_weights):
+    options = PREDICTOR_OPTIONS[predictor][-1]
+    data = field3d.astype(np.float64)
+    data[2:4, 5:9, :] = np.nan
+    data[0, 0, 0], data[-1, -1, -1] = np.inf, -np.inf
+    data[10:, 20:, 20:] = 1e20
+    recon, _, eb_abs = roundtrip(data, 1e-3, "abs", predictor=predictor, **options)
+    assert_bound(data, recon, eb_abs)
+    constant = np.full((12, 40, 33), -2.5, np.float32)
+    recon, _, _ = roundtrip(constant, 1e-3, "rel", predictor=predictor, **options)
+    assert np.array_equal(recon, constant)
 
 
 @pytest.mark.parametrize("mode,eb,rel", [("abs", 0.05, None), ("rel", 1e-4, None), ("psnr", 60.0, None),

@@ -1,0 +1,327 @@
+"""Block predictors on the prequantized integer grid (AE-SZ): ``lorenzo`` and ``ae``.
+
+Both snap the field to the grid of 2eb first (srnsz.dualquant), so the reconstruction is fixed before any
+prediction and every block may pick its own predictor: 1- or 2-layer Lorenzo (finite differences of the grid
+indices) or, for ``ae``, the convolutional autoencoder's decoding of the block's quantized latent. The choice per
+block minimises an estimate of the coded bits; ``ae`` also runs the interpolation path and keeps the smaller stream.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from srnsz import lossless
+from srnsz.dualquant import block_slices, difference, integrate, integrate_block, prequantize, reconstruct
+from srnsz.entropy import CodeReader, ContextCodeWriter
+from srnsz.errors import InvalidInputError, StreamFormatError
+from srnsz.neural import InferenceSettings, pinned_torch, resolve_device
+from srnsz.predictors.base import Encoded, Predictor, Progress, register_predictor
+from srnsz.predictors.interp import InterpPredictor
+from srnsz.quantizer import ESCAPE, RADIUS
+
+LORENZO_1, LORENZO_2, AUTOENCODER = 0, 1, 2
+LORENZO_BLOCK = {1: 4096, 2: 32, 3: 8, 4: 8}
+
+
+def _bits(residual: np.ndarray) -> float:
+    """Rough coded size of integer residuals: log2(1 + |r|) + 1 bits each."""
+    return float(np.sum(np.log2(1.0 + np.abs(residual.astype(np.float64))))) + residual.size
+
+
+def _split_codes(residual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(int16 codes with ESCAPE for |r| > RADIUS, the escaped residuals as int64)."""
+    big = np.abs(residual) > RADIUS
+    codes = np.where(big, ESCAPE, residual).astype(np.int16)
+    return codes, residual[big].astype(np.int64)
+
+
+def _join_codes(codes: np.ndarray, big: np.ndarray, used: int) -> tuple[np.ndarray, int]:
+    residual = codes.astype(np.int64)
+    mask = codes == ESCAPE
+    n = int(mask.sum())
+    if used + n > big.size:
+        raise StreamFormatError("the large-residual section holds fewer values than the codes need")
+    residual[mask] = big[used:used + n]
+    return residual, used + n
+
+
+class _GridStreams:
+    """Sections shared by the block predictors: escapes of the prequantization and large residuals."""
+
+    @staticmethod
+    def pack(sections: dict[str, bytes], escaped: np.ndarray, raw: np.ndarray, big: list[np.ndarray]) -> None:
+        if escaped.any():
+            sections["ESCM"] = lossless.pack(np.packbits(escaped.ravel()).tobytes())
+            sections["ESCV"] = lossless.pack(raw.tobytes())
+        bigs = np.concatenate(big) if big else np.zeros(0, np.int64)
+        if bigs.size:
+            sections["BIGR"] = lossless.pack(bigs.tobytes())
+
+    @staticmethod
+    def unpack(sections: dict[str, bytes], shape: tuple[int, ...], dtype: np.dtype
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        size = int(np.prod(shape))
+        if "ESCM" in sections:
+            bits = np.unpackbits(np.frombuffer(lossless.unpack(sections["ESCM"], "escape mask"), np.uint8))
+            if bits.size < size:
+                raise StreamFormatError("the escape mask is shorter than the field")
+            escaped = bits[:size].astype(bool).reshape(shape)
+            raw = np.frombuffer(lossless.unpack(sections["ESCV"], "escape"), dtype)
+            if raw.size != int(escaped.sum()):
+                raise StreamFormatError("the escape section does not match the escape mask")
+        else:
+            escaped, raw = np.zeros(shape, bool), np.zeros(0, dtype)
+        big = np.frombuffer(lossless.unpack(sections["BIGR"], "large residual"), np.int64) if "BIGR" in sections \
+            else np.zeros(0, np.int64)
+        return escaped, raw, big
+
+
+@register_predictor
+class LorenzoPredictor(Predictor):
+    """Lorenzo prediction on the prequantized grid, 1 or 2 layers (``layers=0``: the cheaper one), 1-4D."""
+
+    name = "lorenzo"
+
+    def __init__(self, layers: int = 0) -> None:
+        if layers not in (0, 1, 2):
+            raise InvalidInputError(f"layers must be 0 (auto), 1 or 2, got {layers}")
+        self.layers = layers
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> LorenzoPredictor:
+        try:
+            return cls(int(params["layers"]))
+        except (KeyError, TypeError, ValueError, InvalidInputError) as exc:
+            raise StreamFormatError(f"the lorenzo predictor parameters are invalid ({exc})") from None
+
+    def compress(self, data: np.ndarray, eb: float, progress: Progress | None = None) -> Encoded:
+        pq = prequantize(data, eb)
+        candidates = [self.layers] if self.layers else [1, 2]
+        residuals = {layers: difference(pq.d, layers) for layers in candidates}
+        layers = min(candidates, key=lambda n: _bits(residuals[n]))
+        codes, big = _split_codes(residuals[layers].ravel())
+        writer = ContextCodeWriter()
+        writer.write(codes, np.zeros(codes.size, np.uint8), layers - 1)
+        sections = {"CODE": writer.finish()}
+        _GridStreams.pack(sections, pq.escaped, pq.raw, [big])
+        if progress:
+            progress(data.size)
+        return Encoded(sections, {"layers": layers}, reconstruct(pq.d, eb, data.dtype, pq.escaped, pq.raw))
+
+    def decompress(self, sections: dict[str, bytes], params: dict[str, Any], shape: tuple[int, ...],
+                   dtype: np.dtype, eb: float, progress: Progress | None = None) -> np.ndarray:
+        layers = int(params["layers"])
+        escaped, raw, big = _GridStreams.unpack(sections, shape, dtype)
+        size = int(np.prod(shape))
+        codes = CodeReader(sections["CODE"]).read(np.zeros(size, np.uint8), layers - 1)
+        residual, _ = _join_codes(codes, big, 0)
+        d = integrate(residual.reshape(shape), layers)
+        if progress:
+            progress(size)
+        return reconstruct(d, eb, dtype, escaped, raw)
+
+
+@register_predictor
+class AutoencoderPredictor(Predictor):
+    """Per block: autoencoder (latent quantized with bound ``latent_eb`` x eb in normalised units, entropy
+    coded; the decoder's output from the decoded latent predicts the block) versus 1- and 2-layer Lorenzo.
+
+    model: weights family; a 2D field uses weights ``<model>_2d`` and a 3D field ``<model>_3d`` (default ae_2d and
+    ae_3d); other ranks use Lorenzo only.
+    compete_interp: also compress with ``interp`` and keep the smaller stream (recorded as ``path``).
+    """
+
+    name = "ae"
+
+    def __init__(self, model: str = "ae", latent_eb: float = 0.1, device: str = "auto", threads: int = 2,
+                 batch: int = 256, compete_interp: bool = True, tune: str = "fast") -> None:
+        if not latent_eb > 0:
+            raise InvalidInputError(f"latent_eb must be > 0, got {latent_eb}")
+        self.model_name, self.latent_eb, self.device = model, latent_eb, device
+        self.threads, self.batch, self.compete_interp, self.tune = threads, batch, compete_interp, tune
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> AutoencoderPredictor:
+        try:
+            if params["path"] != "blocks":
+                return cls(compete_interp=False)
+            return cls(model=params["family"], latent_eb=params["latent_eb"], device=params["device"],
+                       threads=params["threads"], batch=params["batch"], compete_interp=False)
+        except (KeyError, TypeError, InvalidInputError) as exc:
+            raise StreamFormatError(f"the ae predictor parameters are invalid ({exc})") from None
+
+    def _settings(self, device: str) -> InferenceSettings:
+        return InferenceSettings(device=device, threads=self.threads, batch=self.batch)
+
+    def _model_for(self, ndim: int, sha256: str | None = None) -> tuple[Any, Any, str]:
+        from srnsz.predictors.hat import _load_model
+
+        name = f"{self.model_name}_{ndim}d"
+        device = resolve_device(self.device)
+        model, entry = _load_model(name, device, sha256)
+        if model.spatial_dims != ndim:
+            raise InvalidInputError(f"autoencoder {name!r} is for {model.spatial_dims}D blocks, the field is {ndim}D")
+        return model, entry, device
+
+    def compress(self, data: np.ndarray, eb: float, progress: Progress | None = None) -> Encoded:
+        if data.ndim not in (2, 3):
+            encoded = LorenzoPredictor().compress(data, eb, progress)
+            encoded.params = {"path": "lorenzo", **encoded.params}
+            return encoded
+        encoded = self._compress_blocks(data, eb)
+        if self.compete_interp:
+            interp = InterpPredictor(tune=self.tune).compress(data, eb)
+            if sum(map(len, interp.sections.values())) < sum(map(len, encoded.sections.values())):
+                interp.params = {"path": "interp", **interp.params, "ae_blocks_bytes": _size(encoded)}
+                encoded = interp
+        if progress:
+            progress(data.size)
+        return encoded
+
+    def _compress_blocks(self, data: np.ndarray, eb: float) -> Encoded:
+        model, entry, device = self._model_for(data.ndim)
+        settings = self._settings(device)
+        pq = prequantize(data, eb)
+        lo, span = _value_range(data, pq.escaped)
+        blocks = block_slices(data.shape, model.block_size)
+        lorenzo = [difference(pq.d, 1), difference(pq.d, 2)]
+        normalised = _normalised_blocks(data, blocks, model.block_size, lo, span)
+        step = 2 * self.latent_eb * eb / span
+        with pinned_torch(settings) as torch:
+            latents = []
+            for start in range(0, len(blocks), settings.batch):
+                chunk = torch.from_numpy(normalised[start:start + settings.batch]).to(device)
+                latents.append(model.encode(chunk).to("cpu", torch.float64).numpy())
+        quantized = np.rint(np.concatenate(latents) / step).astype(np.int64)
+        predictions = _decode_blocks(model, quantized, step, settings, blocks, lo, span, eb)
+        choices = np.empty(len(blocks), np.uint8)
+        per_table: dict[int, list[np.ndarray]] = {LORENZO_1: [], LORENZO_2: [], AUTOENCODER: []}
+        for i, (block, prediction) in enumerate(zip(blocks, predictions)):
+            candidates = [lorenzo[0][block], lorenzo[1][block], pq.d[block] - prediction]
+            costs = [_bits(c) for c in candidates]
+            costs[AUTOENCODER] += _bits(quantized[i])
+            choices[i] = choose_predictor(i, costs)
+            per_table[int(choices[i])].append(candidates[choices[i]].ravel())
+        writer = ContextCodeWriter()
+        big = []
+        for table, parts in per_table.items():
+            if parts:
+                codes, table_big = _split_codes(np.concatenate(parts))
+                writer.write(codes, np.zeros(codes.size, np.uint8), table)
+                big.append(table_big)
+        sections = {"CODE": writer.finish(), "FLAG": lossless.pack(choices.tobytes())}
+        ae_blocks = choices == AUTOENCODER
+        if ae_blocks.any():
+            sections["LATN"] = lossless.pack(quantized[ae_blocks].astype(np.int64).tobytes())
+        _GridStreams.pack(sections, pq.escaped, pq.raw, big)
+        params = {"path": "blocks", "family": self.model_name, "weights": entry.name, "sha256": entry.sha256,
+                  "latent_eb": self.latent_eb, "range": [lo, span], "device": device, "threads": self.threads,
+                  "batch": self.batch,
+                  "blocks": {"ae": int(ae_blocks.sum()), "lorenzo1": int((choices == LORENZO_1).sum()),
+                             "lorenzo2": int((choices == LORENZO_2).sum())}}
+        import torch
+
+        return Encoded(sections, params, reconstruct(pq.d, eb, data.dtype, pq.escaped, pq.raw),
+                       numerics={"torch": torch.__version__})
+
+    def decompress(self, sections: dict[str, bytes], params: dict[str, Any], shape: tuple[int, ...],
+                   dtype: np.dtype, eb: float, progress: Progress | None = None) -> np.ndarray:
+        path = params.get("path")
+        if path == "interp":
+            return InterpPredictor.from_params(params).decompress(sections, params, shape, dtype, eb, progress)
+        if path == "lorenzo":
+            return LorenzoPredictor.from_params(params).decompress(sections, params, shape, dtype, eb, progress)
+        if path != "blocks":
+            raise StreamFormatError(f"unknown ae path {path!r}")
+        model, _, device = self._model_for(len(shape), params["sha256"])
+        lo, span = (float(v) for v in params["range"])
+        escaped, raw, big = _GridStreams.unpack(sections, shape, dtype)
+        blocks = block_slices(shape, model.block_size)
+        choices = np.frombuffer(lossless.unpack(sections["FLAG"], "block choice"), np.uint8)
+        if choices.size != len(blocks) or choices.max(initial=0) > AUTOENCODER:
+            raise StreamFormatError("the block choices do not match the field")
+        sizes = np.array([int(np.prod([s.stop - s.start for s in b])) for b in blocks])
+        reader = CodeReader(sections["CODE"])
+        residuals: dict[int, list[np.ndarray]] = {}
+        used = 0
+        for table in (LORENZO_1, LORENZO_2, AUTOENCODER):
+            mine = choices == table
+            if mine.any():
+                codes = reader.read(np.zeros(int(sizes[mine].sum()), np.uint8), table)
+                flat, used = _join_codes(codes, big, used)
+                residuals[table] = np.split(flat, np.cumsum(sizes[mine])[:-1])
+        d = np.zeros(shape, np.int64)
+        ae_index = np.flatnonzero(choices == AUTOENCODER)
+        if ae_index.size:
+            latents = np.frombuffer(lossless.unpack(sections["LATN"], "latent"), np.int64)
+            if latents.size != ae_index.size * model.latent_dim:
+                raise StreamFormatError("the latent section does not match the autoencoder blocks")
+            step = 2 * float(params["latent_eb"]) * eb / span
+            ae_blocks = [blocks[i] for i in ae_index]
+            predictions = _decode_blocks(model, latents.reshape(ae_index.size, -1), step, self._settings(device),
+                                         ae_blocks, lo, span, eb)
+            for block, prediction, r in zip(ae_blocks, predictions, residuals[AUTOENCODER]):
+                d[block] = prediction + r.reshape(prediction.shape)
+        counters = {LORENZO_1: 0, LORENZO_2: 0}
+        for block, choice in zip(blocks, choices):
+            if choice == AUTOENCODER:
+                continue
+            r = residuals[int(choice)][counters[int(choice)]]
+            counters[int(choice)] += 1
+            start = tuple(s.start for s in block)
+            d[block] = integrate_block(r.reshape(d[block].shape), d, start, int(choice) + 1)
+        if progress:
+            progress(int(np.prod(shape)))
+        return reconstruct(d, eb, dtype, escaped, raw)
+
+
+def choose_predictor(block_index: int, costs: list[float]) -> int:
+    """The block's predictor: the one with the smallest estimated cost (a seam for tests)."""
+    return int(np.argmin(costs))
+
+
+def _size(encoded: Encoded) -> int:
+    return sum(map(len, encoded.sections.values()))
+
+
+def _value_range(data: np.ndarray, escaped: np.ndarray) -> tuple[float, float]:
+    """(min, max - min) of the values that are not escaped; span 1 for constant fields."""
+    valid = data[~escaped].astype(np.float64)
+    if valid.size == 0:
+        return 0.0, 1.0
+    lo, hi = float(valid.min()), float(valid.max())
+    return lo, (hi - lo) if hi > lo else 1.0
+
+
+def _normalised_blocks(data: np.ndarray, blocks: list[tuple[slice, ...]], side: int, lo: float, span: float
+                       ) -> np.ndarray:
+    """(nb, 1, side, ...) float32 blocks scaled to [0, 1]; edge blocks padded by repeating their last values."""
+    out = np.empty((len(blocks), 1) + (side,) * data.ndim, np.float32)
+    for i, block in enumerate(blocks):
+        values = data[block].astype(np.float64)
+        values = np.where(np.isfinite(values), (values - lo) / span, 0.0).clip(-1.0, 2.0)
+        pad = [(0, side - n) for n in values.shape]
+        out[i, 0] = np.pad(values, pad, mode="edge") if any(p for _, p in pad) else values
+    return out
+
+
+def _decode_blocks(model: Any, quantized: np.ndarray, step: float, settings: InferenceSettings,
+                   blocks: list[tuple[slice, ...]], lo: float, span: float, eb: float) -> list[np.ndarray]:
+    """Integer grid predictions (one array per block, cropped to the block) from quantized latents."""
+    outputs = []
+    with pinned_torch(settings) as torch:
+        for start in range(0, len(quantized), settings.batch):
+            latent = torch.from_numpy((quantized[start:start + settings.batch] * step).astype(np.float32))
+            outputs.append(model.decode(latent.to(settings.device)).clamp_(0.0, 1.0)[:, 0]
+                           .to("cpu", torch.float64).numpy())
+    decoded = np.concatenate(outputs) if outputs else np.zeros((0,))
+    predictions = []
+    for block, values in zip(blocks, decoded):
+        crop = values[tuple(slice(0, s.stop - s.start) for s in block)]
+        predictions.append(np.rint((lo + crop * span) / (2 * eb)).astype(np.int64))
+    return predictions
+
+
+__all__ = ["AutoencoderPredictor", "LorenzoPredictor"]
