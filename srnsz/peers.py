@@ -31,6 +31,7 @@ class BenchCodec:
     compress: Callable[[np.ndarray, float], Compressed]
     decompress: Callable[[Compressed, np.ndarray], np.ndarray]
     requires: tuple[str, ...] = ()
+    weights: str | None = None
 
     def unavailable_reason(self) -> str | None:
         """None when the codec can run here, else what is missing."""
@@ -39,6 +40,11 @@ class BenchCodec:
                 __import__(module)
             except ImportError:
                 return f"{self.name}: module {module!r} not installed (pip install -e '.[peers]')"
+        if self.weights:
+            from srnsz.zoo import list_pretrained
+
+            if self.weights not in list_pretrained():
+                return f"{self.name}: weights {self.weights!r} not found in pretrained/ or SRNSZ_WEIGHTS"
         return None
 
 
@@ -62,7 +68,7 @@ def get_codec(name: str) -> BenchCodec:
     return _CODECS[name]
 
 
-def _srnsz(predictor: str, **options: Any) -> BenchCodec:
+def _srnsz(predictor: str, needs_weights: str | None = None, **options: Any) -> BenchCodec:
     def compress(data: np.ndarray, eb: float) -> Compressed:
         import srnsz
 
@@ -74,7 +80,8 @@ def _srnsz(predictor: str, **options: Any) -> BenchCodec:
 
         return srnsz.decompress(c.payload)
 
-    return BenchCodec(f"srnsz-{predictor}", f"srnsz, {predictor} predictor", compress, decompress)
+    return BenchCodec(f"srnsz-{predictor}", f"srnsz, {predictor} predictor", compress, decompress,
+                      ("torch",) if needs_weights else (), needs_weights)
 
 
 def _sz3_compress(data: np.ndarray, eb: float) -> Compressed:
@@ -151,6 +158,9 @@ def _sperr_decompress(c: Compressed, like: np.ndarray) -> np.ndarray:
 
 
 register_codec(_srnsz("interp"))
+register_codec(_srnsz("lorenzo"))
+register_codec(_srnsz("hat", needs_weights="hat_tiny"))
+register_codec(_srnsz("ae", needs_weights="ae_2d"))
 register_codec(BenchCodec("sz3", "SZ3 via pysz, default (interp + Lorenzo, tuned)", _sz3_compress, _sz3_decompress,
                           ("pysz",)))
 register_codec(BenchCodec("zfp", "ZFP via zfpy, fixed accuracy", _zfp_compress, _zfp_decompress, ("zfpy",)))
