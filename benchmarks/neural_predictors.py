@@ -1,0 +1,134 @@
+"""Neural predictors against the classical path on ../shared/data, field by field.
+
+  python benchmarks/neural_predictors.py hat [--rel 1e-2 5e-3]   # issue 3 table: hat vs interp
+  python benchmarks/neural_predictors.py ae  [--rel 1e-2]        # issue 4 table: ae vs lorenzo/interp/SZ3/ZFP
+
+Every row asserts the bound on the decoded data. Times are wall clock on this machine (one run each);
+"net %" is the share of compression time spent inside the network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+import srnsz
+from srnsz.bench import valid_mask
+from srnsz.predictors import blockwise, hat
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+class NetworkClock:
+    """Accumulates time spent in the network calls of the hat and ae predictors."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._upsample, self._decode = hat.upsample_planes, blockwise._decode_blocks
+
+    def __enter__(self) -> NetworkClock:
+        def timed(fn):
+            def wrapper(*args, **kwargs):
+                t0 = time.perf_counter()
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    self.seconds += time.perf_counter() - t0
+            return wrapper
+
+        hat.upsample_planes = timed(self._upsample)
+        blockwise._decode_blocks = timed(self._decode)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        hat.upsample_planes, blockwise._decode_blocks = self._upsample, self._decode
+
+
+def run(data: np.ndarray, eb: float, predictor: str, **options) -> dict:
+    with NetworkClock() as clock:
+        t0 = time.perf_counter()
+        stream = srnsz.compress(data, eb, "abs", predictor=predictor, **options)
+        t1 = time.perf_counter()
+        net_compress = clock.seconds
+        recon = srnsz.decompress(stream)
+        t2 = time.perf_counter()
+    err = np.abs(recon.astype(np.float64) - data.astype(np.float64))
+    assert np.all(err[np.isfinite(data)] <= eb), f"{predictor}: bound violated"
+    return {"cr": data.nbytes / len(stream), "c": data.nbytes / 1e6 / (t1 - t0), "d": data.nbytes / 1e6 / (t2 - t1),
+            "net": net_compress / (t1 - t0), "params": srnsz.info(stream).predictor_params}
+
+
+def fields(ndims: tuple[int, ...]) -> list[tuple[str, np.ndarray]]:
+    out = []
+    for path in sorted(DATA.glob("*.npy")):
+        data = np.load(path)
+        if data.ndim in ndims:
+            out.append((path.stem, data))
+    return out
+
+
+def hat_table(rels: list[float]) -> None:
+    print("| field | rel eb | interp CR | hat CR | hat/interp | HAT blocks | hat MB/s c/d | net % of compress |")
+    print("|---|---|---|---|---|---|---|---|")
+    gains: dict[float, list[float]] = {r: [] for r in rels}
+    for name, data in fields((2, 3)):
+        valid = valid_mask(data, 1e19)
+        value_range = float(np.ptp(data[valid].astype(np.float64)))
+        for rel in rels:
+            eb = rel * value_range
+            base = run(data, eb, "interp")
+            ours = run(data, eb, "hat", model="hat_tiny")
+            h = ours["params"]["hat"]
+            share = f"{h['blocks_hat']}/{h['blocks_total']}" if h["applied"] else f"0 ({h['reason']})"
+            gains[rel].append(ours["cr"] / base["cr"])
+            print(f"| {name} | {rel:g} | {base['cr']:.2f} | {ours['cr']:.2f} | {ours['cr'] / base['cr']:.3f} | "
+                  f"{share} | {ours['c']:.2f} / {ours['d']:.2f} | {100 * ours['net']:.0f} |", flush=True)
+    for rel, g in gains.items():
+        print(f"rel {rel:g}: geometric mean hat/interp {np.exp(np.mean(np.log(g))):.3f}, min {min(g):.3f}, "
+              f"max {max(g):.3f}")
+
+
+def ae_table(rels: list[float]) -> None:
+    from srnsz.peers import get_codec
+
+    print("| field | rel eb | ae (blocks) CR | ae (+interp) CR | lorenzo CR | interp CR | SZ3 CR | ZFP CR | "
+          "AE blocks | ae blocks / lorenzo | ae MB/s c/d |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, data in fields((2, 3)):
+        valid = valid_mask(data, 1e19)
+        value_range = float(np.ptp(data[valid].astype(np.float64)))
+        for rel in rels:
+            eb = rel * value_range
+            blocks = run(data, eb, "ae", compete_interp=False)
+            full = run(data, eb, "ae")
+            lorenzo = run(data, eb, "lorenzo")
+            interp = run(data, eb, "interp")
+            peers = {}
+            for peer in ("sz3", "zfp"):
+                codec = get_codec(peer)
+                peers[peer] = data.nbytes / codec.compress(data, eb).nbytes if not codec.unavailable_reason() \
+                    else float("nan")
+            b = blocks["params"]["blocks"]
+            total = sum(b.values())
+            print(f"| {name} | {rel:g} | {blocks['cr']:.2f} | {full['cr']:.2f} ({full['params']['path']}) | "
+                  f"{lorenzo['cr']:.2f} | {interp['cr']:.2f} | {peers['sz3']:.2f} | {peers['zfp']:.2f} | "
+                  f"{b['ae']}/{total} ({100 * b['ae'] / total:.1f}%) | {blocks['cr'] / lorenzo['cr']:.3f} | "
+                  f"{blocks['c']:.2f} / {blocks['d']:.2f} |", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("which", choices=["hat", "ae"])
+    parser.add_argument("--rel", type=float, nargs="+")
+    args = parser.parse_args()
+    if args.which == "hat":
+        hat_table(args.rel or [1e-2, 5e-3])
+    else:
+        ae_table(args.rel or [1e-2])
+
+
+if __name__ == "__main__":
+    main()
