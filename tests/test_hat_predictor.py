@@ -41,6 +41,14 @@ def _weights_on_path(weights_dir, monkeypatch):
     monkeypatch.setenv("SRNSZ_WEIGHTS", str(weights_dir))
 
 
+@pytest.fixture()
+def force_hat(monkeypatch):
+    """Keep the HAT stream even where the plain interp stream would be smaller (tests of the HAT mechanics)."""
+    import srnsz.predictors.hat as hat_module
+
+    monkeypatch.setattr(hat_module, "HAT_HEADER_BYTES", -10**9)
+
+
 def _hat(data, eb, **kw):
     options = {"model": "cubic_hat", "kind": "linear", "tune": "off", "device": "cpu", **kw}
     stream = srnsz.compress(data, eb, "abs", predictor="hat", **options)
@@ -55,7 +63,7 @@ def test_bound_holds_on_awkward_shapes(shape):
         assert_bound(data, recon, eb)
 
 
-def test_network_wins_blocks_where_it_predicts_better():
+def test_network_wins_blocks_where_it_predicts_better(force_hat):
     """Linear interpolation against a network that reproduces cubic upsampling: on a smooth field the network
     must win most blocks, and the stream must say so."""
     data = smooth_field((96, 128)).astype(np.float64)
@@ -68,18 +76,29 @@ def test_network_wins_blocks_where_it_predicts_better():
     assert len(stream) < len(linear)
 
 
-def test_3d_uses_slices_along_every_axis():
+def test_3d_uses_slices_along_every_axis(force_hat):
     data = smooth_field((24, 40, 36))
     stream, recon = _hat(data, 1e-4)
-    assert srnsz.info(stream).predictor_params["hat"]["applied"]
+    hat = srnsz.info(stream).predictor_params["hat"]
+    assert hat["applied"] and 0 < hat["blocks_hat"] < hat["blocks_total"]
     assert_bound(data, recon, 1e-4)
+
+
+@pytest.mark.parametrize("model", ["cubic_hat", "near_cubic_hat", "noisy_hat"])
+def test_never_larger_than_interp_by_more_than_a_note(model):
+    """When the network's blocks do not pay for flags and header, the plain interp stream is kept."""
+    data = smooth_field((40, 56))
+    for eb in (1e-2, 1e-4):
+        stream, _ = _hat(data, eb, model=model)
+        plain = srnsz.compress(data, eb, "abs", kind="linear", tune="off")
+        assert len(stream) <= len(plain) + 60
 
 
 def test_no_winning_block_means_a_plain_interp_stream():
     data = smooth_field((40, 40))
     stream, _ = _hat(data, 1e-3, model="noisy_hat", kind="cubic")
     params = srnsz.info(stream).predictor_params
-    assert params["hat"] == {"applied": False, "reason": "interpolation won every block"}
+    assert params["hat"] == {"applied": False, "reason": "interp won all"}
     plain = srnsz.compress(data, 1e-3, "abs", kind="cubic", tune="off")
     np.testing.assert_array_equal(srnsz.decompress(stream), srnsz.decompress(plain))
     assert abs(len(stream) - len(plain)) < 64  # only the header differs
@@ -105,7 +124,7 @@ def test_one_and_four_dimensional_fields_fall_back_to_interpolation():
         assert_bound(data, recon, 1e-3)
 
 
-def test_compress_with_two_threads_decompress_with_one():
+def test_compress_with_two_threads_decompress_with_one(force_hat):
     data = smooth_field((20, 64, 48))
     previous = torch.get_num_threads()
     try:
@@ -120,7 +139,7 @@ def test_compress_with_two_threads_decompress_with_one():
     assert_bound(data, recon, 1e-4)
 
 
-def test_numerics_drift_is_a_clear_error(monkeypatch):
+def test_numerics_drift_is_a_clear_error(monkeypatch, force_hat):
     data = smooth_field((64, 80))
     stream, _ = _hat(data, 1e-4, model="near_cubic_hat")
     real = neural.upsample_planes
@@ -135,7 +154,7 @@ def test_numerics_drift_is_a_clear_error(monkeypatch):
         srnsz.decompress(stream)
 
 
-def test_other_weights_under_the_same_name_are_refused(weights_dir, tmp_path, monkeypatch):
+def test_other_weights_under_the_same_name_are_refused(weights_dir, tmp_path, monkeypatch, force_hat):
     data = smooth_field((64, 80))
     stream, _ = _hat(data, 1e-4)
     other = tmp_path / "other"

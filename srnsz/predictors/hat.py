@@ -22,6 +22,7 @@ from srnsz.predictors.base import Encoded, Progress, register_predictor
 from srnsz.predictors.interp import InterpPredictor, _finite_prediction, _odd
 
 DEFAULT_BLOCK = {2: 32, 3: 8}
+HAT_HEADER_BYTES = 200  # measured: HAT parameters, torch version and the flag section framing in the header
 _MODELS: dict[tuple[str, str], Any] = {}
 
 
@@ -35,6 +36,10 @@ def _load_model(name: str, device: str, sha256: str | None = None) -> tuple[Any,
     if key not in _MODELS:
         _MODELS[key] = load_pretrained(name, device)
     return _MODELS[key]
+
+
+def _size(encoded: Encoded) -> int:
+    return sum(map(len, encoded.sections.values()))
 
 
 def hat_level_prediction(model: Any, fine_view: np.ndarray, settings: InferenceSettings) -> np.ndarray:
@@ -113,7 +118,7 @@ class HatPredictor(InterpPredictor):
         self.config = base.config
         if not self._applies(data.shape):
             encoded = self._compress(data, eb, progress)
-            encoded.params["hat"] = {"applied": False, "reason": "HAT needs a 2D or 3D field"}
+            encoded.params["hat"] = {"applied": False, "reason": "not 2D/3D"}
             return encoded
         device = resolve_device(self.device)
         model, entry = _load_model(self.model_name, device)
@@ -127,11 +132,17 @@ class HatPredictor(InterpPredictor):
         if not flags.any():
             # Every block kept interpolation, so codes and reconstruction are exactly the interp ones: store
             # no flags and no weights reference, and the stream decodes without torch.
-            encoded.params["hat"] = {"applied": False, "reason": "interpolation won every block"}
+            encoded.params["hat"] = {"applied": False, "reason": "interp won all"}
             return encoded
         import torch
 
         encoded.sections["FLAG"] = lossless.pack(np.packbits(flags).tobytes())
+        plain = self._compress(data, eb, None)
+        if _size(plain) <= _size(encoded) + HAT_HEADER_BYTES:
+            # Blocks won on L1 error did not pay for their flags and the weights reference: keep the interp
+            # stream, so the network never costs more than the stored "not applied" note.
+            plain.params["hat"] = {"applied": False, "reason": "interp smaller"}
+            return plain
         encoded.params["hat"] = {"applied": True, "weights": self.model_name, "sha256": entry.sha256,
                                  "hat_levels": self.hat_levels, "block_size": self.block_size,
                                  "inference": self._settings(device).to_params(),
