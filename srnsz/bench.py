@@ -131,6 +131,33 @@ def summary(rows: list[BenchRow], reference: str = "srnsz-interp") -> str:
     return "\n".join(out)
 
 
+def overview_table(rows: list[BenchRow], reference: str = "srnsz-interp") -> str:
+    """Per codec and bound over all fields: geometric-mean ratio, `reference`'s advantage, mean PSNR,
+    median compress/decompress speed, bound violations."""
+    bounds = sorted({r.eb_rel for r in rows}, reverse=True)
+    lines = ["| codec | " + " | ".join(f"rel {b:.0e}: CR (ours / it), PSNR" for b in bounds) +
+             " | MB/s c/d (median) | violations |", "|---" * (len(bounds) + 3) + "|"]
+    for codec in dict.fromkeys(r.codec for r in rows):
+        cells = []
+        for bound in bounds:
+            mine = {r.field: r for r in rows if r.codec == codec and r.eb_rel == bound}
+            ours = {r.field: r.ratio for r in rows if r.codec == reference and r.eb_rel == bound}
+            if not mine:
+                cells.append("-")
+                continue
+            geo = float(np.exp(np.mean([np.log(r.ratio) for r in mine.values()])))
+            adv = [ours[f] / r.ratio for f, r in mine.items() if f in ours]
+            adv_text = f"{np.exp(np.mean(np.log(adv))):.2f}x" if adv and codec != reference else "1"
+            psnr = np.mean([r.psnr_db for r in mine.values() if np.isfinite(r.psnr_db)])
+            cells.append(f"{geo:.1f} ({adv_text}), {psnr:.1f}")
+        mine_all = [r for r in rows if r.codec == codec]
+        speed = f"{np.median([r.compress_mb_s for r in mine_all]):.1f} / " \
+                f"{np.median([r.decompress_mb_s for r in mine_all]):.1f}"
+        violations = sum(not r.bound_held for r in mine_all)
+        lines.append(f"| {codec} | " + " | ".join(cells) + f" | {speed} | {violations} |")
+    return "\n".join(lines)
+
+
 def write_results(rows: list[BenchRow], out_dir: Path) -> list[Path]:
     """results.csv, results.json and results.md in `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -140,5 +167,6 @@ def write_results(rows: list[BenchRow], out_dir: Path) -> list[Path]:
         writer.writeheader()
         writer.writerows(asdict(r) for r in rows)
     (out_dir / "results.json").write_text(json.dumps([asdict(r) for r in rows], indent=1))
-    (out_dir / "results.md").write_text(markdown_table(rows) + "\n\n" + summary(rows) + "\n")
+    (out_dir / "results.md").write_text(overview_table(rows) + "\n\n" + markdown_table(rows) + "\n\n" +
+                                        summary(rows) + "\n")
     return [out_dir / "results.csv", out_dir / "results.json", out_dir / "results.md"]

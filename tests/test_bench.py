@@ -95,6 +95,8 @@ def test_cli_bench_writes_table_and_plots(tmp_path):
     assert "bound violations: none" in proc.stdout
     for name in ["results.csv", "results.json", "results.md", "rate_distortion.png", "errors_example.png"]:
         assert (out / name).stat().st_size > 0
+    overview = (out / "results.md").read_text().splitlines()
+    assert overview[0].startswith("| codec | rel 1e-02") and overview[2].startswith("| srnsz-interp |")
     run("bench", "--codecs", "srnsz-interp", "--eb", "1e-2", "--out", str(out), ok=False)  # no silent overwrite
     assert "invalid choice" in run("bench", "--codecs", "nope", "--out", str(tmp_path / "x"), ok=False).stderr
 
