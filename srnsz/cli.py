@@ -48,6 +48,11 @@ def _add_bound(p: argparse.ArgumentParser) -> None:
                    help="abs: data units; rel: fraction of the value range (default); psnr: target dB; "
                         "abs_and_rel: the smaller of --eb (abs) and --rel")
     p.add_argument("--rel", type=float, help="relative part of --mode abs_and_rel")
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--target-psnr", type=float, metavar="DB",
+                        help="search the largest bound that keeps at least this PSNR (replaces --eb/--mode)")
+    target.add_argument("--target-ratio", type=float, metavar="R",
+                        help="search the smallest bound that reaches at least this compression ratio")
     p.add_argument("--predictor", choices=list_predictors(), help="default interp")
     p.add_argument("--kind", choices=["cubic", "linear"], help="spline of the interp predictor (default: tuned)")
     p.add_argument("--tune", choices=["fast", "off"], help="interp tuning on sampled blocks (default fast)")
@@ -99,8 +104,18 @@ def _load(args: argparse.Namespace) -> np.ndarray:
 
 
 def _compress_field(data: np.ndarray, args: argparse.Namespace) -> bytes:
+    name, options = _predictor_and_options(args)
+    if args.target_psnr is not None or args.target_ratio is not None:
+        from srnsz.targets import compress_to_target
+
+        result = compress_to_target(data, psnr=args.target_psnr, ratio=args.target_ratio, predictor=name,
+                                    **options)
+        goal = f"PSNR >= {args.target_psnr} dB" if args.target_psnr is not None else f"ratio >= {args.target_ratio}"
+        print(f"target {goal}: {'met' if result.met else 'NOT met (closest kept)'} with abs bound "
+              f"{result.eb_abs:.6g}: PSNR {result.psnr_db:.2f} dB, ratio {result.ratio:.2f} ({result.trials} trials)",
+              file=sys.stderr)
+        return result.stream
     with progress_bar(data.size, "compress") as update:
-        name, options = _predictor_and_options(args)
         return api.compress(data, args.eb, args.mode, name, rel=args.rel, progress=update, **options)
 
 
