@@ -144,7 +144,8 @@ def test_ddp_on_two_cpu_processes_with_gloo(user_field, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
            "-m", "training.train", *_quick(user_field, out, steps=4), "train.device=cpu", "train.threads=1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    # From another folder, as a user would run it: the configs must be found wherever the command starts.
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert state["step"] == 4

@@ -49,7 +49,10 @@ def _is_rank_zero() -> bool:
     return not dist.is_initialized() or dist.get_rank() == 0
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="train")
+CONFIGS = str(Path(__file__).resolve().parent.parent / "configs")  # absolute: works from any cwd and entry point
+
+
+@hydra.main(version_base="1.3", config_path=CONFIGS, config_name="train")
 def main(cfg: DictConfig) -> None:
     run(cfg)
 
