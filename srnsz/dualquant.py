@@ -87,12 +87,3 @@ def integrate_block(residual: np.ndarray, d: np.ndarray, start: tuple[int, ...],
     g = difference(ext, layers)
     g[inner] = residual
     return integrate(g, layers)[inner]
-
-
-def block_slices(shape: tuple[int, ...], block: int) -> list[tuple[slice, ...]]:
-    """Blocks of side ``block`` (smaller at the high edges) in C order over the block grid."""
-    ranges = [[slice(s, min(s + block, n)) for s in range(0, n, block)] for n in shape]
-    out: list[tuple[slice, ...]] = [()]
-    for axis_ranges in ranges:
-        out = [(*prefix, r) for prefix in out for r in axis_ranges]
-    return out

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from srnsz import lossless
-from srnsz.dualquant import block_slices, difference, integrate, integrate_block, prequantize, reconstruct
+from srnsz.blocks import block_ids, block_order, block_slices
+from srnsz.dualquant import difference, integrate, integrate_block, prequantize, reconstruct
 from srnsz.entropy import CodeReader, ContextCodeWriter
 from srnsz.errors import InvalidInputError, StreamFormatError
 from srnsz.neural import InferenceSettings, pinned_torch, resolve_device
@@ -25,9 +26,6 @@ LORENZO_1, LORENZO_2, AUTOENCODER = 0, 1, 2
 LORENZO_BLOCK = {1: 4096, 2: 32, 3: 8, 4: 8}
 
 
-def _bits(residual: np.ndarray) -> float:
-    """Rough coded size of integer residuals: log2(1 + |r|) + 1 bits each."""
-    return float(np.sum(np.log2(1.0 + np.abs(residual.astype(np.float64))))) + residual.size
 
 
 def _split_codes(residual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -100,7 +98,7 @@ class LorenzoPredictor(Predictor):
         pq = prequantize(data, eb)
         candidates = [self.layers] if self.layers else [1, 2]
         residuals = {layers: difference(pq.d, layers) for layers in candidates}
-        layers = min(candidates, key=lambda n: _bits(residuals[n]))
+        layers = min(candidates, key=lambda n: float(_bit_cost(residuals[n]).sum()))
         codes, big = _split_codes(residuals[layers].ravel())
         writer = ContextCodeWriter()
         writer.write(codes, np.zeros(codes.size, np.uint8), layers - 1)
@@ -195,20 +193,22 @@ class AutoencoderPredictor(Predictor):
                 chunk = torch.from_numpy(normalised[start:start + settings.batch]).to(device)
                 latents.append(model.encode(chunk).to("cpu", torch.float64).numpy())
         quantized = np.rint(np.concatenate(latents) / step).astype(np.int64)
-        predictions = _decode_blocks(model, quantized, step, settings, blocks, lo, span, eb)
-        choices = np.empty(len(blocks), np.uint8)
-        per_table: dict[int, list[np.ndarray]] = {LORENZO_1: [], LORENZO_2: [], AUTOENCODER: []}
-        for i, (block, prediction) in enumerate(zip(blocks, predictions)):
-            candidates = [lorenzo[0][block], lorenzo[1][block], pq.d[block] - prediction]
-            costs = [_bits(c) for c in candidates]
-            costs[AUTOENCODER] += _bits(quantized[i])
-            choices[i] = choose_predictor(i, costs)
-            per_table[int(choices[i])].append(candidates[choices[i]].ravel())
+        predicted = np.zeros(data.shape, np.int64)
+        for block, prediction in zip(blocks, _decode_blocks(model, quantized, step, settings, blocks, lo, span, eb)):
+            predicted[block] = prediction
+        candidates = [lorenzo[0], lorenzo[1], pq.d - predicted]
+        ids, n_blocks = block_ids(data.shape, model.block_size)
+        costs = np.stack([np.bincount(ids.ravel(), _bit_cost(c).ravel(), n_blocks) for c in candidates], axis=1)
+        costs[:, AUTOENCODER] += _bit_cost(quantized).sum(axis=1)
+        choices = choose_predictors(costs).astype(np.uint8)
+        order = block_order(ids)
+        point_choice = choices[ids.ravel()[order]]
         writer = ContextCodeWriter()
         big = []
-        for table, parts in per_table.items():
-            if parts:
-                codes, table_big = _split_codes(np.concatenate(parts))
+        for table, candidate in enumerate(candidates):
+            picked = point_choice == table
+            if picked.any():
+                codes, table_big = _split_codes(candidate.ravel()[order[picked]])
                 writer.write(codes, np.zeros(codes.size, np.uint8), table)
                 big.append(table_big)
         sections = {"CODE": writer.finish(), "FLAG": lossless.pack(choices.tobytes())}
@@ -242,16 +242,18 @@ class AutoencoderPredictor(Predictor):
         choices = np.frombuffer(lossless.unpack(sections["FLAG"], "block choice"), np.uint8)
         if choices.size != len(blocks) or choices.max(initial=0) > AUTOENCODER:
             raise StreamFormatError("the block choices do not match the field")
-        sizes = np.array([int(np.prod([s.stop - s.start for s in b])) for b in blocks])
+        ids, _ = block_ids(shape, model.block_size)
+        order = block_order(ids)
+        point_choice = choices[ids.ravel()[order]]
         reader = CodeReader(sections["CODE"])
-        residuals: dict[int, list[np.ndarray]] = {}
+        residual = np.zeros(int(np.prod(shape)), np.int64)
         used = 0
         for table in (LORENZO_1, LORENZO_2, AUTOENCODER):
-            mine = choices == table
-            if mine.any():
-                codes = reader.read(np.zeros(int(sizes[mine].sum()), np.uint8), table)
-                flat, used = _join_codes(codes, big, used)
-                residuals[table] = np.split(flat, np.cumsum(sizes[mine])[:-1])
+            picked = point_choice == table
+            if picked.any():
+                codes = reader.read(np.zeros(int(picked.sum()), np.uint8), table)
+                residual[order[picked]], used = _join_codes(codes, big, used)
+        residual = residual.reshape(shape)
         d = np.zeros(shape, np.int64)
         ae_index = np.flatnonzero(choices == AUTOENCODER)
         if ae_index.size:
@@ -262,24 +264,29 @@ class AutoencoderPredictor(Predictor):
             ae_blocks = [blocks[i] for i in ae_index]
             predictions = _decode_blocks(model, latents.reshape(ae_index.size, -1), step, self._settings(device),
                                          ae_blocks, lo, span, eb)
-            for block, prediction, r in zip(ae_blocks, predictions, residuals[AUTOENCODER]):
-                d[block] = prediction + r.reshape(prediction.shape)
-        counters = {LORENZO_1: 0, LORENZO_2: 0}
-        for block, choice in zip(blocks, choices):
-            if choice == AUTOENCODER:
-                continue
-            r = residuals[int(choice)][counters[int(choice)]]
-            counters[int(choice)] += 1
-            start = tuple(s.start for s in block)
-            d[block] = integrate_block(r.reshape(d[block].shape), d, start, int(choice) + 1)
+            for block, prediction in zip(ae_blocks, predictions):
+                d[block] = prediction + residual[block]
+        lorenzo_layers = set(choices[choices != AUTOENCODER].tolist())
+        if not ae_index.size and len(lorenzo_layers) == 1:
+            d = integrate(residual, lorenzo_layers.pop() + 1)  # one predictor everywhere: one global pass
+        else:
+            for block, choice in zip(blocks, choices):
+                if choice != AUTOENCODER:
+                    start = tuple(s.start for s in block)
+                    d[block] = integrate_block(residual[block], d, start, int(choice) + 1)
         if progress:
             progress(int(np.prod(shape)))
         return reconstruct(d, eb, dtype, escaped, raw)
 
 
-def choose_predictor(block_index: int, costs: list[float]) -> int:
-    """The block's predictor: the one with the smallest estimated cost (a seam for tests)."""
-    return int(np.argmin(costs))
+def choose_predictors(costs: np.ndarray) -> np.ndarray:
+    """(n_blocks, 3) estimated bits -> each block's predictor, the cheapest (a seam for tests)."""
+    return np.argmin(costs, axis=1)
+
+
+def _bit_cost(residual: np.ndarray) -> np.ndarray:
+    """Rough coded size of each integer residual: log2(1 + |r|) + 1 bits."""
+    return np.log2(1.0 + np.abs(residual.astype(np.float64))) + 1.0
 
 
 def _size(encoded: Encoded) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from srnsz import lossless
+from srnsz.blocks import block_ids
 from srnsz.errors import InvalidInputError, StreamFormatError
 from srnsz.grid import Pass, Plan, chunks
 from srnsz.neural import InferenceSettings, resolve_device, upsample_planes
@@ -165,16 +166,6 @@ class HatPredictor(InterpPredictor):
         finally:
             self._state = {}
 
-    def _block_ids(self, shape: tuple[int, ...]) -> tuple[np.ndarray, int]:
-        side = self.block_size or DEFAULT_BLOCK[len(shape)]
-        counts = [-(-n // side) for n in shape]
-        ids = np.zeros(shape, dtype=np.int64)
-        for axis, n in enumerate(shape):
-            stride = int(np.prod(counts[axis + 1:]))
-            index = (np.arange(n) // side) * stride
-            ids += index.reshape([-1 if a == axis else 1 for a in range(len(shape))])
-        return ids, int(np.prod(counts))
-
     def _level_map(self, plan: Plan, level: int, rec: np.ndarray) -> np.ndarray:
         """Full-shape array of HAT predictions for the points new at ``level`` (NaN elsewhere), cached."""
         maps = self._state["maps"]
@@ -186,7 +177,7 @@ class HatPredictor(InterpPredictor):
             maps.clear()  # one level at a time keeps memory to one extra field
             maps[level] = full
         if "ids" not in self._state:
-            self._state["ids"] = self._block_ids(rec.shape)
+            self._state["ids"] = block_ids(rec.shape, self.block_size or DEFAULT_BLOCK[rec.ndim])
         return maps[level]
 
     def _pass_predictor(self, p: Pass, plan: Plan, rec: np.ndarray,
