@@ -57,8 +57,9 @@ def run(data: np.ndarray, eb: float, predictor: str, **options) -> dict:
         t2 = time.perf_counter()
     err = np.abs(recon.astype(np.float64) - data.astype(np.float64))
     assert np.all(err[np.isfinite(data)] <= eb), f"{predictor}: bound violated"
+    info = srnsz.info(stream)
     return {"cr": data.nbytes / len(stream), "c": data.nbytes / 1e6 / (t1 - t0), "d": data.nbytes / 1e6 / (t2 - t1),
-            "net": net_compress / (t1 - t0), "params": srnsz.info(stream).predictor_params}
+            "net": net_compress / (t1 - t0), "kept": info.predictor, "params": info.predictor_params}
 
 
 def fields(ndims: tuple[int, ...]) -> list[tuple[str, np.ndarray]]:
@@ -81,8 +82,8 @@ def hat_table(rels: list[float]) -> None:
             eb = rel * value_range
             base = run(data, eb, "interp")
             ours = run(data, eb, "hat", model="hat_tiny")
-            h = ours["params"]["hat"]
-            share = f"{h['blocks_hat']}/{h['blocks_total']}" if h["applied"] else f"0 ({h['reason']})"
+            h = ours["params"].get("hat")
+            share = f"{h['blocks_hat']}/{h['blocks_total']}" if h else "interp stream kept"
             gains[rel].append(ours["cr"] / base["cr"])
             print(f"| {name} | {rel:g} | {base['cr']:.2f} | {ours['cr']:.2f} | {ours['cr'] / base['cr']:.3f} | "
                   f"{share} | {ours['c']:.2f} / {ours['d']:.2f} | {100 * ours['net']:.0f} |", flush=True)
@@ -103,6 +104,8 @@ def ae_table(rels: list[float]) -> None:
         for rel in rels:
             eb = rel * value_range
             blocks = run(data, eb, "ae", compete_interp=False)
+            if blocks["kept"] != "ae":
+                continue  # not a 2D/3D field
             full = run(data, eb, "ae")
             lorenzo = run(data, eb, "lorenzo")
             interp = run(data, eb, "interp")
@@ -113,7 +116,7 @@ def ae_table(rels: list[float]) -> None:
                     else float("nan")
             b = blocks["params"]["blocks"]
             total = sum(b.values())
-            print(f"| {name} | {rel:g} | {blocks['cr']:.2f} | {full['cr']:.2f} ({full['params']['path']}) | "
+            print(f"| {name} | {rel:g} | {blocks['cr']:.2f} | {full['cr']:.2f} ({full['kept']}) | "
                   f"{lorenzo['cr']:.2f} | {interp['cr']:.2f} | {peers['sz3']:.2f} | {peers['zfp']:.2f} | "
                   f"{b['ae']}/{total} ({100 * b['ae'] / total:.1f}%) | {blocks['cr'] / lorenzo['cr']:.3f} | "
                   f"{blocks['c']:.2f} / {blocks['d']:.2f} |", flush=True)

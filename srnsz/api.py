@@ -71,14 +71,14 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
         # On a handful of values the lossless layout can be the smaller one.
         plain = create_predictor("lossless")
         stored = plain.compress(data, eb_abs)
-        if sum(map(len, stored.sections.values())) < sum(map(len, encoded.sections.values())):
+        if stored.nbytes < encoded.nbytes:
             chosen, encoded = plain, stored
     _verify_bound(data, encoded.recon, eb_abs)
     header = {
         "dtype": data.dtype.newbyteorder("<").str,
         "shape": list(data.shape),
         "error_bound": {**bound.to_json(), "abs": eb_abs},
-        "predictor": {"name": chosen.name, "params": encoded.params},
+        "predictor": {"name": encoded.predictor or chosen.name, "params": encoded.params},
         "numerics": {"device": "cpu", "compute_dtype": "float64", "numpy": np.__version__,
                      "constriction": _version("constriction"), "zstandard": _version("zstandard"),
                      **encoded.numerics},

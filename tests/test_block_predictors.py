@@ -49,8 +49,9 @@ def test_ae_blocks_mixed_with_lorenzo_decode_exactly(with_test_weights, monkeypa
         data = smooth_field(shape)
         stream = srnsz.compress(data, 1e-3, "rel", predictor="ae", model="test_ae", compete_interp=False,
                                 device="cpu")
-        params = srnsz.info(stream).predictor_params
-        assert params["path"] == "blocks" and params["blocks"]["ae"] > 0 and params["blocks"]["lorenzo2"] > 0
+        info = srnsz.info(stream)
+        params = info.predictor_params
+        assert info.predictor == "ae" and params["blocks"]["ae"] > 0 and params["blocks"]["lorenzo2"] > 0
         recon = srnsz.decompress(stream)
         assert_bound(data, recon, srnsz.info(stream).error_bound["abs"])
 
@@ -62,9 +63,11 @@ def test_ae_keeps_whichever_of_blocks_and_interp_is_smaller(shape, with_test_wei
     chosen = srnsz.compress(data, 1e-2, "rel", predictor="ae", **options)
     blocks = srnsz.compress(data, 1e-2, "rel", predictor="ae", compete_interp=False, **options)
     interp = srnsz.compress(data, 1e-2, "rel")
-    path = srnsz.info(chosen).predictor_params["path"]
-    assert path == ("interp" if len(interp) < len(blocks) else "blocks") or abs(len(interp) - len(blocks)) < 200
+    kept = srnsz.info(chosen).predictor
+    assert kept == ("interp" if len(interp) < len(blocks) else "ae") or abs(len(interp) - len(blocks)) < 200
     assert len(chosen) <= min(len(interp), len(blocks)) + 200  # headers differ, payloads do not
+    if kept == "interp":
+        assert chosen == interp  # exactly the plain stream
 
 
 def test_ae_refuses_other_weights_and_wrong_rank(with_test_weights, tmp_path, monkeypatch):

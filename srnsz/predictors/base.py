@@ -23,6 +23,14 @@ class Encoded:
     params: dict[str, Any]
     recon: np.ndarray
     numerics: dict[str, Any] = field(default_factory=dict)  # what else can change the bits (header "numerics")
+    # Registry name to record when it differs from the predictor that ran: a hat or ae run that kept the
+    # plain interp (or lorenzo) stream records that predictor, so its stream is exactly that stream.
+    predictor: str | None = None
+
+    @property
+    def nbytes(self) -> int:
+        """Payload bytes of all sections (what competing encodings are compared on)."""
+        return sum(len(s) for s in self.sections.values())
 
 
 class Predictor(ABC):

@@ -143,8 +143,6 @@ class AutoencoderPredictor(Predictor):
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> AutoencoderPredictor:
         try:
-            if params["path"] != "blocks":
-                return cls(compete_interp=False)
             return cls(model=params["family"], latent_eb=params["latent_eb"], device=params["device"],
                        threads=params["threads"], batch=params["batch"], compete_interp=False)
         except (KeyError, TypeError, InvalidInputError) as exc:
@@ -166,13 +164,13 @@ class AutoencoderPredictor(Predictor):
     def compress(self, data: np.ndarray, eb: float, progress: Progress | None = None) -> Encoded:
         if data.ndim not in (2, 3):
             encoded = LorenzoPredictor().compress(data, eb, progress)
-            encoded.params = {"path": "lorenzo", **encoded.params}
+            encoded.predictor = "lorenzo"  # the autoencoders are 2D and 3D
             return encoded
         encoded = self._compress_blocks(data, eb)
         if self.compete_interp:
             interp = InterpPredictor(tune=self.tune).compress(data, eb)
-            if sum(map(len, interp.sections.values())) < sum(map(len, encoded.sections.values())):
-                interp.params = {"path": "interp", **interp.params, "ae_blocks_bytes": _size(encoded)}
+            if interp.nbytes < encoded.nbytes:
+                interp.predictor = "interp"  # the plain interp stream, exactly
                 encoded = interp
         if progress:
             progress(data.size)
@@ -216,7 +214,7 @@ class AutoencoderPredictor(Predictor):
         if ae_blocks.any():
             sections["LATN"] = lossless.pack(quantized[ae_blocks].astype(np.int64).tobytes())
         _GridStreams.pack(sections, pq.escaped, pq.raw, big)
-        params = {"path": "blocks", "family": self.model_name, "weights": entry.name, "sha256": entry.sha256,
+        params = {"family": self.model_name, "weights": entry.name, "sha256": entry.sha256,
                   "latent_eb": self.latent_eb, "range": [lo, span], "device": device, "threads": self.threads,
                   "batch": self.batch,
                   "blocks": {"ae": int(ae_blocks.sum()), "lorenzo1": int((choices == LORENZO_1).sum()),
@@ -228,13 +226,6 @@ class AutoencoderPredictor(Predictor):
 
     def decompress(self, sections: dict[str, bytes], params: dict[str, Any], shape: tuple[int, ...],
                    dtype: np.dtype, eb: float, progress: Progress | None = None) -> np.ndarray:
-        path = params.get("path")
-        if path == "interp":
-            return InterpPredictor.from_params(params).decompress(sections, params, shape, dtype, eb, progress)
-        if path == "lorenzo":
-            return LorenzoPredictor.from_params(params).decompress(sections, params, shape, dtype, eb, progress)
-        if path != "blocks":
-            raise StreamFormatError(f"unknown ae path {path!r}")
         model, _, device = self._model_for(len(shape), params["sha256"])
         lo, span = (float(v) for v in params["range"])
         escaped, raw, big = _GridStreams.unpack(sections, shape, dtype)
@@ -287,10 +278,6 @@ def choose_predictors(costs: np.ndarray) -> np.ndarray:
 def _bit_cost(residual: np.ndarray) -> np.ndarray:
     """Rough coded size of each integer residual: log2(1 + |r|) + 1 bits."""
     return np.log2(1.0 + np.abs(residual.astype(np.float64))) + 1.0
-
-
-def _size(encoded: Encoded) -> int:
-    return sum(map(len, encoded.sections.values()))
 
 
 def _value_range(data: np.ndarray, escaped: np.ndarray) -> tuple[float, float]:

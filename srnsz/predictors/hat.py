@@ -39,10 +39,6 @@ def _load_model(name: str, device: str, sha256: str | None = None) -> tuple[Any,
     return _MODELS[key]
 
 
-def _size(encoded: Encoded) -> int:
-    return sum(map(len, encoded.sections.values()))
-
-
 def hat_level_prediction(model: Any, fine_view: np.ndarray, settings: InferenceSettings) -> np.ndarray:
     """HAT predictions for a level's lattice ``fine_view`` (2D or 3D) from its even points: float64 array of
     the view's shape, NaN where the network gives no prediction (coarse points; 3D points odd in every axis)."""
@@ -101,8 +97,6 @@ class HatPredictor(InterpPredictor):
     def from_params(cls, params: dict[str, Any]) -> HatPredictor:
         try:
             hat = params["hat"]
-            if not hat["applied"]:
-                return cls(hat_levels=0, tune="off", **params["config"])
             return cls(model=hat["weights"], hat_levels=hat["hat_levels"], block_size=hat["block_size"],
                        tune="off", **hat["inference"], **params["config"])
         except (KeyError, TypeError, InvalidInputError) as exc:
@@ -119,7 +113,7 @@ class HatPredictor(InterpPredictor):
         self.config = base.config
         if not self._applies(data.shape):
             encoded = self._compress(data, eb, progress)
-            encoded.params["hat"] = {"applied": False, "reason": "not 2D/3D"}
+            encoded.predictor = "interp"  # HAT needs a 2D or 3D field
             return encoded
         device = resolve_device(self.device)
         model, entry = _load_model(self.model_name, device)
@@ -131,20 +125,20 @@ class HatPredictor(InterpPredictor):
         finally:
             self._state = {}
         if not flags.any():
-            # Every block kept interpolation, so codes and reconstruction are exactly the interp ones: store
-            # no flags and no weights reference, and the stream decodes without torch.
-            encoded.params["hat"] = {"applied": False, "reason": "interp won all"}
+            # Every block kept interpolation, so codes and reconstruction are exactly the interp ones: the
+            # stream is an interp stream and decodes without torch.
+            encoded.predictor = "interp"
             return encoded
         import torch
 
         encoded.sections["FLAG"] = lossless.pack(np.packbits(flags).tobytes())
         plain = self._compress(data, eb, None)
-        if _size(plain) <= _size(encoded) + HAT_HEADER_BYTES:
+        if plain.nbytes <= encoded.nbytes + HAT_HEADER_BYTES:
             # Blocks won on L1 error did not pay for their flags and the weights reference: keep the interp
-            # stream, so the network never costs more than the stored "not applied" note.
-            plain.params["hat"] = {"applied": False, "reason": "interp smaller"}
+            # stream, so asking for the network never costs a byte.
+            plain.predictor = "interp"
             return plain
-        encoded.params["hat"] = {"applied": True, "weights": self.model_name, "sha256": entry.sha256,
+        encoded.params["hat"] = {"weights": self.model_name, "sha256": entry.sha256,
                                  "hat_levels": self.hat_levels, "block_size": self.block_size,
                                  "inference": self._settings(device).to_params(),
                                  "blocks_hat": int(flags.sum()), "blocks_total": int(flags.size)}
@@ -153,9 +147,7 @@ class HatPredictor(InterpPredictor):
 
     def decompress(self, sections: dict[str, bytes], params: dict[str, Any], shape: tuple[int, ...],
                    dtype: np.dtype, eb: float, progress: Progress | None = None) -> np.ndarray:
-        hat = params.get("hat", {})
-        if not hat.get("applied"):
-            return super().decompress(sections, params, shape, dtype, eb, progress)
+        hat = params["hat"]
         device = resolve_device(self.device)
         model, _ = _load_model(self.model_name, device, sha256=hat.get("sha256"))
         flags = np.unpackbits(np.frombuffer(lossless.unpack(sections["FLAG"], "flag"), np.uint8)).astype(bool)

@@ -106,7 +106,7 @@ class InterpPredictor(Predictor):
                                                    "dim_order": tuple(a + 1 for a in candidate._order(ndim)),
                                                    "anchor_stride": plan.anchor_stride})
             trial.trial = True
-            size = sum(len(s) for s in trial.compress(sample, eb).sections.values())
+            size = trial.compress(sample, eb).nbytes
             if best_size is None or size < best_size:
                 best, best_size = candidate, size
         return best
