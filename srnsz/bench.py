@@ -37,6 +37,7 @@ class BenchRow:
     bound_held: bool
     compress_mb_s: float
     decompress_mb_s: float
+    error: str = ""  # set when the codec failed on this input (reported, never hidden)
 
 
 def valid_mask(data: np.ndarray, fill_threshold: float) -> np.ndarray:
@@ -68,9 +69,15 @@ def bench_field(name: str, data: np.ndarray, bounds: list[float], codecs: list[s
         eb = bound * value_range if mode == "rel" else bound
         for codec_name in codecs:
             codec = get_codec(codec_name)
-            t_c, packed = _best_time(lambda c=codec, e=eb: c.compress(data, e), repeat)
-            t_d, recon = _best_time(lambda c=codec, p=packed: c.decompress(p, data), repeat)
-            recon = np.asarray(recon).reshape(data.shape)
+            try:
+                t_c, packed = _best_time(lambda c=codec, e=eb: c.compress(data, e), repeat)
+                t_d, recon = _best_time(lambda c=codec, p=packed: c.decompress(p, data), repeat)
+                recon = np.asarray(recon).reshape(data.shape)
+            except Exception as exc:  # a peer's failure is a result to report, not a reason to stop the run
+                nan = float("nan")
+                rows.append(BenchRow(name, "x".join(map(str, data.shape)), codec_name, bound, eb, nan, nan, nan, nan,
+                                     nan, False, nan, nan, f"{type(exc).__name__}: {exc}"[:200]))
+                continue
             q = quality(data, recon, valid)
             finite = np.isfinite(data)
             with np.errstate(invalid="ignore", over="ignore"):
@@ -104,6 +111,9 @@ def markdown_table(rows: list[BenchRow]) -> str:
     lines = ["| field | rel eb | codec | ratio | bits/value | PSNR dB | SSIM | max err/eb | bound | comp MB/s | "
              "decomp MB/s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        if r.error:
+            lines.append(f"| {r.field} | {r.eb_rel:.0e} | {r.codec} | failed: {r.error} |||||||||")
+            continue
         lines.append(f"| {r.field} | {r.eb_rel:.0e} | {r.codec} | {r.ratio:.2f} | {r.bit_rate:.3f} | {r.psnr_db:.2f} | "
                      f"{r.ssim:.4f} | {r.max_err_over_eb:.4f} | {'held' if r.bound_held else '**VIOLATED**'} | "
                      f"{r.compress_mb_s:.1f} | {r.decompress_mb_s:.1f} |")
@@ -119,15 +129,19 @@ def summary(rows: list[BenchRow], reference: str = "srnsz-interp") -> str:
         for codec in dict.fromkeys(r.codec for r in at):
             if codec == reference:
                 continue
-            gains = [ours[r.field] / r.ratio for r in at if r.codec == codec and r.field in ours]
+            gains = [ours[r.field] / r.ratio for r in at if r.codec == codec and r.field in ours and not r.error]
             if gains:
                 mean = float(np.exp(np.mean(np.log(gains))))
                 out.append(f"rel {bound:.0e}: {reference} / {codec} ratio, geometric mean {mean:.3f} "
                            f"(min {min(gains):.3f}, {len(gains)} fields)")
-    violations = [r for r in rows if not r.bound_held]
+    failures = [r for r in rows if r.error]
+    violations = [r for r in rows if not r.bound_held and not r.error]
     out.append("bound violations: " + (", ".join(f"{r.codec} on {r.field} at {r.eb_rel:.0e} "
                                                   f"(max err {r.max_err_over_eb:.4f} eb)" for r in violations)
                                        if violations else "none"))
+    if failures:
+        out.append("failed runs: " + "; ".join(f"{r.codec} on {r.field} at {r.eb_rel:.0e} ({r.error})"
+                                                for r in failures))
     return "\n".join(out)
 
 
@@ -140,7 +154,7 @@ def overview_table(rows: list[BenchRow], reference: str = "srnsz-interp") -> str
     for codec in dict.fromkeys(r.codec for r in rows):
         cells = []
         for bound in bounds:
-            mine = {r.field: r for r in rows if r.codec == codec and r.eb_rel == bound}
+            mine = {r.field: r for r in rows if r.codec == codec and r.eb_rel == bound and not r.error}
             ours = {r.field: r.ratio for r in rows if r.codec == reference and r.eb_rel == bound}
             if not mine:
                 cells.append("-")
@@ -150,11 +164,13 @@ def overview_table(rows: list[BenchRow], reference: str = "srnsz-interp") -> str
             adv_text = f"{np.exp(np.mean(np.log(adv))):.2f}x" if adv and codec != reference else "1"
             psnr = np.mean([r.psnr_db for r in mine.values() if np.isfinite(r.psnr_db)])
             cells.append(f"{geo:.1f} ({adv_text}), {psnr:.1f}")
-        mine_all = [r for r in rows if r.codec == codec]
+        mine_all = [r for r in rows if r.codec == codec and not r.error]
+        failed = sum(1 for r in rows if r.codec == codec and r.error)
         speed = f"{np.median([r.compress_mb_s for r in mine_all]):.1f} / " \
-                f"{np.median([r.decompress_mb_s for r in mine_all]):.1f}"
+                f"{np.median([r.decompress_mb_s for r in mine_all]):.1f}" if mine_all else "-"
         violations = sum(not r.bound_held for r in mine_all)
-        lines.append(f"| {codec} | " + " | ".join(cells) + f" | {speed} | {violations} |")
+        lines.append(f"| {codec} | " + " | ".join(cells) + f" | {speed} | {violations}"
+                     + (f" ({failed} runs failed)" if failed else "") + " |")
     return "\n".join(lines)
 
 

@@ -210,10 +210,13 @@ def cmd_bench(args: argparse.Namespace) -> None:
         new = bench.bench_field(name, data, args.eb, codecs, args.mode, args.repeat, args.fill_threshold, keep)
         rows += new
         for r in new:
+            if r.error:
+                print(f"{r.field:28s} {r.eb_rel:8.0e} {r.codec:14s} FAILED {r.error}", flush=True)
+                continue
             print(f"{r.field:28s} {r.eb_rel:8.0e} {r.codec:14s} CR {r.ratio:9.2f}  PSNR {r.psnr_db:7.2f}  "
                   f"max/eb {r.max_err_over_eb:.4f}  {'held' if r.bound_held else 'VIOLATED'}  "
                   f"{r.compress_mb_s:7.1f} / {r.decompress_mb_s:7.1f} MB/s", flush=True)
-        if not args.no_plots:
+        if not args.no_plots and recons:
             largest_row = max(new, key=lambda r: r.eb_abs)
             error_maps(data, recons, largest_row.eb_abs, out / f"errors_{name}.png",
                        f"{name}: error of the middle slice at rel eb {largest_row.eb_rel:.0e}")

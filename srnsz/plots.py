@@ -32,7 +32,7 @@ def rate_distortion(rows: list, path: Path, reference: str = "srnsz-interp") -> 
     fig, axes = plt.subplots(nrows, cols, figsize=(4 * cols, 3.2 * nrows), dpi=110, squeeze=False)
     for ax, field in zip(axes.flat, fields):
         for codec in dict.fromkeys(r.codec for r in rows):
-            pts = sorted((r.bit_rate, r.psnr_db) for r in rows if r.field == field and r.codec == codec)
+            pts = sorted((r.bit_rate, r.psnr_db) for r in rows if r.field == field and r.codec == codec and not r.error)
             if pts:
                 ax.plot(*zip(*pts), marker="o", ms=3, lw=2.2 if codec == reference else 1.2, label=codec)
         ax.set_title(field, fontsize=9)

@@ -89,6 +89,18 @@ def test_bench_reports_a_violating_codec_instead_of_hiding_it(monkeypatch, tmp_p
     assert [r["bound_held"] for r in saved] == [True, False]
 
 
+def test_bench_reports_a_failing_codec_and_carries_on(monkeypatch):
+    def crash(data, eb):
+        raise RuntimeError("codec exploded")
+
+    monkeypatch.setitem(peers._CODECS, "crashy", peers.BenchCodec("crashy", "fails", crash, lambda c, like: like))
+    rows = bench.bench_field("f", smooth_field((16, 16)), [1e-2], ["crashy", "srnsz-interp"])
+    assert rows[0].error == "RuntimeError: codec exploded" and rows[1].bound_held
+    assert "failed runs: crashy on f" in bench.summary(rows)
+    assert "failed: RuntimeError" in bench.markdown_table(rows)
+    assert "(1 runs failed)" in bench.overview_table(rows)
+
+
 def test_cli_bench_writes_table_and_plots(tmp_path):
     out = tmp_path / "bench"
     proc = run("bench", "--codecs", "srnsz-interp", "--eb", "1e-2", "1e-3", "--out", str(out))
