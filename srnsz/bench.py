@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from srnsz.metrics import quality
-from srnsz.peers import get_codec, list_codecs
+from srnsz.peers import BenchCodec, get_codec, list_codecs
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,38 @@ def valid_mask(data: np.ndarray, fill_threshold: float) -> np.ndarray:
         return np.isfinite(data) & (np.abs(data) < fill_threshold)
 
 
+def _run_codec(codec: BenchCodec, data: np.ndarray, eb: float, repeat: int) -> tuple[float, float, int, np.ndarray]:
+    """(compress s, decompress s, compressed bytes, reconstruction), best of `repeat` timings."""
+    t_c, packed = _best_time(lambda: codec.compress(data, eb), repeat)
+    t_d, recon = _best_time(lambda: codec.decompress(packed, data), repeat)
+    return t_c, t_d, packed.nbytes, np.asarray(recon).reshape(data.shape)
+
+
+def _run_isolated(codec: BenchCodec, data: np.ndarray, eb: float, repeat: int) -> tuple[float, float, int, np.ndarray]:
+    """_run_codec in a forked child, so a crash in native code becomes an error instead of killing the bench."""
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+
+    def child() -> None:
+        try:
+            sender.send(("ok", _run_codec(codec, data, eb, repeat)))
+        except Exception as exc:
+            sender.send(("error", f"{type(exc).__name__}: {exc}"))
+
+    process = context.Process(target=child, daemon=True)
+    process.start()
+    sender.close()
+    try:
+        status, payload = receiver.recv()
+    except EOFError:
+        process.join()
+        raise RuntimeError(f"{codec.name} crashed (exit code {process.exitcode})") from None
+    process.join()
+    if status != "ok":
+        raise RuntimeError(payload)
+    return payload
+
+
 def _best_time(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
     best, result = float("inf"), None
     for _ in range(repeat):
@@ -70,9 +103,8 @@ def bench_field(name: str, data: np.ndarray, bounds: list[float], codecs: list[s
         for codec_name in codecs:
             codec = get_codec(codec_name)
             try:
-                t_c, packed = _best_time(lambda c=codec, e=eb: c.compress(data, e), repeat)
-                t_d, recon = _best_time(lambda c=codec, p=packed: c.decompress(p, data), repeat)
-                recon = np.asarray(recon).reshape(data.shape)
+                run = _run_isolated if codec.isolated else _run_codec
+                t_c, t_d, nbytes, recon = run(codec, data, eb, repeat)
             except Exception as exc:  # a peer's failure is a result to report, not a reason to stop the run
                 nan = float("nan")
                 rows.append(BenchRow(name, "x".join(map(str, data.shape)), codec_name, bound, eb, nan, nan, nan, nan,
@@ -87,7 +119,7 @@ def bench_field(name: str, data: np.ndarray, bounds: list[float], codecs: list[s
             rows.append(BenchRow(
                 field=name, shape="x".join(map(str, data.shape)), codec=codec_name,
                 eb_rel=bound / value_range if mode == "abs" and value_range else bound, eb_abs=eb,
-                ratio=data.nbytes / packed.nbytes, bit_rate=8.0 * packed.nbytes / data.size, psnr_db=q.psnr_db,
+                ratio=data.nbytes / nbytes, bit_rate=8.0 * nbytes / data.size, psnr_db=q.psnr_db,
                 ssim=q.ssim, max_err_over_eb=max_err / eb if eb > 0 else (0.0 if max_err == 0 else float("inf")),
                 bound_held=held, compress_mb_s=megabytes / t_c, decompress_mb_s=megabytes / t_d,
             ))

@@ -118,3 +118,16 @@ def test_cli_eval_plot(tmp_path):
     out = run("eval", "--example", "--eb", "1e-2", "--plot", str(png)).stdout
     assert png.stat().st_size > 10_000 and "SSIM" in out
     run("eval", "--example", "--eb", "1e-2", "--plot", str(png), ok=False)
+
+
+def test_bench_survives_a_peer_that_crashes_the_interpreter(monkeypatch):
+    import os
+    import signal
+
+    def segfault(data, eb):
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+    codec = peers.BenchCodec("segv", "dies", segfault, lambda c, like: like, isolated=True)
+    monkeypatch.setitem(peers._CODECS, "segv", codec)
+    rows = bench.bench_field("f", smooth_field((16, 16)), [1e-2], ["segv", "srnsz-interp"])
+    assert "crashed" in rows[0].error and rows[1].bound_held
