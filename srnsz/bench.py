@@ -206,6 +206,11 @@ def overview_table(rows: list[BenchRow], reference: str = "srnsz-interp") -> str
     return "\n".join(lines)
 
 
+def read_results(path: Path) -> list[BenchRow]:
+    """Rows back from a results.json written by :func:`write_results`."""
+    return [BenchRow(**row) for row in json.loads(Path(path).read_text())]
+
+
 def write_results(rows: list[BenchRow], out_dir: Path) -> list[Path]:
     """results.csv, results.json and results.md in `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)

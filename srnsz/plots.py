@@ -30,11 +30,15 @@ def rate_distortion(rows: list, path: Path, reference: str = "srnsz-interp") -> 
     cols = min(4, len(fields))
     nrows = -(-len(fields) // cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(4 * cols, 3.2 * nrows), dpi=110, squeeze=False)
+    codecs = list(dict.fromkeys(r.codec for r in rows))
+    colours = plt.cm.tab20(np.linspace(0, 1, 20))[:: max(1, 20 // max(len(codecs), 1))]
     for ax, field in zip(axes.flat, fields):
-        for codec in dict.fromkeys(r.codec for r in rows):
+        for i, codec in enumerate(codecs):
             pts = sorted((r.bit_rate, r.psnr_db) for r in rows if r.field == field and r.codec == codec and not r.error)
             if pts:
-                ax.plot(*zip(*pts), marker="o", ms=3, lw=2.2 if codec == reference else 1.2, label=codec)
+                ours = codec.startswith("srnsz")
+                ax.plot(*zip(*pts), marker="os^vD<>ph*X"[i % 11], ms=3.5, lw=2.2 if codec == reference else 1.2,
+                        ls="-" if ours else "--", color=colours[i % len(colours)], label=codec)
         ax.set_title(field, fontsize=9)
         ax.set_xlabel("bits per value")
         ax.set_ylabel("PSNR (dB)")
