@@ -125,6 +125,9 @@ def cmd_compress(args: argparse.Namespace) -> None:
     stream = _compress_field(data, args)
     write_atomically(args.output, lambda tmp: tmp.write_bytes(stream), args.force)
     print(f"{data.nbytes} -> {len(stream)} bytes (ratio {data.nbytes / len(stream):.2f}) {args.output}")
+    asked, stored = _predictor_and_options(args)[0], api.info(stream).predictor
+    if stored not in (asked, "lossless"):
+        print(f"note: the {asked} predictor stored a plain {stored} stream, which was the smaller one", file=sys.stderr)
 
 
 def _read_stream(path: str) -> bytes:
