@@ -127,7 +127,8 @@ def cmd_compress(args: argparse.Namespace) -> None:
     print(f"{data.nbytes} -> {len(stream)} bytes (ratio {data.nbytes / len(stream):.2f}) {args.output}")
     asked, stored = _predictor_and_options(args)[0], api.info(stream).predictor
     if stored not in (asked, "lossless"):
-        print(f"note: the {asked} predictor stored a plain {stored} stream, which was the smaller one", file=sys.stderr)
+        print(f"note: the {asked} predictor stored a plain {stored} stream (its network did not apply to this field "
+              "or did not pay for itself)", file=sys.stderr)
 
 
 def _read_stream(path: str) -> bytes:
