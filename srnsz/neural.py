@@ -52,14 +52,15 @@ def pinned_torch(settings: InferenceSettings) -> Iterator[Any]:
     import torch
 
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    torch.set_num_threads(settings.threads)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     try:
+        torch.set_num_threads(settings.threads)
+        torch.use_deterministic_algorithms(True, warn_only=True)
         with torch.inference_mode():
             yield torch
     finally:
         torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(deterministic)
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
 
 
 def _tile_ranges(n: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:

@@ -43,10 +43,12 @@ class _Trial:
     ratio: float
 
 
-def _trial(data: np.ndarray, eb: float, predictor: str, options: dict[str, Any]) -> _Trial:
+def _trial(data: np.ndarray, eb: float, predictor: str, options: dict[str, Any], value_range: float) -> _Trial:
+    """Compress at ``eb``; PSNR on ``value_range`` (the whole field's, also when ``data`` is a sample)."""
     stream = api.compress(data, eb, "abs", predictor, **options)
-    recon = api.decompress(stream)
-    return _Trial(eb, stream, quality(data, recon).psnr_db, data.nbytes / len(stream))
+    rmse = quality(data, api.decompress(stream)).rmse
+    psnr = float("inf") if rmse == 0 else 20 * math.log10(value_range / rmse)
+    return _Trial(eb, stream, psnr, data.nbytes / len(stream))
 
 
 def _search(ok: Callable[[_Trial], bool], run: Callable[[float], _Trial], start: float, prefer_large: bool,
@@ -91,7 +93,8 @@ def compress_to_target(array: Any, *, psnr: float | None = None, ratio: float | 
     value_range = finite_range(data) if data.size else 0.0
     if not value_range > 0 or not np.isfinite(value_range):
         stream = api.compress(data, 0.0, "abs", predictor, **options)
-        return TargetResult(stream, 0.0, float("inf"), data.nbytes / len(stream), True, 1)
+        achieved = data.nbytes / len(stream)
+        return TargetResult(stream, 0.0, float("inf"), achieved, ratio is None or achieved >= ratio, 1)
     if psnr is not None:
         ok = lambda t: t.psnr >= psnr  # noqa: E731
         start, prefer_large = value_range * 10 ** (-psnr / 20) * math.sqrt(3), True
@@ -101,10 +104,10 @@ def compress_to_target(array: Any, *, psnr: float | None = None, ratio: float | 
     used = 0
     if data.size > FULL_TRIAL_POINTS and data.ndim < 4:
         sample = sample_blocks(data, 32)
-        best, last, n = _search(ok, lambda eb: _trial(sample, eb, "interp", {}), start, prefer_large, 16)
+        best, last, n = _search(ok, lambda eb: _trial(sample, eb, "interp", {}, value_range), start, prefer_large, 16)
         start = (best or last).eb
         used += n
-    best, last, n = _search(ok, lambda eb: _trial(data, eb, predictor, options), start, prefer_large,
+    best, last, n = _search(ok, lambda eb: _trial(data, eb, predictor, options, value_range), start, prefer_large,
                             MAX_FULL_TRIALS)
     used += n
     chosen = best or last

@@ -58,8 +58,10 @@ def read_manifest(directory: Path | None = None) -> dict[str, WeightsEntry]:
         return {}
     try:
         raw = json.loads(path.read_text())
+        if not isinstance(raw, dict):
+            raise TypeError("the manifest must be a JSON object of name -> entry")
         return {name: WeightsEntry(name=name, directory=str(path.parent), **entry) for name, entry in raw.items()}
-    except (json.JSONDecodeError, TypeError) as exc:
+    except (json.JSONDecodeError, TypeError, AttributeError) as exc:
         raise WeightsError(f"{path}: not a valid weights manifest ({exc})") from None
 
 

@@ -83,3 +83,22 @@ def test_ae_refuses_other_weights_and_wrong_rank(with_test_weights, tmp_path, mo
     monkeypatch.setenv("SRNSZ_WEIGHTS", str(other))
     with pytest.raises(srnsz.SrnszError):
         srnsz.decompress(stream)
+
+
+def test_ae_stream_with_few_autoencoder_blocks_decodes(monkeypatch, with_test_weights):
+    """CPU inference depends on the batch: the compressor must predict the chosen blocks exactly as the decoder
+    (only those latents, in the decoder's batches), whatever number of blocks it picks."""
+    data = smooth_field((64, 96))
+    for picked in ([4], [1, 3, 5]):
+        pattern = np.array([2 if i in picked else 0 for i in range(6)])
+        monkeypatch.setattr(blockwise, "choose_predictors", lambda costs, p=pattern: np.resize(p, len(costs)))
+        stream = srnsz.compress(data, 1e-6, "rel", predictor="ae", model="test_ae", compete_interp=False,
+                                device="cpu")
+        assert srnsz.info(stream).predictor_params["blocks"]["ae"] == len(picked)
+        assert_bound(data, srnsz.decompress(stream), srnsz.info(stream).error_bound["abs"])
+
+
+@pytest.mark.parametrize("options", [{"batch": 0}, {"threads": 0}, {"threads": 2.0}])
+def test_ae_inference_options_are_checked(options):
+    with pytest.raises(srnsz.SrnszError, match="positive integers"):
+        srnsz.compress(smooth_field((32, 32)), 1e-3, predictor="ae", **options)

@@ -202,3 +202,20 @@ def test_shipped_weights_verify_and_load():
         assert entry.file.startswith(f"{name}-{entry.sha256[:8]}") and entry == listed
         assert entry.validation["psnr"] > entry.validation["baseline_psnr"]  # shipped only if it beats the baseline
         assert sum(p.numel() for p in model.parameters()) > 0
+
+
+@pytest.mark.parametrize("options", [{"threads": 2.0}, {"block_size": 2.5}, {"batch": 0}])
+def test_hat_inference_options_are_checked(options):
+    with pytest.raises(srnsz.SrnszError):
+        srnsz.compress(smooth_field((32, 32)), 1e-3, predictor="hat", model="cubic_hat", **options)
+
+
+def test_pinned_inference_restores_torch_settings():
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    threads = torch.get_num_threads()
+    try:
+        with neural.pinned_torch(neural.InferenceSettings(threads=1)):
+            assert torch.get_num_threads() == 1
+        assert torch.is_deterministic_algorithms_warn_only_enabled() and torch.get_num_threads() == threads
+    finally:
+        torch.use_deterministic_algorithms(False)

@@ -150,3 +150,18 @@ def test_ddp_on_two_cpu_processes_with_gloo(user_field, tmp_path):
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert state["step"] == 4
     assert len((out / "val_log.jsonl").read_text().splitlines()) == 2  # only rank 0 logs
+
+
+def test_resume_applies_a_changed_schedule_including_passed_milestones(user_field, tmp_path):
+    out = tmp_path / "run"
+    run(_compose(_quick(user_field, out, steps=4)))
+    run(_compose(_quick(user_field, out, steps=6) + ["optim.milestones=[2]", "optim.gamma=0.25"]))
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    lr = _compose(["experiment=quick", "data.train_files=[x.npy]"]).optim.lr
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(lr * 0.25)
+
+
+def test_a_manifest_that_is_not_an_object_is_a_clear_error(tmp_path):
+    (tmp_path / "manifest.json").write_text("[]")
+    with pytest.raises(WeightsError, match="not a valid weights manifest"):
+        load_pretrained("anything", directory=tmp_path)

@@ -115,5 +115,6 @@ def test_target_psnr_and_ratio_are_met_with_a_hard_bound():
             assert result.ratio >= 30.0
     unreachable = compress_to_target(np.random.default_rng(0).random((32, 32)), ratio=1e6)
     assert not unreachable.met
+    assert not compress_to_target(np.ones(50, np.float32), ratio=1e6).met  # constant fields too
     with pytest.raises(srnsz.SrnszError, match="exactly one"):
         compress_to_target(data, psnr=50, ratio=10)

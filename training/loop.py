@@ -83,11 +83,15 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _distributed(device: torch.device) -> tuple[int, int]:
+def _distributed(device: torch.device) -> tuple[int, int, torch.device]:
+    """(rank, world size, this rank's device): one GPU per process under torchrun (LOCAL_RANK)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return (dist.get_rank(), world) if world > 1 else (0, 1)
+    return (dist.get_rank(), world, device) if world > 1 else (0, 1, device)
 
 
 def _seed_everything(seed: int) -> None:
@@ -102,7 +106,7 @@ def fit(model: nn.Module, data: TrainData, objective: Objective, optim: Optimize
     device = pick_device(loop.device)
     if loop.threads:
         torch.set_num_threads(loop.threads)
-    rank, world = _distributed(device)
+    rank, world, device = _distributed(device)
     _seed_everything(loop.seed)  # same initial weights on every rank
     out_dir = Path(loop.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -117,12 +121,18 @@ def fit(model: nn.Module, data: TrainData, objective: Objective, optim: Optimize
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        # The recipe may have changed between runs (e.g. fewer steps): its schedule wins over the saved one.
-        scheduler.milestones, scheduler.gamma = Counter(optim.milestones), optim.gamma
         step, log = state["step"], json.loads(state["log"])
+        # The recipe may have changed between runs (e.g. fewer steps): its schedule wins over the saved one,
+        # including milestones already passed.
+        scheduler.milestones, scheduler.gamma = Counter(optim.milestones), optim.gamma
+        current = optim.lr * optim.gamma ** sum(1 for m in optim.milestones if m <= step)
+        for group in optimizer.param_groups:
+            group["lr"], group["initial_lr"] = current, optim.lr
+        scheduler.base_lrs = [optim.lr for _ in optimizer.param_groups]
     if rank == 0:  # the log on disk is the checkpoint's: steps after the last save are redone
         (out_dir / "val_log.jsonl").write_text("".join(json.dumps(entry) + "\n" for entry in log))
-    trained = DistributedDataParallel(model) if world > 1 else model
+    trained = (DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+               if world > 1 else model)
     rng = np.random.default_rng([loop.seed, rank, step])  # a resumed run draws fresh samples
     torch.manual_seed(loop.seed * 1000 + rank * 100003 + step)
     validation_set = {k: v.to(device) for k, v in data.validation_set().items()}

@@ -137,6 +137,8 @@ class AutoencoderPredictor(Predictor):
                  batch: int = 256, compete_interp: bool = True, tune: str = "fast") -> None:
         if not latent_eb > 0:
             raise InvalidInputError(f"latent_eb must be > 0, got {latent_eb}")
+        if not all(isinstance(v, int) and v >= 1 for v in (threads, batch)):
+            raise InvalidInputError(f"threads and batch must be positive integers, got {threads!r}, {batch!r}")
         self.model_name, self.latent_eb, self.device = model, latent_eb, device
         self.threads, self.batch, self.compete_interp, self.tune = threads, batch, compete_interp, tune
 
@@ -199,6 +201,14 @@ class AutoencoderPredictor(Predictor):
         costs = np.stack([np.bincount(ids.ravel(), _bit_cost(c).ravel(), n_blocks) for c in candidates], axis=1)
         costs[:, AUTOENCODER] += _bit_cost(quantized).sum(axis=1)
         choices = choose_predictors(costs).astype(np.uint8)
+        ae_index = np.flatnonzero(choices == AUTOENCODER)
+        if ae_index.size:
+            # CPU results depend on the batch: decode the chosen latents exactly as the decompressor will.
+            ae_blocks = [blocks[i] for i in ae_index]
+            for block, prediction in zip(ae_blocks, _decode_blocks(model, quantized[ae_index], step, settings,
+                                                                   ae_blocks, lo, span, eb)):
+                predicted[block] = prediction
+            candidates[AUTOENCODER] = pq.d - predicted
         order = block_order(ids)
         point_choice = choices[ids.ravel()[order]]
         writer = ContextCodeWriter()

@@ -87,6 +87,8 @@ class HatPredictor(InterpPredictor):
         if block_size < 0:
             raise InvalidInputError(f"block_size must be >= 0, got {block_size}")
         self.model_name, self.hat_levels, self.block_size = model, hat_levels, block_size
+        if not all(isinstance(v, int) for v in (hat_levels, block_size, threads, batch, tile, overlap)):
+            raise InvalidInputError("hat_levels, block_size, threads, batch, tile and overlap must be integers")
         if threads < 1 or batch < 1 or tile < 8 or not 0 <= overlap < tile // 4:
             raise InvalidInputError(f"bad inference settings threads={threads} batch={batch} tile={tile} "
                                     f"overlap={overlap} (need threads, batch >= 1, tile >= 8, 0 <= overlap < tile/4)")
