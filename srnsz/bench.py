@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from srnsz.metrics import quality
+from srnsz.metrics import max_finite_error, quality
 from srnsz.peers import BenchCodec, get_codec, list_codecs
 
 
@@ -111,11 +111,8 @@ def bench_field(name: str, data: np.ndarray, bounds: list[float], codecs: list[s
                                      nan, False, nan, nan, f"{type(exc).__name__}: {exc}"[:200]))
                 continue
             q = quality(data, recon, valid)
-            finite = np.isfinite(data)
-            with np.errstate(invalid="ignore", over="ignore"):
-                err = np.abs(data[finite].astype(np.float64) - recon[finite].astype(np.float64))
-            max_err = float(err.max()) if err.size else 0.0
-            held = bool(np.all(err <= eb)) and q.nonfinite_preserved
+            max_err = max_finite_error(data, recon)  # over every finite value, fill values included
+            held = bool(max_err <= eb) and q.nonfinite_preserved
             rows.append(BenchRow(
                 field=name, shape="x".join(map(str, data.shape)), codec=codec_name,
                 eb_rel=bound / value_range if mode == "abs" and value_range else bound, eb_abs=eb,

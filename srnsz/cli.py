@@ -103,8 +103,7 @@ def _load(args: argparse.Namespace) -> np.ndarray:
     return read_field(args.input, args.dtype, args.shape, args.var)
 
 
-def _compress_field(data: np.ndarray, args: argparse.Namespace) -> bytes:
-    name, options = _predictor_and_options(args)
+def _compress_field(data: np.ndarray, args: argparse.Namespace, name: str, options: dict[str, Any]) -> bytes:
     if args.target_psnr is not None or args.target_ratio is not None:
         from srnsz.targets import compress_to_target
 
@@ -122,10 +121,11 @@ def _compress_field(data: np.ndarray, args: argparse.Namespace) -> bytes:
 def cmd_compress(args: argparse.Namespace) -> None:
     refuse_existing(args.output, args.force)  # fail before the work, not after
     data = _load(args)
-    stream = _compress_field(data, args)
+    asked, options = _predictor_and_options(args)
+    stream = _compress_field(data, args, asked, options)
     write_atomically(args.output, lambda tmp: tmp.write_bytes(stream), args.force)
     print(f"{data.nbytes} -> {len(stream)} bytes (ratio {data.nbytes / len(stream):.2f}) {args.output}")
-    asked, stored = _predictor_and_options(args)[0], api.info(stream).predictor
+    stored = api.info(stream).predictor
     if stored not in (asked, "lossless"):
         print(f"note: the {asked} predictor stored a plain {stored} stream (its network did not apply to this field "
               "or did not pay for itself)", file=sys.stderr)
@@ -160,7 +160,7 @@ def cmd_info(args: argparse.Namespace) -> None:
 def cmd_eval(args: argparse.Namespace) -> None:
     data = _load(args)
     t0 = time.perf_counter()
-    stream = _compress_field(data, args)
+    stream = _compress_field(data, args, *_predictor_and_options(args))
     t1 = time.perf_counter()
     recon = api.decompress(stream)
     t2 = time.perf_counter()

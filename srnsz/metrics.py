@@ -31,12 +31,26 @@ def nonfinite_preserved(original: np.ndarray, recon: np.ndarray) -> bool:
     return bool(np.array_equal(original[~finite].view(bits), recon[~finite].view(bits)))
 
 
+def max_finite_error(original: np.ndarray, recon: np.ndarray) -> float:
+    """max |x - x'| in float64 over the finite x (NaN if a reconstruction there is NaN; 0 if none is finite)."""
+    finite = np.isfinite(original)
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = np.abs(original[finite].astype(np.float64) - recon[finite].astype(np.float64))
+    if not err.size:
+        return 0.0
+    return float("nan") if np.isnan(err).any() else float(err.max())
+
+
 def bound_held(original: np.ndarray, recon: np.ndarray, eb: float) -> bool:
     """|x - x'| <= eb (in float64) for every finite x, and non-finite values preserved bit for bit."""
-    finite = np.isfinite(original)
-    with np.errstate(invalid="ignore"):
-        err = np.abs(original[finite].astype(np.float64) - recon[finite].astype(np.float64))
-    return bool(np.all(err <= eb)) and nonfinite_preserved(original, recon)
+    return bool(max_finite_error(original, recon) <= eb) and nonfinite_preserved(original, recon)
+
+
+def psnr_db(rmse: float, value_range: float) -> float:
+    """20 log10(range / rmse): inf for no error, -inf for a zero range."""
+    if rmse == 0:
+        return float("inf")
+    return float(20 * np.log10(value_range / rmse)) if value_range > 0 else float("-inf")
 
 
 def quality(original: np.ndarray, recon: np.ndarray, mask: np.ndarray | None = None) -> Quality:
@@ -50,7 +64,7 @@ def quality(original: np.ndarray, recon: np.ndarray, mask: np.ndarray | None = N
     rmse = float(np.sqrt(np.mean(err**2)))
     compared_range = float(np.ptp(a[valid])) if valid.any() else 0.0
     value_range = finite_range(original) if mask is None else compared_range
-    psnr = float("inf") if rmse == 0 else (20 * np.log10(value_range / rmse) if value_range > 0 else float("-inf"))
+    psnr = psnr_db(rmse, value_range)
     return Quality(
         max_abs_error=float(err.max()), rmse=rmse, psnr_db=float(psnr),
         nrmse=rmse / value_range if value_range else float("nan"),

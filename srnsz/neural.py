@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -29,8 +29,7 @@ class InferenceSettings:
     overlap: int = 8
 
     def to_params(self) -> dict[str, Any]:
-        return {"device": self.device, "threads": self.threads, "batch": self.batch, "tile": self.tile,
-                "overlap": self.overlap}
+        return asdict(self)
 
 
 def resolve_device(device: str) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 from srnsz import api
 from srnsz.bounds import finite_range
 from srnsz.errors import InvalidInputError
-from srnsz.metrics import quality
+from srnsz.metrics import psnr_db, quality
 from srnsz.sampling import FULL_TRIAL_POINTS, sample_blocks
 
 MAX_FULL_TRIALS = 8
@@ -47,8 +47,7 @@ def _trial(data: np.ndarray, eb: float, predictor: str, options: dict[str, Any],
     """Compress at ``eb``; PSNR on ``value_range`` (the whole field's, also when ``data`` is a sample)."""
     stream = api.compress(data, eb, "abs", predictor, **options)
     rmse = quality(data, api.decompress(stream)).rmse
-    psnr = float("inf") if rmse == 0 else 20 * math.log10(value_range / rmse)
-    return _Trial(eb, stream, psnr, data.nbytes / len(stream))
+    return _Trial(eb, stream, psnr_db(rmse, value_range), data.nbytes / len(stream))
 
 
 def _search(ok: Callable[[_Trial], bool], run: Callable[[float], _Trial], start: float, prefer_large: bool,

@@ -98,6 +98,21 @@ def find_weights(name: str, directory: Path | None = None) -> WeightsEntry:
     raise WeightsError(f"no pretrained weights named {name!r}; available: {known}")
 
 
+_LOADED: dict[tuple[str, str], tuple[Any, WeightsEntry]] = {}
+
+
+def cached_model(name: str, device: str, sha256: str | None = None) -> tuple[Any, WeightsEntry]:
+    """load_pretrained once per (weights hash, device) in this process; `sha256` (from a stream header) must
+    match the weights found under `name`, else the clear mismatch error."""
+    entry = find_weights(name)
+    if sha256 is not None and entry.sha256 != sha256:
+        load_pretrained(name, device, expected_sha256=sha256)  # raises the "use the same weights" error
+    key = (entry.sha256, device)
+    if key not in _LOADED:
+        _LOADED[key] = load_pretrained(name, device)
+    return _LOADED[key]
+
+
 def load_pretrained(name: str, device: str = "cpu", expected_sha256: str | None = None,
                     directory: Path | None = None) -> tuple[Any, WeightsEntry]:
     """(network in eval mode on `device`, its entry) for weights `name`, verified by sha256 before loading."""

@@ -21,6 +21,7 @@ from srnsz.neural import InferenceSettings, pinned_torch, resolve_device
 from srnsz.predictors.base import Encoded, Predictor, Progress, register_predictor
 from srnsz.predictors.interp import InterpPredictor
 from srnsz.quantizer import ESCAPE, RADIUS
+from srnsz.zoo import cached_model
 
 LORENZO_1, LORENZO_2, AUTOENCODER = 0, 1, 2
 LORENZO_BLOCK = {1: 4096, 2: 32, 3: 8, 4: 8}
@@ -154,11 +155,9 @@ class AutoencoderPredictor(Predictor):
         return InferenceSettings(device=device, threads=self.threads, batch=self.batch)
 
     def _model_for(self, ndim: int, sha256: str | None = None) -> tuple[Any, Any, str]:
-        from srnsz.predictors.hat import _load_model
-
         name = f"{self.model_name}_{ndim}d"
         device = resolve_device(self.device)
-        model, entry = _load_model(name, device, sha256)
+        model, entry = cached_model(name, device, sha256)
         if model.spatial_dims != ndim:
             raise InvalidInputError(f"autoencoder {name!r} is for {model.spatial_dims}D blocks, the field is {ndim}D")
         return model, entry, device

@@ -21,22 +21,10 @@ from srnsz.grid import Pass, Plan, chunks
 from srnsz.neural import InferenceSettings, resolve_device, upsample_planes
 from srnsz.predictors.base import Encoded, Progress, register_predictor
 from srnsz.predictors.interp import InterpPredictor, _finite_prediction, _odd
+from srnsz.zoo import cached_model
 
 DEFAULT_BLOCK = {2: 32, 3: 8}
 HAT_HEADER_BYTES = 200  # measured: HAT parameters, torch version and the flag section framing in the header
-_MODELS: dict[tuple[str, str], Any] = {}
-
-
-def _load_model(name: str, device: str, sha256: str | None = None) -> tuple[Any, Any]:
-    from srnsz.zoo import find_weights, load_pretrained
-
-    entry = find_weights(name)
-    key = (entry.sha256, device)
-    if sha256 is not None and entry.sha256 != sha256:
-        load_pretrained(name, device, expected_sha256=sha256)  # raises the clear mismatch error
-    if key not in _MODELS:
-        _MODELS[key] = load_pretrained(name, device)
-    return _MODELS[key]
 
 
 def hat_level_prediction(model: Any, fine_view: np.ndarray, settings: InferenceSettings) -> np.ndarray:
@@ -118,7 +106,7 @@ class HatPredictor(InterpPredictor):
             encoded.predictor = "interp"  # HAT needs a 2D or 3D field
             return encoded
         device = resolve_device(self.device)
-        model, entry = _load_model(self.model_name, device)
+        model, entry = cached_model(self.model_name, device)
         self._state = {"model": model, "settings": self._settings(device), "flags": [], "maps": {},
                        "chosen": 0, "blocks": 0}
         try:
@@ -151,7 +139,7 @@ class HatPredictor(InterpPredictor):
                    dtype: np.dtype, eb: float, progress: Progress | None = None) -> np.ndarray:
         hat = params["hat"]
         device = resolve_device(self.device)
-        model, _ = _load_model(self.model_name, device, sha256=hat.get("sha256"))
+        model, _ = cached_model(self.model_name, device, sha256=hat.get("sha256"))
         flags = np.unpackbits(np.frombuffer(lossless.unpack(sections["FLAG"], "flag"), np.uint8)).astype(bool)
         self._state = {"model": model, "settings": self._settings(device), "flag_bits": flags, "used": 0,
                        "maps": {}}
