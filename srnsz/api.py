@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
 
-from srnsz.bounds import ErrorBound
+from srnsz.bounds import ErrorBound, finite_range
 from srnsz.container import read_container, write_container
 from srnsz.errors import InvalidInputError, ReconstructionMismatchError, SrnszError, StreamFormatError
-from srnsz.metrics import bound_held
+from srnsz.metrics import bound_held, quality
 from srnsz.predictors import PREDICTORS, create_predictor
-from srnsz.predictors.base import Progress
+from srnsz.predictors.base import Encoded, Progress
 
 DTYPES = {"<f4": np.dtype("<f4"), "<f8": np.dtype("<f8")}
 MAX_NDIM = 4
@@ -67,6 +68,8 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
         eb_abs = float(np.finfo(np.float64).max)
     chosen = create_predictor(predictor, **options) if eb_abs > 0 else create_predictor("lossless")
     encoded = chosen.compress(data, eb_abs, progress)
+    if mode == "psnr" and chosen.lossy:
+        eb_abs, encoded = _meet_psnr(data, float(eb), eb_abs, encoded, lambda e: chosen.compress(data, e))
     if chosen.lossy and data.size <= SMALL_FIELD:
         # On a handful of values the lossless layout can be the smaller one.
         plain = create_predictor("lossless")
@@ -86,6 +89,22 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
         "created_by": f"srnsz {_version('srnsz')}",
     }
     return write_container(header, encoded.sections)
+
+
+def _meet_psnr(data: np.ndarray, target_db: float, eb_abs: float, encoded: Encoded,
+               compress_at: Callable[[float], Encoded]) -> tuple[float, Encoded]:
+    """(bound, encoding) whose PSNR is at least ``target_db``: the uniform-error estimate behind the psnr mode
+    is only an estimate, so a shortfall tightens the bound by it, and after two tries the bound becomes
+    range * 10^(-target/20), where PSNR >= target holds for certain (rmse <= max error <= eb)."""
+    value_range = finite_range(data)
+    for attempt in range(3):
+        achieved = quality(data, encoded.recon).psnr_db
+        if achieved >= target_db:
+            break
+        eb_abs = (eb_abs * 10.0 ** ((achieved - target_db) / 20.0) * 0.999 if attempt < 2
+                  else value_range * 10.0 ** (-target_db / 20.0))
+        encoded = compress_at(eb_abs)
+    return eb_abs, encoded
 
 
 @dataclass(frozen=True)

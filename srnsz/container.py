@@ -99,6 +99,8 @@ def read_container(data: bytes) -> Container:
         raw_tag, length, crc = _SECTION.unpack_from(view, pos)
         pos += _SECTION.size
         if raw_tag == _END:
+            if length or crc:
+                raise StreamFormatError("the stream is corrupted (bad end marker)")
             break
         try:
             tag = raw_tag.decode("ascii")

@@ -32,6 +32,22 @@ def neighbour_contexts(mag_view: np.ndarray, axis: int) -> np.ndarray:
     Sums the magnitudes of the two neighbours along ``axis`` (the points the prediction leans on), plus half
     of the same sums one lattice step away on every other axis (all even along ``axis``, hence known).
     """
+    return to_context(neighbour_sums(mag_view, axis))
+
+
+def to_context(sums: np.ndarray) -> np.ndarray:
+    """Context (uint8) of neighbour magnitude sums."""
+    return _LUT[np.minimum(sums, _SUM_CAP)]
+
+
+def multi_view_contexts(mag_views: list[np.ndarray], axes: list[int]) -> np.ndarray:
+    """Contexts for the targets of a multidim pass: the neighbour sums of all its views added up (a target
+    with quiet neighbours along every axis it is predicted along is quiet)."""
+    return to_context(sum(neighbour_sums(v, a) for v, a in zip(mag_views, axes)))
+
+
+def neighbour_sums(mag_view: np.ndarray, axis: int) -> np.ndarray:
+    """uint16 magnitude sums behind :func:`neighbour_contexts` (before the context table)."""
     n = mag_view.shape[axis]
     m = n // 2
     key = [slice(None)] * mag_view.ndim
@@ -53,4 +69,4 @@ def neighbour_contexts(mag_view: np.ndarray, axis: int) -> np.ndarray:
         b = [slice(None)] * total.ndim
         a[other], b[other] = slice(0, -2), slice(2, None)
         total = total + (padded[tuple(a)] + padded[tuple(b)]) // 2
-    return _LUT[np.minimum(total, _SUM_CAP)]
+    return total

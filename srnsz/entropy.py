@@ -27,6 +27,7 @@ _COUNT_TOTAL = 1 << 18  # stored counts are scaled to about this total
 METHOD_CONTEXT = 1
 METHOD_ZSTD = 2
 QUICK_ZSTD_LEVEL = 6
+TRIAL_ZSTD_LEVEL = 1
 STRONG_ZSTD_LEVEL = 19
 STRONG_ZSTD_MAX_BYTES = 1 << 22
 
@@ -42,12 +43,31 @@ class _Batch:
 class ContextCodeWriter:
     """Collects code batches; :meth:`finish` returns the coded bytes."""
 
-    fast: bool = False  # for trial compressions: cheaper zstd, sizes still comparable
     batches: list[_Batch] = field(default_factory=list)
 
     def write(self, codes: np.ndarray, contexts: np.ndarray, table: int) -> None:
         """Queue ``codes`` (n,) int16 with their ``contexts`` (n,) uint8 under table id ``table``."""
         self.batches.append(_Batch(codes.astype(CODE_DTYPE, copy=False), contexts, table))
+
+    def estimated_bytes(self) -> int:
+        """What the context coder would take, without coding: the empirical entropy of each (table, context)
+        plus two bytes per model symbol, or fast zstd where smaller. For trial compressions, which only compare
+        sizes."""
+        total = 0.0
+        for table in sorted({b.table for b in self.batches}):
+            mine = [b for b in self.batches if b.table == table]
+            contexts = np.concatenate([b.contexts for b in mine]).astype(np.int64)
+            # Codes beyond +-255 are rare: lumping them changes no comparison.
+            codes = np.clip(np.concatenate([b.codes for b in mine]), -256, 256).astype(np.int64) + 256
+            per_ctx = np.bincount(contexts * 513 + codes, minlength=N_CONTEXTS * 513).reshape(N_CONTEXTS, 513)
+            present = per_ctx > 0
+            counts = per_ctx[present].astype(np.float64)
+            totals = np.broadcast_to(per_ctx.sum(axis=1, keepdims=True), per_ctx.shape)[present]
+            context_bytes = float(-(counts * np.log2(counts / totals)).sum()) / 8 + 2 * counts.size
+            # The zstd fallback wins on long exact repeats, which entropy does not see.
+            width, raw = _plain_codes(mine)
+            total += min(context_bytes, len(_encode_zstd(width, raw, TRIAL_ZSTD_LEVEL)))
+        return int(total)
 
     def finish(self) -> bytes:
         """One sub-stream per table, each in whichever coding is smaller for it."""
@@ -60,7 +80,7 @@ class ContextCodeWriter:
             best = min(context, quick, key=len)
             # The strong zstd level pays on small streams only and gains at most ~30% over the quick one:
             # try it only where it can win.
-            if not self.fast and len(raw) <= STRONG_ZSTD_MAX_BYTES and len(quick) < 1.4 * len(context):
+            if len(raw) <= STRONG_ZSTD_MAX_BYTES and len(quick) < 1.4 * len(context):
                 best = min(best, _encode_zstd(width, raw, STRONG_ZSTD_LEVEL), key=len)
             parts.append(struct.pack("<II", table, len(best)) + best)
         return b"".join(parts)
@@ -155,14 +175,13 @@ class _Model:
 
 
 def _histograms(batches: list[_Batch]) -> dict[int, np.ndarray]:
+    """(N_CONTEXTS * 2^16,) counts of (context, code) per table."""
     hist: dict[int, np.ndarray] = {}
-    for b in batches:
-        key = b.contexts.astype(np.int64) * _SYMBOLS + (b.codes.astype(np.int64) + _SHIFT)
-        counts = np.bincount(key, minlength=N_CONTEXTS * _SYMBOLS)
-        if b.table in hist:
-            hist[b.table] += counts
-        else:
-            hist[b.table] = counts
+    for table in sorted({b.table for b in batches}):
+        mine = [b for b in batches if b.table == table]
+        contexts = np.concatenate([b.contexts for b in mine]).astype(np.int64)
+        codes = np.concatenate([b.codes for b in mine]).astype(np.int64)
+        hist[table] = np.bincount(contexts * _SYMBOLS + codes + _SHIFT, minlength=N_CONTEXTS * _SYMBOLS)
     return hist
 
 

@@ -1,29 +1,45 @@
-"""The grid-expansion traversal (SZ3/QoZ): anchor lattice, then levels from coarse to fine, each level one
-pass per dimension, each pass cut into chunks so temporaries stay small.
+"""The grid-expansion traversal (SZ3/QoZ/HPEZ): anchor lattice, then levels from coarse to fine, each pass cut
+into chunks so temporaries stay small. Two traversals:
 
-A pass at level stride s along axis d predicts the points that are odd multiples of s along d, multiples of s
-along the axes already passed at this level, and multiples of 2s along the axes still to come. Its lattice
-view ``array[pass.key]`` holds those points at the odd indices of ``pass.axis`` and their known neighbours at
-the even indices.
+``sequential`` (SZ3): one pass per dimension. A pass at level stride s along axis d predicts the points that are
+odd multiples of s along d, multiples of s along the axes already passed at this level, and multiples of 2s
+along the axes still to come. Its lattice view ``array[pass.key]`` holds those points at the odd indices of
+``pass.axis`` and their known neighbours at the even indices.
+
+``multidim`` (HPEZ): one pass per set S of axes, smaller sets first; a pass predicts the points that are odd
+multiples of s exactly on the axes of S (multiples of 2s elsewhere). Each axis a of S gives a view in which
+those points sit at the odd indices of a and their neighbours along a (odd on one axis fewer, so known) at the
+even ones; the predictor blends the per-axis spline predictions. All views lay the targets out identically.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 DEFAULT_ANCHOR_STRIDE = {1: 1024, 2: 64, 3: 32, 4: 16}
 CHUNK_POINTS = 1 << 20  # lattice points per chunk; part of the stream format (header records it)
+TRAVERSALS = ("sequential", "multidim")
+
+View = tuple[tuple[slice, ...], int]  # lattice key, axis predicted along
 
 
 @dataclass(frozen=True)
 class Pass:
-    """One interpolation pass: lattice view ``key`` (a slice per axis), predicted along ``axis``."""
+    """One interpolation pass: lattice view ``key`` (a slice per axis), predicted along ``axis``.
+
+    ``also``: further views of the same targets predicted along other axes (multidim traversal)."""
 
     key: tuple[slice, ...]
     axis: int
     level: int  # 0 = coarsest
+    also: tuple[View, ...] = ()
+
+    @property
+    def views(self) -> tuple[View, ...]:
+        return ((self.key, self.axis), *self.also)
 
 
 @dataclass(frozen=True)
@@ -34,6 +50,7 @@ class Plan:
     anchor_stride: int
     levels: int
     dim_order: tuple[int, ...]  # axes left out are batch axes: never interpolated along
+    traversal: str = "sequential"
 
     def _base(self, stride: int) -> list[slice]:
         return [slice(0, None, stride) if a in self.dim_order else slice(None) for a in range(len(self.shape))]
@@ -47,6 +64,9 @@ class Plan:
         return 1 << (self.levels - 1 - level)
 
     def passes(self) -> Iterator[Pass]:
+        if self.traversal == "multidim":
+            yield from self._multidim_passes()
+            return
         for level in range(self.levels):
             s = self.stride(level)
             for k, axis in enumerate(self.dim_order):
@@ -58,14 +78,32 @@ class Plan:
                 key[axis] = slice(0, None, s)
                 yield Pass(tuple(key), axis, level)
 
+    def _multidim_passes(self) -> Iterator[Pass]:
+        for level in range(self.levels):
+            s = self.stride(level)
+            axes = [a for a in self.dim_order if self.shape[a] > s]
+            for k in range(1, len(axes) + 1):
+                for subset in itertools.combinations(axes, k):
+                    views = []
+                    for axis in subset:
+                        key = self._base(2 * s)
+                        for other in subset:
+                            key[other] = slice(s, None, 2 * s)
+                        key[axis] = slice(0, None, s)
+                        views.append((tuple(key), axis))
+                    yield Pass(views[0][0], views[0][1], level, tuple(views[1:]))
+
 
 def make_plan(shape: tuple[int, ...], anchor_stride: int = 0, dim_order: tuple[int, ...] | None = None,
-              ) -> Plan:
+              traversal: str = "sequential") -> Plan:
     """Traversal for ``shape``.
 
     anchor_stride: power of two, 0 picks the default for the number of interpolated axes. dim_order: the
     interpolated axes in visiting order (default: all, slowest first); axes left out are batch axes.
+    traversal: one of TRAVERSALS.
     """
+    if traversal not in TRAVERSALS:
+        raise ValueError(f"traversal must be one of {TRAVERSALS}, got {traversal!r}")
     order = tuple(dim_order) if dim_order is not None else tuple(range(len(shape)))
     if len(set(order)) != len(order) or not set(order) <= set(range(len(shape))):
         raise ValueError(f"dim_order must list distinct axes of a {len(shape)}-d array, got {order}")
@@ -75,15 +113,17 @@ def make_plan(shape: tuple[int, ...], anchor_stride: int = 0, dim_order: tuple[i
     largest = max((shape[a] for a in order), default=1)
     # Levels needed to reach the finest grid from the anchors, never more than the largest axis needs.
     levels = min(int(math.log2(stride)), math.ceil(math.log2(largest)) if largest > 1 else 0)
-    return Plan(tuple(shape), stride, levels, order)
+    return Plan(tuple(shape), stride, levels, order, traversal)
 
 
-def chunks(view_shape: tuple[int, ...], axis: int) -> Iterator[tuple[slice, ...]]:
-    """Split a lattice view along its longest other axis so each piece has about CHUNK_POINTS points.
+def chunks(view_shape: tuple[int, ...], axes: int | tuple[int, ...]) -> Iterator[tuple[slice, ...]]:
+    """Split a lattice view along its longest axis not in ``axes`` so each piece has about CHUNK_POINTS points.
 
-    Keys are relative to the view; the predicted axis is never split, so every piece holds whole lines.
+    Keys are relative to the view; the predicted axes are never split, so every piece holds whole lines (and
+    means the same targets in every view of a multidim pass).
     """
-    others = [a for a in range(len(view_shape)) if a != axis and view_shape[a] > 1]
+    keep = (axes,) if isinstance(axes, int) else axes
+    others = [a for a in range(len(view_shape)) if a not in keep and view_shape[a] > 1]
     total = math.prod(view_shape)
     if not others or total <= CHUNK_POINTS:
         yield tuple(slice(None) for _ in view_shape)

@@ -31,7 +31,7 @@ def test_bad_arrays(array, match):
     ({"eb": 1e-3, "mode": "abs_and_rel"}, "rel="), ({"eb": 1e-3, "predictor": "nope"}, "unknown"),
     ({"eb": 1e-3, "kind": "quintic"}, "kind"), ({"eb": 1e-3, "colour": 1}, "bad options"),
     ({"eb": 1e-3, "tune": "slow"}, "tune"), ({"eb": 1e-3, "dim_order": (0, 0, 1)}, "dim_order"),
-    ({"eb": 1e-3, "anchor_stride": 12}, "power of two"),
+    ({"eb": 1e-3, "anchor_stride": 12}, "power of two"), ({"eb": 1e-3, "traversal": "spiral"}, "traversal"),
 ])
 def test_bad_options(kwargs, match, field3d):
     with pytest.raises(InvalidInputError, match=match):
@@ -93,3 +93,14 @@ def test_checksum_mismatch_is_an_error(stream, monkeypatch):
     monkeypatch.setattr(interp, "reconstruct", drifting)
     with pytest.raises(ReconstructionMismatchError, match="checksum"):
         srnsz.decompress(stream)
+
+
+@pytest.mark.parametrize("weights", [[[0.5, 0.25]], "x", None])
+def test_tampered_blend_weights_are_refused(field3d, weights):
+    from srnsz.container import read_container, write_container
+
+    parsed = read_container(srnsz.compress(field3d, 1e-3, traversal="multidim"))
+    params = parsed.header["predictor"]["params"]
+    params["blend_weights"] = params["blend_weights"][:-1] + weights if isinstance(weights, list) else weights
+    with pytest.raises(StreamFormatError, match="blend weights"):
+        srnsz.decompress(write_container(parsed.header, parsed.sections))

@@ -8,7 +8,7 @@ from conftest import assert_bound, smooth_field
 
 import srnsz
 from srnsz.entropy import CodeReader, ContextCodeWriter
-from srnsz.grid import make_plan
+from srnsz.grid import TRAVERSALS, make_plan
 from srnsz.interpolation import KINDS, predict_odd
 from srnsz.quantizer import ESCAPE, RADIUS, quantize, reconstruct
 
@@ -83,17 +83,40 @@ def test_context_coding_beats_order0_on_quiet_regions():
     assert size * 8 < 1.01 * context_bits < 0.8 * order0_bits
 
 
-def test_plan_visits_every_point_once():
-    for shape in [(1,), (9,), (5, 1, 7), (33, 17), (6, 5, 4, 3)]:
-        plan = make_plan(shape, anchor_stride=4)
+@pytest.mark.parametrize("traversal", TRAVERSALS)
+def test_plan_visits_every_point_once_after_its_neighbours(traversal):
+    for shape in [(1,), (9,), (5, 1, 7), (33, 17), (6, 5, 4, 3), (17, 9, 12)]:
+        plan = make_plan(shape, anchor_stride=4, traversal=traversal)
         seen = np.zeros(shape, np.int32)
         seen[plan.anchor_key] += 1
         for p in plan.passes():
-            view = seen[p.key]
-            key = [slice(None)] * len(shape)
-            key[p.axis] = slice(1, None, 2)
-            view[tuple(key)] += 1
+            targets = None
+            for key, axis in p.views:
+                view = seen[key]
+                odd = [slice(None)] * len(shape)
+                even = [slice(None)] * len(shape)
+                odd[axis], even[axis] = slice(1, None, 2), slice(0, None, 2)
+                assert (view[tuple(even)] == 1).all()  # every view predicts from known points only
+                mine = np.zeros(shape, bool)
+                mine[key][tuple(odd)] = True
+                assert targets is None or (mine == targets).all()  # all views mean the same targets
+                targets = mine
+            seen[targets] += 1
         assert (seen == 1).all(), shape
+
+
+def test_blend_weights_sum_to_one_on_the_grid_and_pick_the_better_axis():
+    from srnsz.blend import choose_weights, snap, valid_weights
+
+    for raw in ([1, 0, 0], [0.3, 0.3, 0.4], [2.0, -1.0], [0.1, 0.1, 0.1, 0.7]):
+        w = snap(np.array(raw, float))
+        assert valid_weights(list(w), len(raw)) and sum(w) == 1.0
+    assert not valid_weights([0.5, 0.25], 2) and not valid_weights([0.3, 0.7], 2) and not valid_weights("x", 1)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=1000)
+    good, bad = x + 0.01 * rng.normal(size=1000), x + rng.normal(size=1000)
+    samples = lambda: iter([(np.stack([bad, good], 1), x)])  # noqa: E731
+    assert choose_weights(samples, 2)[1] > 0.9
 
 
 def test_target_psnr_and_ratio_are_met_with_a_hard_bound():

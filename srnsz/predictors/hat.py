@@ -20,7 +20,7 @@ from srnsz.errors import InvalidInputError, StreamFormatError
 from srnsz.grid import Pass, Plan, chunks
 from srnsz.neural import InferenceSettings, resolve_device, upsample_planes
 from srnsz.predictors.base import Encoded, Progress, register_predictor
-from srnsz.predictors.interp import InterpPredictor, _finite_prediction, _odd
+from srnsz.predictors.interp import InterpPredictor, _odd
 from srnsz.zoo import cached_model
 
 DEFAULT_BLOCK = {2: 32, 3: 8}
@@ -166,17 +166,18 @@ class HatPredictor(InterpPredictor):
                         data: np.ndarray | None) -> Callable[[tuple[slice, ...]], np.ndarray]:
         if not self._state or p.level < plan.levels - self.hat_levels:
             return super()._pass_predictor(p, plan, rec, data)
+        interp_predict = super()._pass_predictor(p, plan, rec, data)
         hat_view = self._level_map(plan, p.level, rec)[p.key]
         ids, n_blocks = self._state["ids"]
         ids_view, view = ids[p.key], rec[p.key]
         odd = _odd(p.axis, view.ndim)
-        chunk_keys = list(chunks(view.shape, p.axis))
+        chunk_keys = list(chunks(view.shape, tuple(axis for _, axis in p.views)))
         if data is not None:
             data_view = data[p.key]
             hat_error = np.zeros(n_blocks)
             interp_error = np.zeros(n_blocks)
             for c in chunk_keys:
-                interp = _finite_prediction(view[c], p.axis, self.config.kind)
+                interp = interp_predict(c)
                 hat = hat_view[c][odd]
                 original = data_view[c][odd].astype(np.float64)
                 with np.errstate(invalid="ignore", over="ignore"):
@@ -196,7 +197,7 @@ class HatPredictor(InterpPredictor):
             self._state["used"] = used + n_blocks
 
         def predict(c: tuple[slice, ...]) -> np.ndarray:
-            interp = _finite_prediction(view[c], p.axis, self.config.kind)
+            interp = interp_predict(c)
             hat = hat_view[c][odd]
             use = np.isfinite(hat) & choose_hat[ids_view[c][odd]]
             return np.where(use, hat, interp)

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from srnsz import lossless
-from srnsz.context import magnitudes, neighbour_contexts
+from srnsz.blend import Samples, blend, choose_weights, valid_weights
+from srnsz.context import magnitudes, multi_view_contexts, neighbour_contexts
 from srnsz.entropy import CodeReader, ContextCodeWriter
 from srnsz.errors import InvalidInputError, StreamFormatError
-from srnsz.grid import CHUNK_POINTS, Pass, Plan, chunks, make_plan
+from srnsz.grid import CHUNK_POINTS, TRAVERSALS, Pass, Plan, chunks, make_plan
 from srnsz.interpolation import KINDS, predict_odd
 from srnsz.predictors.base import Encoded, Predictor, Progress, register_predictor
 from srnsz.quantizer import ESCAPE, quantize, reconstruct
-from srnsz.sampling import sample_blocks
+from srnsz.sampling import TUNE_FRACTION, TUNE_FULL_POINTS, sample_blocks
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,8 @@ class InterpConfig:
     dim_order: axes in the order each level visits them (None: slowest first).
     alpha, beta: level-wise bound (QoZ): level l (1 = finest) uses eb / min(alpha^(l-1), beta), because
     coarse points are predictors for many fine ones.
+    traversal: ``sequential`` (SZ3, one pass per axis) or ``multidim`` (HPEZ, points odd on several axes
+    predicted by a blend of the splines along each of them; see srnsz.grid and srnsz.blend).
     """
 
     kind: str = "cubic"
@@ -35,12 +37,15 @@ class InterpConfig:
     dim_order: tuple[int, ...] | None = None
     alpha: float = 1.25
     beta: float = 2.0
+    traversal: str = "sequential"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise InvalidInputError(f"interpolation kind {self.kind!r} is unknown; use one of {KINDS}")
         if self.anchor_stride < 0 or self.anchor_stride & (self.anchor_stride - 1):
             raise InvalidInputError(f"anchor_stride must be 0 or a power of two, got {self.anchor_stride}")
+        if self.traversal not in TRAVERSALS:
+            raise InvalidInputError(f"traversal {self.traversal!r} is unknown; use one of {TRAVERSALS}")
         if not (self.alpha >= 1 and self.beta >= 1):
             raise InvalidInputError(f"alpha and beta must be >= 1, got {self.alpha}, {self.beta}")
         if self.dim_order is not None:
@@ -67,6 +72,10 @@ def _finite_prediction(view: np.ndarray, axis: int, kind: str) -> np.ndarray:
 
 
 TUNE_MODES = ("fast", "off")
+# (alpha, beta) pairs tried after the default (QoZ's search space, thinned to the pairs that win somewhere).
+LEVEL_BOUND_OPTIONS = ({"alpha": 1.5, "beta": 3.0}, {"alpha": 2.0, "beta": 4.0})
+# Sampled blocks span this many grid steps (at most the anchor stride): many small blocks spread the sample.
+TUNE_BLOCK = {3: 16, 4: 8}
 
 
 @register_predictor
@@ -83,33 +92,53 @@ class InterpPredictor(Predictor):
         if tune not in TUNE_MODES:
             raise InvalidInputError(f"tune must be one of {TUNE_MODES}, got {tune!r}")
         self.tune = tune
-        self.trial = False  # trial compressions only compare sizes: cheaper lossless settings
         self.fixed = frozenset(options)
         self.config = InterpConfig(**options)
 
     def tuned(self, data: np.ndarray, eb: float) -> InterpPredictor:
-        """This predictor with the open options chosen for ``data`` (itself if there is nothing to tune)."""
-        kinds = [self.config.kind] if "kind" in self.fixed else list(KINDS)
-        ndim = data.ndim
-        orders: list[tuple[int, ...] | None] = [self.config.dim_order]
-        if "dim_order" not in self.fixed and ndim > 1:
-            orders = [tuple(range(ndim)), tuple(reversed(range(ndim)))]
-        if self.tune == "off" or len(kinds) * len(orders) == 1:
+        """This predictor with the open options chosen for ``data`` (itself if there is nothing to tune).
+
+        Greedy trial compression of sampled blocks, sizes estimated from the code entropy: the spline kind,
+        then the traversal and dimension order, then the level-wise bounds (alpha, beta)."""
+        stages = self._tuning_stages(data.ndim)
+        if self.tune == "off" or not stages:
             return self
-        plan = self._plan(data.shape)
-        sample = sample_blocks(data, plan.anchor_stride)
-        best, best_size = self, None
-        for kind, order in itertools.product(kinds, orders):
-            candidate = InterpPredictor(tune="off", **{**asdict(self.config), "kind": kind, "dim_order": order})
+        stride = min(self._plan(data.shape).anchor_stride, TUNE_BLOCK.get(data.ndim, 8))
+        sample = sample_blocks(data, stride, full_points=TUNE_FULL_POINTS, fraction=TUNE_FRACTION)
+
+        def trial_bytes(options: dict[str, Any]) -> int:
+            config = {**asdict(self.config), **options}
+            order = config["dim_order"] if config["dim_order"] is not None else tuple(range(data.ndim))
             # Shift axes by one: the sample's leading axis is the batch of blocks.
-            trial = InterpPredictor(tune="off", **{**asdict(candidate.config),
-                                                   "dim_order": tuple(a + 1 for a in candidate._order(ndim)),
-                                                   "anchor_stride": plan.anchor_stride})
-            trial.trial = True
-            size = trial.compress(sample, eb).nbytes
-            if best_size is None or size < best_size:
-                best, best_size = candidate, size
-        return best
+            trial = InterpPredictor(tune="off", **{**config, "dim_order": tuple(a + 1 for a in order),
+                                                   "anchor_stride": stride})
+            return trial._trial_bytes(sample, eb)
+
+        chosen: dict[str, Any] = {}
+        for stage in stages:
+            chosen = min(({**chosen, **option} for option in stage), key=trial_bytes)
+        return InterpPredictor(tune="off", **{**asdict(self.config), **chosen})
+
+    def _tuning_stages(self, ndim: int) -> list[list[dict[str, Any]]]:
+        """The options left open, one list of alternatives per stage (stages with one alternative dropped)."""
+        stages: list[list[dict[str, Any]]] = []
+        if "kind" not in self.fixed:
+            stages.append([{"kind": kind} for kind in KINDS])
+        if ndim > 1:
+            orders = ([self.config.dim_order] if "dim_order" in self.fixed
+                      else [tuple(range(ndim)), tuple(reversed(range(ndim)))])
+            traversals = [self.config.traversal] if "traversal" in self.fixed else list(TRAVERSALS)
+            # The multidim blend weighs the axes per pass: the order only shuffles its passes.
+            stages.append([{"traversal": t, "dim_order": o} for t in traversals
+                           for o in (orders if t == "sequential" else orders[:1])])
+        if not {"alpha", "beta"} & self.fixed:
+            stages.append([{}, *LEVEL_BOUND_OPTIONS])
+        return [stage for stage in stages if len(stage) > 1]
+
+    def _trial_bytes(self, sample: np.ndarray, eb: float) -> int:
+        """Estimated stream size for ``sample`` (codes and escapes; anchors are the same for every trial)."""
+        _, _, writer, escaped = self._encode_passes(sample, eb, None)
+        return writer.estimated_bytes() + escaped.nbytes
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> InterpPredictor:
@@ -123,7 +152,7 @@ class InterpPredictor(Predictor):
 
     def _plan(self, shape: tuple[int, ...]) -> Plan:
         try:
-            return make_plan(shape, self.config.anchor_stride, self.config.dim_order)
+            return make_plan(shape, self.config.anchor_stride, self.config.dim_order, self.config.traversal)
         except ValueError as exc:
             raise InvalidInputError(str(exc)) from None
 
@@ -138,8 +167,48 @@ class InterpPredictor(Predictor):
 
         ``data`` is the original when compressing and None when decompressing; subclasses that choose between
         predictors per block use it to decide and must make the same choice from the stream when it is None."""
-        view = rec[p.key]
-        return lambda c: _finite_prediction(view[c], p.axis, self.config.kind)
+        kind = self.config.kind
+        if not p.also:
+            view = rec[p.key]
+            return lambda c: _finite_prediction(view[c], p.axis, kind)
+        views = [(rec[key], axis) for key, axis in p.views]
+        if data is None:
+            weights = self._blend_log.pop()
+        else:
+            weights = choose_weights(self._blend_samples(p, views, data), len(views))
+            self._blend_log.append(weights)
+        return lambda c: blend([_finite_prediction(v[c], axis, kind) if w else None
+                                for (v, axis), w in zip(views, weights)], weights)
+
+    @staticmethod
+    def _contexts(p: Pass, mag: np.ndarray, c: tuple[slice, ...]) -> np.ndarray:
+        if not p.also:
+            return neighbour_contexts(mag[p.key][c], p.axis)
+        return multi_view_contexts([mag[key][c] for key, _ in p.views], [axis for _, axis in p.views])
+
+    @staticmethod
+    def _recorded_blends(plan: Plan, params: dict[str, Any]) -> list[tuple[float, ...]]:
+        """The blend weights of the header, last pass first (decoding pops them)."""
+        sizes = [len(p.views) for p in plan.passes() if p.also]
+        recorded = params.get("blend_weights", [])
+        if not isinstance(recorded, list) or len(recorded) != len(sizes) or not all(
+                valid_weights(w, k) for w, k in zip(recorded, sizes)):
+            raise StreamFormatError("the blend weights in the header do not match the multidim traversal")
+        return [tuple(float(x) for x in w) for w in reversed(recorded)]
+
+    def _blend_samples(self, p: Pass, views: list[tuple[np.ndarray, int]], data: np.ndarray) -> Samples:
+        odd = _odd(p.axis, data.ndim)
+        target = data[p.key]
+
+        def samples() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            for c in chunks(target.shape, tuple(axis for _, axis in views)):
+                x = target[c][odd].astype(np.float64).ravel()
+                pred = np.stack([_finite_prediction(v[c], axis, self.config.kind).ravel() for v, axis in views], 1)
+                with np.errstate(invalid="ignore", over="ignore"):
+                    keep = np.isfinite(x) & np.isfinite(pred @ np.ones(len(views)))
+                yield pred[keep], x[keep]
+
+        return samples
 
     def compress(self, data: np.ndarray, eb: float, progress: Progress | None = None) -> Encoded:
         if self.tune != "off":
@@ -147,20 +216,37 @@ class InterpPredictor(Predictor):
         return self._compress(data, eb, progress)
 
     def _compress(self, data: np.ndarray, eb: float, progress: Progress | None) -> Encoded:
+        plan, rec, writer, escaped_values = self._encode_passes(data, eb, progress)
+        anchors = np.ascontiguousarray(data[plan.anchor_key])
+        if progress:
+            progress(anchors.size)
+        sections = {"ANCH": lossless.pack(anchors.tobytes()), "CODE": writer.finish()}
+        if escaped_values.size:
+            sections["ESCP"] = lossless.pack(escaped_values.tobytes())
+        config = {**asdict(self.config), "dim_order": list(plan.dim_order)}
+        params = {"config": config, "anchor_stride": plan.anchor_stride, "levels": plan.levels,
+                  "level_bounds": self.level_bounds(plan, eb), "chunk_points": CHUNK_POINTS}
+        if self._blend_log:
+            params["blend_weights"] = [list(w) for w in self._blend_log]
+        return Encoded(sections, params, rec)
+
+    def _encode_passes(self, data: np.ndarray, eb: float, progress: Progress | None,
+                       ) -> tuple[Plan, np.ndarray, ContextCodeWriter, np.ndarray]:
+        """Predict, quantize and queue the codes of every pass: (plan, reconstruction, writer, escaped values)."""
         plan = self._plan(data.shape)
         bounds = self.level_bounds(plan, eb)
         rec = data.copy()
         mag = np.zeros(data.shape, dtype=np.uint8)
-        writer = ContextCodeWriter(fast=self.trial)
+        writer = ContextCodeWriter()
+        self._blend_log: list[tuple[float, ...]] = []
         escaped: list[np.ndarray] = []
-        anchors = np.ascontiguousarray(data[plan.anchor_key])
         for p in plan.passes():
             rec_v, mag_v, data_v = rec[p.key], mag[p.key], data[p.key]
             predict = self._pass_predictor(p, plan, rec, data)
-            for c in chunks(rec_v.shape, p.axis):
+            for c in chunks(rec_v.shape, tuple(axis for _, axis in p.views)):
                 odd = _odd(p.axis, rec_v.ndim)
                 pred = predict(c)
-                contexts = neighbour_contexts(mag_v[c], p.axis).ravel()
+                contexts = self._contexts(p, mag, c).ravel()
                 q = quantize(data_v[c][odd].ravel(), pred.ravel(), bounds[p.level])
                 rec_v[c][odd] = q.recon.reshape(pred.shape)
                 mag_v[c][odd] = magnitudes(q.codes).reshape(pred.shape)
@@ -168,16 +254,7 @@ class InterpPredictor(Predictor):
                 escaped.append(q.escaped)
                 if progress:
                     progress(pred.size)
-        if progress:
-            progress(anchors.size)
-        sections = {"ANCH": lossless.pack(anchors.tobytes()), "CODE": writer.finish()}
-        escaped_values = np.concatenate(escaped) if escaped else anchors[:0]
-        if escaped_values.size:
-            sections["ESCP"] = lossless.pack(escaped_values.tobytes())
-        config = {**asdict(self.config), "dim_order": list(plan.dim_order)}
-        params = {"config": config, "anchor_stride": plan.anchor_stride, "levels": plan.levels,
-                  "level_bounds": bounds, "chunk_points": CHUNK_POINTS}
-        return Encoded(sections, params, rec)
+        return plan, rec, writer, np.concatenate(escaped) if escaped else data.ravel()[:0]
 
     def decompress(self, sections: dict[str, bytes], params: dict[str, Any], shape: tuple[int, ...],
                    dtype: np.dtype, eb: float, progress: Progress | None = None) -> np.ndarray:
@@ -194,13 +271,14 @@ class InterpPredictor(Predictor):
         escaped = np.frombuffer(lossless.unpack(sections["ESCP"], "escape") if "ESCP" in sections else b"", dtype)
         used = 0
         reader = CodeReader(sections["CODE"])
+        self._blend_log = self._recorded_blends(plan, params)
         for p in plan.passes():
             rec_v, mag_v = rec[p.key], mag[p.key]
             predict = self._pass_predictor(p, plan, rec, None)
-            for c in chunks(rec_v.shape, p.axis):
+            for c in chunks(rec_v.shape, tuple(axis for _, axis in p.views)):
                 odd = _odd(p.axis, rec_v.ndim)
                 pred = predict(c)
-                contexts = neighbour_contexts(mag_v[c], p.axis).ravel()
+                contexts = self._contexts(p, mag, c).ravel()
                 codes = reader.read(contexts, p.level)
                 n_esc = int(np.count_nonzero(codes == ESCAPE))
                 if used + n_esc > escaped.size:
