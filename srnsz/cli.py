@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from srnsz import api
+from srnsz import api, chunked
 from srnsz.bounds import MODES
 from srnsz.errors import SrnszError
 from srnsz.examples import example_field
-from srnsz.fieldio import RAW_DTYPES, read_field, refuse_existing, write_atomically, write_field
+from srnsz.fieldio import RAW_DTYPES, open_lazy, read_field, refuse_existing, write_atomically, write_field
 from srnsz.metrics import bit_rate, bound_held, quality
 from srnsz.peers import list_codecs
 from srnsz.predictors import list_predictors
@@ -120,6 +120,9 @@ def _compress_field(data: np.ndarray, args: argparse.Namespace, name: str, optio
 
 def cmd_compress(args: argparse.Namespace) -> None:
     refuse_existing(args.output, args.force)  # fail before the work, not after
+    if args.chunk:
+        _compress_chunked(args)
+        return
     data = _load(args)
     asked, options = _predictor_and_options(args)
     stream = _compress_field(data, args, asked, options)
@@ -131,6 +134,60 @@ def cmd_compress(args: argparse.Namespace) -> None:
               "or did not pay for itself)", file=sys.stderr)
 
 
+def _compress_chunked(args: argparse.Namespace) -> None:
+    if args.example or args.input is None:
+        raise SrnszError("--chunk compresses a file: give an input file")
+    if args.target_psnr is not None or args.target_ratio is not None:
+        raise SrnszError("--chunk takes a bound (--eb/--mode), not a target")
+    name, options = _predictor_and_options(args)
+    with open_lazy(args.input, args.dtype, args.shape, args.var) as array:
+        with progress_bar(int(np.prod(array.shape)), "compress") as update:
+            def write(tmp: Path) -> None:
+                chunked.compress_file(array, tmp, eb=args.eb, mode=args.mode, chunk=tuple(args.chunk),
+                                      predictor=name, rel=args.rel, progress=update, **options)
+
+            write_atomically(args.output, write, args.force)
+        original = int(np.prod(array.shape)) * np.dtype(array.dtype).itemsize
+    size = Path(args.output).stat().st_size
+    print(f"{original} -> {size} bytes (ratio {original / size:.2f}) {args.output}, chunks {tuple(args.chunk)}")
+
+
+def _decompress_chunked(args: argparse.Namespace) -> None:
+    suffix = Path(args.output).suffix.lower()
+    with open(args.input, "rb") as src:
+        index = chunked.read_index(src)
+        total = int(np.prod(index.shape))
+        with progress_bar(total, "decompress") as update:
+            if suffix == ".npy":  # chunk by chunk into a memory-mapped output: memory stays a few chunks
+                def write(tmp: Path) -> None:
+                    out = np.lib.format.open_memmap(tmp, "w+", index.dtype, index.shape)
+                    chunked.decompress_chunked(src, out, update)
+                    out.flush()
+                    del out
+            elif suffix in (".h5", ".hdf5", ".he5"):
+                def write(tmp: Path) -> None:
+                    import h5py
+
+                    with h5py.File(tmp, "w") as h5:
+                        dataset = h5.create_dataset(args.var or "data", index.shape, index.dtype,
+                                                    chunks=index.chunk if total > 1 else None)
+                        for number, key in enumerate(index.keys()):
+                            dataset[key] = chunked.read_chunk(src, index, number)
+                            update(dataset[key].size)
+            else:
+                write_field(args.output, chunked.decompress_chunked(src, None, update), args.force,
+                            args.var or "data")
+                write = None
+            if write is not None:
+                write_atomically(args.output, write, args.force)
+    print(f"{args.output}: {index.dtype} {index.shape} from {len(index.spans)} chunks")
+
+
+def _span(src: Any, span: tuple[int, int]) -> bytes:
+    src.seek(span[0])
+    return src.read(span[1])
+
+
 def _read_stream(path: str) -> bytes:
     p = Path(path)
     if not p.is_file():
@@ -140,15 +197,36 @@ def _read_stream(path: str) -> bytes:
 
 def cmd_decompress(args: argparse.Namespace) -> None:
     refuse_existing(args.output, args.force)
+    if _is_chunked_file(args.input):
+        _decompress_chunked(args)
+        return
     stream = _read_stream(args.input)
     shape = api.info(stream).shape
     with progress_bar(int(np.prod(shape)), "decompress") as update:
         data = api.decompress(stream, progress=update)
-    write_field(args.output, data, args.force)
+    write_field(args.output, data, args.force, args.var or "data")
     print(f"{args.output}: {data.dtype} {data.shape}")
 
 
+def _is_chunked_file(path: str) -> bool:
+    if not Path(path).is_file():
+        raise SrnszError(f"input file {path!r} does not exist")
+    with open(path, "rb") as f:
+        return chunked.is_chunked(f.read(16))
+
+
 def cmd_info(args: argparse.Namespace) -> None:
+    if _is_chunked_file(args.input):
+        with open(args.input, "rb") as src:
+            index = chunked.read_index(src)
+            first = api.info(_span(src, index.spans[0]))
+        size = Path(args.input).stat().st_size
+        print(f"chunked stream : {len(index.spans)} chunks of {index.chunk}, each decodable alone")
+        print(f"shape, dtype   : {index.shape} {index.dtype}")
+        print(f"error bound    : {index.error_bound}")
+        print(f"predictor      : {first.predictor} (chunk 0)")
+        print(f"size           : {size} bytes, ratio {int(np.prod(index.shape)) * index.dtype.itemsize / size:.2f}")
+        return
     i = api.info(_read_stream(args.input))
     print(f"format version : {i.format_version} ({i.created_by})")
     print(f"shape, dtype   : {i.shape} {i.dtype}")
@@ -238,11 +316,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_input(c)
     c.add_argument("-o", "--output", required=True, help="output stream file")
     c.add_argument("--force", action="store_true", help="overwrite an existing output")
+    c.add_argument("--chunk", type=int, nargs="+", metavar="N",
+                   help="compress chunk by chunk (block sizes, slowest axis first): memory stays a few chunks "
+                        "whatever the input size, and each chunk decodes alone")
     _add_bound(c)
     c.set_defaults(func=cmd_compress)
-    d = sub.add_parser("decompress", help="decompress a stream to .npy (or raw binary for other suffixes)")
+    d = sub.add_parser("decompress", help="decompress a stream to .npy, .h5, .nc (or raw binary for other suffixes)")
     d.add_argument("input")
-    d.add_argument("-o", "--output", required=True, help="output .npy (other suffixes: raw little endian)")
+    d.add_argument("-o", "--output", required=True,
+                   help="output .npy, .h5/.hdf5 (dataset --var), .nc (NetCDF variable --var); else raw little endian")
+    d.add_argument("--var", help="variable name in an .h5/.nc output (default data)")
     d.add_argument("--force", action="store_true", help="overwrite an existing output")
     d.set_defaults(func=cmd_decompress)
     i = sub.add_parser("info", help="describe a stream")

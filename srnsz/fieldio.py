@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -103,15 +105,74 @@ def write_atomically(path: str | Path, write: Callable[[Path], None], force: boo
             tmp.unlink()
 
 
-def write_field(path: str | Path, data: np.ndarray, force: bool) -> None:
-    """Write ``data`` as .npy when ``path`` ends in .npy, else as raw little-endian binary."""
-    as_npy = str(path).lower().endswith(".npy")
+def write_field(path: str | Path, data: np.ndarray, force: bool, var: str = "data") -> None:
+    """Write ``data`` by suffix: .npy; .h5/.hdf5 (dataset ``var``); .nc (NetCDF classic variable ``var`` with
+    dimensions dim_0..); else raw little-endian binary."""
+    suffix = Path(path).suffix.lower()
 
     def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            if as_npy:
-                np.save(f, data)
-            else:
-                f.write(np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<")).tobytes())
+        if suffix in (".h5", ".hdf5", ".he5"):
+            import h5py
+
+            with h5py.File(tmp, "w") as h5:
+                h5.create_dataset(var, data=data)
+        elif suffix in (".nc", ".nc4"):
+            write_netcdf(tmp, data, var)
+        else:
+            with open(tmp, "wb") as f:
+                if suffix == ".npy":
+                    np.save(f, data)
+                else:
+                    f.write(np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<")).tobytes())
 
     write_atomically(path, write, force)
+
+
+def write_netcdf(path: Path, data: np.ndarray, var: str) -> None:
+    """NetCDF classic (64-bit offset) file holding ``data`` as variable ``var``; readable by any NetCDF tool."""
+    try:
+        from scipy.io import netcdf_file
+    except ImportError:
+        raise InvalidInputError("NetCDF output needs scipy (pip install scipy)") from None
+    with netcdf_file(path, "w", version=2) as nc:
+        dims = [f"dim_{a}" for a in range(data.ndim)]
+        for name, n in zip(dims, data.shape):
+            nc.createDimension(name, n)
+        nc.createVariable(var, data.dtype.newbyteorder(">"), dims)[...] = data
+
+
+@contextmanager
+def open_lazy(path: str | Path, dtype: str | None = None, shape: list[int] | None = None,
+              var: str | None = None) -> Iterator[Any]:
+    """Like :func:`read_field` but without loading: yields an array-like sliced on demand (np.memmap for .npy
+    and raw files, an h5py dataset for HDF5/NetCDF-4), for chunked compression of arrays larger than memory."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInputError(f"input file {str(path)!r} does not exist")
+    if path.suffix.lower() in HDF5_SUFFIXES and dtype is None and shape is None:
+        with open(path, "rb") as f:
+            classic = f.read(3) == b"CDF"
+        if classic:  # classic NetCDF has no lazy reader here: load it
+            yield read_variable(path, var)
+            return
+        import h5py
+
+        with h5py.File(path, "r") as h5:
+            if var not in h5 or not isinstance(h5[var], h5py.Dataset):
+                read_variable(path, var)  # raises with the list of variables
+            yield h5[var]
+        return
+    if dtype is None and shape is None:
+        if path.suffix.lower() != ".npy":
+            raise InvalidInputError(f"{path.name}: not a .npy file; for raw binary give --dtype and --shape")
+        try:
+            yield np.load(path, mmap_mode="r", allow_pickle=False)
+        except ValueError as exc:
+            raise InvalidInputError(f"{path.name}: cannot read as .npy ({exc})") from None
+        return
+    if dtype not in RAW_DTYPES or not shape:
+        raise InvalidInputError("raw input needs --dtype f32|f64 and --shape")
+    expected = int(np.prod(shape)) * RAW_DTYPES[dtype].itemsize
+    if path.stat().st_size != expected:
+        raise InvalidInputError(f"{path.name}: {path.stat().st_size} bytes, but {dtype} {shape} needs {expected}")
+    yield np.memmap(path, RAW_DTYPES[dtype], "r", shape=tuple(shape))

@@ -1,0 +1,196 @@
+"""Chunked streams: arrays larger than memory, compressed one chunk at a time.
+
+A chunked stream is a file (or bytes)::
+
+    magic  8 bytes  b"\\x89SRNSZC\\n"
+    chunks          one ordinary srnsz stream per chunk, back to back, C order of the chunk grid
+    index           zstd frame of JSON {"shape", "dtype", "chunk", "error_bound", "chunks": [[offset, length], ...]}
+    footer 16 bytes u64 index length, 8 bytes b"SRNSZIDX"
+
+Every chunk is compressed with the same absolute bound (a relative bound is resolved on the whole array's
+range first, in one streaming pass), so the bound holds on every value. Reading the footer and one chunk's
+bytes decodes that chunk without touching the others. Peak memory is a few chunks, whatever the array size.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import mmap
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import zstandard
+
+from srnsz import api
+from srnsz.bounds import ErrorBound
+from srnsz.errors import InvalidInputError, StreamFormatError
+from srnsz.predictors.base import Progress
+
+CHUNKED_MAGIC = b"\x89SRNSZC\n"
+FOOTER_MAGIC = b"SRNSZIDX"
+_FOOTER = struct.Struct("<Q8s")
+
+
+@dataclass(frozen=True)
+class ChunkIndex:
+    """What the footer of a chunked stream says."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    chunk: tuple[int, ...]
+    error_bound: dict[str, Any]
+    spans: list[tuple[int, int]]  # (offset, length) of each chunk's stream, C order of the chunk grid
+
+    def keys(self) -> list[tuple[slice, ...]]:
+        """The array region of each chunk, in stream order."""
+        return list(chunk_keys(self.shape, self.chunk))
+
+
+def is_chunked(head: bytes) -> bool:
+    """True if ``head`` (the first bytes of a file or stream) starts a chunked stream."""
+    return head[:len(CHUNKED_MAGIC)] == CHUNKED_MAGIC
+
+
+def chunk_keys(shape: tuple[int, ...], chunk: tuple[int, ...]) -> Iterator[tuple[slice, ...]]:
+    """Regions of ``shape`` cut into blocks of ``chunk`` (smaller at the far edges), C order."""
+    starts = [range(0, n, c) for n, c in zip(shape, chunk)]
+    for origin in itertools.product(*starts):
+        yield tuple(slice(o, min(o + c, n)) for o, c, n in zip(origin, chunk, shape))
+
+
+def release_pages(array: Any) -> None:
+    """Drop the resident pages of a memory-mapped array (np.memmap) after use, so reading or writing a large
+    file through a map keeps memory at a few chunks; other arrays are left alone."""
+    mapping = getattr(array, "_mmap", None)
+    if mapping is None or not hasattr(mapping, "madvise"):
+        return
+    if getattr(array, "mode", "r") != "r":
+        array.flush()  # written pages go to the file before they are dropped
+    mapping.madvise(mmap.MADV_DONTNEED)
+
+
+def _check_chunk(shape: tuple[int, ...], chunk: tuple[int, ...]) -> tuple[int, ...]:
+    chunk = tuple(int(c) for c in chunk)
+    if len(chunk) != len(shape) or any(c < 1 for c in chunk):
+        raise InvalidInputError(f"chunk {chunk} must give a positive size for each of the {len(shape)} axes")
+    return chunk
+
+
+def _global_bound(array: Any, bound: ErrorBound, keys: list[tuple[slice, ...]]) -> float:
+    if bound.mode == "abs":
+        return float(bound.value)
+    lo, hi = math.inf, -math.inf
+    for key in keys:  # one streaming pass: the range of the whole array, a chunk in memory at a time
+        block = np.array(array[key])
+        release_pages(array)
+        finite = block[np.isfinite(block)]
+        if finite.size:
+            lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
+    value_range = hi - lo if hi >= lo else 0.0
+    if bound.mode == "rel":
+        return float(bound.value) * value_range
+    if bound.mode == "abs_and_rel":
+        return min(float(bound.value), float(bound.rel) * value_range)
+    raise InvalidInputError("chunked compression takes abs, rel or abs_and_rel bounds (psnr is a whole-field goal)")
+
+
+def compress_chunked(array: Any, out: BinaryIO, eb: float, mode: str = "abs", chunk: tuple[int, ...] = (),
+                     predictor: str = "interp", *, rel: float | None = None, progress: Progress | None = None,
+                     **options: Any) -> ChunkIndex:
+    """Compress ``array`` (anything sliceable to numpy: np.memmap, h5py/zarr dataset) chunk by chunk to ``out``.
+
+    chunk: block shape (elements per axis). Reads one chunk at a time, so memory stays a few chunks.
+    Returns the index written to the footer.
+    """
+    shape = tuple(int(n) for n in array.shape)
+    dtype = np.dtype(array.dtype)
+    chunk = _check_chunk(shape, chunk)
+    keys = list(chunk_keys(shape, chunk))
+    bound = ErrorBound(mode, eb, rel)
+    eb_abs = _global_bound(array, bound, keys)
+    out.write(CHUNKED_MAGIC)
+    offset = len(CHUNKED_MAGIC)
+    spans = []
+    for key in keys:
+        block = np.array(array[key])
+        release_pages(array)
+        stream = api.compress(block, eb_abs, "abs", predictor, **options)
+        out.write(stream)
+        spans.append((offset, len(stream)))
+        offset += len(stream)
+        if progress:
+            progress(block.size)
+    index = ChunkIndex(shape, dtype, chunk, {**bound.to_json(), "abs": eb_abs}, spans)
+    body = zstandard.ZstdCompressor(level=9).compress(json.dumps({
+        "shape": list(shape), "dtype": dtype.newbyteorder("<").str, "chunk": list(chunk),
+        "error_bound": index.error_bound, "chunks": [list(s) for s in spans]}).encode())
+    out.write(body)
+    out.write(_FOOTER.pack(len(body), FOOTER_MAGIC))
+    return index
+
+
+def read_index(src: BinaryIO) -> ChunkIndex:
+    """Parse the footer of a chunked stream open for reading (seekable)."""
+    src.seek(0, 2)
+    size = src.tell()
+    src.seek(0)
+    if size < len(CHUNKED_MAGIC) + _FOOTER.size or not is_chunked(src.read(len(CHUNKED_MAGIC))):
+        raise StreamFormatError("not a chunked srnsz stream (bad magic bytes)")
+    src.seek(size - _FOOTER.size)
+    length, magic = _FOOTER.unpack(src.read(_FOOTER.size))
+    if magic != FOOTER_MAGIC or length > size - _FOOTER.size - len(CHUNKED_MAGIC):
+        raise StreamFormatError("the chunked stream is truncated or its footer is corrupted")
+    src.seek(size - _FOOTER.size - length)
+    try:
+        meta = json.loads(zstandard.ZstdDecompressor().decompress(src.read(length)))
+        shape = tuple(int(n) for n in meta["shape"])
+        chunk = _check_chunk(shape, tuple(meta["chunk"]))
+        spans = [(int(o), int(n)) for o, n in meta["chunks"]]
+        index = ChunkIndex(shape, np.dtype(meta["dtype"]), chunk, dict(meta["error_bound"]), spans)
+    except (zstandard.ZstdError, ValueError, KeyError, TypeError, InvalidInputError):
+        raise StreamFormatError("the chunk index of the chunked stream is corrupted") from None
+    end = size - _FOOTER.size - length
+    if len(spans) != len(index.keys()) or any(o < len(CHUNKED_MAGIC) or o + n > end for o, n in spans):
+        raise StreamFormatError("the chunk index does not match the stream")
+    return index
+
+
+def read_chunk(src: BinaryIO, index: ChunkIndex, number: int) -> np.ndarray:
+    """Decode chunk ``number`` (C order of the chunk grid) alone."""
+    if not 0 <= number < len(index.spans):
+        raise InvalidInputError(f"chunk {number} does not exist (the stream has {len(index.spans)})")
+    offset, length = index.spans[number]
+    src.seek(offset)
+    block = api.decompress(src.read(length))
+    key = index.keys()[number]
+    if block.shape != tuple(s.stop - s.start for s in key) or block.dtype != index.dtype:
+        raise StreamFormatError(f"chunk {number} does not match the chunk index")
+    return block
+
+
+def decompress_chunked(src: BinaryIO, out: np.ndarray | None = None, progress: Progress | None = None) -> np.ndarray:
+    """Decode every chunk into ``out`` (e.g. np.lib.format.open_memmap, so the result need not fit in memory)
+    or into a new array."""
+    index = read_index(src)
+    if out is None:
+        out = np.empty(index.shape, index.dtype)
+    elif out.shape != index.shape or out.dtype != index.dtype:
+        raise InvalidInputError(f"output array must be {index.dtype} {index.shape}, got {out.dtype} {out.shape}")
+    for number, key in enumerate(index.keys()):
+        out[key] = read_chunk(src, index, number)
+        release_pages(out)
+        if progress:
+            progress(out[key].size)
+    return out
+
+
+def compress_file(array: Any, path: str | Path, **kwargs: Any) -> ChunkIndex:
+    """:func:`compress_chunked` into ``path`` (written in place; callers wanting atomicity pass a temporary)."""
+    with open(path, "wb") as f:
+        return compress_chunked(array, f, **kwargs)

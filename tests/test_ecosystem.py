@@ -1,0 +1,126 @@
+"""HDF5/NetCDF write-back, the numcodecs/Zarr codec, chunked streams, Dask-distributed compression."""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+
+import numpy as np
+import pytest
+from conftest import assert_bound, smooth_field
+
+import srnsz
+from srnsz import chunked
+from srnsz.cli import main
+from srnsz.errors import StreamFormatError
+
+
+@pytest.fixture
+def field() -> np.ndarray:
+    data = smooth_field((21, 40, 33))
+    data[3, 4, 5] = np.nan
+    return data
+
+
+def test_numcodecs_codec_is_registered_and_keeps_the_bound(field):
+    import numcodecs
+
+    codec = numcodecs.get_codec({"id": "srnsz", "eb": 0.01, "kind": "linear"})
+    assert codec.get_config() == {"id": "srnsz", "eb": 0.01, "mode": "abs", "predictor": "interp", "kind": "linear"}
+    back = codec.decode(codec.encode(field))
+    assert_bound(field, back, 0.01)
+    out = np.empty_like(field)
+    codec.decode(codec.encode(field), out=out)
+    assert np.array_equal(out, back, equal_nan=True)
+
+
+def test_xarray_to_zarr_keeps_the_bound_on_every_chunk(field, tmp_path):
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("zarr")
+    from srnsz.codec import SrnszZarr3
+
+    eb = 1e-3 * float(np.nanmax(field) - np.nanmin(field))
+    ds = xr.Dataset({"t": (("z", "y", "x"), field)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.to_zarr(tmp_path / "s.zarr", zarr_format=3,
+                   encoding={"t": {"serializer": SrnszZarr3(eb=eb), "compressors": None, "chunks": (8, 16, 16)}})
+    back = xr.open_zarr(tmp_path / "s.zarr")["t"].values
+    for key in chunked.chunk_keys(field.shape, (8, 16, 16)):
+        assert_bound(field[key], back[key], eb)
+    assert np.isnan(back[3, 4, 5])
+
+
+def test_chunked_stream_round_trip_and_one_chunk_alone(field):
+    buf = io.BytesIO()
+    index = chunked.compress_chunked(field, buf, eb=1e-3, mode="rel", chunk=(8, 16, 16))
+    eb = index.error_bound["abs"]
+    assert eb == pytest.approx(1e-3 * (np.nanmax(field) - np.nanmin(field)))  # whole-array range, not per chunk
+    assert_bound(field, chunked.decompress_chunked(buf), eb)
+    keys = index.keys()
+    assert len(keys) == 3 * 3 * 3
+    last = chunked.read_chunk(buf, chunked.read_index(buf), len(keys) - 1)
+    assert_bound(field[keys[-1]], last, eb)
+
+
+def test_damaged_chunked_streams_are_refused(field):
+    buf = io.BytesIO()
+    chunked.compress_chunked(field, buf, eb=0.01, chunk=(8, 16, 16))
+    raw = buf.getvalue()
+    for damaged in (raw[:-3], raw[:-20] + bytes(20), b"x" + raw[1:]):
+        with pytest.raises(StreamFormatError):
+            chunked.decompress_chunked(io.BytesIO(damaged))
+
+
+def test_cli_chunked_and_write_back_to_hdf5_and_netcdf(field, tmp_path):
+    h5py = pytest.importorskip("h5py")
+    netcdf = pytest.importorskip("scipy.io").netcdf_file
+    src = tmp_path / "in.h5"
+    with h5py.File(src, "w") as f:
+        f["temp"] = field
+    assert main(["compress", str(src), "-o", str(tmp_path / "a.sz"), "--var", "temp", "--chunk", "8", "16", "16",
+                 "--eb", "1e-2", "--mode", "abs"]) == 0
+    assert main(["compress", str(src), "-o", str(tmp_path / "a.sz"), "--var", "temp", "--chunk", "8"]) == 1  # exists
+    for name in ("b.h5", "b.nc", "b.npy"):
+        assert main(["decompress", str(tmp_path / "a.sz"), "-o", str(tmp_path / name), "--var", "temp"]) == 0
+    with h5py.File(tmp_path / "b.h5") as f:
+        assert_bound(field, f["temp"][()], 1e-2)
+    with netcdf(tmp_path / "b.nc", mmap=False) as nc:
+        assert_bound(field, np.array(nc.variables["temp"].data).astype(field.dtype), 1e-2)  # NetCDF is big endian
+    assert_bound(field, np.load(tmp_path / "b.npy"), 1e-2)
+    assert main(["info", str(tmp_path / "a.sz")]) == 0
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".part")]
+
+
+def test_bad_chunk_shape_is_a_clear_error(field, tmp_path):
+    np.save(tmp_path / "f.npy", field)
+    assert main(["compress", str(tmp_path / "f.npy"), "-o", str(tmp_path / "f.sz"), "--chunk", "8", "8"]) == 1
+    assert not (tmp_path / "f.sz").exists()
+
+
+def test_dask_two_workers_write_the_same_bytes_as_serial(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    distributed = pytest.importorskip("dask.distributed")
+    from srnsz.distributed import compress_zarr
+
+    data = smooth_field((32, 48, 40))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        zarr.create_array(str(tmp_path / "src.zarr"), data=data, chunks=(16, 16, 16))
+        eb = 1e-3
+        compress_zarr(str(tmp_path / "src.zarr"), str(tmp_path / "serial.zarr"), eb)
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                      dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+            compress_zarr(str(tmp_path / "src.zarr"), str(tmp_path / "dask.zarr"), eb, client=client)
+        serial = zarr.open_array(str(tmp_path / "serial.zarr"))[:]
+        parallel = zarr.open_array(str(tmp_path / "dask.zarr"))[:]
+    assert_bound(data, serial, eb)
+    assert np.array_equal(serial, parallel)
+    chunk_files = sorted((tmp_path / "serial.zarr" / "c").rglob("*"))
+    assert len([p for p in chunk_files if p.is_file()]) == 2 * 3 * 3
+    for p in chunk_files:
+        if p.is_file():
+            twin = tmp_path / "dask.zarr" / p.relative_to(tmp_path / "serial.zarr")
+            assert p.read_bytes() == twin.read_bytes()
+    assert srnsz.info((tmp_path / "serial.zarr" / "c" / "0" / "0" / "0").read_bytes()).shape == (16, 16, 16)
