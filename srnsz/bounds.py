@@ -36,9 +36,12 @@ class ErrorBound:
 
     def resolve(self, data: np.ndarray) -> float:
         """Absolute bound (data units, >= 0) that this bound means for ``data``."""
+        return float(self.value) if self.mode == "abs" else self.absolute(finite_range(data))
+
+    def absolute(self, value_range: float) -> float:
+        """Absolute bound for data whose finite values span ``value_range`` (ignored by ``abs``)."""
         if self.mode == "abs":
             return float(self.value)
-        value_range = finite_range(data)
         if self.mode == "rel":
             return float(self.value) * value_range
         if self.mode == "abs_and_rel":

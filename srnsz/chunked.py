@@ -21,6 +21,7 @@ import mmap
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -47,7 +48,8 @@ class ChunkIndex:
     error_bound: dict[str, Any]
     spans: list[tuple[int, int]]  # (offset, length) of each chunk's stream, C order of the chunk grid
 
-    def keys(self) -> list[tuple[slice, ...]]:
+    @cached_property
+    def regions(self) -> list[tuple[slice, ...]]:
         """The array region of each chunk, in stream order."""
         return list(chunk_keys(self.shape, self.chunk))
 
@@ -83,6 +85,8 @@ def _check_chunk(shape: tuple[int, ...], chunk: tuple[int, ...]) -> tuple[int, .
 
 
 def _global_bound(array: Any, bound: ErrorBound, keys: list[tuple[slice, ...]]) -> float:
+    if bound.mode == "psnr":
+        raise InvalidInputError("chunked compression takes abs, rel or abs_and_rel bounds (psnr is a whole-field goal)")
     if bound.mode == "abs":
         return float(bound.value)
     lo, hi = math.inf, -math.inf
@@ -92,12 +96,7 @@ def _global_bound(array: Any, bound: ErrorBound, keys: list[tuple[slice, ...]]) 
         finite = block[np.isfinite(block)]
         if finite.size:
             lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
-    value_range = hi - lo if hi >= lo else 0.0
-    if bound.mode == "rel":
-        return float(bound.value) * value_range
-    if bound.mode == "abs_and_rel":
-        return min(float(bound.value), float(bound.rel) * value_range)
-    raise InvalidInputError("chunked compression takes abs, rel or abs_and_rel bounds (psnr is a whole-field goal)")
+    return bound.absolute(hi - lo if hi >= lo else 0.0)
 
 
 def compress_chunked(array: Any, out: BinaryIO, eb: float, mode: str = "abs", chunk: tuple[int, ...] = (),
@@ -156,37 +155,43 @@ def read_index(src: BinaryIO) -> ChunkIndex:
     except (zstandard.ZstdError, ValueError, KeyError, TypeError, InvalidInputError):
         raise StreamFormatError("the chunk index of the chunked stream is corrupted") from None
     end = size - _FOOTER.size - length
-    if len(spans) != len(index.keys()) or any(o < len(CHUNKED_MAGIC) or o + n > end for o, n in spans):
+    if len(spans) != len(index.regions) or any(o < len(CHUNKED_MAGIC) or o + n > end for o, n in spans):
         raise StreamFormatError("the chunk index does not match the stream")
     return index
 
 
-def read_chunk(src: BinaryIO, index: ChunkIndex, number: int) -> np.ndarray:
-    """Decode chunk ``number`` (C order of the chunk grid) alone."""
+def chunk_stream(src: BinaryIO, index: ChunkIndex, number: int) -> bytes:
+    """The srnsz stream of chunk ``number`` (C order of the chunk grid)."""
     if not 0 <= number < len(index.spans):
         raise InvalidInputError(f"chunk {number} does not exist (the stream has {len(index.spans)})")
     offset, length = index.spans[number]
     src.seek(offset)
-    block = api.decompress(src.read(length))
-    key = index.keys()[number]
+    return src.read(length)
+
+
+def read_chunk(src: BinaryIO, index: ChunkIndex, number: int) -> np.ndarray:
+    """Decode chunk ``number`` (C order of the chunk grid) alone."""
+    block = api.decompress(chunk_stream(src, index, number))
+    key = index.regions[number]
     if block.shape != tuple(s.stop - s.start for s in key) or block.dtype != index.dtype:
         raise StreamFormatError(f"chunk {number} does not match the chunk index")
     return block
 
 
-def decompress_chunked(src: BinaryIO, out: np.ndarray | None = None, progress: Progress | None = None) -> np.ndarray:
-    """Decode every chunk into ``out`` (e.g. np.lib.format.open_memmap, so the result need not fit in memory)
-    or into a new array."""
+def decompress_chunked(src: BinaryIO, out: Any = None, progress: Progress | None = None) -> Any:
+    """Decode every chunk into ``out`` (an array-like with shape, dtype and slice assignment: a new array when
+    None, np.lib.format.open_memmap or an h5py dataset when the result need not fit in memory)."""
     index = read_index(src)
     if out is None:
         out = np.empty(index.shape, index.dtype)
     elif out.shape != index.shape or out.dtype != index.dtype:
         raise InvalidInputError(f"output array must be {index.dtype} {index.shape}, got {out.dtype} {out.shape}")
-    for number, key in enumerate(index.keys()):
-        out[key] = read_chunk(src, index, number)
+    for number, key in enumerate(index.regions):
+        block = read_chunk(src, index, number)
+        out[key] = block
         release_pages(out)
         if progress:
-            progress(out[key].size)
+            progress(block.size)
     return out
 
 

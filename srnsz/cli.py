@@ -156,36 +156,26 @@ def _decompress_chunked(args: argparse.Namespace) -> None:
     suffix = Path(args.output).suffix.lower()
     with open(args.input, "rb") as src:
         index = chunked.read_index(src)
-        total = int(np.prod(index.shape))
-        with progress_bar(total, "decompress") as update:
-            if suffix == ".npy":  # chunk by chunk into a memory-mapped output: memory stays a few chunks
+        with progress_bar(int(np.prod(index.shape)), "decompress") as update:
+            if suffix not in (".npy", ".h5", ".hdf5", ".he5"):
+                write_field(args.output, chunked.decompress_chunked(src, None, update), args.force,
+                            args.var or "data")
+            else:  # chunk by chunk into the output file: memory stays a few chunks
                 def write(tmp: Path) -> None:
-                    out = np.lib.format.open_memmap(tmp, "w+", index.dtype, index.shape)
-                    chunked.decompress_chunked(src, out, update)
-                    out.flush()
-                    del out
-            elif suffix in (".h5", ".hdf5", ".he5"):
-                def write(tmp: Path) -> None:
+                    if suffix == ".npy":
+                        out = np.lib.format.open_memmap(tmp, "w+", index.dtype, index.shape)
+                        chunked.decompress_chunked(src, out, update)
+                        out.flush()
+                        return
                     import h5py
 
                     with h5py.File(tmp, "w") as h5:
                         dataset = h5.create_dataset(args.var or "data", index.shape, index.dtype,
-                                                    chunks=index.chunk if total > 1 else None)
-                        for number, key in enumerate(index.keys()):
-                            dataset[key] = chunked.read_chunk(src, index, number)
-                            update(dataset[key].size)
-            else:
-                write_field(args.output, chunked.decompress_chunked(src, None, update), args.force,
-                            args.var or "data")
-                write = None
-            if write is not None:
+                                                    chunks=index.chunk if np.prod(index.shape) > 1 else None)
+                        chunked.decompress_chunked(src, dataset, update)
+
                 write_atomically(args.output, write, args.force)
     print(f"{args.output}: {index.dtype} {index.shape} from {len(index.spans)} chunks")
-
-
-def _span(src: Any, span: tuple[int, int]) -> bytes:
-    src.seek(span[0])
-    return src.read(span[1])
 
 
 def _read_stream(path: str) -> bytes:
@@ -219,7 +209,7 @@ def cmd_info(args: argparse.Namespace) -> None:
     if _is_chunked_file(args.input):
         with open(args.input, "rb") as src:
             index = chunked.read_index(src)
-            first = api.info(_span(src, index.spans[0]))
+            first = api.info(chunked.chunk_stream(src, index, 0))
         size = Path(args.input).stat().st_size
         print(f"chunked stream : {len(index.spans)} chunks of {index.chunk}, each decodable alone")
         print(f"shape, dtype   : {index.shape} {index.dtype}")

@@ -38,13 +38,13 @@ class Srnsz(Codec):
 
     def __init__(self, eb: float = 1e-3, mode: str = "abs", predictor: str = "interp", **options: Any) -> None:
         self.eb, self.mode, self.predictor, self.options = float(eb), mode, predictor, dict(options)
-        api.compress(np.zeros(2, np.float32), self.eb, self.mode, self.predictor, **self.options)  # fail early
+        self._codec = api.Codec(self.eb, mode, predictor, **options)  # validates the settings now
 
     def encode(self, buf: Any) -> bytes:
         array = np.asarray(buf)
         if array.ndim == 0 or array.ndim > 4:
             array = array.reshape(-1)
-        return api.compress(array, self.eb, self.mode, self.predictor, **self.options)
+        return self._codec.compress(array)
 
     def decode(self, buf: Any, out: Any = None) -> np.ndarray:
         data = api.decompress(bytes(memoryview(buf)))

@@ -9,10 +9,10 @@ chunk's bytes are the same whichever worker or schedule wrote them.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import Any
 
+from srnsz.chunked import chunk_keys
 from srnsz.codec import Srnsz
 
 
@@ -28,13 +28,6 @@ class ZarrJob:
     options: tuple[tuple[str, Any], ...] = ()
 
 
-def chunk_regions(shape: tuple[int, ...], chunks: tuple[int, ...]) -> list[tuple[slice, ...]]:
-    """Every chunk of a Zarr array as a tuple of slices, C order."""
-    starts = [range(0, n, c) for n, c in zip(shape, chunks)]
-    return [tuple(slice(o, min(o + c, n)) for o, c, n in zip(origin, chunks, shape))
-            for origin in itertools.product(*starts)]
-
-
 def _copy_chunk(job: ZarrJob, region: tuple[slice, ...]) -> int:
     import zarr
 
@@ -42,8 +35,9 @@ def _copy_chunk(job: ZarrJob, region: tuple[slice, ...]) -> int:
 
     source = zarr.open_array(job.source, mode="r")
     target = zarr.open_array(job.target, mode="r+")
-    target[region] = source[region]  # the target's serializer (srnsz) compresses here, on the worker
-    return int(source[region].nbytes)
+    block = source[region]
+    target[region] = block  # the target's serializer (srnsz) compresses here, on the worker
+    return int(block.nbytes)
 
 
 def compress_zarr(source: str, target: str, eb: float, mode: str = "abs", predictor: str = "interp",
@@ -64,7 +58,7 @@ def compress_zarr(source: str, target: str, eb: float, mode: str = "abs", predic
                       serializer=SrnszZarr3(eb=eb, mode=mode, predictor=predictor, options=options),
                       compressors=None, overwrite=False)
     job = ZarrJob(source, target, float(eb), mode, predictor, tuple(sorted(options.items())))
-    regions = chunk_regions(src.shape, src.chunks)
+    regions = list(chunk_keys(src.shape, src.chunks))
     if client is None:
         return sum(_copy_chunk(job, r) for r in regions)
     futures = client.map(_copy_chunk, [job] * len(regions), regions, pure=False)

@@ -54,11 +54,10 @@ class ContextCodeWriter:
         plus two bytes per model symbol, or fast zstd where smaller. For trial compressions, which only compare
         sizes."""
         total = 0.0
-        for table in sorted({b.table for b in self.batches}):
-            mine = [b for b in self.batches if b.table == table]
-            contexts = np.concatenate([b.contexts for b in mine]).astype(np.int64)
+        for mine in _by_table(self.batches).values():
+            contexts, codes = _joined(mine)
             # Codes beyond +-255 are rare: lumping them changes no comparison.
-            codes = np.clip(np.concatenate([b.codes for b in mine]), -256, 256).astype(np.int64) + 256
+            codes = np.clip(codes, -256, 256) + 256
             per_ctx = np.bincount(contexts * 513 + codes, minlength=N_CONTEXTS * 513).reshape(N_CONTEXTS, 513)
             present = per_ctx > 0
             counts = per_ctx[present].astype(np.float64)
@@ -71,10 +70,9 @@ class ContextCodeWriter:
 
     def finish(self) -> bytes:
         """One sub-stream per table, each in whichever coding is smaller for it."""
-        tables = sorted({b.table for b in self.batches})
+        tables = _by_table(self.batches)
         parts = [struct.pack("<I", len(tables))]
-        for table in tables:
-            mine = [b for b in self.batches if b.table == table]
+        for table, mine in tables.items():
             context, (width, raw) = _encode_context(mine), _plain_codes(mine)
             quick = _encode_zstd(width, raw, QUICK_ZSTD_LEVEL)
             best = min(context, quick, key=len)
@@ -174,13 +172,25 @@ class _Model:
         return self._categorical
 
 
+def _by_table(batches: list[_Batch]) -> dict[int, list[_Batch]]:
+    """The batches of each table, tables in ascending order, batches in writing order."""
+    tables: dict[int, list[_Batch]] = {}
+    for b in batches:
+        tables.setdefault(b.table, []).append(b)
+    return dict(sorted(tables.items()))
+
+
+def _joined(batches: list[_Batch]) -> tuple[np.ndarray, np.ndarray]:
+    """(contexts, codes) of ``batches`` concatenated, both int64."""
+    return (np.concatenate([b.contexts for b in batches]).astype(np.int64),
+            np.concatenate([b.codes for b in batches]).astype(np.int64))
+
+
 def _histograms(batches: list[_Batch]) -> dict[int, np.ndarray]:
     """(N_CONTEXTS * 2^16,) counts of (context, code) per table."""
     hist: dict[int, np.ndarray] = {}
-    for table in sorted({b.table for b in batches}):
-        mine = [b for b in batches if b.table == table]
-        contexts = np.concatenate([b.contexts for b in mine]).astype(np.int64)
-        codes = np.concatenate([b.codes for b in mine]).astype(np.int64)
+    for table, mine in _by_table(batches).items():
+        contexts, codes = _joined(mine)
         hist[table] = np.bincount(contexts * _SYMBOLS + codes + _SHIFT, minlength=N_CONTEXTS * _SYMBOLS)
     return hist
 

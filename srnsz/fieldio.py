@@ -48,22 +48,21 @@ def read_variable(path: Path, var: str | None) -> np.ndarray:
         raise InvalidInputError(f"{path.name}: cannot read as HDF5/NetCDF ({exc})") from None
 
 
-def read_field(path: str | Path, dtype: str | None = None, shape: list[int] | None = None,
-               var: str | None = None) -> np.ndarray:
-    """Load ``path``: a .npy file, variable ``var`` of an HDF5/NetCDF file, or raw little-endian binary when
-    ``dtype`` and ``shape`` (C order, slowest axis first) are given."""
-    path = Path(path)
+def _input_kind(path: Path, dtype: str | None, shape: list[int] | None) -> str:
+    """``variable`` (HDF5/NetCDF), ``npy`` or ``raw``, after checking the file exists and the flags fit."""
     if not path.is_file():
         raise InvalidInputError(f"input file {str(path)!r} does not exist")
-    if path.suffix.lower() in HDF5_SUFFIXES and dtype is None and shape is None:
-        return read_variable(path, var)
     if dtype is None and shape is None:
+        if path.suffix.lower() in HDF5_SUFFIXES:
+            return "variable"
         if path.suffix.lower() != ".npy":
             raise InvalidInputError(f"{path.name}: not a .npy file; for raw binary give --dtype and --shape")
-        try:
-            return np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise InvalidInputError(f"{path.name}: cannot read as .npy ({exc})") from None
+        return "npy"
+    return "raw"
+
+
+def _raw_layout(path: Path, dtype: str | None, shape: list[int] | None) -> tuple[np.dtype, tuple[int, ...]]:
+    """(dtype, shape) of a raw input, checked against the flags and the file size."""
     if dtype is None or shape is None:
         raise InvalidInputError("raw input needs both --dtype and --shape")
     if dtype not in RAW_DTYPES:
@@ -76,7 +75,24 @@ def read_field(path: str | Path, dtype: str | None = None, shape: list[int] | No
     if actual != expected:
         raise InvalidInputError(
             f"{path.name} has {actual} bytes, but shape {tuple(shape)} of {dtype} needs {expected}")
-    return np.fromfile(path, dtype=dt).reshape(shape)
+    return dt, tuple(shape)
+
+
+def read_field(path: str | Path, dtype: str | None = None, shape: list[int] | None = None,
+               var: str | None = None) -> np.ndarray:
+    """Load ``path``: a .npy file, variable ``var`` of an HDF5/NetCDF file, or raw little-endian binary when
+    ``dtype`` and ``shape`` (C order, slowest axis first) are given."""
+    path = Path(path)
+    kind = _input_kind(path, dtype, shape)
+    if kind == "variable":
+        return read_variable(path, var)
+    if kind == "npy":
+        try:
+            return np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise InvalidInputError(f"{path.name}: cannot read as .npy ({exc})") from None
+    dt, dims = _raw_layout(path, dtype, shape)
+    return np.fromfile(path, dtype=dt).reshape(dims)
 
 
 def refuse_existing(path: str | Path, force: bool) -> None:
@@ -147,9 +163,17 @@ def open_lazy(path: str | Path, dtype: str | None = None, shape: list[int] | Non
     """Like :func:`read_field` but without loading: yields an array-like sliced on demand (np.memmap for .npy
     and raw files, an h5py dataset for HDF5/NetCDF-4), for chunked compression of arrays larger than memory."""
     path = Path(path)
-    if not path.is_file():
-        raise InvalidInputError(f"input file {str(path)!r} does not exist")
-    if path.suffix.lower() in HDF5_SUFFIXES and dtype is None and shape is None:
+    kind = _input_kind(path, dtype, shape)
+    if kind == "raw":
+        dt, dims = _raw_layout(path, dtype, shape)
+        yield np.memmap(path, dt, "r", shape=dims)
+    elif kind == "npy":
+        try:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise InvalidInputError(f"{path.name}: cannot read as .npy ({exc})") from None
+        yield array
+    else:
         with open(path, "rb") as f:
             classic = f.read(3) == b"CDF"
         if classic:  # classic NetCDF has no lazy reader here: load it
@@ -157,22 +181,11 @@ def open_lazy(path: str | Path, dtype: str | None = None, shape: list[int] | Non
             return
         import h5py
 
-        with h5py.File(path, "r") as h5:
-            if var not in h5 or not isinstance(h5[var], h5py.Dataset):
+        try:
+            h5 = h5py.File(path, "r")
+        except OSError as exc:
+            raise InvalidInputError(f"{path.name}: cannot read as HDF5/NetCDF ({exc})") from None
+        with h5:
+            if var is None or var not in h5 or not isinstance(h5[var], h5py.Dataset):
                 read_variable(path, var)  # raises with the list of variables
             yield h5[var]
-        return
-    if dtype is None and shape is None:
-        if path.suffix.lower() != ".npy":
-            raise InvalidInputError(f"{path.name}: not a .npy file; for raw binary give --dtype and --shape")
-        try:
-            yield np.load(path, mmap_mode="r", allow_pickle=False)
-        except ValueError as exc:
-            raise InvalidInputError(f"{path.name}: cannot read as .npy ({exc})") from None
-        return
-    if dtype not in RAW_DTYPES or not shape:
-        raise InvalidInputError("raw input needs --dtype f32|f64 and --shape")
-    expected = int(np.prod(shape)) * RAW_DTYPES[dtype].itemsize
-    if path.stat().st_size != expected:
-        raise InvalidInputError(f"{path.name}: {path.stat().st_size} bytes, but {dtype} {shape} needs {expected}")
-    yield np.memmap(path, RAW_DTYPES[dtype], "r", shape=tuple(shape))

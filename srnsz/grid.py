@@ -41,6 +41,11 @@ class Pass:
     def views(self) -> tuple[View, ...]:
         return ((self.key, self.axis), *self.also)
 
+    @property
+    def axes(self) -> tuple[int, ...]:
+        """The axes the pass predicts along (its chunks are never cut along them)."""
+        return tuple(axis for _, axis in self.views)
+
 
 @dataclass(frozen=True)
 class Plan:

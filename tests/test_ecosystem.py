@@ -58,7 +58,7 @@ def test_chunked_stream_round_trip_and_one_chunk_alone(field):
     eb = index.error_bound["abs"]
     assert eb == pytest.approx(1e-3 * (np.nanmax(field) - np.nanmin(field)))  # whole-array range, not per chunk
     assert_bound(field, chunked.decompress_chunked(buf), eb)
-    keys = index.keys()
+    keys = index.regions
     assert len(keys) == 3 * 3 * 3
     last = chunked.read_chunk(buf, chunked.read_index(buf), len(keys) - 1)
     assert_bound(field[keys[-1]], last, eb)

@@ -171,7 +171,7 @@ class HatPredictor(InterpPredictor):
         ids, n_blocks = self._state["ids"]
         ids_view, view = ids[p.key], rec[p.key]
         odd = _odd(p.axis, view.ndim)
-        chunk_keys = list(chunks(view.shape, tuple(axis for _, axis in p.views)))
+        chunk_keys = list(chunks(view.shape, p.axes))
         if data is not None:
             data_view = data[p.key]
             hat_error = np.zeros(n_blocks)

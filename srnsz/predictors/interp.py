@@ -184,7 +184,7 @@ class InterpPredictor(Predictor):
     def _contexts(p: Pass, mag: np.ndarray, c: tuple[slice, ...]) -> np.ndarray:
         if not p.also:
             return neighbour_contexts(mag[p.key][c], p.axis)
-        return multi_view_contexts([mag[key][c] for key, _ in p.views], [axis for _, axis in p.views])
+        return multi_view_contexts([mag[key][c] for key, _ in p.views], list(p.axes))
 
     @staticmethod
     def _recorded_blends(plan: Plan, params: dict[str, Any]) -> list[tuple[float, ...]]:
@@ -201,7 +201,7 @@ class InterpPredictor(Predictor):
         target = data[p.key]
 
         def samples() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-            for c in chunks(target.shape, tuple(axis for _, axis in views)):
+            for c in chunks(target.shape, p.axes):
                 x = target[c][odd].astype(np.float64).ravel()
                 pred = np.stack([_finite_prediction(v[c], axis, self.config.kind).ravel() for v, axis in views], 1)
                 with np.errstate(invalid="ignore", over="ignore"):
@@ -243,7 +243,7 @@ class InterpPredictor(Predictor):
         for p in plan.passes():
             rec_v, mag_v, data_v = rec[p.key], mag[p.key], data[p.key]
             predict = self._pass_predictor(p, plan, rec, data)
-            for c in chunks(rec_v.shape, tuple(axis for _, axis in p.views)):
+            for c in chunks(rec_v.shape, p.axes):
                 odd = _odd(p.axis, rec_v.ndim)
                 pred = predict(c)
                 contexts = self._contexts(p, mag, c).ravel()
@@ -275,7 +275,7 @@ class InterpPredictor(Predictor):
         for p in plan.passes():
             rec_v, mag_v = rec[p.key], mag[p.key]
             predict = self._pass_predictor(p, plan, rec, None)
-            for c in chunks(rec_v.shape, tuple(axis for _, axis in p.views)):
+            for c in chunks(rec_v.shape, p.axes):
                 odd = _odd(p.axis, rec_v.ndim)
                 pred = predict(c)
                 contexts = self._contexts(p, mag, c).ravel()
