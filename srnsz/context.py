@@ -2,13 +2,17 @@
 
 The code-magnitude map keeps min(|code|, 254) (255 for escapes, 0 for anchors) for every point coded so far.
 A point predicted along an axis takes its context from the magnitudes of its lattice neighbours on that axis
-and of their neighbours across: quiet surroundings (all zero) mean a quiet point.
+and of their neighbours across: quiet surroundings (all zero) mean a quiet point. Its detail is how far the
+cubic and the linear spline through its neighbours disagree, in quantization bins: where they agree the data is
+locally linear and the point is almost surely predicted within its bin, whatever the neighbours' codes were;
+where they disagree, the sign says which way the residual of either spline tends to lean.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from srnsz.interpolation import predict_odd
 from srnsz.quantizer import ESCAPE
 
 ESCAPE_MAGNITUDE = 255
@@ -70,3 +74,28 @@ def neighbour_sums(mag_view: np.ndarray, axis: int) -> np.ndarray:
         a[other], b[other] = slice(0, -2), slice(2, None)
         total = total + (padded[tuple(a)] + padded[tuple(b)]) // 2
     return total
+
+
+# |cubic - linear| in bins (2 eb) -> 0..6, signed -> detail 2..14 (8 = agree); not finite -> 15
+_DETAIL_EDGES = np.array([0.125, 0.25, 0.5, 1.0, 2.0, 4.0])
+N_DETAILS = 16
+
+
+def spline_disagreement(view: np.ndarray, axis: int) -> np.ndarray:
+    """cubic - linear spline prediction (float64, NaN where not finite) of the odd indices along ``axis`` of a
+    lattice view of the reconstruction."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        gap = predict_odd(view, axis, "cubic") - predict_odd(view, axis, "linear")
+    gap[~np.isfinite(gap)] = np.nan
+    return gap
+
+
+def curvature_details(views: list[np.ndarray], axes: list[int], bin_width: float) -> np.ndarray:
+    """Details (uint8, < N_DETAILS) for the targets of a pass from its lattice views of the reconstruction: the
+    mean spline disagreement over the views, in units of ``bin_width`` (2 eb of the level), bucketed with sign."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        gap = sum(spline_disagreement(v, a) for v, a in zip(views, axes)) / (len(views) * bin_width)
+        bucket = np.digitize(np.abs(gap), _DETAIL_EDGES)
+        detail = np.where(gap > 0, 8 + bucket, 8 - bucket)
+    detail[np.isnan(gap)] = N_DETAILS - 1
+    return detail.astype(np.uint8)

@@ -1,11 +1,17 @@
 """Entropy coding of quantization codes with context models (constriction range coding).
 
 The predictor hands the coder batches of int16 codes, each code with a context (0..N_CONTEXTS-1, computed
-from data the decoder already has) and a table id (the level). Each (table, context) pair gets its own
-static distribution, counted by the encoder and stored in the stream, so codes in quiet regions (all zero
-neighbours) cost far below one bit. The decoder asks for batches in the same order with the same contexts.
-Per table two codings are tried and the smaller kept: context range coding, and zstd on the raw codes (which
-wins where the codes repeat exactly over long stretches, as in very smooth fields).
+from data the decoder already has), optionally a detail (0..N_DETAILS-1, a second decoder-side feature) and a
+table id (the level). The decoder asks for batches in the same order with the same contexts and details.
+Per table the smallest of three codings is kept:
+
+- static context coding: one distribution per (table, context), counted by the encoder and stored in the
+  stream, so codes in quiet regions (all zero neighbours) cost far below one bit;
+- adaptive context coding (PPM-style): one model per (table, context, detail) that both sides build from the
+  codes already coded, so no table is stored and the finer contexts cost only what learning them costs. A
+  model codes its codes in segments (each about half as long as what it has seen), and a code it has not
+  seen yet escapes to the table's shared model, whose own unseen codes are spelled out (length + bits);
+- zstd on the raw codes, which wins where the codes repeat exactly over long stretches (very smooth fields).
 """
 
 from __future__ import annotations
@@ -21,11 +27,13 @@ from srnsz.errors import StreamFormatError
 from srnsz.quantizer import CODE_DTYPE, ESCAPE
 
 N_CONTEXTS = 16
+N_DETAILS = 16
 _SYMBOLS = 1 << 16  # int16 codes shifted by 2^15
 _SHIFT = 1 << 15
 _COUNT_TOTAL = 1 << 18  # stored counts are scaled to about this total
 METHOD_CONTEXT = 1
 METHOD_ZSTD = 2
+METHOD_ADAPTIVE = 3
 QUICK_ZSTD_LEVEL = 6
 TRIAL_ZSTD_LEVEL = 1
 STRONG_ZSTD_LEVEL = 19
@@ -37,6 +45,13 @@ class _Batch:
     codes: np.ndarray  # (n,) int16
     contexts: np.ndarray  # (n,) uint8
     table: int
+    detail: np.ndarray | None = None  # (n,) uint8 or None (all zero)
+
+    @property
+    def keys(self) -> np.ndarray:
+        """(n,) int64 adaptive model key: context * N_DETAILS + detail."""
+        keys = self.contexts.astype(np.int64) * N_DETAILS
+        return keys if self.detail is None else keys + self.detail
 
 
 @dataclass
@@ -45,9 +60,10 @@ class ContextCodeWriter:
 
     batches: list[_Batch] = field(default_factory=list)
 
-    def write(self, codes: np.ndarray, contexts: np.ndarray, table: int) -> None:
-        """Queue ``codes`` (n,) int16 with their ``contexts`` (n,) uint8 under table id ``table``."""
-        self.batches.append(_Batch(codes.astype(CODE_DTYPE, copy=False), contexts, table))
+    def write(self, codes: np.ndarray, contexts: np.ndarray, table: int, detail: np.ndarray | None = None) -> None:
+        """Queue ``codes`` (n,) int16 with their ``contexts`` (n,) uint8 (< N_CONTEXTS) and ``detail`` (n,) uint8
+        (< N_DETAILS, refines the contexts of the adaptive coding) under table id ``table``."""
+        self.batches.append(_Batch(codes.astype(CODE_DTYPE, copy=False), contexts, table, detail))
 
     def estimated_bytes(self) -> int:
         """What the context coder would take, without coding: the empirical entropy of each (table, context)
@@ -63,9 +79,11 @@ class ContextCodeWriter:
             counts = per_ctx[present].astype(np.float64)
             totals = np.broadcast_to(per_ctx.sum(axis=1, keepdims=True), per_ctx.shape)[present]
             context_bytes = float(-(counts * np.log2(counts / totals)).sum()) / 8 + 2 * counts.size
+            keys = np.concatenate([b.keys for b in mine])
             # The zstd fallback wins on long exact repeats, which entropy does not see.
             width, raw = _plain_codes(mine)
-            total += min(context_bytes, len(_encode_zstd(width, raw, TRIAL_ZSTD_LEVEL)))
+            total += min(context_bytes, _adaptive_estimate(keys, codes) / 8,
+                         len(_encode_zstd(width, raw, TRIAL_ZSTD_LEVEL)))
         return int(total)
 
     def finish(self) -> bytes:
@@ -73,7 +91,7 @@ class ContextCodeWriter:
         tables = _by_table(self.batches)
         parts = [struct.pack("<I", len(tables))]
         for table, mine in tables.items():
-            context, (width, raw) = _encode_context(mine), _plain_codes(mine)
+            context, (width, raw) = min(_encode_context(mine), _encode_adaptive(mine), key=len), _plain_codes(mine)
             quick = _encode_zstd(width, raw, QUICK_ZSTD_LEVEL)
             best = min(context, quick, key=len)
             # The strong zstd level pays on small streams only and gains at most ~30% over the quick one:
@@ -103,19 +121,22 @@ class CodeReader:
         except struct.error:
             raise StreamFormatError("the code section is truncated") from None
 
-    def read(self, contexts: np.ndarray, table: int) -> np.ndarray:
-        """Codes (n,) int16 of the next batch, whose contexts are ``contexts`` (n,) uint8."""
+    def read(self, contexts: np.ndarray, table: int, detail: np.ndarray | None = None) -> np.ndarray:
+        """Codes (n,) int16 of the next batch, whose contexts are ``contexts`` (n,) uint8 and details ``detail``
+        (n,) uint8 or None, as written."""
         if table not in self._tables:
             raise StreamFormatError(f"the code section lacks the codes of level {table}")
-        return self._tables[table].read(contexts, table)
+        return self._tables[table].read(_Batch(np.empty(0, CODE_DTYPE), contexts, table, detail))
 
 
-def _open_substream(body: bytes) -> _ContextReader | _PlainReader:
+def _open_substream(body: bytes) -> _ContextReader | _PlainReader | _AdaptiveReader:
     method, rest = body[0], body[1:]
     if method == METHOD_CONTEXT:
         return _ContextReader(rest)
     if method == METHOD_ZSTD:
         return _PlainReader(rest)
+    if method == METHOD_ADAPTIVE:
+        return _AdaptiveReader(rest)
     raise StreamFormatError(f"the code section uses unknown coding method {method}")
 
 
@@ -148,8 +169,8 @@ class _PlainReader:
             self._codes = np.frombuffer(raw, dtype="<i2").astype(CODE_DTYPE)
         self._pos = 0
 
-    def read(self, contexts: np.ndarray, table: int) -> np.ndarray:
-        n = contexts.size
+    def read(self, batch: _Batch) -> np.ndarray:
+        n = batch.contexts.size
         if self._pos + n > self._codes.size:
             raise StreamFormatError("the code section holds fewer codes than the shape needs")
         out = self._codes[self._pos:self._pos + n]
@@ -256,7 +277,7 @@ def _parse_models(blob: bytes) -> dict[tuple[int, int], _Model]:
 def _groups(contexts: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
     """Stable order that groups positions by context, and (context, start, stop) runs in that order."""
     order = np.argsort(contexts, kind="stable")
-    sizes = np.bincount(contexts, minlength=N_CONTEXTS)
+    sizes = np.bincount(contexts)
     runs, start = [], 0
     for ctx in np.flatnonzero(sizes).tolist():
         runs.append((ctx, start, start + int(sizes[ctx])))
@@ -294,7 +315,8 @@ class _ContextReader:
             raise StreamFormatError("the code section is truncated")
         self._decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(words, "<u4").astype(np.uint32))
 
-    def read(self, contexts: np.ndarray, table: int) -> np.ndarray:
+    def read(self, batch: _Batch) -> np.ndarray:
+        contexts, table = batch.contexts, batch.table
         out = np.empty(contexts.size, dtype=CODE_DTYPE)
         order, runs = _groups(contexts)
         for ctx, start, stop in runs:
@@ -309,3 +331,182 @@ class _ContextReader:
                 raise StreamFormatError("the code section is corrupted")
             out[order[start:stop]] = model.symbols[index]
         return out
+
+
+# --- adaptive context coding ---------------------------------------------------------------------------------
+
+MIN_SEGMENT = 2
+_LENGTH_CLASSES = 17  # bit lengths 0..16 of a zigzagged int16
+
+
+class _AdaptiveModel:
+    """Counts of the codes seen so far in one context (open alphabet, PPM method C): a seen code has weight
+    count, the escape (an unseen code) weight = number of distinct codes seen."""
+
+    def __init__(self) -> None:
+        self.symbols = np.empty(0, np.int32)  # sorted
+        self.counts = np.empty(0, np.float64)
+        self.seen = 0
+        self._categorical: object = None
+
+    def next_segment(self, left: int) -> int:
+        """How many of the ``left`` pending codes to code before the model is next updated."""
+        return min(left, max(MIN_SEGMENT, self.seen >> 1))
+
+    def categorical(self) -> object:
+        """Distribution over the indices 0..k-1 of the seen codes and k = escape (k = number seen, >= 1)."""
+        if self._categorical is None:
+            k = self.symbols.size
+            self._categorical = constriction.stream.model.Categorical(
+                np.append(self.counts, float(k)), perfect=False)
+        return self._categorical
+
+    def indices(self, values: np.ndarray) -> np.ndarray:
+        """(n,) int32 index of each value among the seen codes, k (escape) where unseen."""
+        k = self.symbols.size
+        index = np.searchsorted(self.symbols, values).astype(np.int32)
+        unseen = index >= k
+        unseen[~unseen] = self.symbols[index[~unseen]] != values[~unseen]
+        index[unseen] = k
+        return index
+
+    def update(self, values: np.ndarray) -> None:
+        new, counts = np.unique(values, return_counts=True)
+        merged = np.union1d(self.symbols, new).astype(np.int32)
+        total = np.zeros(merged.size)
+        total[np.searchsorted(merged, self.symbols)] += self.counts
+        total[np.searchsorted(merged, new)] += counts
+        self.symbols, self.counts, self.seen = merged, total, self.seen + values.size
+        self._categorical = None
+
+
+def _zigzag(values: np.ndarray) -> np.ndarray:
+    v = values.astype(np.int64)
+    return np.where(v < 0, -2 * v - 1, 2 * v)
+
+
+def _unzigzag(u: np.ndarray) -> np.ndarray:
+    return np.where(u & 1, -(u >> 1) - 1, u >> 1)
+
+
+class _AdaptiveTable:
+    """The models of one table: one per context key, and the shared model their escapes fall back to."""
+
+    def __init__(self) -> None:
+        self.models: dict[int, _AdaptiveModel] = {}
+        self.shared = _AdaptiveModel()
+
+    def encode(self, encoder: object, batch: _Batch) -> None:
+        order, runs = _groups(batch.keys)
+        ordered = batch.codes[order].astype(np.int32)
+        for key, start, stop in runs:
+            model = self.models.setdefault(key, _AdaptiveModel())
+            while start < stop:
+                segment = ordered[start:start + model.next_segment(stop - start)]
+                start += segment.size
+                unseen = self._encode_with(encoder, model, segment)
+                if unseen.size:
+                    self._encode_with(encoder, self.shared, unseen, spell=True)
+
+    @staticmethod
+    def _encode_with(encoder: object, model: _AdaptiveModel, values: np.ndarray, spell: bool = False) -> np.ndarray:
+        """Code ``values`` with ``model`` and update it; returns the escaped values (or spells them out)."""
+        index = model.indices(values)
+        if model.symbols.size:
+            encoder.encode(index, model.categorical())
+        unseen = values[index == model.symbols.size]
+        model.update(values)
+        if spell and unseen.size:
+            u = _zigzag(unseen)
+            lengths = np.array([int(x).bit_length() for x in u.tolist()], dtype=np.int32)
+            encoder.encode(lengths, constriction.stream.model.Uniform(_LENGTH_CLASSES))
+            long = lengths >= 2
+            if long.any():
+                sizes = (1 << (lengths[long] - 1)).astype(np.int32)
+                encoder.encode((u[long] - sizes).astype(np.int32), constriction.stream.model.Uniform(), sizes)
+        return unseen
+
+    def decode(self, decoder: object, batch: _Batch) -> np.ndarray:
+        out = np.empty(batch.contexts.size, dtype=CODE_DTYPE)
+        order, runs = _groups(batch.keys)
+        for key, start, stop in runs:
+            model = self.models.setdefault(key, _AdaptiveModel())
+            while start < stop:
+                n = model.next_segment(stop - start)
+                values = self._decode_with(decoder, model, n)
+                out[order[start:start + n]] = values
+                start += n
+        return out
+
+    def _decode_with(self, decoder: object, model: _AdaptiveModel, n: int, spell: bool = False) -> np.ndarray:
+        k = model.symbols.size
+        index = decoder.decode(model.categorical(), n) if k else np.zeros(n, np.int32)
+        if index.size and int(index.max()) > k:
+            raise StreamFormatError("the code section is corrupted")
+        unseen = index == k
+        values = np.empty(n, np.int32)
+        values[~unseen] = model.symbols[index[~unseen]]
+        if unseen.any():
+            values[unseen] = self._spelled(decoder, int(unseen.sum())) if spell else \
+                self._decode_with(decoder, self.shared, int(unseen.sum()), spell=True)
+        model.update(values)
+        return values
+
+    @staticmethod
+    def _spelled(decoder: object, n: int) -> np.ndarray:
+        lengths = decoder.decode(constriction.stream.model.Uniform(_LENGTH_CLASSES), n).astype(np.int64)
+        u = np.where(lengths > 0, 1, 0).astype(np.int64)
+        long = lengths >= 2
+        if long.any():
+            sizes = (1 << (lengths[long] - 1)).astype(np.int32)
+            u[long] = sizes + decoder.decode(constriction.stream.model.Uniform(), sizes)
+        values = _unzigzag(u)
+        if values.size and (values.min() < ESCAPE or values.max() > -ESCAPE - 1):
+            raise StreamFormatError("the code section is corrupted")
+        return values
+
+
+def _encode_adaptive(batches: list[_Batch]) -> bytes:
+    encoder = constriction.stream.queue.RangeEncoder()
+    table = _AdaptiveTable()
+    for b in batches:
+        table.encode(encoder, b)
+    return bytes([METHOD_ADAPTIVE]) + encoder.get_compressed().astype("<u4").tobytes()
+
+
+class _AdaptiveReader:
+    def __init__(self, body: bytes) -> None:
+        if len(body) % 4:
+            raise StreamFormatError("the code section is truncated")
+        self._decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(body, "<u4").astype(np.uint32))
+        self._table = _AdaptiveTable()
+
+    def read(self, batch: _Batch) -> np.ndarray:
+        return self._table.decode(self._decoder, batch)
+
+
+def _adaptive_estimate(keys: np.ndarray, codes: np.ndarray) -> float:
+    """Bits the adaptive coding would take, estimated as if every model were updated after every code (it is
+    updated after segments, which costs a little more): -log2 of count / (seen + distinct) for seen codes,
+    and of distinct / (seen + distinct) for escapes, whose codes then cost 8 bits each."""
+    n = codes.size
+    if n == 0:
+        return 0.0
+    order = np.lexsort((np.arange(n), codes, keys))
+    k, c = keys[order], codes[order].astype(np.int64)
+    position = np.arange(n)
+    pair_start = np.r_[0, np.flatnonzero(np.diff(k) | np.diff(c)) + 1]
+    same_before = position - np.repeat(pair_start, np.diff(np.r_[pair_start, n]))
+    # Within a key, codes are grouped by value here, so the seen count of each position is recovered by its
+    # rank in writing order: sort back by (key, writing order).
+    back = np.lexsort((order, k))
+    k2 = k[back]
+    first = (same_before == 0)[back]
+    same = same_before[back]
+    start2 = np.r_[0, np.flatnonzero(np.diff(k2)) + 1]
+    seen = position - np.repeat(start2, np.diff(np.r_[start2, n]))
+    distinct_incl = np.cumsum(first)
+    distinct = distinct_incl - first - np.repeat((distinct_incl - first)[start2], np.diff(np.r_[start2, n]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(first, np.where(seen == 0, 1.0, distinct / (seen + distinct)), same / (seen + distinct))
+    return float(-np.log2(p).sum()) + 8.0 * float(first.sum())

@@ -10,7 +10,7 @@ import numpy as np
 
 from srnsz import lossless
 from srnsz.blend import Samples, blend, choose_weights, valid_weights
-from srnsz.context import magnitudes, multi_view_contexts, neighbour_contexts
+from srnsz.context import curvature_details, magnitudes, multi_view_contexts, neighbour_contexts
 from srnsz.entropy import CodeReader, ContextCodeWriter
 from srnsz.errors import InvalidInputError, StreamFormatError
 from srnsz.grid import CHUNK_POINTS, TRAVERSALS, Pass, Plan, chunks, make_plan
@@ -187,6 +187,13 @@ class InterpPredictor(Predictor):
         return multi_view_contexts([mag[key][c] for key, _ in p.views], list(p.axes))
 
     @staticmethod
+    def _details(p: Pass, rec: np.ndarray, c: tuple[slice, ...], bound: float, detailed: bool) -> np.ndarray | None:
+        """Context details of chunk ``c`` of pass ``p`` (streams before format 1.1 have none)."""
+        if not detailed:
+            return None
+        return curvature_details([rec[key][c] for key, _ in p.views], list(p.axes), 2.0 * bound).ravel()
+
+    @staticmethod
     def _recorded_blends(plan: Plan, params: dict[str, Any]) -> list[tuple[float, ...]]:
         """The blend weights of the header, last pass first (decoding pops them)."""
         sizes = [len(p.views) for p in plan.passes() if p.also]
@@ -225,7 +232,7 @@ class InterpPredictor(Predictor):
             sections["ESCP"] = lossless.pack(escaped_values.tobytes())
         config = {**asdict(self.config), "dim_order": list(plan.dim_order)}
         params = {"config": config, "anchor_stride": plan.anchor_stride, "levels": plan.levels,
-                  "level_bounds": self.level_bounds(plan, eb), "chunk_points": CHUNK_POINTS}
+                  "level_bounds": self.level_bounds(plan, eb), "chunk_points": CHUNK_POINTS, "details": True}
         if self._blend_log:
             params["blend_weights"] = [list(w) for w in self._blend_log]
         return Encoded(sections, params, rec)
@@ -247,10 +254,11 @@ class InterpPredictor(Predictor):
                 odd = _odd(p.axis, rec_v.ndim)
                 pred = predict(c)
                 contexts = self._contexts(p, mag, c).ravel()
+                details = self._details(p, rec, c, bounds[p.level], True)
                 q = quantize(data_v[c][odd].ravel(), pred.ravel(), bounds[p.level])
                 rec_v[c][odd] = q.recon.reshape(pred.shape)
                 mag_v[c][odd] = magnitudes(q.codes).reshape(pred.shape)
-                writer.write(q.codes, contexts, p.level)
+                writer.write(q.codes, contexts, p.level, details)
                 escaped.append(q.escaped)
                 if progress:
                     progress(pred.size)
@@ -262,6 +270,7 @@ class InterpPredictor(Predictor):
         if params.get("chunk_points") != CHUNK_POINTS or params.get("levels") != plan.levels:
             raise StreamFormatError("the interp traversal recorded in the header does not match this version")
         bounds = [float(b) for b in params["level_bounds"]]
+        detailed = params.get("details", False) is True
         rec = np.zeros(shape, dtype=dtype)
         mag = np.zeros(shape, dtype=np.uint8)
         anchors = np.frombuffer(lossless.unpack(sections["ANCH"], "anchor"), dtype=dtype)
@@ -279,7 +288,7 @@ class InterpPredictor(Predictor):
                 odd = _odd(p.axis, rec_v.ndim)
                 pred = predict(c)
                 contexts = self._contexts(p, mag, c).ravel()
-                codes = reader.read(contexts, p.level)
+                codes = reader.read(contexts, p.level, self._details(p, rec, c, bounds[p.level], detailed))
                 n_esc = int(np.count_nonzero(codes == ESCAPE))
                 if used + n_esc > escaped.size:
                     raise StreamFormatError("the escape section holds fewer values than the codes need")
