@@ -370,13 +370,18 @@ class _AdaptiveModel:
         index[unseen] = k
         return index
 
-    def update(self, values: np.ndarray) -> None:
-        new, counts = np.unique(values, return_counts=True)
-        merged = np.union1d(self.symbols, new).astype(np.int32)
-        total = np.zeros(merged.size)
-        total[np.searchsorted(merged, self.symbols)] += self.counts
-        total[np.searchsorted(merged, new)] += counts
-        self.symbols, self.counts, self.seen = merged, total, self.seen + values.size
+    def update(self, values: np.ndarray, index: np.ndarray) -> None:
+        """Count ``values`` (n,), whose :meth:`indices` are ``index`` (n,)."""
+        k = self.symbols.size
+        counts = self.counts + np.bincount(index, minlength=k + 1)[:k]
+        unseen = index == k
+        if unseen.any():
+            new, new_counts = np.unique(values[unseen], return_counts=True)
+            merged = np.concatenate([self.symbols, new.astype(np.int32)])
+            order = np.argsort(merged, kind="stable")
+            self.symbols = merged[order]
+            counts = np.concatenate([counts, new_counts.astype(np.float64)])[order]
+        self.counts, self.seen = counts, self.seen + values.size
         self._categorical = None
 
 
@@ -415,7 +420,7 @@ class _AdaptiveTable:
         if model.symbols.size:
             encoder.encode(index, model.categorical())
         unseen = values[index == model.symbols.size]
-        model.update(values)
+        model.update(values, index)
         if spell and unseen.size:
             u = _zigzag(unseen)
             lengths = np.array([int(x).bit_length() for x in u.tolist()], dtype=np.int32)
@@ -449,7 +454,7 @@ class _AdaptiveTable:
         if unseen.any():
             values[unseen] = self._spelled(decoder, int(unseen.sum())) if spell else \
                 self._decode_with(decoder, self.shared, int(unseen.sum()), spell=True)
-        model.update(values)
+        model.update(values, index)
         return values
 
     @staticmethod
