@@ -15,9 +15,11 @@ LOSSY = [name for name in list_predictors() if name != "lossless"]
 # Every lossy predictor with option sets that exercise its choices; neural ones use the test weights.
 PREDICTOR_OPTIONS = {
     "interp": [{}, {"kind": "linear"}, {"kind": "cubic", "tune": "off"}, {"dim_order": (2, 0, 1), "anchor_stride": 8},
-               {"traversal": "multidim", "alpha": 1.0, "beta": 1.0}, {"traversal": "sequential", "beta": 4.0}],
+               {"traversal": "multidim", "alpha": 1.0, "beta": 1.0}, {"traversal": "sequential", "beta": 4.0},
+               {"kind": "fitted", "tune": "off"}, {"kind": "fitted", "traversal": "multidim", "tune": "off"}],
     "hat": [{"model": "test_hat", "device": "cpu"}, {"model": "test_hat", "device": "cpu", "traversal": "multidim"},
-            {"model": "test_hat", "device": "cpu", "hat_levels": 2, "block_size": 4, "kind": "linear", "tune": "off"}],
+            {"model": "test_hat", "device": "cpu", "hat_levels": 2, "block_size": 4, "kind": "linear", "tune": "off"},
+            {"model": "test_hat", "device": "cpu", "kind": "fitted", "tune": "off"}],
     "ae": [{"model": "test_ae", "device": "cpu"}, {"model": "test_ae", "compete_interp": False, "latent_eb": 2.0}],
     "lorenzo": [{}, {"layers": 1}, {"layers": 2}],
 }

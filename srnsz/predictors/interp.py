@@ -19,12 +19,16 @@ from srnsz.predictors.base import Encoded, Predictor, Progress, register_predict
 from srnsz.quantizer import ESCAPE, quantize, reconstruct
 from srnsz.sampling import TUNE_FRACTION, TUNE_FULL_POINTS, sample_blocks
 
+CONFIG_KINDS = (*KINDS, "fitted")
+
 
 @dataclass(frozen=True)
 class InterpConfig:
     """Options of the interpolation predictor.
 
-    kind: ``cubic`` or ``linear`` spline. anchor_stride: power of two, 0 = default for the dimensionality.
+    kind: ``cubic`` or ``linear`` spline, or ``fitted``: every pass blends the linear and the cubic spline along
+    each of its axes with weights fitted on the pass (srnsz.blend, stored in the header).
+    anchor_stride: power of two, 0 = default for the dimensionality.
     dim_order: axes in the order each level visits them (None: slowest first).
     alpha, beta: level-wise bound (QoZ): level l (1 = finest) uses eb / min(alpha^(l-1), beta), because
     coarse points are predictors for many fine ones.
@@ -40,8 +44,8 @@ class InterpConfig:
     traversal: str = "sequential"
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise InvalidInputError(f"interpolation kind {self.kind!r} is unknown; use one of {KINDS}")
+        if self.kind not in CONFIG_KINDS:
+            raise InvalidInputError(f"interpolation kind {self.kind!r} is unknown; use one of {CONFIG_KINDS}")
         if self.anchor_stride < 0 or self.anchor_stride & (self.anchor_stride - 1):
             raise InvalidInputError(f"anchor_stride must be 0 or a power of two, got {self.anchor_stride}")
         if self.traversal not in TRAVERSALS:
@@ -123,7 +127,7 @@ class InterpPredictor(Predictor):
         """The options left open, one list of alternatives per stage (stages with one alternative dropped)."""
         stages: list[list[dict[str, Any]]] = []
         if "kind" not in self.fixed:
-            stages.append([{"kind": kind} for kind in KINDS])
+            stages.append([{"kind": kind} for kind in CONFIG_KINDS])
         if ndim > 1:
             orders = ([self.config.dim_order] if "dim_order" in self.fixed
                       else [tuple(range(ndim)), tuple(reversed(range(ndim)))])
@@ -167,18 +171,22 @@ class InterpPredictor(Predictor):
 
         ``data`` is the original when compressing and None when decompressing; subclasses that choose between
         predictors per block use it to decide and must make the same choice from the stream when it is None."""
-        kind = self.config.kind
-        if not p.also:
-            view = rec[p.key]
-            return lambda c: _finite_prediction(view[c], p.axis, kind)
-        views = [(rec[key], axis) for key, axis in p.views]
+        views = self._spline_views(p, rec)
+        if len(views) == 1:
+            (view, axis, kind), = views
+            return lambda c: _finite_prediction(view[c], axis, kind)
         if data is None:
             weights = self._blend_log.pop()
         else:
             weights = choose_weights(self._blend_samples(p, views, data), len(views))
             self._blend_log.append(weights)
         return lambda c: blend([_finite_prediction(v[c], axis, kind) if w else None
-                                for (v, axis), w in zip(views, weights)], weights)
+                                for (v, axis, kind), w in zip(views, weights)], weights)
+
+    def _spline_views(self, p: Pass, rec: np.ndarray) -> list[tuple[np.ndarray, int, str]]:
+        """(lattice view, axis, spline kind) of every prediction a pass blends (one: nothing to blend)."""
+        kinds = KINDS if self.config.kind == "fitted" else (self.config.kind,)
+        return [(rec[key], axis, kind) for key, axis in p.views for kind in kinds]
 
     @staticmethod
     def _contexts(p: Pass, mag: np.ndarray, c: tuple[slice, ...]) -> np.ndarray:
@@ -196,21 +204,22 @@ class InterpPredictor(Predictor):
     @staticmethod
     def _recorded_blends(plan: Plan, params: dict[str, Any]) -> list[tuple[float, ...]]:
         """The blend weights of the header, last pass first (decoding pops them)."""
-        sizes = [len(p.views) for p in plan.passes() if p.also]
+        per_view = len(KINDS) if params["config"].get("kind") == "fitted" else 1
+        sizes = [len(p.views) * per_view for p in plan.passes() if len(p.views) * per_view > 1]
         recorded = params.get("blend_weights", [])
         if not isinstance(recorded, list) or len(recorded) != len(sizes) or not all(
                 valid_weights(w, k) for w, k in zip(recorded, sizes)):
             raise StreamFormatError("the blend weights in the header do not match the multidim traversal")
         return [tuple(float(x) for x in w) for w in reversed(recorded)]
 
-    def _blend_samples(self, p: Pass, views: list[tuple[np.ndarray, int]], data: np.ndarray) -> Samples:
+    def _blend_samples(self, p: Pass, views: list[tuple[np.ndarray, int, str]], data: np.ndarray) -> Samples:
         odd = _odd(p.axis, data.ndim)
         target = data[p.key]
 
         def samples() -> Iterator[tuple[np.ndarray, np.ndarray]]:
             for c in chunks(target.shape, p.axes):
                 x = target[c][odd].astype(np.float64).ravel()
-                pred = np.stack([_finite_prediction(v[c], axis, self.config.kind).ravel() for v, axis in views], 1)
+                pred = np.stack([_finite_prediction(v[c], axis, kind).ravel() for v, axis, kind in views], 1)
                 with np.errstate(invalid="ignore", over="ignore"):
                     keep = np.isfinite(x) & np.isfinite(pred @ np.ones(len(views)))
                 yield pred[keep], x[keep]
