@@ -224,7 +224,10 @@ class InterpPredictor(Predictor):
                     keep = np.isfinite(x) & np.isfinite(pred @ np.ones(len(views)))
                 yield pred[keep], x[keep]
 
-        return samples
+        if target[odd].size * len(views) > CHUNK_POINTS:
+            return samples  # recomputed on each call: memory stays at one chunk
+        cached = list(samples())  # choose_weights reads them twice
+        return lambda: iter(cached)
 
     def compress(self, data: np.ndarray, eb: float, progress: Progress | None = None) -> Encoded:
         if self.tune != "off":
