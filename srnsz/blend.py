@@ -43,9 +43,11 @@ def _least_squares(samples: Samples, k: int) -> np.ndarray | None:
     gram = np.zeros((k - 1, k - 1))
     cross = np.zeros(k - 1)
     for pred, x in samples():
-        diff = pred[:, 1:] - pred[:, :1]
-        gram += diff.T @ diff
-        cross += diff.T @ (x - pred[:, 0])
+        # Extreme values (near the float64 limit) overflow here; a non-finite fit is then left out.
+        with np.errstate(over="ignore", invalid="ignore"):
+            diff = pred[:, 1:] - pred[:, :1]
+            gram += diff.T @ diff
+            cross += diff.T @ (x - pred[:, 0])
     try:
         rest = np.linalg.solve(gram, cross)
     except np.linalg.LinAlgError:
@@ -67,7 +69,8 @@ def choose_weights(samples: Samples, k: int) -> tuple[float, ...]:
     weights = np.array(candidates).T  # (k, m)
     l1 = np.zeros(len(candidates))
     for pred, x in samples():
-        l1 += np.abs(x[:, None] - pred @ weights).sum(axis=0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            l1 += np.abs(x[:, None] - pred @ weights).sum(axis=0)
     return candidates[int(np.argmin(l1))]
 
 
