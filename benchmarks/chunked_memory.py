@@ -1,8 +1,9 @@
-"""Peak memory of chunked compression: a field 4x larger than a memory budget, compressed and decompressed by
-the CLI in child processes; peak RSS reported against the same commands on a tiny field (interpreter,
-imports).
+"""Peak memory of chunked compression: a field 4x larger than a memory limit, compressed and decompressed by the
+CLI (``--chunk``) in child processes, each of whose whole peak RSS (VmHWM: interpreter and imports included)
+must stay within the limit. Also prints the increment over the same commands on a one-chunk field, speed,
+ratio and max error / bound. Exits 1 when a peak exceeds the limit or the bound breaks.
 
-Usage: python benchmarks/chunked_memory.py [--budget-mb 64] [--chunk 64] [--dir /tmp]
+Usage: python benchmarks/chunked_memory.py [--limit-mb 128] [--chunk 64] [--dir /tmp]
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ CHILD = ("import sys; from srnsz.cli import main; rc = main(sys.argv[1:]); "
 
 
 def peak_rss_mb(args: list[str]) -> tuple[float, float]:
-    """(peak RSS in MB, seconds) of ``srnsz <args>`` in a child process."""
+    """(peak RSS in MiB, seconds) of ``srnsz <args>`` in a child process."""
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True)
     if proc.returncode:
@@ -54,31 +55,38 @@ def run(field: Path, chunk: int, work: Path) -> tuple[float, float, float, float
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--budget-mb", type=float, default=64.0)
+    ap.add_argument("--limit-mb", type=float, default=128.0, help="memory limit in MiB; the field is 4x larger")
     ap.add_argument("--chunk", type=int, default=64)
     ap.add_argument("--dir", default=tempfile.gettempdir())
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(dir=args.dir))
-    points = int(4 * args.budget_mb * 2**20 / 4)
-    side = (points // (512 * 512), 512, 512)
+    side = (int(4 * args.limit_mb * 2**20 / 4) // (512 * 512), 512, 512)
     big, tiny = work / "big.npy", work / "tiny.npy"
-    make_field(big, side)
-    make_field(tiny, (args.chunk, args.chunk, args.chunk))
-    base = run(tiny, args.chunk, work)
-    got = run(big, args.chunk, work)
-    size_mb = big.stat().st_size / 2**20
-    original, back = np.load(big, mmap_mode="r"), np.load(work / "big.back.npy", mmap_mode="r")
-    eb = 1e-3 * (float(original.max()) - float(original.min()))
-    worst = max(float(np.abs(original[k].astype(np.float64) - back[k]).max()) for k in range(side[0]))
-    print(f"field {side} float32 = {size_mb:.0f} MB, budget {args.budget_mb:.0f} MB, chunks {args.chunk}^3")
-    print(f"compress  : peak RSS {got[0]:.0f} MB (tiny field: {base[0]:.0f} MB) -> +{got[0] - base[0]:.0f} MB "
-          f"for the data, {got[1]:.1f} s ({size_mb / got[1]:.1f} MB/s)")
-    print(f"decompress: peak RSS {got[2]:.0f} MB (tiny field: {base[2]:.0f} MB) -> +{got[2] - base[2]:.0f} MB "
-          f"for the data, {got[3]:.1f} s ({size_mb / got[3]:.1f} MB/s)")
-    print(f"max error / eb = {worst / eb:.4f}; ratio {big.stat().st_size / (work / 'big.srnsz').stat().st_size:.1f}")
-    for p in work.iterdir():
-        p.unlink()
-    work.rmdir()
+    try:
+        make_field(big, side)
+        make_field(tiny, (args.chunk, args.chunk, args.chunk))
+        base = run(tiny, args.chunk, work)
+        got = run(big, args.chunk, work)
+        size_mb = big.stat().st_size / 2**20
+        original, back = np.load(big, mmap_mode="r"), np.load(work / "big.back.npy", mmap_mode="r")
+        eb = 1e-3 * (float(original.max()) - float(original.min()))
+        worst = max(float(np.abs(original[k].astype(np.float64) - back[k]).max()) for k in range(side[0]))
+        ratio = big.stat().st_size / (work / "big.srnsz").stat().st_size
+    finally:
+        for p in work.iterdir():
+            p.unlink()
+        work.rmdir()
+    print(f"field {side} float32 = {size_mb:.0f} MiB = {size_mb / args.limit_mb:.1f} x the limit of "
+          f"{args.limit_mb:.0f} MiB; chunks {args.chunk}^3")
+    ok = worst <= eb
+    for name, peak, seconds, tiny_peak in (("compress", *got[:2], base[0]), ("decompress", *got[2:], base[2])):
+        within = peak <= args.limit_mb
+        ok &= within
+        print(f"{name:10s}: peak RSS {peak:.0f} MiB ({'within' if within else 'OVER'} {args.limit_mb:.0f} MiB); "
+              f"one-chunk field {tiny_peak:.0f} MiB -> +{peak - tiny_peak:.0f} MiB for the data; "
+              f"{seconds:.1f} s ({size_mb / seconds:.1f} MiB/s)")
+    print(f"max error / eb = {worst / eb:.4f}; ratio {ratio:.1f}")
+    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,13 @@ A chunked stream is a file (or bytes)::
 
 Every chunk is compressed with the same absolute bound (a relative bound is resolved on the whole array's
 range first, in one streaming pass), so the bound holds on every value. Reading the footer and one chunk's
-bytes decodes that chunk without touching the others. Peak memory is a few chunks, whatever the array size.
+bytes decodes that chunk without touching the others.
+
+Peak memory is one chunk's working set, whatever the array size. A file-backed array (np.memmap: .npy and raw
+inputs, .npy outputs) is read and written region by region with pread/pwrite on its file, never through the
+map: touching a map makes whole page-cache folios resident (on ext4 with large folios, a 64^3 chunk of a
+512x512-plane field mapped 37-64 MB), while positional I/O keeps the file's pages in the kernel's cache,
+outside the process.
 """
 
 from __future__ import annotations
@@ -18,8 +24,10 @@ import itertools
 import json
 import math
 import mmap
+import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -77,6 +85,89 @@ def release_pages(array: Any) -> None:
     mapping.madvise(mmap.MADV_DONTNEED)
 
 
+class FileRegions:
+    """Regions of a C-order array stored at byte ``offset`` of a file, read and written with pread/pwrite
+    (one call per contiguous run), so no page of the file is mapped into the process."""
+
+    def __init__(self, path: str | Path, offset: int, shape: tuple[int, ...], dtype: np.dtype, writable: bool):
+        self.shape, self.dtype, self.offset = tuple(shape), np.dtype(dtype), int(offset)
+        self._fd = os.open(path, os.O_RDWR if writable else os.O_RDONLY)
+
+    @classmethod
+    def of(cls, array: Any, writable: bool = False) -> FileRegions | None:
+        """The file regions of a whole, C-contiguous, shared np.memmap (not a view of one, not copy-on-write,
+        whose file then holds exactly what the array holds); None for anything else."""
+        if not (isinstance(array, np.memmap) and isinstance(array.base, mmap.mmap) and array.filename
+                and array.flags.c_contiguous and array.size and array.mode in (("r+", "w+") if writable
+                                                                                else ("r", "r+", "w+"))):
+            return None
+        return cls(array.filename, array.offset, array.shape, array.dtype, writable)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+    def __enter__(self) -> FileRegions:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _runs(self, key: tuple[slice, ...]) -> tuple[tuple[int, ...], np.ndarray, int]:
+        """(region shape, byte offset of each contiguous run, run bytes) of ``key`` (slices with step 1)."""
+        region = tuple(len(range(*k.indices(n))) for k, n in zip(key, self.shape))
+        starts = [k.indices(n)[0] for k, n in zip(key, self.shape)]
+        strides = np.cumprod((1, *self.shape[:0:-1]))[::-1]  # elements, C order
+        axis = len(self.shape) - 1  # the run covers this axis partly and every later axis whole
+        while axis > 0 and region[axis] == self.shape[axis]:
+            axis -= 1
+        first = sum(s * st for s, st in zip(starts, strides))
+        offsets = np.zeros((), np.int64)
+        for a in range(axis):
+            offsets = np.add.outer(offsets, np.arange(region[a], dtype=np.int64) * int(strides[a]))
+        run = int(np.prod(region[axis:])) * self.dtype.itemsize
+        return region, (self.offset + (first + offsets.ravel()) * self.dtype.itemsize), run
+
+    def read(self, key: tuple[slice, ...]) -> np.ndarray:
+        region, offsets, run = self._runs(key)
+        block = np.empty(region, self.dtype)
+        rows = block.reshape(-1).view(np.uint8).reshape(len(offsets), run) if block.size else block
+        for row, position in zip(rows, offsets.tolist()):
+            view, done = memoryview(row), 0
+            while done < run:
+                got = os.preadv(self._fd, [view[done:]], position + done)
+                if got <= 0:
+                    raise InvalidInputError("the input file is shorter than its shape says")
+                done += got
+        return block
+
+    def write(self, key: tuple[slice, ...], block: np.ndarray) -> None:
+        region, offsets, run = self._runs(key)
+        block = np.ascontiguousarray(block, self.dtype)
+        if block.shape != region:
+            raise InvalidInputError(f"block {block.shape} does not fit region {region}")
+        rows = block.reshape(-1).view(np.uint8).reshape(len(offsets), run) if block.size else block
+        for row, position in zip(rows, offsets.tolist()):
+            view, done = memoryview(row), 0
+            while done < run:
+                done += os.pwritev(self._fd, [view[done:]], position + done)
+
+
+Reader = Callable[[tuple[slice, ...]], np.ndarray]
+
+
+def _reader(array: Any, files: FileRegions | None) -> Reader:
+    """key -> numpy block of ``array``: through ``files`` when given, else by slicing (then the pages of a
+    memory-mapped view are released after each read)."""
+    if files is not None:
+        return files.read
+
+    def read(key: tuple[slice, ...]) -> np.ndarray:
+        block = np.array(array[key])
+        release_pages(array)
+        return block
+    return read
+
+
 def _check_chunk(shape: tuple[int, ...], chunk: tuple[int, ...]) -> tuple[int, ...]:
     chunk = tuple(int(c) for c in chunk)
     if len(chunk) != len(shape) or any(c < 1 for c in chunk):
@@ -84,15 +175,14 @@ def _check_chunk(shape: tuple[int, ...], chunk: tuple[int, ...]) -> tuple[int, .
     return chunk
 
 
-def _global_bound(array: Any, bound: ErrorBound, keys: list[tuple[slice, ...]]) -> float:
+def _global_bound(read: Reader, bound: ErrorBound, keys: list[tuple[slice, ...]]) -> float:
     if bound.mode == "psnr":
         raise InvalidInputError("chunked compression takes abs, rel or abs_and_rel bounds (psnr is a whole-field goal)")
     if bound.mode == "abs":
         return float(bound.value)
     lo, hi = math.inf, -math.inf
     for key in keys:  # one streaming pass: the range of the whole array, a chunk in memory at a time
-        block = np.array(array[key])
-        release_pages(array)
+        block = read(key)
         finite = block[np.isfinite(block)]
         if finite.size:
             lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
@@ -112,19 +202,20 @@ def compress_chunked(array: Any, out: BinaryIO, eb: float, mode: str = "abs", ch
     chunk = _check_chunk(shape, chunk)
     keys = list(chunk_keys(shape, chunk))
     bound = ErrorBound(mode, eb, rel)
-    eb_abs = _global_bound(array, bound, keys)
-    out.write(CHUNKED_MAGIC)
-    offset = len(CHUNKED_MAGIC)
-    spans = []
-    for key in keys:
-        block = np.array(array[key])
-        release_pages(array)
-        stream = api.compress(block, eb_abs, "abs", predictor, **options)
-        out.write(stream)
-        spans.append((offset, len(stream)))
-        offset += len(stream)
-        if progress:
-            progress(block.size)
+    with FileRegions.of(array) or nullcontext() as files:
+        read = _reader(array, files)
+        eb_abs = _global_bound(read, bound, keys)
+        out.write(CHUNKED_MAGIC)
+        offset = len(CHUNKED_MAGIC)
+        spans = []
+        for key in keys:
+            block = read(key)
+            stream = api.compress(block, eb_abs, "abs", predictor, **options)
+            out.write(stream)
+            spans.append((offset, len(stream)))
+            offset += len(stream)
+            if progress:
+                progress(block.size)
     index = ChunkIndex(shape, dtype, chunk, {**bound.to_json(), "abs": eb_abs}, spans)
     body = zstandard.ZstdCompressor(level=9).compress(json.dumps({
         "shape": list(shape), "dtype": dtype.newbyteorder("<").str, "chunk": list(chunk),
@@ -180,18 +271,23 @@ def read_chunk(src: BinaryIO, index: ChunkIndex, number: int) -> np.ndarray:
 
 def decompress_chunked(src: BinaryIO, out: Any = None, progress: Progress | None = None) -> Any:
     """Decode every chunk into ``out`` (an array-like with shape, dtype and slice assignment: a new array when
-    None, np.lib.format.open_memmap or an h5py dataset when the result need not fit in memory)."""
+    None, np.lib.format.open_memmap or an h5py dataset when the result need not fit in memory; a memmap's
+    file is written with pwrite, not through the map)."""
     index = read_index(src)
     if out is None:
         out = np.empty(index.shape, index.dtype)
     elif out.shape != index.shape or out.dtype != index.dtype:
         raise InvalidInputError(f"output array must be {index.dtype} {index.shape}, got {out.dtype} {out.shape}")
-    for number, key in enumerate(index.regions):
-        block = read_chunk(src, index, number)
-        out[key] = block
-        release_pages(out)
-        if progress:
-            progress(block.size)
+    with FileRegions.of(out, writable=True) or nullcontext() as files:
+        for number, key in enumerate(index.regions):
+            block = read_chunk(src, index, number)
+            if files is not None:
+                files.write(key, block)
+            else:
+                out[key] = block
+                release_pages(out)
+            if progress:
+                progress(block.size)
     return out
 
 
