@@ -23,11 +23,11 @@ import constriction
 import numpy as np
 
 from srnsz import lossless
+from srnsz.context import N_DETAILS
 from srnsz.errors import StreamFormatError
 from srnsz.quantizer import CODE_DTYPE, ESCAPE
 
 N_CONTEXTS = 16
-N_DETAILS = 16
 _SYMBOLS = 1 << 16  # int16 codes shifted by 2^15
 _SHIFT = 1 << 15
 _COUNT_TOTAL = 1 << 18  # stored counts are scaled to about this total
@@ -394,6 +394,28 @@ def _unzigzag(u: np.ndarray) -> np.ndarray:
     return np.where(u & 1, -(u >> 1) - 1, u >> 1)
 
 
+def _spell(encoder: object, values: np.ndarray) -> None:
+    """Code int16 ``values`` without a model: bit length b of the zigzagged value, then its b - 1 low bits."""
+    u = _zigzag(values)
+    lengths = np.frexp(u.astype(np.float64))[1].astype(np.int32)  # = bit_length (0 for 0)
+    encoder.encode(lengths, constriction.stream.model.Uniform(_LENGTH_CLASSES))
+    long = lengths >= 2
+    if long.any():
+        sizes = (1 << (lengths[long] - 1)).astype(np.int32)
+        encoder.encode((u[long] - sizes).astype(np.int32), constriction.stream.model.Uniform(), sizes)
+
+
+def _spelled(decoder: object, n: int) -> np.ndarray:
+    """Inverse of :func:`_spell` for ``n`` values; lengths <= 16 keep them in the int16 range."""
+    lengths = decoder.decode(constriction.stream.model.Uniform(_LENGTH_CLASSES), n).astype(np.int64)
+    u = np.where(lengths > 0, 1, 0).astype(np.int64)
+    long = lengths >= 2
+    if long.any():
+        sizes = (1 << (lengths[long] - 1)).astype(np.int32)
+        u[long] = sizes + decoder.decode(constriction.stream.model.Uniform(), sizes)
+    return _unzigzag(u)
+
+
 class _AdaptiveTable:
     """The models of one table: one per context key, and the shared model their escapes fall back to."""
 
@@ -422,13 +444,7 @@ class _AdaptiveTable:
         unseen = values[index == model.symbols.size]
         model.update(values, index)
         if spell and unseen.size:
-            u = _zigzag(unseen)
-            lengths = np.array([int(x).bit_length() for x in u.tolist()], dtype=np.int32)
-            encoder.encode(lengths, constriction.stream.model.Uniform(_LENGTH_CLASSES))
-            long = lengths >= 2
-            if long.any():
-                sizes = (1 << (lengths[long] - 1)).astype(np.int32)
-                encoder.encode((u[long] - sizes).astype(np.int32), constriction.stream.model.Uniform(), sizes)
+            _spell(encoder, unseen)
         return unseen
 
     def decode(self, decoder: object, batch: _Batch) -> np.ndarray:
@@ -452,24 +468,10 @@ class _AdaptiveTable:
         values = np.empty(n, np.int32)
         values[~unseen] = model.symbols[index[~unseen]]
         if unseen.any():
-            values[unseen] = self._spelled(decoder, int(unseen.sum())) if spell else \
+            values[unseen] = _spelled(decoder, int(unseen.sum())) if spell else \
                 self._decode_with(decoder, self.shared, int(unseen.sum()), spell=True)
         model.update(values, index)
         return values
-
-    @staticmethod
-    def _spelled(decoder: object, n: int) -> np.ndarray:
-        lengths = decoder.decode(constriction.stream.model.Uniform(_LENGTH_CLASSES), n).astype(np.int64)
-        u = np.where(lengths > 0, 1, 0).astype(np.int64)
-        long = lengths >= 2
-        if long.any():
-            sizes = (1 << (lengths[long] - 1)).astype(np.int32)
-            u[long] = sizes + decoder.decode(constriction.stream.model.Uniform(), sizes)
-        values = _unzigzag(u)
-        if values.size and (values.min() < ESCAPE or values.max() > -ESCAPE - 1):
-            raise StreamFormatError("the code section is corrupted")
-        return values
-
 
 def _encode_adaptive(batches: list[_Batch]) -> bytes:
     encoder = constriction.stream.queue.RangeEncoder()
