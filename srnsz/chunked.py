@@ -127,13 +127,20 @@ class FileRegions:
         run = int(np.prod(region[axis:])) * self.dtype.itemsize
         return region, (self.offset + (first + offsets.ravel()) * self.dtype.itemsize), run
 
-    def read(self, key: tuple[slice, ...]) -> np.ndarray:
+    def _rows(self, key: tuple[slice, ...], block: np.ndarray) -> Iterator[tuple[memoryview, int]]:
+        """(bytes of ``block`` for one contiguous run, its file position) for every run of ``key``."""
         region, offsets, run = self._runs(key)
-        block = np.empty(region, self.dtype)
+        if block.shape != region:
+            raise InvalidInputError(f"block {block.shape} does not fit region {region}")
         rows = block.reshape(-1).view(np.uint8).reshape(len(offsets), run) if block.size else block
         for row, position in zip(rows, offsets.tolist()):
-            view, done = memoryview(row), 0
-            while done < run:
+            yield memoryview(row), position
+
+    def read(self, key: tuple[slice, ...]) -> np.ndarray:
+        block = np.empty(self._runs(key)[0], self.dtype)
+        for view, position in self._rows(key, block):
+            done = 0
+            while done < len(view):
                 got = os.preadv(self._fd, [view[done:]], position + done)
                 if got <= 0:
                     raise InvalidInputError("the input file is shorter than its shape says")
@@ -141,18 +148,14 @@ class FileRegions:
         return block
 
     def write(self, key: tuple[slice, ...], block: np.ndarray) -> None:
-        region, offsets, run = self._runs(key)
-        block = np.ascontiguousarray(block, self.dtype)
-        if block.shape != region:
-            raise InvalidInputError(f"block {block.shape} does not fit region {region}")
-        rows = block.reshape(-1).view(np.uint8).reshape(len(offsets), run) if block.size else block
-        for row, position in zip(rows, offsets.tolist()):
-            view, done = memoryview(row), 0
-            while done < run:
+        for view, position in self._rows(key, np.ascontiguousarray(block, self.dtype)):
+            done = 0
+            while done < len(view):
                 done += os.pwritev(self._fd, [view[done:]], position + done)
 
 
 Reader = Callable[[tuple[slice, ...]], np.ndarray]
+Writer = Callable[[tuple[slice, ...], np.ndarray], None]
 
 
 def _reader(array: Any, files: FileRegions | None) -> Reader:
@@ -166,6 +169,18 @@ def _reader(array: Any, files: FileRegions | None) -> Reader:
         release_pages(array)
         return block
     return read
+
+
+def _writer(array: Any, files: FileRegions | None) -> Writer:
+    """(key, block) -> None writing into ``array``: through ``files`` when given, else by slice assignment (then
+    the pages of a memory-mapped array are released after each write). Mirrors :func:`_reader`."""
+    if files is not None:
+        return files.write
+
+    def write(key: tuple[slice, ...], block: np.ndarray) -> None:
+        array[key] = block
+        release_pages(array)
+    return write
 
 
 def _check_chunk(shape: tuple[int, ...], chunk: tuple[int, ...]) -> tuple[int, ...]:
@@ -279,13 +294,10 @@ def decompress_chunked(src: BinaryIO, out: Any = None, progress: Progress | None
     elif out.shape != index.shape or out.dtype != index.dtype:
         raise InvalidInputError(f"output array must be {index.dtype} {index.shape}, got {out.dtype} {out.shape}")
     with FileRegions.of(out, writable=True) or nullcontext() as files:
+        write = _writer(out, files)
         for number, key in enumerate(index.regions):
             block = read_chunk(src, index, number)
-            if files is not None:
-                files.write(key, block)
-            else:
-                out[key] = block
-                release_pages(out)
+            write(key, block)
             if progress:
                 progress(block.size)
     return out
