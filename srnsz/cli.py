@@ -20,6 +20,7 @@ from srnsz.fieldio import RAW_DTYPES, open_lazy, read_field, refuse_existing, wr
 from srnsz.metrics import bit_rate, bound_held, quality
 from srnsz.peers import list_codecs
 from srnsz.predictors import list_predictors
+from srnsz.predictors.interp import CONFIG_KINDS
 
 RAW_HELP = ("raw binary input: element type; needs --shape. Raw files are little endian, C order "
             "(slowest axis first, as numpy), so a Fortran-order 128x64x41 field is --shape 41 64 128")
@@ -54,7 +55,7 @@ def _add_bound(p: argparse.ArgumentParser) -> None:
     target.add_argument("--target-ratio", type=float, metavar="R",
                         help="search the smallest bound that reaches at least this compression ratio")
     p.add_argument("--predictor", choices=list_predictors(), help="default interp")
-    p.add_argument("--kind", choices=["cubic", "linear"], help="spline of the interp predictor (default: tuned)")
+    p.add_argument("--kind", choices=CONFIG_KINDS, help="spline of the interp predictor (default: tuned)")
     p.add_argument("--tune", choices=["fast", "off"], help="interp tuning on sampled blocks (default fast)")
     p.add_argument("--model", help="hat: weights name from pretrained/manifest.json or SRNSZ_WEIGHTS "
                                    "(default hat_tiny)")
