@@ -29,10 +29,13 @@ class ErrorBound:
         if self.mode not in MODES:
             raise InvalidInputError(f"error-bound mode {self.mode!r} is unknown; use one of {', '.join(MODES)}")
         _check_number("error bound", self.value, allow_zero=self.mode != "psnr")
+        # numpy scalars (e.g. a float32 bound taken from the data) become plain floats: the header is JSON.
+        object.__setattr__(self, "value", float(self.value))
         if self.mode == "abs_and_rel":
             if self.rel is None:
                 raise InvalidInputError("mode 'abs_and_rel' needs rel=<fraction of the value range>")
             _check_number("relative error bound", self.rel, allow_zero=True)
+            object.__setattr__(self, "rel", float(self.rel))
 
     def resolve(self, data: np.ndarray) -> float:
         """Absolute bound (data units, >= 0) that this bound means for ``data``."""

@@ -85,6 +85,17 @@ def test_modes(mode, eb, rel, field3d):
         assert q.psnr_db >= eb  # a uniform-error bound at the target PSNR keeps at least that PSNR
 
 
+@pytest.mark.parametrize("scalar", [np.float32, np.float64, np.int64])
+def test_numpy_scalar_bounds(scalar, field3d):
+    """A bound taken from numpy arithmetic (e.g. 0.01 * np.ptp(x), a float32) works like a Python float."""
+    eb = scalar(1) if scalar is np.int64 else scalar(0.01 * np.ptp(field3d))
+    recon, stream, eb_abs = roundtrip(field3d, eb, "abs")
+    assert_bound(field3d, recon, float(eb))
+    assert srnsz.info(stream).error_bound["value"] == float(eb)
+    recon, _, eb_abs = roundtrip(field3d, np.float32(1e-3), "abs_and_rel", rel=np.float32(1e-2))
+    assert_bound(field3d, recon, eb_abs)
+
+
 def test_zero_bound_is_lossless(field3d):
     for dtype in (np.float32, np.float64):
         data = field3d.astype(dtype)
