@@ -169,8 +169,12 @@ def decompress(data: bytes, progress: Progress | None = None) -> np.ndarray:
     container = read_container(_as_bytes(data))
     shape, dtype, eb, name, params = _parse_header(container.header)
     predictor = PREDICTORS[name].from_params(params)
+    numerics = str(container.header.get("numerics"))
     try:
         recon = predictor.decompress(container.sections, params, shape, dtype, eb, progress)
+    except ReconstructionMismatchError as exc:
+        raise ReconstructionMismatchError(f"{exc}; the stream was made with different numerics or is damaged: "
+                                          + numerics) from None
     except SrnszError:
         raise
     except KeyError as exc:
@@ -181,7 +185,7 @@ def decompress(data: bytes, progress: Progress | None = None) -> np.ndarray:
     if expected is not None and checksum(recon) != expected:
         raise ReconstructionMismatchError(
             "the decoded data differs from what the compressor verified (checksum mismatch); the stream is "
-            "damaged or was made with different numerics: " + str(container.header.get("numerics")))
+            "damaged or was made with different numerics: " + numerics)
     return recon
 
 

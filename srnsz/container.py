@@ -26,7 +26,7 @@ from srnsz.errors import StreamFormatError
 
 MAGIC = b"\x89SRNSZ\r\n"
 VERSION_MAJOR = 1
-VERSION_MINOR = 1  # 1.1: context details and adaptive coding (docs/format.md)
+VERSION_MINOR = 2  # 1.1: context details and adaptive coding; 1.2: context mixing (docs/format.md)
 _PREFIX = struct.Struct("<HH")
 _SECTION = struct.Struct("<4sQI")
 _END = b"END!"

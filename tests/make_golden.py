@@ -1,6 +1,9 @@
-"""Regenerate the golden stream (only when the format version changes on purpose):
-python tests/make_golden.py"""
+"""Write a golden stream of the current format (only when the format version changes on purpose):
+python tests/make_golden.py v1_2   (name: the format version, as in tests/data/golden_<name>.srnsz)
 
+Keep the older ones: each must keep decoding to the same values (tests/test_golden.py)."""
+
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +14,12 @@ import srnsz
 HERE = Path(__file__).parent / "data"
 
 if __name__ == "__main__":
-    data = smooth_field((12, 17, 23), seed=7)
+    name = sys.argv[1]
+    # v1 (format 1.0) used a (12, 17, 23) field; later ones are larger so every coding method can win a level.
+    data = smooth_field((12, 17, 23) if name == "v1" else (16, 25, 33), seed=7)
     data[0, 0, :3] = [np.nan, np.inf, -np.inf]
     stream = srnsz.compress(data, 1e-3, "rel")
-    (HERE / "golden_v1.srnsz").write_bytes(stream)
-    np.save(HERE / "golden_v1_original.npy", data)
-    np.save(HERE / "golden_v1_expected.npy", srnsz.decompress(stream))
+    (HERE / f"golden_{name}.srnsz").write_bytes(stream)
+    np.save(HERE / ("golden_v1_original.npy" if name == "v1" else "golden_field.npy"), data)
+    np.save(HERE / f"golden_{name}_expected.npy", srnsz.decompress(stream))
+    print(name, srnsz.info(stream).format_version, len(stream), "bytes")

@@ -7,7 +7,17 @@ import pytest
 from conftest import assert_bound, smooth_field
 
 import srnsz
-from srnsz.entropy import CodeReader, ContextCodeWriter, _Batch, _encode_adaptive, _encode_context, _open_substream
+from srnsz.context_mixing import MixingDecoder
+from srnsz.entropy import (
+    METHOD_MIXING,
+    CodeReader,
+    ContextCodeWriter,
+    _Batch,
+    _encode_adaptive,
+    _encode_context,
+    _encode_mixing,
+    _open_substream,
+)
 from srnsz.grid import TRAVERSALS, make_plan
 from srnsz.interpolation import KINDS, predict_odd
 from srnsz.quantizer import ESCAPE, RADIUS, quantize, reconstruct
@@ -69,32 +79,57 @@ def test_entropy_coder_round_trip(scale):
         assert np.array_equal(reader.read(contexts, table), codes)
 
 
-@pytest.mark.parametrize("encode", [_encode_context, _encode_adaptive])
+@pytest.mark.parametrize("encode", [_encode_context, _encode_adaptive, _encode_mixing])
 def test_each_context_coding_round_trips_extreme_codes_and_details(encode):
     rng = np.random.default_rng(3)
     batches = []
-    for n in (0, 1, 7, 3000, 20000):
+    for n, shape in ((0, ()), (1, (1, 1)), (7, ()), (3000, (30, 100)), (20000, (5, 40, 100)), (4096, (2, 2, 1024))):
         codes = np.rint(rng.laplace(0, 4, n)).astype(np.int16)
-        codes[::13] = rng.choice([ESCAPE, 32767, -32767, 255, -256], codes[::13].size)
+        codes[::13] = rng.choice([ESCAPE, 32767, -32767, 255, -256, 16, -17, 100], codes[::13].size)
         contexts = rng.integers(0, 16, n).astype(np.uint8)
         detail = rng.integers(0, 16, n).astype(np.uint8)
-        batches.append(_Batch(codes, contexts, 4, detail))
+        batches.append(_Batch(codes, contexts, 4, detail, shape))
     reader = _open_substream(encode(batches))
     for b in batches:
-        assert np.array_equal(reader.read(_Batch(np.empty(0, np.int16), b.contexts, 4, b.detail)), b.codes)
+        empty = np.empty(0, np.int16)
+        assert np.array_equal(reader.read(_Batch(empty, b.contexts, 4, b.detail, b.shape)), b.codes)
 
 
-def test_adaptive_coding_uses_details_and_is_chosen():
-    # Codes that follow the detail, one context: only the adaptive coding sees it, and the writer keeps it.
+def test_context_mixing_uses_details_and_is_chosen():
+    # Codes that follow the detail, one context: the writer must see it (about 4 bits per code without it).
     rng = np.random.default_rng(4)
     detail = rng.integers(0, 16, 200000).astype(np.uint8)
     codes = (detail.astype(np.int16) - 8) * 5
     writer = ContextCodeWriter()
     writer.write(codes, np.zeros(codes.size, np.uint8), 0, detail)
     blob = writer.finish()
-    assert len(blob) < 0.02 * codes.size  # about 4 bits per code without the detail
+    assert blob[12] == METHOD_MIXING  # after the table count, table id and size
+    assert len(blob) < 0.02 * codes.size
     assert writer.estimated_bytes() < 0.02 * codes.size
     assert np.array_equal(CodeReader(blob).read(np.zeros(codes.size, np.uint8), 0, detail), codes)
+
+
+def test_context_mixing_sees_the_neighbours_in_the_batch():
+    # Every row repeats the one above and rows are random: only a coder that knows the layout sees the repeat.
+    rng = np.random.default_rng(5)
+    rows = np.repeat(rng.integers(-12, 13, (40, 1, 500)), 10, axis=1).astype(np.int16)  # (40, 10, 500)
+    codes, zeros = rows.ravel(), np.zeros(rows.size, np.uint8)
+    knowing = len(_encode_mixing([_Batch(codes, zeros, 0, None, rows.shape)]))
+    blind = len(_encode_mixing([_Batch(codes, zeros, 0, None, ())]))
+    static = len(_encode_context([_Batch(codes, zeros, 0)]))
+    assert static > 0.9 * rows.size * np.log2(25) / 8  # uniform codes: ~4.6 bits each without neighbours
+    assert blind > 0.9 * static
+    assert knowing < 0.2 * static  # 9 of 10 rows are free: ~0.46 bits per code plus learning
+
+
+def test_context_mixing_decoder_survives_garbage():
+    # Damaged payloads decode to some codes without reading out of bounds (the container's CRC and the
+    # reconstruction checksum reject them later).
+    rng = np.random.default_rng(6)
+    for size in (0, 1, 5, 1000):
+        decoder = MixingDecoder(rng.integers(0, 256, size).astype(np.uint8).tobytes())
+        codes = decoder.decode(rng.integers(0, 16, 5000).astype(np.uint8), None, (50, 100))
+        assert codes.dtype == np.int16 and codes.size == 5000
 
 
 def test_context_coding_beats_order0_on_quiet_regions():

@@ -12,7 +12,7 @@ from srnsz import lossless
 from srnsz.blend import Samples, blend, choose_weights, valid_weights
 from srnsz.context import curvature_details, magnitudes, multi_view_contexts, neighbour_contexts
 from srnsz.entropy import CodeReader, ContextCodeWriter
-from srnsz.errors import InvalidInputError, StreamFormatError
+from srnsz.errors import InvalidInputError, ReconstructionMismatchError, StreamFormatError
 from srnsz.grid import CHUNK_POINTS, TRAVERSALS, Pass, Plan, chunks, make_plan
 from srnsz.interpolation import KINDS, predict_odd
 from srnsz.predictors.base import Encoded, Predictor, Progress, register_predictor
@@ -270,7 +270,7 @@ class InterpPredictor(Predictor):
                 q = quantize(data_v[c][odd].ravel(), pred.ravel(), bounds[p.level])
                 rec_v[c][odd] = q.recon.reshape(pred.shape)
                 mag_v[c][odd] = magnitudes(q.codes).reshape(pred.shape)
-                writer.write(q.codes, contexts, p.level, details)
+                writer.write(q.codes, contexts, p.level, details, pred.shape)
                 escaped.append(q.escaped)
                 if progress:
                     progress(pred.size)
@@ -300,10 +300,12 @@ class InterpPredictor(Predictor):
                 odd = _odd(p.axis, rec_v.ndim)
                 pred = predict(c)
                 contexts = self._contexts(p, mag, c).ravel()
-                codes = reader.read(contexts, p.level, self._details(p, rec, c, bounds[p.level], detailed))
+                codes = reader.read(contexts, p.level, self._details(p, rec, c, bounds[p.level], detailed), pred.shape)
                 n_esc = int(np.count_nonzero(codes == ESCAPE))
                 if used + n_esc > escaped.size:
-                    raise StreamFormatError("the escape section holds fewer values than the codes need")
+                    # The sections passed their CRC: the decoder's contexts drifted from the compressor's.
+                    raise ReconstructionMismatchError("decoding went out of step with the compressor (more "
+                                                      "escaped codes than escaped values)")
                 recon = reconstruct(pred.ravel(), codes, bounds[p.level], dtype, escaped[used:used + n_esc])
                 used += n_esc
                 rec_v[c][odd] = recon.reshape(pred.shape)
