@@ -52,28 +52,25 @@ def multi_view_contexts(mag_views: list[np.ndarray], axes: list[int]) -> np.ndar
 
 def neighbour_sums(mag_view: np.ndarray, axis: int) -> np.ndarray:
     """uint16 magnitude sums behind :func:`neighbour_contexts` (before the context table)."""
-    n = mag_view.shape[axis]
-    m = n // 2
-    key = [slice(None)] * mag_view.ndim
-    key[axis] = slice(0, 2 * m + 1, 2)
-    even = mag_view[tuple(key)].astype(np.uint16)  # (.., m or m+1, ..)
-    if even.shape[axis] == m:  # last odd point has no right neighbour: repeat the left one
-        pad = [(0, 0)] * even.ndim
-        pad[axis] = (0, 1)
-        even = np.pad(even, pad, mode="edge")
-    lo = [slice(None)] * even.ndim
-    hi = [slice(None)] * even.ndim
-    lo[axis], hi[axis] = slice(0, m), slice(1, m + 1)
-    total = even[tuple(lo)] + even[tuple(hi)]
-    for other in range(mag_view.ndim):
-        if other == axis or total.shape[other] < 2:
+    m = mag_view.shape[axis] // 2
+    even = np.moveaxis(mag_view, axis, 0)[0:2 * m + 1:2].astype(np.uint16)  # (m or m + 1, ...), axis first
+    right = even[1:m + 1]
+    if right.shape[0] < m:  # the last odd point has no right neighbour: the left one counts twice
+        right = np.concatenate([right, even[m - 1:m]])
+    total = even[:m] + right
+    # then, axis by axis (each step sees the previous ones), half the sum of the neighbours across (edges
+    # repeated); slicing views instead of np.pad, whose overhead dominated on small lattices
+    for other in range(1, total.ndim):
+        t = np.moveaxis(total, other, 0)
+        if t.shape[0] < 2:
             continue
-        padded = np.pad(total, [(1, 1) if a == other else (0, 0) for a in range(total.ndim)], mode="edge")
-        a = [slice(None)] * total.ndim
-        b = [slice(None)] * total.ndim
-        a[other], b[other] = slice(0, -2), slice(2, None)
-        total = total + (padded[tuple(a)] + padded[tuple(b)]) // 2
-    return total
+        across = np.empty_like(t)
+        across[1:] = t[:-1]
+        across[0] = t[0]
+        across[:-1] += t[1:]
+        across[-1] += t[-1]
+        total = total + np.moveaxis(across // 2, 0, other)
+    return np.moveaxis(total, 0, axis)
 
 
 # |cubic - linear| in bins (2 eb) -> 0..6, signed -> detail 2..14 (8 = agree); not finite -> 15

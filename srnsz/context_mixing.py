@@ -15,7 +15,7 @@ run the same function, so the modelling cannot drift apart. Streams are determin
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numba
 import numpy as np
@@ -31,7 +31,7 @@ N_SLOTS = _LOW_SLOT + (_TAIL_BITS + 1) * 16
 _NEIGHBOUR_CLASSES = 11  # unknown, 0, +-1, +-2, +-3..4, +-5.., escape
 _EXACT_VALUES = 34  # a neighbour's code itself: unknown, escape, -15..16 (clipped)
 N_INPUTS = 8  # mixed models + bias
-_LIMIT = 255  # adaptation count cap: rate 1/(n + 1.5) down to ~1/256
+_LIMIT = 60  # adaptation count cap: rate 1/(n + 1.5) down to ~1/62
 _MIX_SHIFT = 16
 _MAX_CODE_BYTES = 192  # worst case: 48 decisions, each shifting out at most 4 bytes
 _LEARNING_SHIFT = 10  # mixer step: (stretched input * error) >> this
@@ -63,17 +63,31 @@ _SIZES = np.array([N_SLOTS * 16 * 16,  # (slot, context, detail)
                   dtype=np.int64)
 _OFFSETS = np.concatenate([[0], np.cumsum(_SIZES)]).astype(np.int64)
 _MIXER_SETS = N_SLOTS * 16
+_APM_SETS = N_SLOTS * 16
+_APM_RATE = 6
+_APM_WEIGHT = 2  # final probability: (mixed * (4 - w) + refined * w) / 4
 
 
 @dataclass
 class MixingState:
-    """Everything both sides carry from one batch of a table to the next (about 1 MB)."""
+    """Everything both sides carry from one batch of a table to the next (about 1 MB); :meth:`fresh` gives the
+    starting state."""
 
-    # row 0: probability of a 1 (16 bits) per model entry, row 1: how often the entry was used (capped)
-    models: np.ndarray = field(default_factory=lambda: np.array([[32768], [0]], np.int32) * np.ones(
-        int(_OFFSETS[-1]), np.int32))
-    weights: np.ndarray = field(default_factory=lambda: np.full((_MIXER_SETS, N_INPUTS), 1 << 14, np.int32))
-    coder: np.ndarray = field(default_factory=lambda: np.array([0, 0xFFFFFFFF, 0, 0], np.int64))  # x1, x2, x, pos
+    models: np.ndarray  # (2, entries) int32: probability of a 1 (16 bits), times used (capped)
+    weights: np.ndarray  # (_MIXER_SETS, N_INPUTS) int32 mixer weights (16 fractional bits)
+    apm: np.ndarray  # (_APM_SETS * 33,) int32: final refinement per (slot, detail) over 33 stretch buckets
+    coder: np.ndarray  # (4,) int64: x1, x2, x (decoder), byte position
+
+    @classmethod
+    def fresh(cls) -> MixingState:
+        # copies of one template: building the arrays anew cost more than coding a small table
+        return cls(*(a.copy() for a in _FRESH))
+
+
+_FRESH = (np.stack([np.full(int(_OFFSETS[-1]), 32768, np.int32), np.zeros(int(_OFFSETS[-1]), np.int32)]),
+          np.full((_MIXER_SETS, N_INPUTS), 1 << 14, np.int32),
+          np.tile(_SQUASH[np.clip(np.arange(33) * 128 - 1, 0, 4094)].astype(np.int32) * 16, _APM_SETS),
+          np.array([0, 0xFFFFFFFF, 0, 0], np.int64))
 
 
 @numba.njit(cache=True, inline="always")
@@ -129,7 +143,7 @@ def _code_bit(encoding: bool, bit: int, p: int, coder: np.ndarray, buf: np.ndarr
 
 @numba.njit(cache=True, inline="always")
 def _decide(encoding: bool, s: int, bit: int, point: np.ndarray, scratch: np.ndarray, models: np.ndarray,
-            weights: np.ndarray, coder: np.ndarray, buf: np.ndarray) -> int:
+            weights: np.ndarray, apm: np.ndarray, coder: np.ndarray, buf: np.ndarray) -> int:
     """Code decision slot ``s`` of a point whose contexts are ``point`` = (context, detail, left class, up
     class, front class, neighbour magnitude bucket): mix the models' entries, code the bit, learn from it."""
     nc = _NEIGHBOUR_CLASSES
@@ -152,7 +166,14 @@ def _decide(encoding: bool, s: int, bit: int, point: np.ndarray, scratch: np.nda
     dot += weights[wset, N_INPUTS - 1] * 256
     x = min(max(dot >> _MIX_SHIFT, -2047), 2047)
     p = _SQUASH[x + 2047]
-    bit = _code_bit(encoding, bit, p, coder, buf)
+    # refine by (slot, detail): interpolate between the two buckets around x
+    lo = (s * 16 + d) * 33 + ((x + 2047) >> 7)
+    w = (x + 2047) & 127
+    refined = (apm[lo] * (128 - w) + apm[lo + 1] * w) >> 11
+    final = min(max((p * (4 - _APM_WEIGHT) + refined * _APM_WEIGHT) >> 2, 1), 4095)
+    bit = _code_bit(encoding, bit, final, coder, buf)
+    near = lo + (w >> 6)
+    apm[near] += ((bit << 16) - apm[near]) >> _APM_RATE
     # learn: the mixer towards the outcome, every model entry at its own count-based rate
     err = (bit << 12) - p
     for i in range(N_INPUTS):
@@ -169,7 +190,8 @@ def _decide(encoding: bool, s: int, bit: int, point: np.ndarray, scratch: np.nda
 
 @numba.njit(cache=True)
 def _code_batch(encoding: bool, codes: np.ndarray, contexts: np.ndarray, details: np.ndarray, n1: int, n2: int,
-                models: np.ndarray, weights: np.ndarray, coder: np.ndarray, buf: np.ndarray, start: int) -> int:
+                models: np.ndarray, weights: np.ndarray, apm: np.ndarray, coder: np.ndarray, buf: np.ndarray,
+                start: int) -> int:
     """Code (or decode into ``codes``) one batch laid out as (-1, n1, n2) in C order, from index ``start``;
     returns where it stopped: the end, or (encoding) the first code that might not fit in ``buf``."""
     point = np.empty(8, np.int64)
@@ -199,14 +221,14 @@ def _code_batch(encoding: bool, codes: np.ndarray, contexts: np.ndarray, details
         value = int(codes[t]) if encoding else 0
         magnitude = abs(value)
         m = 0
-        if _decide(encoding, 0, 1 if magnitude else 0, point, scratch, models, weights, coder, buf):
-            if _decide(encoding, 1, 1 if value == -32768 else 0, point, scratch, models, weights, coder, buf):
+        if _decide(encoding, 0, 1 if magnitude else 0, point, scratch, models, weights, apm, coder, buf):
+            if _decide(encoding, 1, 1 if value == -32768 else 0, point, scratch, models, weights, apm, coder, buf):
                 m = -32768
             else:
-                negative = _decide(encoding, 2, 1 if value < 0 else 0, point, scratch, models, weights, coder, buf)
+                negative = _decide(encoding, 2, 1 if value < 0 else 0, point, scratch, models, weights, apm, coder, buf)
                 m = 1
                 while m < UNARY_MAX and _decide(encoding, 2 + m, 1 if magnitude > m else 0, point, scratch, models,
-                                                weights, coder, buf):
+                                                weights, apm, coder, buf):
                     m += 1
                 if m == UNARY_MAX:  # tail r = magnitude - UNARY_MAX: its bit length in unary, then its bits
                     r = magnitude - UNARY_MAX if encoding else 0
@@ -215,13 +237,13 @@ def _code_batch(encoding: bool, codes: np.ndarray, contexts: np.ndarray, details
                         length += 1
                     nbits = 0
                     while nbits < _TAIL_BITS and _decide(encoding, _TAIL_SLOT + nbits, 1 if length > nbits else 0,
-                                                         point, scratch, models, weights, coder, buf):
+                                                         point, scratch, models, weights, apm, coder, buf):
                         nbits += 1
                     rec = 1 if nbits > 0 else 0
                     for k in range(nbits - 2, -1, -1):
                         if rec < 16:  # the top bits by a tree of contexts, the rest at even odds
                             bit = _decide(encoding, _LOW_SLOT + nbits * 16 + rec, (r >> k) & 1, point, scratch,
-                                          models, weights, coder, buf)
+                                          models, weights, apm, coder, buf)
                         else:
                             bit = _code_bit(encoding, (r >> k) & 1, 2048, coder, buf)
                         rec = (rec << 1) | bit
@@ -243,7 +265,7 @@ class MixingEncoder:
     """Codes batches of one table in order; :meth:`finish` returns the bytes."""
 
     def __init__(self) -> None:
-        self.state = MixingState()
+        self.state = MixingState.fresh()
         self.buf = np.zeros(1 << 16, np.uint8)
 
     def encode(self, codes: np.ndarray, contexts: np.ndarray, details: np.ndarray | None,
@@ -257,7 +279,8 @@ class MixingEncoder:
         while done < codes.size:
             if s.coder[3] + _MAX_CODE_BYTES > self.buf.size:
                 self.buf = np.concatenate([self.buf, np.zeros(self.buf.size, np.uint8)])
-            done = _code_batch(True, codes, contexts, details, n1, n2, s.models, s.weights, s.coder, self.buf, done)
+            done = _code_batch(True, codes, contexts, details, n1, n2, s.models, s.weights, s.apm, s.coder,
+                               self.buf, done)
 
     def finish(self) -> bytes:
         x1 = int(self.state.coder[0])
@@ -269,7 +292,7 @@ class MixingDecoder:
     """Decodes the batches of one table in the order they were coded."""
 
     def __init__(self, payload: bytes) -> None:
-        self.state = MixingState()
+        self.state = MixingState.fresh()
         self.buf = np.frombuffer(payload, np.uint8).copy()  # writable: one compiled function codes both ways
         head = np.zeros(4, np.uint8)
         head[:min(4, self.buf.size)] = self.buf[:4]
@@ -281,7 +304,7 @@ class MixingDecoder:
         codes = np.zeros(contexts.size, CODE_DTYPE)
         details = np.zeros(codes.size, np.uint8) if details is None else details
         s = self.state
-        _code_batch(False, codes, contexts, details, n1, n2, s.models, s.weights, s.coder, self.buf, 0)
+        _code_batch(False, codes, contexts, details, n1, n2, s.models, s.weights, s.apm, s.coder, self.buf, 0)
         return codes
 
 

@@ -48,9 +48,9 @@ def predict_odd(v: np.ndarray, axis: int, kind: str) -> np.ndarray:
             np.add(_take(v, axis, slice(0, 2 * stop, 2)), _take(v, axis, slice(2, 2 * stop + 2, 2)),
                    out=dst, dtype=F64)
             dst *= 0.5
-    for i in range(n // 2):
-        if not lo <= i < stop:
-            _predict_boundary(v, axis, n, 2 * i + 1, kind, _take(out, axis, i))
+    half = n // 2
+    for i in [*range(min(lo, half)), *range(max(stop, lo), half)]:  # the points outside [lo, stop)
+        _predict_boundary(v, axis, n, 2 * i + 1, kind, _take(out, axis, i))
     return out
 
 

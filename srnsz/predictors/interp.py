@@ -110,13 +110,17 @@ class InterpPredictor(Predictor):
         stride = min(self._plan(data.shape).anchor_stride, TUNE_BLOCK.get(data.ndim, 8))
         sample = sample_blocks(data, stride, full_points=TUNE_FULL_POINTS, fraction=TUNE_FRACTION)
 
+        tried: dict[tuple, int] = {}
+
         def trial_bytes(options: dict[str, Any]) -> int:
             config = {**asdict(self.config), **options}
             order = config["dim_order"] if config["dim_order"] is not None else tuple(range(data.ndim))
             # Shift axes by one: the sample's leading axis is the batch of blocks.
-            trial = InterpPredictor(tune="off", **{**config, "dim_order": tuple(a + 1 for a in order),
-                                                   "anchor_stride": stride})
-            return trial._trial_bytes(sample, eb)
+            config = {**config, "dim_order": tuple(a + 1 for a in order), "anchor_stride": stride}
+            key = tuple(sorted(config.items()))
+            if key not in tried:  # each stage's first option is the previous stage's winner
+                tried[key] = InterpPredictor(tune="off", **config)._trial_bytes(sample, eb)
+            return tried[key]
 
         chosen: dict[str, Any] = {}
         for stage in stages:
