@@ -20,7 +20,7 @@ from srnsz.fieldio import RAW_DTYPES, open_lazy, read_field, refuse_existing, wr
 from srnsz.metrics import bit_rate, bound_held, quality
 from srnsz.peers import list_codecs
 from srnsz.predictors import list_predictors
-from srnsz.predictors.interp import CONFIG_KINDS
+from srnsz.predictors.interp import CONFIG_KINDS, TUNE_MODES
 
 RAW_HELP = ("raw binary input: element type; needs --shape. Raw files are little endian, C order "
             "(slowest axis first, as numpy), so a Fortran-order 128x64x41 field is --shape 41 64 128")
@@ -56,7 +56,8 @@ def _add_bound(p: argparse.ArgumentParser) -> None:
                         help="search the smallest bound that reaches at least this compression ratio")
     p.add_argument("--predictor", choices=list_predictors(), help="default interp")
     p.add_argument("--kind", choices=CONFIG_KINDS, help="spline of the interp predictor (default: tuned)")
-    p.add_argument("--tune", choices=["fast", "off"], help="interp tuning on sampled blocks (default fast)")
+    p.add_argument("--tune", choices=TUNE_MODES, help="interp tuning on sampled blocks (default fast; best also "
+                   "tries level-wise bounds on a sample twice as large)")
     p.add_argument("--model", help="hat: weights name from pretrained/manifest.json or SRNSZ_WEIGHTS "
                                    "(default hat_tiny)")
     p.add_argument("--hat-levels", type=int, help="hat: how many of the finest levels use the network (default 1)")

@@ -41,7 +41,6 @@ METHOD_ZSTD = 2
 METHOD_ADAPTIVE = 3
 METHOD_MIXING = 4
 QUICK_ZSTD_LEVEL = 6
-TRIAL_ZSTD_LEVEL = 1
 STRONG_ZSTD_LEVEL = 19
 STRONG_ZSTD_MAX_BYTES = 1 << 22
 
@@ -75,13 +74,9 @@ class ContextCodeWriter:
         self.batches.append(_Batch(codes.astype(CODE_DTYPE, copy=False), contexts, table, detail, shape))
 
     def estimated_bytes(self) -> int:
-        """What :meth:`finish` would take, give or take the static context tables and the strong zstd level:
-        the context-mixing coding (run for real: it is fast) or fast zstd, per table. For trial compressions."""
-        total = 0
-        for mine in _by_table(self.batches).values():
-            width, raw = _plain_codes(mine)
-            total += min(len(_encode_mixing(mine)), len(_encode_zstd(width, raw, TRIAL_ZSTD_LEVEL)))
-        return total
+        """What :meth:`finish` would take, give or take the other codings (which rarely win): the
+        context-mixing coding, run for real (it is fast). For trial compressions."""
+        return sum(len(_encode_mixing(mine)) for mine in _by_table(self.batches).values())
 
     def finish(self) -> bytes:
         """One sub-stream per table, each in whichever coding is smaller for it."""

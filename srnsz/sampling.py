@@ -9,7 +9,7 @@ import numpy as np
 
 FULL_TRIAL_POINTS = 1 << 20  # target searches run on the whole field up to this size
 TUNE_FULL_POINTS = 1 << 15  # predictor tuning samples fields above this size
-TUNE_FRACTION = 0.08
+TUNE_FRACTION = 0.04
 SAMPLE_FRACTION = 0.04
 
 

@@ -14,7 +14,8 @@ SHAPES = [(1,), (2,), (7,), (1000,), (1, 1), (1, 9), (5, 1), (3, 3), (65, 130), 
 LOSSY = [name for name in list_predictors() if name != "lossless"]
 # Every lossy predictor with option sets that exercise its choices; neural ones use the test weights.
 PREDICTOR_OPTIONS = {
-    "interp": [{}, {"kind": "linear"}, {"kind": "cubic", "tune": "off"}, {"dim_order": (2, 0, 1), "anchor_stride": 8},
+    "interp": [{}, {"tune": "best"}, {"kind": "linear"}, {"kind": "cubic", "tune": "off"},
+               {"dim_order": (2, 0, 1), "anchor_stride": 8},
                {"traversal": "multidim", "alpha": 1.0, "beta": 1.0}, {"traversal": "sequential", "beta": 4.0},
                {"kind": "fitted", "tune": "off"}, {"kind": "fitted", "traversal": "multidim", "tune": "off"}],
     "hat": [{"model": "test_hat", "device": "cpu"}, {"model": "test_hat", "device": "cpu", "traversal": "multidim"},

@@ -168,6 +168,19 @@ def test_plan_visits_every_point_once_after_its_neighbours(traversal):
         assert (seen == 1).all(), shape
 
 
+def test_tune_modes_search_what_they_say_and_keep_fixed_options():
+    from srnsz.predictors.interp import CONFIG_KINDS, FAST_KINDS, LEVEL_BOUND_OPTIONS, InterpPredictor
+
+    fast, best = InterpPredictor("fast")._tuning_stages(3), InterpPredictor("best")._tuning_stages(3)
+    assert [o["kind"] for o in fast[0]] == list(FAST_KINDS) and [o["kind"] for o in best[0]] == list(CONFIG_KINDS)
+    assert len(fast) == 2 and fast[1] == best[1]  # traversal and order; level-wise bounds only in best
+    assert best[2] == [{}, *LEVEL_BOUND_OPTIONS]
+    fixed = InterpPredictor("best", kind="cubic", alpha=1.5)._tuning_stages(3)
+    assert len(fixed) == 1 and all(o.keys() == {"traversal", "dim_order"} for o in fixed[0])
+    plain = InterpPredictor("off")
+    assert plain.tuned(np.zeros((4, 4, 4)), 1.0) is plain
+
+
 def test_blend_weights_sum_to_one_on_the_grid_and_pick_the_better_axis():
     from srnsz.blend import choose_weights, snap, valid_weights
 
