@@ -78,8 +78,6 @@ def status(key):
 
 import tqdm  # imported lazily by the CLI: interpreter and imports are not the work
 from srnsz.cli import main
-from srnsz.context_mixing import load_compiled
-load_compiled()  # the compiled coder's runtime (LLVM, ~45 MB) is a fixed cost like an import, not work
 
 gc.collect()
 try:

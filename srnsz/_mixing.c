@@ -1,0 +1,188 @@
+/* The inner loop of srnsz.context_mixing in C: code (or decode) one batch of quantization codes with a
+ * context-mixing binary arithmetic coder. The model layout, binarisation and every integer operation are
+ * documented in context_mixing.py and docs/format.md; this file must stay bit-for-bit in step with them.
+ * Loaded with ctypes (no Python objects cross the boundary); the module init below only lets setuptools
+ * build it as an extension. */
+#include <Python.h>
+#include <stdint.h>
+
+#define UNARY_MAX 16
+#define TAIL_BITS 15
+#define TAIL_SLOT (2 + UNARY_MAX)
+#define LOW_SLOT (TAIL_SLOT + TAIL_BITS)
+#define NC 11
+#define N_EXACT 34
+#define N_INPUTS 8
+#define LIMIT 60
+#define MIX_SHIFT 16
+#define MAX_CODE_BYTES 192
+#define LEARNING_SHIFT 10
+#define APM_RATE 6
+#define APM_WEIGHT 2
+
+typedef struct {
+    int encoding;
+    int32_t *models; /* (2, entries): probability of a 1 (16 bits), times used */
+    int64_t entries;
+    int32_t *weights; /* (sets, N_INPUTS) */
+    int32_t *apm;     /* (sets * 33) */
+    int64_t *coder;   /* x1, x2, x, pos */
+    uint8_t *buf;
+    int64_t buf_size;
+    const int32_t *stretch, *squash;
+    const int64_t *rate, *offsets;
+} State;
+
+static inline int64_t clamp(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+static inline int neighbour_class(int64_t code) {
+    if (code == -32768) return 10;
+    int64_t m = code < 0 ? -code : code;
+    int s = code < 0 ? 1 : 0;
+    if (m == 0) return 1;
+    if (m == 1) return 2 + s;
+    if (m == 2) return 4 + s;
+    if (m <= 4) return 6 + s;
+    return 8 + s;
+}
+
+static inline int exact_class(int64_t code) {
+    if (code == -32768) return 1;
+    return (int)(2 + clamp(code, -15, 16) + 15);
+}
+
+static inline int code_bit(State *st, int bit, int64_t p) {
+    int64_t *c = st->coder;
+    int64_t x1 = c[0], x2 = c[1];
+    int64_t xmid = x1 + ((x2 - x1) >> 12) * p;
+    if (!st->encoding) bit = c[2] <= xmid ? 1 : 0;
+    if (bit) x2 = xmid; else x1 = xmid + 1;
+    int64_t pos = c[3];
+    while (((x1 ^ x2) & 0xFF000000) == 0) {
+        if (st->encoding) {
+            if (pos < st->buf_size) st->buf[pos] = (uint8_t)(x2 >> 24);
+        } else {
+            int64_t nxt = pos + 4 < st->buf_size ? st->buf[pos + 4] : 0;
+            c[2] = ((c[2] << 8) & 0xFFFFFFFF) | nxt;
+        }
+        pos += 1;
+        x1 = (x1 << 8) & 0xFFFFFFFF;
+        x2 = ((x2 << 8) & 0xFFFFFFFF) | 255;
+    }
+    c[0] = x1; c[1] = x2; c[3] = pos;
+    return bit;
+}
+
+static int decide(State *st, int64_t s, int bit, const int64_t *point) {
+    int64_t a = point[0], d = point[1], cl = point[2], cu = point[3], cf = point[4], sb = point[5];
+    int64_t eu = point[6], el = point[7];
+    int64_t sh = s < TAIL_SLOT ? s : (s < LOW_SLOT ? TAIL_SLOT : TAIL_SLOT + 1);
+    const int64_t *o = st->offsets;
+    int64_t idx[N_INPUTS - 1], x[N_INPUTS];
+    idx[0] = o[0] + (s * 16 + a) * 16 + d;
+    idx[1] = o[1] + (sh * NC + cl) * NC + cu;
+    idx[2] = o[2] + ((sh * NC + cl) * NC + cu) * NC + cf;
+    idx[3] = o[3] + (sh * 16 + d) * NC + cl;
+    idx[4] = o[4] + (sh * 16 + a) * 16 + sb;
+    idx[5] = o[5] + s * N_EXACT + eu;
+    idx[6] = o[6] + s * N_EXACT + el;
+    int32_t *prob = st->models, *used = st->models + st->entries;
+    int32_t *w = st->weights + (s * 16 + a) * N_INPUTS;
+    int64_t dot = 0;
+    for (int i = 0; i < N_INPUTS - 1; i++) {
+        x[i] = st->stretch[prob[idx[i]] >> 4];
+        dot += (int64_t)w[i] * x[i];
+    }
+    x[N_INPUTS - 1] = 256;
+    dot += (int64_t)w[N_INPUTS - 1] * 256;
+    int64_t mixed = clamp(dot >> MIX_SHIFT, -2047, 2047);
+    int64_t p = st->squash[mixed + 2047];
+    int64_t lo = (s * 16 + d) * 33 + ((mixed + 2047) >> 7);
+    int64_t frac = (mixed + 2047) & 127;
+    int64_t refined = ((int64_t)st->apm[lo] * (128 - frac) + (int64_t)st->apm[lo + 1] * frac) >> 11;
+    int64_t final = clamp((p * (4 - APM_WEIGHT) + refined * APM_WEIGHT) >> 2, 1, 4095);
+    bit = code_bit(st, bit, final);
+    int64_t near = lo + (frac >> 6);
+    st->apm[near] = (int32_t)(st->apm[near] + ((((int64_t)bit << 16) - st->apm[near]) >> APM_RATE));
+    int64_t err = ((int64_t)bit << 12) - p;
+    for (int i = 0; i < N_INPUTS; i++) w[i] = (int32_t)(w[i] + ((x[i] * err) >> LEARNING_SHIFT));
+    int64_t target = (int64_t)bit << 16;
+    for (int i = 0; i < N_INPUTS - 1; i++) {
+        int64_t j = idx[i];
+        int64_t n = used[j];
+        prob[j] = (int32_t)clamp(prob[j] + (((target - prob[j]) * st->rate[n]) >> 16), 16, 65520);
+        if (n < LIMIT) used[j] = (int32_t)(n + 1);
+    }
+    return bit;
+}
+
+int64_t srnsz_code_batch(int encoding, int16_t *codes, int64_t size, const uint8_t *contexts,
+                         const uint8_t *details, int64_t n1, int64_t n2, int32_t *models, int64_t entries,
+                         int32_t *weights, int32_t *apm, int64_t *coder, uint8_t *buf, int64_t buf_size,
+                         const int32_t *stretch, const int32_t *squash, const int64_t *rate,
+                         const int64_t *offsets, int64_t start) {
+    State st = {encoding, models, entries, weights, apm, coder, buf, buf_size, stretch, squash, rate, offsets};
+    int64_t point[8];
+    int64_t plane = n1 * n2;
+    for (int64_t t = start; t < size; t++) {
+        if (encoding && coder[3] + MAX_CODE_BYTES > buf_size) return t;
+        int64_t i2 = t % n2, i1 = (t / n2) % n1;
+        int64_t left = i2 > 0 ? codes[t - 1] : 0;
+        int64_t up = i1 > 0 ? codes[t - n2] : 0;
+        int64_t front = t >= plane ? codes[t - plane] : 0;
+        int64_t total = (left < 0 ? (-left < 64 ? -left : 64) : (left < 64 ? left : 64))
+                      + (up < 0 ? (-up < 64 ? -up : 64) : (up < 64 ? up : 64))
+                      + (front < 0 ? (-front < 64 ? -front : 64) : (front < 64 ? front : 64));
+        int64_t bucket = 0;
+        while (total > 0) { bucket++; total >>= 1; }
+        point[0] = contexts[t] & 15;
+        point[1] = details[t] & 15;
+        point[2] = i2 > 0 ? neighbour_class(left) : 0;
+        point[3] = i1 > 0 ? neighbour_class(up) : 0;
+        point[4] = t >= plane ? neighbour_class(front) : 0;
+        point[5] = bucket;
+        point[6] = i1 > 0 ? exact_class(up) : 0;
+        point[7] = i2 > 0 ? exact_class(left) : 0;
+        int64_t value = encoding ? codes[t] : 0;
+        int64_t magnitude = value < 0 ? -value : value;
+        int64_t m = 0;
+        if (decide(&st, 0, magnitude ? 1 : 0, point)) {
+            if (decide(&st, 1, value == -32768, point)) {
+                m = -32768;
+            } else {
+                int negative = decide(&st, 2, value < 0, point);
+                m = 1;
+                while (m < UNARY_MAX && decide(&st, 2 + m, magnitude > m, point)) m++;
+                if (m == UNARY_MAX) {
+                    int64_t r = encoding ? magnitude - UNARY_MAX : 0;
+                    int64_t length = 0;
+                    while ((r >> length) > 0) length++;
+                    int64_t nbits = 0;
+                    while (nbits < TAIL_BITS && decide(&st, TAIL_SLOT + nbits, length > nbits, point)) nbits++;
+                    int64_t rec = nbits > 0 ? 1 : 0;
+                    for (int64_t k = nbits - 2; k >= 0; k--) {
+                        int bit;
+                        if (rec < 16) bit = decide(&st, LOW_SLOT + nbits * 16 + rec, (int)((r >> k) & 1), point);
+                        else bit = code_bit(&st, (int)((r >> k) & 1), 2048);
+                        rec = (rec << 1) | bit;
+                    }
+                    m = UNARY_MAX + rec;
+                }
+                if (negative) m = -m;
+            }
+        }
+        if (!encoding) codes[t] = (int16_t)m;
+    }
+    return size;
+}
+
+/* The constants above, for the Python side to check against its own at import (a stale build fails loudly). */
+void srnsz_mixing_constants(int64_t *out) {
+    const int64_t values[] = {UNARY_MAX, TAIL_BITS, NC, N_EXACT, N_INPUTS, LIMIT, MIX_SHIFT, MAX_CODE_BYTES,
+                              LEARNING_SHIFT, APM_RATE, APM_WEIGHT};
+    for (int i = 0; i < 11; i++) out[i] = values[i];
+}
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_mixing", NULL, -1, NULL};
+
+PyMODINIT_FUNC PyInit__mixing(void) { return PyModule_Create(&module); }
