@@ -18,6 +18,7 @@ loop measured 20% slower and its runtime, LLVM, added ~150 MB to every process.)
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import importlib.util
 from dataclasses import dataclass
 
@@ -113,6 +114,19 @@ def _load_kernel() -> ctypes._CFuncPtr:
     return kernel
 
 
+# The tables come from floating-point log/exp; a libm that rounded one entry differently would write streams
+# nobody else can read, so the import refuses to run with other tables.
+_TABLES_SHA256 = "b6f4b773398ba2bc7e81139edbb57db6b0ee382340a18b9e58e1ee664ab74ce5"
+
+
+def _tables_digest() -> str:
+    tables = (_STRETCH, _SQUASH, _RATE, _OFFSETS)
+    return hashlib.sha256(b"".join(np.ascontiguousarray(t).astype("<i8").tobytes() for t in tables)).hexdigest()
+
+
+if _tables_digest() != _TABLES_SHA256:
+    raise SrnszError("the context-mixing tables computed on this platform differ from the format's; streams "
+                     "would not be portable. Please report this with your numpy version and platform")
 _SHARED_CONSTANTS = (UNARY_MAX, _TAIL_BITS, _NEIGHBOUR_CLASSES, _EXACT_VALUES, N_INPUTS, _LIMIT, _MIX_SHIFT,
                      _MAX_CODE_BYTES, _LEARNING_SHIFT, _APM_RATE, _APM_WEIGHT)  # as srnsz_mixing_constants
 _KERNEL = _load_kernel()

@@ -122,6 +122,14 @@ def test_context_mixing_sees_the_neighbours_in_the_batch():
     assert knowing < 0.2 * static  # 9 of 10 rows are free: ~0.46 bits per code plus learning
 
 
+def test_context_mixing_tables_are_the_format_s():
+    # Built from floating-point log/exp at import, which checks them against the format's digest.
+    from srnsz import context_mixing as cm
+
+    assert cm._tables_digest() == cm._TABLES_SHA256
+    assert cm._STRETCH[2048] == 0 and cm._SQUASH[2047] == 2048 and cm._RATE[0] == 43690
+
+
 def test_context_mixing_decoder_survives_garbage():
     # Damaged payloads decode to some codes without reading out of bounds (the container's CRC and the
     # reconstruction checksum reject them later).
