@@ -50,27 +50,35 @@ def multi_view_contexts(mag_views: list[np.ndarray], axes: list[int]) -> np.ndar
     return to_context(sum(neighbour_sums(v, a) for v, a in zip(mag_views, axes)))
 
 
+def _along(ndim: int, axis: int, part: slice) -> tuple[slice, ...]:
+    key = [slice(None)] * ndim
+    key[axis] = part
+    return tuple(key)
+
+
 def neighbour_sums(mag_view: np.ndarray, axis: int) -> np.ndarray:
     """uint16 magnitude sums behind :func:`neighbour_contexts` (before the context table)."""
-    m = mag_view.shape[axis] // 2
-    even = np.moveaxis(mag_view, axis, 0)[0:2 * m + 1:2].astype(np.uint16)  # (m or m + 1, ...), axis first
-    right = even[1:m + 1]
-    if right.shape[0] < m:  # the last odd point has no right neighbour: the left one counts twice
-        right = np.concatenate([right, even[m - 1:m]])
-    total = even[:m] + right
+    nd, m = mag_view.ndim, mag_view.shape[axis] // 2
+    even = mag_view[_along(nd, axis, slice(0, 2 * m + 1, 2))].astype(np.uint16)  # m or m + 1 along axis
+    right = even[_along(nd, axis, slice(1, m + 1))]
+    if right.shape[axis] < m:  # the last odd point has no right neighbour: the left one counts twice
+        right = np.concatenate([right, even[_along(nd, axis, slice(m - 1, m))]], axis=axis)
+    total = even[_along(nd, axis, slice(0, m))] + right
     # then, axis by axis (each step sees the previous ones), half the sum of the neighbours across (edges
-    # repeated); slicing views instead of np.pad, whose overhead dominated on small lattices
-    for other in range(1, total.ndim):
-        t = np.moveaxis(total, other, 0)
-        if t.shape[0] < 2:
+    # repeated); plain slicing, as np.pad's and np.moveaxis's overheads dominated on small lattices
+    for other in range(nd):
+        if other == axis or total.shape[other] < 2:
             continue
-        across = np.empty_like(t)
-        across[1:] = t[:-1]
-        across[0] = t[0]
-        across[:-1] += t[1:]
-        across[-1] += t[-1]
-        total = total + np.moveaxis(across // 2, 0, other)
-    return np.moveaxis(total, 0, axis)
+        head, tail = _along(nd, other, slice(None, -1)), _along(nd, other, slice(1, None))
+        first, last = _along(nd, other, slice(0, 1)), _along(nd, other, slice(-1, None))
+        across = np.empty_like(total)
+        across[tail] = total[head]
+        across[first] = total[first]
+        across[head] += total[tail]
+        across[last] += total[last]
+        across //= 2
+        total += across
+    return total
 
 
 # |cubic - linear| in bins (2 eb) -> 0..6, signed -> detail 2..14 (8 = agree); not finite -> 15
