@@ -19,6 +19,11 @@
 #define LEARNING_SHIFT 10
 #define APM_RATE 6
 #define APM_WEIGHT 2
+#define WEIGHT_LIMIT (1 << 30) /* mixer weights saturate here instead of wrapping the int32 on huge levels */
+
+#if (-1 >> 1) != -1
+#error "streams depend on arithmetic right shifts of negative numbers"
+#endif
 
 typedef struct {
     int encoding;
@@ -105,7 +110,8 @@ static int decide(State *st, int64_t s, int bit, const int64_t *point) {
     int64_t near = lo + (frac >> 6);
     st->apm[near] = (int32_t)(st->apm[near] + ((((int64_t)bit << 16) - st->apm[near]) >> APM_RATE));
     int64_t err = ((int64_t)bit << 12) - p;
-    for (int i = 0; i < N_INPUTS; i++) w[i] = (int32_t)(w[i] + ((x[i] * err) >> LEARNING_SHIFT));
+    for (int i = 0; i < N_INPUTS; i++)
+        w[i] = (int32_t)clamp(w[i] + ((x[i] * err) >> LEARNING_SHIFT), -WEIGHT_LIMIT, WEIGHT_LIMIT);
     int64_t target = (int64_t)bit << 16;
     for (int i = 0; i < N_INPUTS - 1; i++) {
         int64_t j = idx[i];
@@ -167,6 +173,7 @@ int64_t srnsz_code_batch(int encoding, int16_t *codes, int64_t size, const uint8
                         rec = (rec << 1) | bit;
                     }
                     m = UNARY_MAX + rec;
+                    if (m > 32767) return -1; /* only a damaged stream decodes a code beyond the radius */
                 }
                 if (negative) m = -m;
             }

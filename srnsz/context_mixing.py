@@ -20,11 +20,12 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import importlib.util
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from srnsz.errors import SrnszError
+from srnsz.errors import SrnszError, StreamFormatError
 from srnsz.quantizer import CODE_DTYPE
 
 UNARY_MAX = 16  # magnitudes 1..UNARY_MAX - 1 in unary; larger ones get an Exp-Golomb tail
@@ -38,7 +39,7 @@ _EXACT_VALUES = 34  # a neighbour's code itself: unknown, escape, -15..16 (clipp
 N_INPUTS = 8  # mixed models + bias
 _LIMIT = 60  # adaptation count cap: rate 1/(n + 1.5) down to ~1/62
 _MIX_SHIFT = 16
-_MAX_CODE_BYTES = 192  # worst case: 48 decisions, each shifting out at most 4 bytes
+_MAX_CODE_BYTES = 192  # worst case: 47 decisions, each shifting out at most 4 bytes
 _LEARNING_SHIFT = 10  # mixer step: (stretched input * error) >> this
 
 
@@ -135,7 +136,8 @@ _KERNEL = _load_kernel()
 def _code_batch(encoding: bool, codes: np.ndarray, contexts: np.ndarray, details: np.ndarray, n1: int, n2: int,
                 state: MixingState, buf: np.ndarray, start: int) -> int:
     """Code (or decode into ``codes``) one batch laid out as (-1, n1, n2) in C order, from index ``start``;
-    returns where it stopped: the end, or (encoding) the first code that might not fit in ``buf``.
+    returns where it stopped: the end, or (encoding) the first code that might not fit in ``buf``, or -1
+    (decoding) for a code beyond the quantizer's radius, which only a damaged stream holds.
     Arrays must be C-contiguous: int16 codes, uint8 contexts/details, the state's dtypes."""
     return _KERNEL(int(encoding), codes.ctypes.data, codes.size, contexts.ctypes.data, details.ctypes.data, n1, n2,
                    state.models.ctypes.data, state.models.shape[1], state.weights.ctypes.data,
@@ -152,9 +154,13 @@ def _uint8(values: np.ndarray | None, size: int) -> np.ndarray:
 
 
 def _layout(shape: tuple[int, ...], size: int) -> tuple[int, int]:
-    """(n1, n2): the last two axes of a batch shape (1 where it has fewer; () = one line of ``size``)."""
-    dims = (1, 1, *(shape or (size,)))
-    return int(dims[-2]), int(dims[-1])
+    """(n1, n2): the last two axes of a batch shape (1 where it has fewer; () = one line of ``size``).
+    The compiled coder relies on a shape of positive axes whose product is ``size``."""
+    dims = tuple(int(n) for n in shape) or (size,)
+    if size and (min(dims) < 1 or math.prod(dims) != size):
+        raise ValueError(f"a batch of {size} codes cannot have the layout {tuple(shape)}")
+    dims = (1, 1, *dims)
+    return max(dims[-2], 1), max(dims[-1], 1)
 
 
 class MixingEncoder:
@@ -198,7 +204,8 @@ class MixingDecoder:
         n1, n2 = _layout(shape, contexts.size)
         codes = np.zeros(contexts.size, CODE_DTYPE)
         contexts, details = _uint8(contexts, codes.size), _uint8(details, codes.size)
-        _code_batch(False, codes, contexts, details, n1, n2, self.state, self.buf, 0)
+        if _code_batch(False, codes, contexts, details, n1, n2, self.state, self.buf, 0) < 0:
+            raise StreamFormatError("the code section is corrupted (a code beyond the quantizer's radius)")
         return codes
 
 

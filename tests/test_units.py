@@ -7,7 +7,7 @@ import pytest
 from conftest import assert_bound, smooth_field
 
 import srnsz
-from srnsz.context_mixing import MixingDecoder
+from srnsz.context_mixing import MixingDecoder, MixingEncoder
 from srnsz.entropy import (
     METHOD_MIXING,
     CodeReader,
@@ -18,6 +18,7 @@ from srnsz.entropy import (
     _encode_mixing,
     _open_substream,
 )
+from srnsz.errors import StreamFormatError
 from srnsz.grid import TRAVERSALS, make_plan
 from srnsz.interpolation import KINDS, predict_odd
 from srnsz.quantizer import ESCAPE, RADIUS, quantize, reconstruct
@@ -136,8 +137,21 @@ def test_context_mixing_decoder_survives_garbage():
     rng = np.random.default_rng(6)
     for size in (0, 1, 5, 1000):
         decoder = MixingDecoder(rng.integers(0, 256, size).astype(np.uint8).tobytes())
-        codes = decoder.decode(rng.integers(0, 16, 5000).astype(np.uint8), None, (50, 100))
+        try:
+            codes = decoder.decode(rng.integers(0, 16, 5000).astype(np.uint8), None, (50, 100))
+        except StreamFormatError:
+            continue  # a code beyond the quantizer's radius: refused
         assert codes.dtype == np.int16 and codes.size == 5000
+
+
+@pytest.mark.parametrize("shape", [(0,), (4, 0), (-1, 12), (2, -6), (5,), (2, 2, 2), (2**62, 4)])
+def test_context_mixing_refuses_layouts_that_do_not_fit_the_batch(shape):
+    # The compiled loop indexes neighbours by the layout: a wrong one must never reach it.
+    codes, contexts = np.zeros(12, np.int16), np.zeros(12, np.uint8)
+    with pytest.raises(ValueError, match="layout"):
+        MixingEncoder().encode(codes, contexts, None, shape)
+    with pytest.raises(ValueError, match="layout"):
+        MixingDecoder(b"\0" * 8).decode(contexts, None, shape)
 
 
 def test_context_coding_beats_order0_on_quiet_regions():
