@@ -63,17 +63,47 @@ def _odd(axis: int, ndim: int) -> tuple[slice, ...]:
     return tuple(key)
 
 
-def _finite_prediction(view: np.ndarray, axis: int, kind: str) -> np.ndarray:
-    """predict_odd, with non-finite predictions (NaN/Inf neighbours) replaced by the left neighbour, or 0."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        pred = predict_odd(view, axis, kind)
+def _finite(pred: np.ndarray, view: np.ndarray, axis: int) -> np.ndarray:
+    """Spline predictions ``pred`` of ``view``'s odd points along ``axis`` with the non-finite ones (NaN/Inf
+    neighbours) replaced by the left neighbour, or 0 (a copy when any is replaced)."""
     bad = ~np.isfinite(pred)
     if bad.any():
+        pred = pred.copy()
         key = [slice(None)] * view.ndim
         key[axis] = slice(0, 2 * pred.shape[axis], 2)
         left = view[tuple(key)].astype(np.float64)
         pred[bad] = np.where(np.isfinite(left[bad]), left[bad], 0.0)
     return pred
+
+
+class _ChunkSplines:
+    """Spline predictions (predict_odd) of a pass's views, for one chunk at a time: the blend fit, the prediction
+    and the context details all need them. Valid within the pass: it reads only points no pass target changes."""
+
+    def __init__(self, p: Pass, rec: np.ndarray) -> None:
+        self.lattices = [(rec[key], axis) for key, axis in p.views]
+        self._chunk: tuple | None = None
+        self._raw: dict[tuple[int, str], np.ndarray] = {}
+
+    def at(self, c: tuple[slice, ...]) -> Callable[[int, str], np.ndarray]:
+        """(view index, kind) -> predictions of chunk ``c`` (do not modify them)."""
+        tag = tuple((s.start, s.stop, s.step) for s in c)
+        if tag != self._chunk:
+            self._chunk, self._raw = tag, {}
+
+        def raw(i: int, kind: str) -> np.ndarray:
+            if (i, kind) not in self._raw:
+                view, axis = self.lattices[i]
+                with np.errstate(over="ignore", invalid="ignore"):
+                    self._raw[i, kind] = predict_odd(view[c], axis, kind)
+            return self._raw[i, kind]
+
+        return raw
+
+    def finite(self, c: tuple[slice, ...], i: int, kind: str) -> np.ndarray:
+        """Predictions of view ``i`` on chunk ``c`` by ``kind``, non-finite ones replaced (see :func:`_finite`)."""
+        view, axis = self.lattices[i]
+        return _finite(self.at(c)(i, kind), view[c], axis)
 
 
 TUNE_MODES = ("fast", "best", "off")
@@ -183,22 +213,23 @@ class InterpPredictor(Predictor):
 
         ``data`` is the original when compressing and None when decompressing; subclasses that choose between
         predictors per block use it to decide and must make the same choice from the stream when it is None."""
-        views = self._spline_views(p, rec)
+        self._splines = splines = _ChunkSplines(p, rec)
+        views = self._spline_views(p)
         if len(views) == 1:
-            (view, axis, kind), = views
-            return lambda c: _finite_prediction(view[c], axis, kind)
+            (i, kind), = views
+            return lambda c: splines.finite(c, i, kind)
         if data is None:
             weights = self._blend_log.pop()
         else:
             weights = choose_weights(self._blend_samples(p, views, data), len(views))
             self._blend_log.append(weights)
-        return lambda c: blend([_finite_prediction(v[c], axis, kind) if w else None
-                                for (v, axis, kind), w in zip(views, weights)], weights)
+        return lambda c: blend([splines.finite(c, i, kind) if w else None
+                                for (i, kind), w in zip(views, weights)], weights)
 
-    def _spline_views(self, p: Pass, rec: np.ndarray) -> list[tuple[np.ndarray, int, str]]:
-        """(lattice view, axis, spline kind) of every prediction a pass blends (one: nothing to blend)."""
+    def _spline_views(self, p: Pass) -> list[tuple[int, str]]:
+        """(view index in ``p.views``, spline kind) of every prediction a pass blends (one: nothing to blend)."""
         kinds = KINDS if self.config.kind == "fitted" else (self.config.kind,)
-        return [(rec[key], axis, kind) for key, axis in p.views for kind in kinds]
+        return [(i, kind) for i in range(len(p.views)) for kind in kinds]
 
     @staticmethod
     def _contexts(p: Pass, mag: np.ndarray, c: tuple[slice, ...]) -> np.ndarray:
@@ -206,12 +237,14 @@ class InterpPredictor(Predictor):
             return neighbour_contexts(mag[p.key][c], p.axis)
         return multi_view_contexts([mag[key][c] for key, _ in p.views], list(p.axes))
 
-    @staticmethod
-    def _details(p: Pass, rec: np.ndarray, c: tuple[slice, ...], bound: float, detailed: bool) -> np.ndarray | None:
-        """Context details of chunk ``c`` of pass ``p`` (streams before format 1.1 have none)."""
+    def _details(self, p: Pass, rec: np.ndarray, c: tuple[slice, ...], bound: float,
+                 detailed: bool) -> np.ndarray | None:
+        """Context details of chunk ``c`` of pass ``p`` (streams before format 1.1 have none); after
+        :meth:`_pass_predictor` for the pass, whose splines they reuse."""
         if not detailed:
             return None
-        return curvature_details([rec[key][c] for key, _ in p.views], list(p.axes), 2.0 * bound).ravel()
+        views = [rec[key][c] for key, _ in p.views]
+        return curvature_details(views, list(p.axes), 2.0 * bound, self._splines.at(c)).ravel()
 
     @staticmethod
     def _recorded_blends(plan: Plan, params: dict[str, Any]) -> list[tuple[float, ...]]:
@@ -224,14 +257,14 @@ class InterpPredictor(Predictor):
             raise StreamFormatError("the blend weights in the header do not match the multidim traversal")
         return [tuple(float(x) for x in w) for w in reversed(recorded)]
 
-    def _blend_samples(self, p: Pass, views: list[tuple[np.ndarray, int, str]], data: np.ndarray) -> Samples:
+    def _blend_samples(self, p: Pass, views: list[tuple[int, str]], data: np.ndarray) -> Samples:
         odd = _odd(p.axis, data.ndim)
         target = data[p.key]
 
         def samples() -> Iterator[tuple[np.ndarray, np.ndarray]]:
             for c in chunks(target.shape, p.axes):
                 x = target[c][odd].astype(np.float64).ravel()
-                pred = np.stack([_finite_prediction(v[c], axis, kind).ravel() for v, axis, kind in views], 1)
+                pred = np.stack([self._splines.finite(c, i, kind).ravel() for i, kind in views], 1)
                 with np.errstate(invalid="ignore", over="ignore"):
                     keep = np.isfinite(x) & np.isfinite(pred @ np.ones(len(views)))
                 yield pred[keep], x[keep]
