@@ -1,6 +1,6 @@
 """Context-mixing binary arithmetic coding of quantization codes, one code at a time (inner loop in C).
 
-Each code is binarised (zero?, sign, magnitude in unary up to UNARY_MAX, then an Exp-Golomb tail), and every
+Each code is binarised (nonzero?, escape?, sign, magnitude in unary up to UNARY_MAX, then an Exp-Golomb tail), and every
 binary decision is coded with a probability mixed (logistic mixing, as in the PAQ/lpaq family) from several
 adaptive models whose contexts are what the decoder already has:
 
