@@ -40,6 +40,8 @@ typedef struct {
 
 static inline int64_t clamp(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
+static inline int64_t capped_magnitude(int64_t code) { return clamp(code < 0 ? -code : code, 0, 64); }
+
 static inline int neighbour_class(int64_t code) {
     if (code == -32768) return 10;
     int64_t m = code < 0 ? -code : code;
@@ -136,9 +138,7 @@ int64_t srnsz_code_batch(int encoding, int16_t *codes, int64_t size, const uint8
         int64_t left = i2 > 0 ? codes[t - 1] : 0;
         int64_t up = i1 > 0 ? codes[t - n2] : 0;
         int64_t front = t >= plane ? codes[t - plane] : 0;
-        int64_t total = (left < 0 ? (-left < 64 ? -left : 64) : (left < 64 ? left : 64))
-                      + (up < 0 ? (-up < 64 ? -up : 64) : (up < 64 ? up : 64))
-                      + (front < 0 ? (-front < 64 ? -front : 64) : (front < 64 ? front : 64));
+        int64_t total = capped_magnitude(left) + capped_magnitude(up) + capped_magnitude(front);
         int64_t bucket = 0;
         while (total > 0) { bucket++; total >>= 1; }
         point[0] = contexts[t] & 15;

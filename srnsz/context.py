@@ -14,7 +14,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from srnsz.interpolation import predict_odd
 from srnsz.quantizer import ESCAPE
 
 ESCAPE_MAGNITUDE = 255
@@ -88,28 +87,23 @@ _DETAIL_EDGES = np.array([0.125, 0.25, 0.5, 1.0, 2.0, 4.0])
 N_DETAILS = 16
 
 
-Splines = Callable[[int, str], np.ndarray]  # (view index, kind) -> predict_odd of that view, computed elsewhere
+Splines = Callable[[int, str], np.ndarray]  # (view index, kind) -> that view's spline prediction of the targets
 
 
-def spline_disagreement(view: np.ndarray, axis: int, splines: Splines | None = None, index: int = 0) -> np.ndarray:
-    """cubic - linear spline prediction (float64, NaN where not finite) of the odd indices along ``axis`` of a
-    lattice view of the reconstruction (``splines(index, kind)`` gives them when already computed)."""
+def spline_disagreement(splines: Splines, index: int) -> np.ndarray:
+    """cubic - linear spline prediction (float64, NaN where not finite) of view ``index``'s targets."""
     with np.errstate(over="ignore", invalid="ignore"):
-        if splines is None:
-            gap = predict_odd(view, axis, "cubic") - predict_odd(view, axis, "linear")
-        else:
-            gap = splines(index, "cubic") - splines(index, "linear")
+        gap = splines(index, "cubic") - splines(index, "linear")
     gap[~np.isfinite(gap)] = np.nan
     return gap
 
 
-def curvature_details(views: list[np.ndarray], axes: list[int], bin_width: float,
-                      splines: Splines | None = None) -> np.ndarray:
-    """Details (uint8, < N_DETAILS) for the targets of a pass from its lattice views of the reconstruction: the
-    mean spline disagreement over the views, in units of ``bin_width`` (2 eb of the level), bucketed with sign."""
+def curvature_details(splines: Splines, n_views: int, bin_width: float) -> np.ndarray:
+    """Details (uint8, < N_DETAILS) for the targets of a pass from the spline predictions of its ``n_views``
+    lattice views of the reconstruction (``splines``, as predict_odd gives them): the mean disagreement over the
+    views, in units of ``bin_width`` (2 eb of the level), bucketed with sign."""
     with np.errstate(invalid="ignore", over="ignore"):
-        gap = sum(spline_disagreement(v, a, splines, i) for i, (v, a) in enumerate(zip(views, axes))) / (
-            len(views) * bin_width)
+        gap = sum(spline_disagreement(splines, i) for i in range(n_views)) / (n_views * bin_width)
         bucket = np.digitize(np.abs(gap), _DETAIL_EDGES)
         detail = np.where(gap > 0, 8 + bucket, 8 - bucket)
     detail[np.isnan(gap)] = N_DETAILS - 1

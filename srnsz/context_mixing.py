@@ -194,7 +194,7 @@ class MixingDecoder:
 
     def __init__(self, payload: bytes) -> None:
         self.state = MixingState.fresh()
-        self.buf = np.frombuffer(payload, np.uint8).copy()  # writable: one compiled function codes both ways
+        self.buf = np.frombuffer(payload, np.uint8)  # read only: decoding never writes it
         head = np.zeros(4, np.uint8)
         head[:min(4, self.buf.size)] = self.buf[:4]
         self.state.coder[2] = int.from_bytes(head.tobytes(), "big")

@@ -3,19 +3,19 @@
 The predictor hands the coder batches of int16 codes, each code with a context (0..N_CONTEXTS-1, computed
 from data the decoder already has), optionally a detail (0..N_DETAILS-1, a second decoder-side feature) and a
 table id (the level). The decoder asks for batches in the same order with the same contexts and details.
-Per table the smallest of three codings is kept:
+Per table the writer keeps the smallest of:
 
+- context mixing (srnsz.context_mixing, format 1.2): codes one at a time, so besides the contexts and details
+  it sees the codes of the point's neighbours in the same batch (needs the batch's ``shape``);
 - static context coding: one distribution per (table, context), counted by the encoder and stored in the
   stream, so codes in quiet regions (all zero neighbours) cost far below one bit;
-- adaptive context coding (PPM-style): one model per (table, context, detail) that both sides build from the
-  codes already coded, so no table is stored and the finer contexts cost only what learning them costs. A
-  model codes its codes in segments (each about half as long as what it has seen), and a code it has not
-  seen yet escapes to the table's shared model, whose own unseen codes are spelled out (length + bits);
-- zstd on the raw codes, which wins where the codes repeat exactly over long stretches (very smooth fields);
-- context mixing (srnsz.context_mixing, format 1.2): codes one at a time, so besides the contexts and details
-  it sees the codes of the point's neighbours in the same batch (needs the batch's ``shape``). It takes the
-  place of the adaptive coding in the writer (smaller everywhere measured, and compiled); the adaptive coding
-  is still read.
+- zstd on the raw codes, which wins where the codes repeat exactly over long stretches (very smooth fields).
+
+The reader also decodes adaptive context coding (PPM-style, format 1.1): one model per (table, context, detail)
+that both sides build from the codes already coded; a model codes its codes in segments (each about half as
+long as what it has seen), and a code it has not seen yet escapes to the table's shared model, whose own unseen
+codes are spelled out (length + bits). Context mixing replaced it in the writer (smaller on all but a few
+small tables of the shared fields); its encoder stays to test the reader.
 """
 
 from __future__ import annotations
@@ -83,12 +83,12 @@ class ContextCodeWriter:
         tables = _by_table(self.batches)
         parts = [struct.pack("<I", len(tables))]
         for table, mine in tables.items():
-            context, (width, raw) = min(_encode_context(mine), _encode_mixing(mine), key=len), _plain_codes(mine)
+            modelled, (width, raw) = min(_encode_context(mine), _encode_mixing(mine), key=len), _plain_codes(mine)
             quick = _encode_zstd(width, raw, QUICK_ZSTD_LEVEL)
-            best = min(context, quick, key=len)
+            best = min(modelled, quick, key=len)
             # The strong zstd level pays on small streams only and gains at most ~30% over the quick one:
             # try it only where it can win.
-            if len(raw) <= STRONG_ZSTD_MAX_BYTES and len(quick) < 1.4 * len(context):
+            if len(raw) <= STRONG_ZSTD_MAX_BYTES and len(quick) < 1.4 * len(modelled):
                 best = min(best, _encode_zstd(width, raw, STRONG_ZSTD_LEVEL), key=len)
             parts.append(struct.pack("<II", table, len(best)) + best)
         return b"".join(parts)

@@ -237,14 +237,12 @@ class InterpPredictor(Predictor):
             return neighbour_contexts(mag[p.key][c], p.axis)
         return multi_view_contexts([mag[key][c] for key, _ in p.views], list(p.axes))
 
-    def _details(self, p: Pass, rec: np.ndarray, c: tuple[slice, ...], bound: float,
-                 detailed: bool) -> np.ndarray | None:
+    def _details(self, p: Pass, c: tuple[slice, ...], bound: float, detailed: bool) -> np.ndarray | None:
         """Context details of chunk ``c`` of pass ``p`` (streams before format 1.1 have none); after
         :meth:`_pass_predictor` for the pass, whose splines they reuse."""
         if not detailed:
             return None
-        views = [rec[key][c] for key, _ in p.views]
-        return curvature_details(views, list(p.axes), 2.0 * bound, self._splines.at(c)).ravel()
+        return curvature_details(self._splines.at(c), len(p.views), 2.0 * bound).ravel()
 
     @staticmethod
     def _recorded_blends(plan: Plan, params: dict[str, Any]) -> list[tuple[float, ...]]:
@@ -311,7 +309,7 @@ class InterpPredictor(Predictor):
                 odd = _odd(p.axis, rec_v.ndim)
                 pred = predict(c)
                 contexts = self._contexts(p, mag, c).ravel()
-                details = self._details(p, rec, c, bounds[p.level], True)
+                details = self._details(p, c, bounds[p.level], True)
                 q = quantize(data_v[c][odd].ravel(), pred.ravel(), bounds[p.level])
                 rec_v[c][odd] = q.recon.reshape(pred.shape)
                 mag_v[c][odd] = magnitudes(q.codes).reshape(pred.shape)
@@ -345,7 +343,7 @@ class InterpPredictor(Predictor):
                 odd = _odd(p.axis, rec_v.ndim)
                 pred = predict(c)
                 contexts = self._contexts(p, mag, c).ravel()
-                codes = reader.read(contexts, p.level, self._details(p, rec, c, bounds[p.level], detailed), pred.shape)
+                codes = reader.read(contexts, p.level, self._details(p, c, bounds[p.level], detailed), pred.shape)
                 n_esc = int(np.count_nonzero(codes == ESCAPE))
                 if used + n_esc > escaped.size:
                     # The sections passed their CRC: the decoder's contexts drifted from the compressor's.
