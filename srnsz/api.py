@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
 
-from srnsz.bounds import ErrorBound, finite_range
+from srnsz import missing
+from srnsz.bounds import ErrorBound
 from srnsz.container import read_container, write_container
 from srnsz.errors import InvalidInputError, ReconstructionMismatchError, SrnszError, StreamFormatError
 from srnsz.metrics import bound_held, quality
@@ -18,6 +19,7 @@ from srnsz.predictors import PREDICTORS, create_predictor
 from srnsz.predictors.base import Encoded, Progress
 
 DTYPES = {"<f4": np.dtype("<f4"), "<f8": np.dtype("<f8")}
+MISSING_FORMAT_MINOR = 3  # streams with a "missing" header and its sections are format 1.3
 MAX_NDIM = 4
 SMALL_FIELD = 4096
 
@@ -53,30 +55,46 @@ def _verify_bound(data: np.ndarray, recon: np.ndarray, eb: float) -> None:
 
 
 def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp", *, rel: float | None = None,
-             progress: Progress | None = None, **options: Any) -> bytes:
-    """Compress a float32/float64 array of 1-4 dimensions so that |x - x'| <= eb_abs for every finite value.
+             progress: Progress | None = None, fill_value: float | Sequence[float] | None = None,
+             valid_range: Sequence[float | None] | None = None, detect_fills: bool = True, **options: Any) -> bytes:
+    """Compress a float32/float64 array of 1-4 dimensions so that |x - x'| <= eb_abs for every valid value.
 
     eb, mode: the error bound (see :class:`srnsz.bounds.ErrorBound`; ``rel`` is a fraction of the value range
-    of the finite values, ``abs`` is in data units). ``rel=`` gives the relative part of ``abs_and_rel``.
+    of the valid values, ``abs`` is in data units). ``rel=`` gives the relative part of ``abs_and_rel``.
     predictor: a registered predictor name; ``options`` go to it (e.g. ``kind="linear"``, ``tune="off"``).
-    NaN and Inf come back bit for bit. A resolved bound of 0 stores the data losslessly.
+    Missing values (see :mod:`srnsz.missing`) come back bit for bit: NaN, Inf, ``fill_value`` (one value or a
+    list), values outside ``valid_range`` = (min, max), and, unless ``detect_fills=False``, undeclared fills
+    (a repeated extreme far outside the rest, e.g. 1e20). A resolved bound of 0 stores the data losslessly.
     """
     data = _as_field(array)
     bound = ErrorBound(mode, eb, rel)
-    eb_abs = bound.resolve(data)
+    rule = missing.MissingRule.of(fill_value, valid_range, detect_fills)
+    found = missing.find_missing(data, rule)
+    mask = found.mask
+    eb_abs = bound.absolute(missing.valid_range(data, mask))
     if not np.isfinite(eb_abs):
         eb_abs = float(np.finfo(np.float64).max)
     chosen = create_predictor(predictor, **options) if eb_abs > 0 else create_predictor("lossless")
-    encoded = chosen.compress(data, eb_abs, progress)
+    if not chosen.lossy or mask is None or mask.all():
+        field, mask, side = data, None, {}  # stored bit for bit: no mask needed
+    else:
+        field, side = missing.extend_into_missing(data, mask), missing.encode(mask, data)
+    encoded = chosen.compress(field, eb_abs, progress, mask)
     if mode == "psnr" and chosen.lossy:
-        eb_abs, encoded = _meet_psnr(data, float(eb), eb_abs, encoded, lambda e: chosen.compress(data, e))
+        eb_abs, encoded = _meet_psnr(field, mask, float(eb), eb_abs, encoded,
+                                     lambda e: chosen.compress(field, e, None, mask))
+    side_bytes = sum(len(s) for s in side.values())
     if chosen.lossy and data.size <= SMALL_FIELD:
         # On a handful of values the lossless layout can be the smaller one.
         plain = create_predictor("lossless")
         stored = plain.compress(data, eb_abs)
-        if stored.nbytes < encoded.nbytes:
-            chosen, encoded = plain, stored
-    _verify_bound(data, encoded.recon, eb_abs)
+        if stored.nbytes < encoded.nbytes + side_bytes:
+            chosen, encoded, mask, side = plain, stored, None, {}
+    recon = encoded.recon
+    if mask is not None:
+        recon = recon.copy()
+        recon[mask] = data[mask]
+    _verify_bound(data, recon, eb_abs)
     header = {
         "dtype": data.dtype.newbyteorder("<").str,
         "shape": list(data.shape),
@@ -85,20 +103,26 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
         "numerics": {"device": "cpu", "compute_dtype": "float64", "numpy": np.__version__,
                      "constriction": _version("constriction"), "zstandard": _version("zstandard"),
                      **encoded.numerics},
-        "checksum": {"algorithm": "crc32", "value": checksum(encoded.recon)},
+        "checksum": {"algorithm": "crc32", "value": checksum(recon)},
         "created_by": f"srnsz {_version('srnsz')}",
     }
-    return write_container(header, encoded.sections)
+    if mask is not None or found.suspects:
+        header["missing"] = {**rule.to_json(), "detected": list(found.detected), "suspects": list(found.suspects),
+                             "points": 0 if mask is None else int(np.count_nonzero(mask))}
+    minor = MISSING_FORMAT_MINOR if "missing" in header else None
+    return write_container(header, {**encoded.sections, **side}, minor)
 
 
-def _meet_psnr(data: np.ndarray, target_db: float, eb_abs: float, encoded: Encoded,
+def _meet_psnr(data: np.ndarray, mask: np.ndarray | None, target_db: float, eb_abs: float, encoded: Encoded,
                compress_at: Callable[[float], Encoded]) -> tuple[float, Encoded]:
-    """(bound, encoding) whose PSNR is at least ``target_db``: the uniform-error estimate behind the psnr mode
-    is only an estimate, so a shortfall tightens the bound by it, and after two tries the bound becomes
-    range * 10^(-target/20), where PSNR >= target holds for certain (rmse <= max error <= eb)."""
-    value_range = finite_range(data)
+    """(bound, encoding) whose PSNR over the valid points (outside ``mask``) is at least ``target_db``: the
+    uniform-error estimate behind the psnr mode is only an estimate, so a shortfall tightens the bound by it,
+    and after two tries the bound becomes range * 10^(-target/20), where PSNR >= target holds for certain
+    (rmse <= max error <= eb)."""
+    valid = None if mask is None else ~mask
+    value_range = missing.valid_range(data, mask)
     for attempt in range(3):
-        achieved = quality(data, encoded.recon).psnr_db
+        achieved = quality(data, encoded.recon, valid).psnr_db
         if achieved >= target_db:
             break
         eb_abs = (eb_abs * 10.0 ** ((achieved - target_db) / 20.0) * 0.999 if attempt < 2
@@ -120,6 +144,7 @@ class StreamInfo:
     original_bytes: int
     format_version: str
     created_by: str
+    missing: dict[str, Any] = field(default_factory=dict)  # the missing-value rule and what it found (header)
 
     @property
     def ratio(self) -> float:
@@ -143,6 +168,17 @@ def _parse_header(header: dict[str, Any]) -> tuple[tuple[int, ...], np.dtype, fl
     return shape, dtype, eb, name, params
 
 
+def _missing_header(header: dict[str, Any]) -> dict[str, Any]:
+    """The header's missing-value record ({} when absent), its point count checked."""
+    record = header.get("missing", {})
+    if not isinstance(record, dict):
+        raise StreamFormatError("the header's missing-value record is not an object")
+    points = record.get("points", 0)
+    if not isinstance(points, int) or isinstance(points, bool) or points < 0:
+        raise StreamFormatError(f"the header's missing-value count {points!r} is invalid")
+    return dict(record)
+
+
 def _as_bytes(data: Any) -> bytes:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise InvalidInputError(f"expected compressed bytes, got {type(data).__name__}")
@@ -157,7 +193,7 @@ def info(data: bytes) -> StreamInfo:
     h = container.header
     return StreamInfo(shape, h["dtype"], dict(h["error_bound"]), name, params, len(raw),
                       int(np.prod(shape)) * dtype.itemsize, f"{container.version[0]}.{container.version[1]}",
-                      str(h.get("created_by", "")))
+                      str(h.get("created_by", "")), _missing_header(h))
 
 
 def decompress(data: bytes, progress: Progress | None = None) -> np.ndarray:
@@ -181,6 +217,10 @@ def decompress(data: bytes, progress: Progress | None = None) -> np.ndarray:
         raise StreamFormatError(f"the stream lacks section {exc}") from None
     except (ValueError, IndexError, TypeError, OverflowError) as exc:
         raise StreamFormatError(f"the stream is corrupted ({exc})") from None
+    points = _missing_header(container.header).get("points", 0)
+    if points:
+        mask, values = missing.decode(container.sections, shape, dtype, points)
+        recon[mask] = values
     expected = container.header.get("checksum", {}).get("value")
     if expected is not None and checksum(recon) != expected:
         raise ReconstructionMismatchError(

@@ -27,6 +27,9 @@ from srnsz.errors import StreamFormatError
 MAGIC = b"\x89SRNSZ\r\n"
 VERSION_MAJOR = 1
 VERSION_MINOR = 2  # 1.1: context details and adaptive coding; 1.2: context mixing (docs/format.md)
+# The newest minor version this reader knows; 1.3: missing values (header "missing", sections MASK and MVAL),
+# written only by streams that have them, so every other stream stays 1.2 byte for byte.
+NEWEST_MINOR = 3
 _PREFIX = struct.Struct("<HH")
 _SECTION = struct.Struct("<4sQI")
 _END = b"END!"
@@ -66,9 +69,13 @@ class Container:
     version: tuple[int, int]
 
 
-def write_container(header: dict[str, Any], sections: dict[str, bytes]) -> bytes:
-    """Serialize ``header`` (JSON-able) and ``sections`` (4-character tag -> payload)."""
-    parts = [MAGIC, _PREFIX.pack(VERSION_MAJOR, VERSION_MINOR)]
+def write_container(header: dict[str, Any], sections: dict[str, bytes], minor: int | None = None) -> bytes:
+    """Serialize ``header`` (JSON-able) and ``sections`` (4-character tag -> payload) as format 1.``minor``
+    (default VERSION_MINOR; a stream that uses a later feature names its version)."""
+    minor = VERSION_MINOR if minor is None else minor
+    if not VERSION_MINOR <= minor <= NEWEST_MINOR:
+        raise ValueError(f"cannot write format 1.{minor}")
+    parts = [MAGIC, _PREFIX.pack(VERSION_MAJOR, minor)]
     for tag in sections:
         if len(tag.encode("ascii")) != 4 or tag in ("HEAD", _END.decode()):
             raise ValueError(f"bad section tag {tag!r}")
@@ -91,6 +98,10 @@ def read_container(data: bytes) -> Container:
         raise StreamFormatError(
             f"stream format version {major}.{minor} is not supported by this srnsz "
             f"(reads {VERSION_MAJOR}.x); use a matching srnsz release")
+    if minor > NEWEST_MINOR:
+        raise StreamFormatError(
+            f"stream format version {major}.{minor} is newer than this srnsz reads (up to {VERSION_MAJOR}."
+            f"{NEWEST_MINOR}); upgrade srnsz")
     pos = len(MAGIC) + _PREFIX.size
     sections: dict[str, bytes] = {}
     while True:

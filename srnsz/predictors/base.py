@@ -44,8 +44,13 @@ class Predictor(ABC):
     lossy: ClassVar[bool] = True
 
     @abstractmethod
-    def compress(self, data: np.ndarray, eb: float, progress: Progress | None = None) -> Encoded:
-        """Encode ``data`` (any shape, float32/float64) so every finite value comes back within ``eb``."""
+    def compress(self, data: np.ndarray, eb: float, progress: Progress | None = None,
+                 free: np.ndarray | None = None) -> Encoded:
+        """Encode ``data`` (any shape, float32/float64) so every finite value comes back within ``eb``.
+
+        ``free``: bool mask (``data``'s shape) of points whose reconstruction does not matter (missing values,
+        which the pipeline stores and restores itself; ``data`` holds a smooth extension there). A predictor may
+        reconstruct them as it likes, as long as its decoder needs no mask to do the same; None = none."""
 
     @abstractmethod
     def decompress(self, sections: dict[str, bytes], params: dict[str, Any], shape: tuple[int, ...],

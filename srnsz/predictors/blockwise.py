@@ -95,7 +95,9 @@ class LorenzoPredictor(Predictor):
         except (KeyError, TypeError, ValueError, InvalidInputError) as exc:
             raise StreamFormatError(f"the lorenzo predictor parameters are invalid ({exc})") from None
 
-    def compress(self, data: np.ndarray, eb: float, progress: Progress | None = None) -> Encoded:
+    def compress(self, data: np.ndarray, eb: float, progress: Progress | None = None,
+                 free: np.ndarray | None = None) -> Encoded:
+        # free points are coded as data: the pipeline hands them a smooth extension, cheap for Lorenzo too
         pq = prequantize(data, eb)
         candidates = [self.layers] if self.layers else [1, 2]
         residuals = {layers: difference(pq.d, layers) for layers in candidates}
@@ -162,14 +164,15 @@ class AutoencoderPredictor(Predictor):
             raise InvalidInputError(f"autoencoder {name!r} is for {model.spatial_dims}D blocks, the field is {ndim}D")
         return model, entry, device
 
-    def compress(self, data: np.ndarray, eb: float, progress: Progress | None = None) -> Encoded:
+    def compress(self, data: np.ndarray, eb: float, progress: Progress | None = None,
+                 free: np.ndarray | None = None) -> Encoded:
         if data.ndim not in (2, 3):
             encoded = LorenzoPredictor().compress(data, eb, progress)
             encoded.predictor = "lorenzo"  # the autoencoders are 2D and 3D
             return encoded
         encoded = self._compress_blocks(data, eb)
         if self.compete_interp:
-            interp = InterpPredictor(tune=self.tune).compress(data, eb)
+            interp = InterpPredictor(tune=self.tune).compress(data, eb, free=free)
             if interp.nbytes < encoded.nbytes:
                 interp.predictor = "interp"  # the plain interp stream, exactly
                 encoded = interp

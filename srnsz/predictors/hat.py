@@ -98,11 +98,12 @@ class HatPredictor(InterpPredictor):
     def _settings(self, device: str) -> InferenceSettings:
         return InferenceSettings(device, self.threads, self.batch, self.tile, self.overlap)
 
-    def compress(self, data: np.ndarray, eb: float, progress: Progress | None = None) -> Encoded:
+    def compress(self, data: np.ndarray, eb: float, progress: Progress | None = None,
+                 free: np.ndarray | None = None) -> Encoded:
         base = self.tuned(data, eb) if self.tune != "off" else self
         self.config = base.config
         if not self._applies(data.shape):
-            encoded = self._compress(data, eb, progress)
+            encoded = self._compress(data, eb, progress, free)
             encoded.predictor = "interp"  # HAT needs a 2D or 3D field
             return encoded
         device = resolve_device(self.device)
@@ -110,7 +111,7 @@ class HatPredictor(InterpPredictor):
         self._state = {"model": model, "settings": self._settings(device), "flags": [], "maps": {},
                        "chosen": 0, "blocks": 0}
         try:
-            encoded = self._compress(data, eb, progress)
+            encoded = self._compress(data, eb, progress, free)
             flags = np.concatenate(self._state["flags"]) if self._state["flags"] else np.zeros(0, bool)
         finally:
             self._state = {}
@@ -122,7 +123,7 @@ class HatPredictor(InterpPredictor):
         import torch
 
         encoded.sections["FLAG"] = lossless.pack(np.packbits(flags).tobytes())
-        plain = self._compress(data, eb, None)
+        plain = self._compress(data, eb, None, free)
         if plain.nbytes <= encoded.nbytes + HAT_HEADER_BYTES:
             # Blocks won on L1 error did not pay for their flags and the weights reference: keep the interp
             # stream, so asking for the network never costs a byte.

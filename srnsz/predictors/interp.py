@@ -183,7 +183,7 @@ class InterpPredictor(Predictor):
 
     def _trial_bytes(self, sample: np.ndarray, eb: float) -> int:
         """Estimated stream size for ``sample`` (codes and escapes; anchors are the same for every trial)."""
-        _, _, writer, escaped = self._encode_passes(sample, eb, None)
+        _, _, writer, escaped = self._encode_passes(sample, eb, None, None)
         return writer.estimated_bytes() + escaped.nbytes
 
     @classmethod
@@ -272,13 +272,15 @@ class InterpPredictor(Predictor):
         cached = list(samples())  # choose_weights reads them twice
         return lambda: iter(cached)
 
-    def compress(self, data: np.ndarray, eb: float, progress: Progress | None = None) -> Encoded:
+    def compress(self, data: np.ndarray, eb: float, progress: Progress | None = None,
+                 free: np.ndarray | None = None) -> Encoded:
         if self.tune != "off":
-            return self.tuned(data, eb)._compress(data, eb, progress)
-        return self._compress(data, eb, progress)
+            return self.tuned(data, eb)._compress(data, eb, progress, free)
+        return self._compress(data, eb, progress, free)
 
-    def _compress(self, data: np.ndarray, eb: float, progress: Progress | None) -> Encoded:
-        plan, rec, writer, escaped_values = self._encode_passes(data, eb, progress)
+    def _compress(self, data: np.ndarray, eb: float, progress: Progress | None,
+                  free: np.ndarray | None = None) -> Encoded:
+        plan, rec, writer, escaped_values = self._encode_passes(data, eb, progress, free)
         anchors = np.ascontiguousarray(data[plan.anchor_key])
         if progress:
             progress(anchors.size)
@@ -292,10 +294,15 @@ class InterpPredictor(Predictor):
             params["blend_weights"] = [list(w) for w in self._blend_log]
         return Encoded(sections, params, rec)
 
-    def _encode_passes(self, data: np.ndarray, eb: float, progress: Progress | None,
+    def _encode_passes(self, data: np.ndarray, eb: float, progress: Progress | None, free: np.ndarray | None,
                        ) -> tuple[Plan, np.ndarray, ContextCodeWriter, np.ndarray]:
-        """Predict, quantize and queue the codes of every pass: (plan, reconstruction, writer, escaped values)."""
+        """Predict, quantize and queue the codes of every pass: (plan, reconstruction, writer, escaped values).
+
+        ``free`` points (see :meth:`Predictor.compress`) are coded as if their value were their own prediction
+        (code 0, so they cost almost nothing and the decoder needs no mask) and stay out of the blend and
+        block-choice fits (NaN there)."""
         plan = self._plan(data.shape)
+        fit_data = data if free is None else np.where(free, np.nan, data)
         bounds = self.level_bounds(plan, eb)
         rec = data.copy()
         mag = np.zeros(data.shape, dtype=np.uint8)
@@ -304,13 +311,17 @@ class InterpPredictor(Predictor):
         escaped: list[np.ndarray] = []
         for p in plan.passes():
             rec_v, mag_v, data_v = rec[p.key], mag[p.key], data[p.key]
-            predict = self._pass_predictor(p, plan, rec, data)
+            free_v = None if free is None else free[p.key]
+            predict = self._pass_predictor(p, plan, rec, fit_data)
             for c in chunks(rec_v.shape, p.axes):
                 odd = _odd(p.axis, rec_v.ndim)
                 pred = predict(c)
                 contexts = self._contexts(p, mag, c).ravel()
                 details = self._details(p, c, bounds[p.level], True)
-                q = quantize(data_v[c][odd].ravel(), pred.ravel(), bounds[p.level])
+                x = data_v[c][odd].ravel()
+                if free_v is not None:
+                    x = np.where(free_v[c][odd].ravel(), pred.ravel().astype(x.dtype), x)
+                q = quantize(x, pred.ravel(), bounds[p.level])
                 rec_v[c][odd] = q.recon.reshape(pred.shape)
                 mag_v[c][odd] = magnitudes(q.codes).reshape(pred.shape)
                 writer.write(q.codes, contexts, p.level, details, pred.shape)

@@ -18,7 +18,8 @@ class LosslessPredictor(Predictor):
     name = "lossless"
     lossy = False
 
-    def compress(self, data: np.ndarray, eb: float, progress: Progress | None = None) -> Encoded:
+    def compress(self, data: np.ndarray, eb: float, progress: Progress | None = None,
+                 free: np.ndarray | None = None) -> Encoded:
         planes = np.ascontiguousarray(data).reshape(-1).view(np.uint8).reshape(-1, data.itemsize).T
         if progress:
             progress(data.size)

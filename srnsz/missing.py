@@ -1,0 +1,300 @@
+"""Missing values: which points are not data, how they travel in a stream, what the predictors see instead.
+
+Contract. A point is *missing* when it is not finite (NaN, +-Inf), equals a declared fill value (compared in
+the data's dtype), lies outside a declared valid range, or equals an undeclared fill found by
+:func:`detect_fills`. Missing points come back bit for bit: their mask and their values are coded on the side
+(sections ``MASK`` and ``MVAL``). Predictors never see them: before prediction they are replaced by a smooth
+extension of the valid values around them (:func:`extend_into_missing`), so a point next to a coast is
+predicted as in open water, and the fill value enters no prediction, context, tuning trial or range.
+Relative and PSNR bounds, and every metric, are taken over the valid points only.
+
+Undeclared fills (no attribute, no ``fill_value=``): treating a point as missing is always safe (it comes back
+exactly, and the range the bound is relative to can only shrink), so the detector leans towards it, but only for
+values that cannot be data: an extreme value that repeats exactly and sits far outside the rest (see
+:func:`detect_fills` for the rule and the borderline cases it leaves alone and reports).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from srnsz import lossless
+from srnsz.errors import InvalidInputError, StreamFormatError
+
+# An extreme value this large in magnitude, repeated, and separated from the rest by at least the rest's span,
+# is a fill (1e20 CMIP, 1e35 FOAM, 9.96921e36 NetCDF default, -1e30 ...).
+HUGE = 1e15
+# Any other repeated extreme value separated from the rest by this many times the rest's span is a fill
+# (-999 beside SST in [-1.8, 35]: 27 spans).
+GAP_FACTOR = 10.0
+# A repeated, integer-valued extreme value (|v| >= 99) at least this many spans away is reported as a likely fill
+# but kept as data (-9999 beside values up to 1e4): it lies within the data's own scale.
+SUSPECT_GAP = 0.1
+MAX_DETECTED = 4
+
+
+@dataclass(frozen=True)
+class MissingRule:
+    """What the user (or the file's attributes) declared missing, besides NaN and Inf.
+
+    fill_values: exact values that mean "no data" (``_FillValue``, ``missing_value``).
+    valid_min, valid_max: values outside [valid_min, valid_max] are missing (CF ``valid_range``).
+    detect: also look for undeclared fills (:func:`detect_fills`).
+    """
+
+    fill_values: tuple[float, ...] = ()
+    valid_min: float | None = None
+    valid_max: float | None = None
+    detect: bool = True
+
+    def __post_init__(self) -> None:
+        values = []
+        for v in self.fill_values:
+            number = _number("fill value", v)
+            if math.isfinite(number) and number not in values:  # NaN/Inf are missing anyway
+                values.append(number)
+        object.__setattr__(self, "fill_values", tuple(values))
+        for name in ("valid_min", "valid_max"):
+            value = getattr(self, name)
+            if value is not None:
+                number = _number(name, value)
+                if not math.isfinite(number):
+                    raise InvalidInputError(f"{name} must be finite, got {value!r}")
+                object.__setattr__(self, name, number)
+        if self.valid_min is not None and self.valid_max is not None and self.valid_min > self.valid_max:
+            raise InvalidInputError(f"valid range [{self.valid_min}, {self.valid_max}] is empty")
+
+    @classmethod
+    def of(cls, fill_value: float | Sequence[float] | None = None,
+           valid_range: Sequence[float | None] | None = None, detect: bool = True) -> MissingRule:
+        """The rule from user-facing arguments: one fill value or a list; ``valid_range`` = (min, max), either
+        may be None."""
+        if fill_value is None:
+            fills: tuple = ()
+        elif isinstance(fill_value, (str, bytes)) or not isinstance(fill_value, Sequence | np.ndarray):
+            fills = (fill_value,)
+        else:
+            fills = tuple(np.asarray(fill_value).ravel().tolist())
+        low = high = None
+        if valid_range is not None:
+            if len(valid_range) != 2:
+                raise InvalidInputError(f"valid_range must be (min, max), got {valid_range!r}")
+            low, high = valid_range
+        return cls(fills, low, high, bool(detect))
+
+    @property
+    def declared(self) -> bool:
+        return bool(self.fill_values) or self.valid_min is not None or self.valid_max is not None
+
+    def declared_mask(self, data: np.ndarray) -> np.ndarray:
+        """True where ``data`` is not finite, equals a fill value or lies outside the valid range."""
+        with np.errstate(invalid="ignore"):
+            mask = ~np.isfinite(data)
+            for value in self.fill_values:
+                mask |= data == data.dtype.type(value)
+            if self.valid_min is not None:
+                mask |= data < self.valid_min
+            if self.valid_max is not None:
+                mask |= data > self.valid_max
+        return mask
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"fill_values": list(self.fill_values)}
+        if self.valid_min is not None:
+            out["valid_min"] = self.valid_min
+        if self.valid_max is not None:
+            out["valid_max"] = self.valid_max
+        return out
+
+
+def _number(name: str, value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{name} must be a number, got {value!r}") from None
+
+
+@dataclass(frozen=True)
+class Missing:
+    """The missing points of one field.
+
+    mask: bool, the field's shape, True = missing; None when nothing is missing.
+    detected: undeclared fill values found in the data (now missing).
+    suspects: values that look like fills but were kept as data (see :func:`detect_fills`).
+    """
+
+    mask: np.ndarray | None
+    detected: tuple[float, ...] = ()
+    suspects: tuple[float, ...] = ()
+    rule: MissingRule = field(default_factory=MissingRule)
+
+    @property
+    def count(self) -> int:
+        return 0 if self.mask is None else int(np.count_nonzero(self.mask))
+
+
+def find_missing(data: np.ndarray, rule: MissingRule) -> Missing:
+    """The missing points of ``data`` (float array) under ``rule``, detected fills included."""
+    mask = rule.declared_mask(data)
+    detected: tuple[float, ...] = ()
+    suspects: tuple[float, ...] = ()
+    if rule.detect:
+        valid = data[~mask] if mask.any() else data.ravel()
+        detected, suspects = detect_fills(valid)
+        for value in detected:
+            mask |= data == data.dtype.type(value)
+    return Missing(mask if mask.any() else None, detected, suspects, rule)
+
+
+def detect_fills(values: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(fills, suspects) among the finite ``values`` (1-D, no declared fills).
+
+    An extreme value (the largest or the smallest) is a fill when it occurs at least twice and it is either huge
+    (|v| >= HUGE) and at least the span of the rest away from it, or at least GAP_FACTOR spans away (the span of
+    the rest must be > 0: a two-valued field is data). Repeated until no extreme qualifies (at most MAX_DETECTED).
+    Borderline, kept as data but returned as suspects: a repeated integer-valued extreme with |v| >= 99 at least
+    SUSPECT_GAP spans away (e.g. -9999 beside data in [0, 1e4], which could be a real value of the field).
+    """
+    fills: list[float] = []
+    suspects: list[float] = []
+    if values.size < 3:
+        return (), ()
+    lo, hi = values.min(), values.max()
+    for _ in range(MAX_DETECTED):
+        found = False
+        for top in (True, False):
+            if not lo < hi:
+                break
+            v = hi if top else lo
+            if np.count_nonzero(values == v) < 2:
+                continue
+            inside = (values < hi) & (values >= lo) if top else (values > lo) & (values <= hi)
+            inner = np.max(values, where=inside, initial=-np.inf) if top else np.min(values, where=inside,
+                                                                                        initial=np.inf)
+            span = float(inner) - float(lo) if top else float(hi) - float(inner)
+            gap = abs(float(v) - float(inner))
+            huge = abs(float(v)) >= HUGE and gap >= span
+            if huge or (span > 0 and gap >= GAP_FACTOR * span):
+                fills.append(float(v))
+                hi, lo = (inner, lo) if top else (hi, inner)
+                found = True
+                break
+            if (float(v).is_integer() and abs(float(v)) >= 99 and span > 0 and gap >= SUSPECT_GAP * span
+                    and float(v) not in suspects):
+                suspects.append(float(v))
+        if not found:
+            break
+    return tuple(fills), tuple(suspects)
+
+
+def valid_range(data: np.ndarray, mask: np.ndarray | None) -> float:
+    """max - min (float64) over the finite points of ``data`` outside ``mask``; 0.0 if there are none."""
+    valid = np.isfinite(data) if mask is None else ~mask & np.isfinite(data)
+    if valid.all():
+        return float(np.max(data)) - float(np.min(data))
+    if not valid.any():
+        return 0.0
+    values = data[valid]
+    return float(np.max(values)) - float(np.min(values))
+
+
+def _halve(x: np.ndarray) -> np.ndarray:
+    """Sums over 2x..x2 blocks (odd sizes padded with zeros)."""
+    for axis in range(x.ndim):
+        n = x.shape[axis]
+        if n == 1:
+            continue
+        if n % 2:
+            pad = [(0, 0)] * x.ndim
+            pad[axis] = (0, 1)
+            x = np.pad(x, pad)
+        x = x.reshape(x.shape[:axis] + (x.shape[axis] // 2, 2) + x.shape[axis + 1:]).sum(axis=axis + 1)
+    return x
+
+
+def _double(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Nearest-neighbour upsampling of a :func:`_halve` result back to ``shape``."""
+    for axis, n in enumerate(shape):
+        if x.shape[axis] != n:
+            x = np.repeat(x, 2, axis=axis)[(slice(None),) * axis + (slice(0, n),)]
+    return x
+
+
+def _smooth(est: np.ndarray, hole: np.ndarray, sweeps: int) -> None:
+    """Jacobi sweeps of the discrete Laplace equation on the ``hole`` points of ``est`` (in place)."""
+    if est.ndim == 0 or not hole.any():
+        return
+    for _ in range(sweeps):
+        total = np.zeros_like(est)
+        count = np.zeros(est.shape)
+        for axis in range(est.ndim):
+            if est.shape[axis] == 1:
+                continue
+            lead = (slice(None),) * axis
+            total[lead + (slice(1, None),)] += est[lead + (slice(0, -1),)]
+            total[lead + (slice(0, -1),)] += est[lead + (slice(1, None),)]
+            count[lead + (slice(1, None),)] += 1
+            count[lead + (slice(0, -1),)] += 1
+        est[hole] = total[hole] / np.maximum(count[hole], 1)
+
+
+SMOOTHING_SWEEPS = 2
+
+
+def extend_into_missing(data: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``data`` with its missing points (``mask``) replaced by a smooth extension of the valid values.
+
+    Push-pull on a pyramid of 2x block means of the valid points (coarsest level where every block has one),
+    each finer level taking its holes from the level above and smoothing them with a few Jacobi sweeps of the
+    Laplace equation: values that continue the field across a coast, so that valid points next to it are
+    predicted well and the extension itself costs few bits. Same shape and dtype as ``data``; the valid points
+    are untouched.
+    """
+    x = np.where(mask, 0.0, data.astype(np.float64))
+    w = (~mask).astype(np.float64)
+    if not w.any():
+        return np.zeros_like(data)
+    pyramid = [(x, w)]
+    while not pyramid[-1][1].all() and max(pyramid[-1][1].shape) > 1:
+        pyramid.append((_halve(pyramid[-1][0]), _halve(pyramid[-1][1])))
+    x, w = pyramid[-1]
+    est = np.where(w > 0, x / np.where(w > 0, w, 1.0), x.sum() / w.sum())
+    for x, w in reversed(pyramid[:-1]):
+        hole = w == 0
+        est = np.where(hole, _double(est, x.shape), x / np.where(hole, 1.0, w))
+        _smooth(est, hole, SMOOTHING_SWEEPS)
+    out = data.copy()
+    out[mask] = est[mask].astype(data.dtype)
+    return out
+
+
+def encode(mask: np.ndarray, data: np.ndarray) -> dict[str, bytes]:
+    """Sections ``MASK`` (the mask's bits, C order, zstd) and ``MVAL`` (the missing values in C order, their bytes
+    grouped by significance, zstd): repeated fills and a mask that repeats along time or depth cost little."""
+    values = np.ascontiguousarray(data[mask], dtype=data.dtype.newbyteorder("<"))
+    planes = values.view(np.uint8).reshape(-1, data.itemsize).T
+    return {"MASK": lossless.pack(np.packbits(mask.ravel()).tobytes()),
+            "MVAL": lossless.pack(np.ascontiguousarray(planes).tobytes())}
+
+
+def decode(sections: dict[str, bytes], shape: tuple[int, ...], dtype: np.dtype,
+           count: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mask, missing values) from the sections :func:`encode` wrote; ``count`` is the header's point count."""
+    if "MASK" not in sections or "MVAL" not in sections:
+        raise StreamFormatError("the stream declares missing values but lacks their sections")
+    n = int(np.prod(shape))
+    bits = np.frombuffer(lossless.unpack(sections["MASK"], "missing-value mask"), np.uint8)
+    if bits.size != (n + 7) // 8:
+        raise StreamFormatError("the missing-value mask does not match the shape")
+    mask = np.unpackbits(bits, count=n).astype(bool).reshape(shape)
+    raw = lossless.unpack(sections["MVAL"], "missing values")
+    if int(np.count_nonzero(mask)) != count or len(raw) != count * dtype.itemsize:
+        raise StreamFormatError("the missing values do not match the mask")
+    planes = np.frombuffer(raw, np.uint8).reshape(dtype.itemsize, count)
+    values = np.ascontiguousarray(planes.T).view(dtype.newbyteorder("<")).ravel().astype(dtype)
+    return mask, values
