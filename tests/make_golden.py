@@ -18,8 +18,14 @@ if __name__ == "__main__":
     # v1 (format 1.0) used a (12, 17, 23) field; later ones are larger so every coding method can win a level.
     data = smooth_field((12, 17, 23) if name == "v1" else (16, 25, 33), seed=7)
     data[0, 0, :3] = [np.nan, np.inf, -np.inf]
-    stream = srnsz.compress(data, 1e-3, "rel")
+    options = {}
+    if name not in ("v1", "v1_1", "v1_2"):  # 1.3: missing values (a detected 1e20 land, a declared -999)
+        data[:, :9, :11] = np.float32(1e20)
+        data[3, 20, 20:25] = -999.0
+        options = {"fill_value": -999.0}
+    stream = srnsz.compress(data, 1e-3, "rel", **options)
     (HERE / f"golden_{name}.srnsz").write_bytes(stream)
-    np.save(HERE / ("golden_v1_original.npy" if name == "v1" else "golden_field.npy"), data)
+    originals = {"v1": "golden_v1_original.npy", "v1_1": "golden_field.npy", "v1_2": "golden_field.npy"}
+    np.save(HERE / originals.get(name, f"golden_{name}_original.npy"), data)
     np.save(HERE / f"golden_{name}_expected.npy", srnsz.decompress(stream))
     print(name, srnsz.info(stream).format_version, len(stream), "bytes")

@@ -13,18 +13,31 @@ import srnsz
 DATA = Path(__file__).parent / "data"
 
 
-@pytest.mark.parametrize("name,version", [("v1", "1.0"), ("v1_1", "1.1"), ("v1_2", "1.2")])
+ORIGINALS = {"v1": "golden_v1_original.npy", "v1_1": "golden_field.npy", "v1_2": "golden_field.npy"}
+
+
+@pytest.mark.parametrize("name,version", [("v1", "1.0"), ("v1_1", "1.1"), ("v1_2", "1.2"), ("v1_3", "1.3")])
 def test_golden_stream_still_decodes(name, version):
     stream = (DATA / f"golden_{name}.srnsz").read_bytes()
     expected = np.load(DATA / f"golden_{name}_expected.npy")
     recon = srnsz.decompress(stream)
     assert np.array_equal(recon.view(np.uint32), expected.view(np.uint32))
-    original = np.load(DATA / ("golden_v1_original.npy" if name == "v1" else "golden_field.npy"))
+    original = np.load(DATA / ORIGINALS.get(name, f"golden_{name}_original.npy"))
     assert_bound(original, recon, srnsz.info(stream).error_bound["abs"])
     assert srnsz.info(stream).format_version == version
 
 
 def test_current_writer_reproduces_its_golden_stream():
     # The format is frozen: the same field, bound and options must give the same bytes.
-    original = np.load(DATA / "golden_field.npy")
-    assert srnsz.compress(original, 1e-3, "rel") == (DATA / "golden_v1_2.srnsz").read_bytes()
+    original = np.load(DATA / "golden_v1_3_original.npy")
+    stream = srnsz.compress(original, 1e-3, "rel", fill_value=-999.0)
+    assert stream == (DATA / "golden_v1_3.srnsz").read_bytes()
+    assert srnsz.info(stream).missing["detected"] == [float(np.float32(1e20))]
+    missing = ~np.isfinite(original) | (original == np.float32(1e20)) | (original == -999)
+    assert np.array_equal(srnsz.decompress(stream)[missing].view(np.uint32), original[missing].view(np.uint32))
+
+
+def test_fields_without_missing_values_keep_their_format_1_2_bytes():
+    # Written by the commit before missing values (caf3d49): a field with nothing missing is coded as before.
+    original = np.load(DATA / "golden_v1_2_finite_original.npy")
+    assert srnsz.compress(original, 1e-3, "rel") == (DATA / "golden_v1_2_finite.srnsz").read_bytes()
