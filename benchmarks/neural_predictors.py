@@ -17,6 +17,7 @@ import numpy as np
 
 import srnsz
 from srnsz.bench import valid_mask
+from srnsz.missing import MissingRule
 from srnsz.predictors import blockwise, hat
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -76,7 +77,7 @@ def hat_table(rels: list[float]) -> None:
     print("|---|---|---|---|---|---|---|---|")
     gains: dict[float, list[float]] = {r: [] for r in rels}
     for name, data in fields((2, 3)):
-        valid = valid_mask(data, 1e19)
+        valid = valid_mask(data, MissingRule())
         value_range = float(np.ptp(data[valid].astype(np.float64)))
         for rel in rels:
             eb = rel * value_range
@@ -99,7 +100,7 @@ def ae_table(rels: list[float]) -> None:
           "AE blocks | ae blocks / lorenzo | ae MB/s c/d |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, data in fields((2, 3)):
-        valid = valid_mask(data, 1e19)
+        valid = valid_mask(data, MissingRule())
         value_range = float(np.ptp(data[valid].astype(np.float64)))
         for rel in rels:
             eb = rel * value_range

@@ -12,6 +12,7 @@ import numpy as np
 
 from srnsz import missing
 from srnsz.bounds import ErrorBound
+from srnsz.cf import VariableMeta
 from srnsz.container import read_container, write_container
 from srnsz.errors import InvalidInputError, ReconstructionMismatchError, SrnszError, StreamFormatError
 from srnsz.metrics import bound_held, quality
@@ -19,7 +20,7 @@ from srnsz.predictors import PREDICTORS, create_predictor
 from srnsz.predictors.base import Encoded, Progress
 
 DTYPES = {"<f4": np.dtype("<f4"), "<f8": np.dtype("<f8")}
-MISSING_FORMAT_MINOR = 3  # streams with a "missing" header and its sections are format 1.3
+MISSING_FORMAT_MINOR = 3  # streams with missing values or variable metadata are format 1.3
 MAX_NDIM = 4
 SMALL_FIELD = 4096
 
@@ -56,7 +57,8 @@ def _verify_bound(data: np.ndarray, recon: np.ndarray, eb: float) -> None:
 
 def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp", *, rel: float | None = None,
              progress: Progress | None = None, fill_value: float | Sequence[float] | None = None,
-             valid_range: Sequence[float | None] | None = None, detect_fills: bool = True, **options: Any) -> bytes:
+             valid_range: Sequence[float | None] | None = None, detect_fills: bool = True,
+             metadata: VariableMeta | None = None, **options: Any) -> bytes:
     """Compress a float32/float64 array of 1-4 dimensions so that |x - x'| <= eb_abs for every valid value.
 
     eb, mode: the error bound (see :class:`srnsz.bounds.ErrorBound`; ``rel`` is a fraction of the value range
@@ -65,6 +67,8 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     Missing values (see :mod:`srnsz.missing`) come back bit for bit: NaN, Inf, ``fill_value`` (one value or a
     list), values outside ``valid_range`` = (min, max), and, unless ``detect_fills=False``, undeclared fills
     (a repeated extreme far outside the rest, e.g. 1e20). A resolved bound of 0 stores the data losslessly.
+    metadata: a NetCDF/HDF5 variable's name, dimensions, attributes and coordinates (:mod:`srnsz.cf`), stored
+    losslessly so that decompressing to a file restores them.
     """
     data = _as_field(array)
     bound = ErrorBound(mode, eb, rel)
@@ -109,7 +113,9 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     if mask is not None or found.suspects:
         header["missing"] = {**rule.to_json(), "detected": list(found.detected), "suspects": list(found.suspects),
                              "points": 0 if mask is None else int(np.count_nonzero(mask))}
-    minor = MISSING_FORMAT_MINOR if "missing" in header else None
+    if metadata is not None:
+        side = {**side, **metadata.to_sections()}
+    minor = MISSING_FORMAT_MINOR if "missing" in header or metadata is not None else None
     return write_container(header, {**encoded.sections, **side}, minor)
 
 
@@ -196,6 +202,11 @@ def info(data: bytes) -> StreamInfo:
                       str(h.get("created_by", "")), _missing_header(h))
 
 
+def variable_metadata(data: bytes) -> VariableMeta | None:
+    """The NetCDF/HDF5 variable metadata a stream carries (see :func:`compress`), or None."""
+    return VariableMeta.from_sections(read_container(_as_bytes(data)).sections)
+
+
 def decompress(data: bytes, progress: Progress | None = None) -> np.ndarray:
     """Decode a stream made by :func:`compress`; returns the reconstruction (shape and dtype as compressed).
 
@@ -230,19 +241,26 @@ def decompress(data: bytes, progress: Progress | None = None) -> np.ndarray:
 
 
 class Codec:
-    """A compressor configured once and used for many arrays: ``Codec(1e-3).compress(x)``."""
+    """A compressor configured once and used for many arrays: ``Codec(1e-3).compress(x)``.
+
+    Takes the arguments of :func:`compress`, missing-value rule included (``fill_value``, ``valid_range``,
+    ``detect_fills``)."""
 
     def __init__(self, eb: float, mode: str = "rel", predictor: str = "interp", *, rel: float | None = None,
-                 **options: Any) -> None:
+                 fill_value: float | Sequence[float] | None = None, valid_range: Sequence[float | None] | None = None,
+                 detect_fills: bool = True, **options: Any) -> None:
         ErrorBound(mode, eb, rel)  # validate now, not at the first call
+        missing.MissingRule.of(fill_value, valid_range, detect_fills)
         create_predictor(predictor, **options)
         self.eb, self.mode, self.predictor, self.rel, self.options = eb, mode, predictor, rel, options
+        self.missing = {"fill_value": fill_value, "valid_range": valid_range, "detect_fills": detect_fills}
 
     def compress(self, array: Any) -> bytes:
-        return compress(array, self.eb, self.mode, self.predictor, rel=self.rel, **self.options)
+        return compress(array, self.eb, self.mode, self.predictor, rel=self.rel, **self.missing, **self.options)
 
     def decompress(self, data: bytes) -> np.ndarray:
         return decompress(data)
 
     def __repr__(self) -> str:
-        return f"Codec(eb={self.eb}, mode={self.mode!r}, predictor={self.predictor!r}, options={self.options})"
+        return (f"Codec(eb={self.eb}, mode={self.mode!r}, predictor={self.predictor!r}, missing={self.missing}, "
+                f"options={self.options})")

@@ -2,7 +2,7 @@
 
 For each field and bound: ratio, bit rate, PSNR, SSIM, max error / eb, whether the bound held, and compress /
 decompress throughput (best of `repeat`). Relative bounds are fractions of the value range of the valid values
-(finite, |x| < fill_threshold), and every codec gets the same absolute bound.
+(finite, not fill values: srnsz.missing), and every codec gets the same absolute bound.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from srnsz.metrics import max_finite_error, quality
+from srnsz.missing import MissingRule, find_missing
 from srnsz.peers import BenchCodec, get_codec, list_codecs
 
 
@@ -41,10 +42,11 @@ class BenchRow:
     error: str = ""  # set when the codec failed on this input (reported, never hidden)
 
 
-def valid_mask(data: np.ndarray, fill_threshold: float) -> np.ndarray:
-    """Finite values below the fill threshold in magnitude (the ones bounds and metrics are about)."""
-    with np.errstate(invalid="ignore"):
-        return np.isfinite(data) & (np.abs(data) < fill_threshold)
+def valid_mask(data: np.ndarray, rule: MissingRule) -> np.ndarray:
+    """The valid points (not missing under ``rule``, undeclared fills detected): the ones bounds and metrics are
+    about, for every codec alike."""
+    mask = find_missing(data, rule).mask
+    return np.ones(data.shape, bool) if mask is None else ~mask
 
 
 def _run_codec(codec: BenchCodec, data: np.ndarray, eb: float, repeat: int) -> tuple[float, float, int, np.ndarray]:
@@ -89,12 +91,12 @@ def _best_time(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
 
 
 def bench_field(name: str, data: np.ndarray, bounds: list[float], codecs: list[str], mode: str = "rel",
-                repeat: int = 1, fill_threshold: float = 1e19,
+                repeat: int = 1, rule: MissingRule | None = None,
                 keep: Callable[[str, float, np.ndarray], None] | None = None) -> list[BenchRow]:
     """Rows for `data` under each bound (rel: fraction of the valid range; abs: data units) and codec.
 
     `keep(codec, bound, recon)` receives each reconstruction (for error maps)."""
-    valid = valid_mask(data, fill_threshold)
+    valid = valid_mask(data, rule or MissingRule())
     value_range = float(np.ptp(data[valid].astype(np.float64))) if valid.any() else 0.0
     rows = []
     megabytes = data.nbytes / 1e6

@@ -236,6 +236,25 @@ def read_variable(path: str | Path, var: str | None) -> CFField:
         return _unpack(var, v, meta)
 
 
+def declared_rule(path: str | Path, var: str | None) -> MissingRule:
+    """The missing-value rule of variable ``var``'s attributes, without reading its values (packed variables
+    declare none: unpacking turns their missing values into NaN)."""
+    path = Path(path)
+    if path.suffix.lower() in HDF5_SUFFIXES:
+        import h5py
+
+        with h5py.File(path, "r") as h5:
+            attrs = dict(h5[var].attrs) if var in h5 else {}
+            dtype = h5[var].dtype if var in h5 else np.dtype("f4")
+    else:
+        ds, _ = _open_netcdf(path)
+        with ds:
+            if var not in ds.variables:
+                return MissingRule()
+            attrs, dtype = dict(ds.variables[var].attrs), ds.variables[var].dtype
+    return MissingRule() if is_packed(dtype, attrs) else rule_from_attrs(attrs)
+
+
 def _unpack(name: str, v: Any, meta: VariableMeta) -> CFField:
     """A CF-packed variable as floats (xarray's decoding), missing values (fills, outside the valid range in
     packed units) as NaN; the packing is recorded in the metadata."""

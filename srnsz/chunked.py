@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import mmap
 import os
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import cached_property
@@ -39,6 +38,7 @@ import zstandard
 from srnsz import api
 from srnsz.bounds import ErrorBound
 from srnsz.errors import InvalidInputError, StreamFormatError
+from srnsz.missing import PROFILE_DEPTH, Extremes, MissingRule, detect_fills
 from srnsz.predictors.base import Progress
 
 CHUNKED_MAGIC = b"\x89SRNSZC\n"
@@ -190,42 +190,65 @@ def _check_chunk(shape: tuple[int, ...], chunk: tuple[int, ...]) -> tuple[int, .
     return chunk
 
 
-def _global_bound(read: Reader, bound: ErrorBound, keys: list[tuple[slice, ...]]) -> float:
+def _global_bound(read: Reader, bound: ErrorBound, keys: list[tuple[slice, ...]],
+                  rule: MissingRule) -> tuple[float, tuple[float, ...]]:
+    """(absolute bound, undeclared fills detected on the whole array). A relative bound is resolved in one
+    streaming pass over the valid values (a chunk in memory at a time); an abs bound needs no pass, and each chunk
+    then detects its own fills."""
     if bound.mode == "psnr":
         raise InvalidInputError("chunked compression takes abs, rel or abs_and_rel bounds (psnr is a whole-field goal)")
     if bound.mode == "abs":
-        return float(bound.value)
-    lo, hi = math.inf, -math.inf
-    for key in keys:  # one streaming pass: the range of the whole array, a chunk in memory at a time
+        return float(bound.value), ()
+    extremes: Extremes | None = None
+    for key in keys:
         block = read(key)
-        finite = block[np.isfinite(block)]
-        if finite.size:
-            lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
-    return bound.absolute(hi - lo if hi >= lo else 0.0)
+        mask = rule.declared_mask(block)
+        part = Extremes.of(block[~mask] if mask.any() else block).profile()
+        extremes = part if extremes is None else extremes.merge(part)
+    fills = detect_fills(extremes)[0] if rule.detect and extremes is not None else ()
+    top = next((v for v, _ in _side(extremes, True) if v not in fills), None)
+    bottom = next((v for v, _ in _side(extremes, False) if v not in fills), None)
+    value_range = top - bottom if top is not None and bottom is not None and top >= bottom else 0.0
+    return bound.absolute(value_range), fills
+
+
+def _side(extremes: Extremes | None, top: bool) -> Iterator[tuple[float, int]]:
+    for i in range(PROFILE_DEPTH):
+        entry = None if extremes is None else (extremes.top(i) if top else extremes.bottom(i))
+        if entry is None:
+            return
+        yield entry
 
 
 def compress_chunked(array: Any, out: BinaryIO, eb: float, mode: str = "abs", chunk: tuple[int, ...] = (),
                      predictor: str = "interp", *, rel: float | None = None, progress: Progress | None = None,
+                     fill_value: float | Sequence[float] | None = None,
+                     valid_range: Sequence[float | None] | None = None, detect_fills: bool = True,
                      **options: Any) -> ChunkIndex:
     """Compress ``array`` (anything sliceable to numpy: np.memmap, h5py/zarr dataset) chunk by chunk to ``out``.
 
     chunk: block shape (elements per axis). Reads one chunk at a time, so memory stays a few chunks.
-    Returns the index written to the footer.
+    fill_value, valid_range, detect_fills: the missing-value rule (see :func:`srnsz.compress`); a relative bound
+    is relative to the valid values of the whole array. Returns the index written to the footer.
     """
     shape = tuple(int(n) for n in array.shape)
     dtype = np.dtype(array.dtype)
     chunk = _check_chunk(shape, chunk)
     keys = list(chunk_keys(shape, chunk))
     bound = ErrorBound(mode, eb, rel)
+    rule = MissingRule.of(fill_value, valid_range, detect_fills)
     with FileRegions.of(array) or nullcontext() as files:
         read = _reader(array, files)
-        eb_abs = _global_bound(read, bound, keys)
+        eb_abs, detected = _global_bound(read, bound, keys, rule)
+        # Fills found on the whole array are declared to every chunk, so each masks the same values.
+        per_chunk = {"fill_value": [*rule.fill_values, *detected], "detect_fills": rule.detect and not detected,
+                     "valid_range": (rule.valid_min, rule.valid_max)}
         out.write(CHUNKED_MAGIC)
         offset = len(CHUNKED_MAGIC)
         spans = []
         for key in keys:
             block = read(key)
-            stream = api.compress(block, eb_abs, "abs", predictor, **options)
+            stream = api.compress(block, eb_abs, "abs", predictor, **per_chunk, **options)
             out.write(stream)
             spans.append((offset, len(stream)))
             offset += len(stream)

@@ -14,10 +14,22 @@ import numpy as np
 
 from srnsz import api, chunked
 from srnsz.bounds import MODES
+from srnsz.cf import CFField
 from srnsz.errors import SrnszError
 from srnsz.examples import example_field
-from srnsz.fieldio import RAW_DTYPES, open_lazy, read_field, refuse_existing, write_atomically, write_field
+from srnsz.fieldio import (
+    RAW_DTYPES,
+    VARIABLE_SUFFIXES,
+    declared_rule,
+    open_lazy,
+    read_field,
+    read_input,
+    refuse_existing,
+    write_atomically,
+    write_field,
+)
 from srnsz.metrics import bit_rate, bound_held, quality
+from srnsz.missing import MissingRule, find_missing
 from srnsz.peers import list_codecs
 from srnsz.predictors import list_predictors
 from srnsz.predictors.interp import CONFIG_KINDS, TUNE_MODES
@@ -54,6 +66,14 @@ def _add_bound(p: argparse.ArgumentParser) -> None:
                         help="search the largest bound that keeps at least this PSNR (replaces --eb/--mode)")
     target.add_argument("--target-ratio", type=float, metavar="R",
                         help="search the smallest bound that reaches at least this compression ratio")
+    p.add_argument("--fill-value", type=float, nargs="+", metavar="V",
+                   help="values that mean 'no data' (besides NaN, Inf and a NetCDF/HDF5 variable's _FillValue/"
+                        "missing_value): they come back exactly and never set the range of a rel bound")
+    p.add_argument("--valid-range", type=float, nargs=2, metavar=("MIN", "MAX"),
+                   help="values outside [MIN, MAX] are missing (default: the variable's valid_range/min/max)")
+    p.add_argument("--no-fill-detection", action="store_true",
+                   help="do not treat undeclared fill values (a huge or far-off repeated extreme, e.g. 1e20) as "
+                        "missing")
     p.add_argument("--predictor", choices=list_predictors(), help="default interp")
     p.add_argument("--kind", choices=CONFIG_KINDS, help="spline of the interp predictor (default: tuned)")
     p.add_argument("--tune", choices=TUNE_MODES, help="interp tuning on sampled blocks (default fast; best also "
@@ -97,15 +117,48 @@ def _read_predictor_config(path: str) -> tuple[str, dict[str, Any]]:
     return name, cfg
 
 
-def _load(args: argparse.Namespace) -> np.ndarray:
+def _load(args: argparse.Namespace) -> CFField:
     if args.example:
-        return example_field()
+        return CFField(example_field(), MissingRule(), None)
     if args.input is None:
         raise SrnszError("give an input file or --example")
-    return read_field(args.input, args.dtype, args.shape, args.var)
+    return read_input(args.input, args.dtype, args.shape, args.var)
 
 
-def _compress_field(data: np.ndarray, args: argparse.Namespace, name: str, options: dict[str, Any]) -> bytes:
+def _missing_options(args: argparse.Namespace, declared: MissingRule) -> dict[str, Any]:
+    """The missing-value arguments of srnsz.compress: the file's declarations plus the command line's."""
+    low, high = args.valid_range if args.valid_range else (declared.valid_min, declared.valid_max)
+    return {"fill_value": [*declared.fill_values, *(args.fill_value or [])], "valid_range": (low, high),
+            "detect_fills": not args.no_fill_detection}
+
+
+def _report_missing(record: dict[str, Any], size: int) -> None:
+    """One line on stderr about the missing values a stream records (nothing when it records none)."""
+    if not record:
+        return
+    points = int(record.get("points", 0))
+    if points:
+        declared = [f"{v:g}" for v in record.get("fill_values", [])]
+        if "valid_min" in record or "valid_max" in record:
+            declared.append(f"outside [{record.get('valid_min', '-inf')}, {record.get('valid_max', 'inf')}]")
+        detected = [f"{v:g}" for v in record.get("detected", [])]
+        parts = ["NaN/Inf"] + (["declared " + ", ".join(declared)] if declared else [])
+        parts += [f"undeclared fill {', '.join(detected)} (detected: a huge or far-off extreme; "
+                  "--no-fill-detection keeps it as data)"] if detected else []
+        print(f"missing values: {points} points ({100 * points / size:.1f}%) come back exactly, left out of the "
+              f"bound's range: {'; '.join(parts)}", file=sys.stderr)
+    for value in record.get("suspects", []):
+        print(f"note: {value:g} repeats at the edge of the values and may be a fill value; it was kept as data "
+              f"(pass --fill-value {value:g} if it means 'no data')", file=sys.stderr)
+
+
+def _compress_field(source: CFField, args: argparse.Namespace, name: str, options: dict[str, Any]) -> bytes:
+    data = source.data
+    for note in source.notes:
+        print(f"note: {note}", file=sys.stderr)
+    options = {**options, **_missing_options(args, source.rule)}
+    if source.meta is not None:
+        options["metadata"] = source.meta
     if args.target_psnr is not None or args.target_ratio is not None:
         from srnsz.targets import compress_to_target
 
@@ -125,12 +178,19 @@ def cmd_compress(args: argparse.Namespace) -> None:
     if args.chunk:
         _compress_chunked(args)
         return
-    data = _load(args)
+    source = _load(args)
+    data = source.data
     asked, options = _predictor_and_options(args)
-    stream = _compress_field(data, args, asked, options)
+    stream = _compress_field(source, args, asked, options)
     write_atomically(args.output, lambda tmp: tmp.write_bytes(stream), args.force)
     print(f"{data.nbytes} -> {len(stream)} bytes (ratio {data.nbytes / len(stream):.2f}) {args.output}")
-    stored = api.info(stream).predictor
+    stream_info = api.info(stream)
+    _report_missing(stream_info.missing, data.size)
+    packing = source.meta.packing if source.meta is not None else None
+    if packing is not None and stream_info.error_bound["abs"] < packing.step / 2:
+        print(f"note: the bound {stream_info.error_bound['abs']:.3g} is below half the packing step "
+              f"({packing.step / 2:.3g}): the extra bits only keep packing noise", file=sys.stderr)
+    stored = stream_info.predictor
     if stored not in (asked, "lossless"):
         print(f"note: the {asked} predictor stored a plain {stored} stream (its network did not apply to this field "
               "or did not pay for itself)", file=sys.stderr)
@@ -142,6 +202,7 @@ def _compress_chunked(args: argparse.Namespace) -> None:
     if args.target_psnr is not None or args.target_ratio is not None:
         raise SrnszError("--chunk takes a bound (--eb/--mode), not a target")
     name, options = _predictor_and_options(args)
+    options.update(_missing_options(args, declared_rule(args.input, args.var, args.dtype, args.shape)))
     with open_lazy(args.input, args.dtype, args.shape, args.var) as array:
         with progress_bar(int(np.prod(array.shape)), "compress") as update:
             def write(tmp: Path) -> None:
@@ -160,8 +221,7 @@ def _decompress_chunked(args: argparse.Namespace) -> None:
         index = chunked.read_index(src)
         with progress_bar(int(np.prod(index.shape)), "decompress") as update:
             if suffix not in (".npy", ".h5", ".hdf5", ".he5"):
-                write_field(args.output, chunked.decompress_chunked(src, None, update), args.force,
-                            args.var or "data")
+                write_field(args.output, chunked.decompress_chunked(src, None, update), args.force, args.var)
             else:  # chunk by chunk into the output file: memory stays a few chunks
                 def write(tmp: Path) -> None:
                     if suffix == ".npy":
@@ -196,8 +256,12 @@ def cmd_decompress(args: argparse.Namespace) -> None:
     shape = api.info(stream).shape
     with progress_bar(int(np.prod(shape)), "decompress") as update:
         data = api.decompress(stream, progress=update)
-    write_field(args.output, data, args.force, args.var or "data")
-    print(f"{args.output}: {data.dtype} {data.shape}")
+    meta = api.variable_metadata(stream)
+    write_field(args.output, data, args.force, args.var, meta)
+    restored = f" (variable {args.var or meta.name}{list(meta.dims)}, {len(meta.attrs)} attributes, " \
+               f"{len(meta.coords)} coordinate variables)" if meta is not None and Path(args.output).suffix.lower() \
+        in VARIABLE_SUFFIXES else ""
+    print(f"{args.output}: {data.dtype} {data.shape}{restored}")
 
 
 def _is_chunked_file(path: str) -> bool:
@@ -225,16 +289,31 @@ def cmd_info(args: argparse.Namespace) -> None:
     print(f"error bound    : {i.error_bound}")
     print(f"predictor      : {i.predictor} {i.predictor_params.get('config', '')}")
     print(f"size           : {i.compressed_bytes} bytes, ratio {i.ratio:.2f}")
+    if i.missing:
+        rule = {k: v for k, v in i.missing.items() if k not in ("points", "detected", "suspects")}
+        size = int(np.prod(i.shape))
+        print(f"missing values : {i.missing.get('points', 0)} points ({100 * i.missing.get('points', 0) / size:.1f}%),"
+              f" restored exactly; rule: NaN/Inf, {rule}, detected fills {i.missing.get('detected', [])}, "
+              f"kept as data {i.missing.get('suspects', [])}")
+    meta = api.variable_metadata(_read_stream(args.input))
+    if meta is not None:
+        packed = f", packed {meta.packing}" if meta.packing else ""
+        print(f"variable       : {meta.name}{list(meta.dims)} from {meta.file_format}, {len(meta.attrs)} attributes, "
+              f"coordinates {[c.name for c in meta.coords]}{packed}")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    data = _load(args)
+    source = _load(args)
+    data = source.data
     t0 = time.perf_counter()
-    stream = _compress_field(data, args, *_predictor_and_options(args))
+    stream = _compress_field(source, args, *_predictor_and_options(args))
     t1 = time.perf_counter()
     recon = api.decompress(stream)
     t2 = time.perf_counter()
-    q = quality(data, recon)
+    rule = _missing_options(args, source.rule)
+    mask = find_missing(data, MissingRule.of(rule["fill_value"], rule["valid_range"], rule["detect_fills"])).mask
+    _report_missing(api.info(stream).missing, data.size)
+    q = quality(data, recon, None if mask is None else ~mask)
     eb = api.info(stream).error_bound["abs"]
     mb = data.nbytes / 1e6
     print(f"field              : {data.dtype} {data.shape}")
@@ -281,7 +360,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
             if bound == max(args.eb):
                 recons[codec] = recon
 
-        new = bench.bench_field(name, data, args.eb, codecs, args.mode, args.repeat, args.fill_threshold, keep)
+        new = bench.bench_field(name, data, args.eb, codecs, args.mode, args.repeat,
+                                MissingRule.of(args.fill_value), keep)
         rows += new
         for r in new:
             if r.error:
@@ -338,8 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--codecs", nargs="+", choices=[*list_codecs(), "all"], metavar="NAME",
                    help="codecs to run (default all installed): " + ", ".join(list_codecs()))
     b.add_argument("--repeat", type=int, default=1, help="time each run this many times, keep the best")
-    b.add_argument("--fill-threshold", type=float, default=1e19,
-                   help="values this large in magnitude are fill values, left out of ranges and metrics")
+    b.add_argument("--fill-value", type=float, nargs="+", metavar="V",
+                   help="fill values (besides NaN, Inf and detected undeclared fills such as 1e20), left out of "
+                        "ranges and metrics")
     b.add_argument("--out", default="bench-results", help="output folder (default bench-results)")
     b.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     b.add_argument("--force", action="store_true", help="overwrite results in --out")

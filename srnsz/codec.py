@@ -31,13 +31,20 @@ CODEC_ID = "srnsz"
 class Srnsz(Codec):
     """numcodecs codec: ``encode`` takes a float32/float64 array (the chunk), ``decode`` gives it back.
 
-    eb, mode: the error bound (default abs, data units); predictor and options as for :func:`srnsz.compress`.
+    eb, mode: the error bound (default abs, data units); predictor, options and the missing-value rule
+    (``fill_value``: one value or a list, ``valid_range``: [min, max], ``detect_fills``) as for
+    :func:`srnsz.compress`: the chunk's missing values come back bit for bit and never widen its bound.
     """
 
     codec_id = CODEC_ID
 
     def __init__(self, eb: float = 1e-3, mode: str = "abs", predictor: str = "interp", **options: Any) -> None:
-        self.eb, self.mode, self.predictor, self.options = float(eb), mode, predictor, dict(options)
+        options = dict(options)
+        for key in ("fill_value", "valid_range"):  # JSON-able config: plain floats in lists
+            if options.get(key) is not None:
+                options[key] = [None if v is None else float(v) for v in np.asarray(
+                    options[key], dtype=object).ravel().tolist()]
+        self.eb, self.mode, self.predictor, self.options = float(eb), mode, predictor, options
         self._codec = api.Codec(self.eb, mode, predictor, **options)  # validates the settings now
 
     def encode(self, buf: Any) -> bytes:

@@ -11,41 +11,20 @@ from typing import Any
 
 import numpy as np
 
+from srnsz import cf
+from srnsz.cf import HDF5_SUFFIXES, NETCDF_SUFFIXES, CFField, VariableMeta
 from srnsz.errors import InvalidInputError, SrnszError
+from srnsz.missing import MissingRule
 
 RAW_DTYPES = {"f32": np.dtype("<f4"), "f64": np.dtype("<f8")}
 
 
-HDF5_SUFFIXES = (".h5", ".hdf5", ".he5", ".nc", ".nc4")
+VARIABLE_SUFFIXES = HDF5_SUFFIXES + NETCDF_SUFFIXES
 
 
 def read_variable(path: Path, var: str | None) -> np.ndarray:
-    """Read variable ``var`` of an HDF5 or NetCDF file (NetCDF-4 through h5py, classic NetCDF through scipy)."""
-    with open(path, "rb") as f:
-        magic = f.read(4)
-    if magic[:3] == b"CDF":
-        try:
-            from scipy.io import netcdf_file
-        except ImportError:
-            raise InvalidInputError(f"{path.name}: classic NetCDF needs scipy (pip install scipy)") from None
-        with netcdf_file(path, "r", mmap=False) as nc:
-            names = sorted(k for k, v in nc.variables.items() if v.data.dtype.kind == "f")
-            if var not in nc.variables:
-                raise InvalidInputError(f"{path.name}: give --var, one of {', '.join(names)}")
-            return np.array(nc.variables[var].data)
-    try:
-        import h5py
-    except ImportError:
-        raise InvalidInputError(f"{path.name}: HDF5/NetCDF-4 input needs h5py (pip install h5py)") from None
-    try:
-        with h5py.File(path, "r") as h5:
-            names: list[str] = []
-            h5.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) and o.dtype.kind == "f" else None)
-            if var not in names:
-                raise InvalidInputError(f"{path.name}: give --var, one of {', '.join(sorted(names)) or '(none)'}")
-            return np.asarray(h5[var][()])
-    except OSError as exc:
-        raise InvalidInputError(f"{path.name}: cannot read as HDF5/NetCDF ({exc})") from None
+    """Values of variable ``var`` of a NetCDF or HDF5 file (see :func:`srnsz.cf.read_variable`)."""
+    return cf.read_variable(path, var).data
 
 
 def _input_kind(path: Path, dtype: str | None, shape: list[int] | None) -> str:
@@ -53,7 +32,7 @@ def _input_kind(path: Path, dtype: str | None, shape: list[int] | None) -> str:
     if not path.is_file():
         raise InvalidInputError(f"input file {str(path)!r} does not exist")
     if dtype is None and shape is None:
-        if path.suffix.lower() in HDF5_SUFFIXES:
+        if path.suffix.lower() in VARIABLE_SUFFIXES:
             return "variable"
         if path.suffix.lower() != ".npy":
             raise InvalidInputError(f"{path.name}: not a .npy file; for raw binary give --dtype and --shape")
@@ -95,6 +74,26 @@ def read_field(path: str | Path, dtype: str | None = None, shape: list[int] | No
     return np.fromfile(path, dtype=dt).reshape(dims)
 
 
+def read_input(path: str | Path, dtype: str | None = None, shape: list[int] | None = None,
+               var: str | None = None) -> CFField:
+    """Like :func:`read_field`, with what the file declares: a NetCDF/HDF5 variable's missing-value rule,
+    metadata and unpacking notes (see :mod:`srnsz.cf`); a .npy or raw file declares nothing."""
+    path = Path(path)
+    if _input_kind(path, dtype, shape) == "variable":
+        return cf.read_variable(path, var)
+    return CFField(read_field(path, dtype, shape, var), MissingRule(), None)
+
+
+def declared_rule(path: str | Path, var: str | None, dtype: str | None = None,
+                  shape: list[int] | None = None) -> MissingRule:
+    """The missing-value rule a file declares for ``var`` without reading its values (NetCDF/HDF5 attributes;
+    nothing for .npy and raw files)."""
+    path = Path(path)
+    if _input_kind(path, dtype, shape) != "variable":
+        return MissingRule()
+    return cf.declared_rule(path, var)
+
+
 def refuse_existing(path: str | Path, force: bool) -> None:
     """Raise unless ``path`` is free or ``force`` allows replacing it."""
     if Path(path).exists() and not force:
@@ -121,19 +120,16 @@ def write_atomically(path: str | Path, write: Callable[[Path], None], force: boo
             tmp.unlink()
 
 
-def write_field(path: str | Path, data: np.ndarray, force: bool, var: str = "data") -> None:
-    """Write ``data`` by suffix: .npy; .h5/.hdf5 (dataset ``var``); .nc (NetCDF classic variable ``var`` with
-    dimensions dim_0..); else raw little-endian binary."""
+def write_field(path: str | Path, data: np.ndarray, force: bool, var: str | None = None,
+                meta: VariableMeta | None = None) -> None:
+    """Write ``data`` by suffix: .npy; .h5/.hdf5 or .nc (variable ``var``, default the metadata's name or
+    ``data``, with the metadata's dimensions, attributes, coordinates and packing when given); else raw
+    little-endian binary."""
     suffix = Path(path).suffix.lower()
 
     def write(tmp: Path) -> None:
-        if suffix in (".h5", ".hdf5", ".he5"):
-            import h5py
-
-            with h5py.File(tmp, "w") as h5:
-                h5.create_dataset(var, data=data)
-        elif suffix in (".nc", ".nc4"):
-            write_netcdf(tmp, data, var)
+        if suffix in VARIABLE_SUFFIXES:
+            cf.write_variable(tmp, data, meta, var)
         else:
             with open(tmp, "wb") as f:
                 if suffix == ".npy":
@@ -142,19 +138,6 @@ def write_field(path: str | Path, data: np.ndarray, force: bool, var: str = "dat
                     f.write(np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<")).tobytes())
 
     write_atomically(path, write, force)
-
-
-def write_netcdf(path: Path, data: np.ndarray, var: str) -> None:
-    """NetCDF classic (64-bit offset) file holding ``data`` as variable ``var``; readable by any NetCDF tool."""
-    try:
-        from scipy.io import netcdf_file
-    except ImportError:
-        raise InvalidInputError("NetCDF output needs scipy (pip install scipy)") from None
-    with netcdf_file(path, "w", version=2) as nc:
-        dims = [f"dim_{a}" for a in range(data.ndim)]
-        for name, n in zip(dims, data.shape):
-            nc.createDimension(name, n)
-        nc.createVariable(var, data.dtype.newbyteorder(">"), dims)[...] = data
 
 
 @contextmanager
@@ -188,4 +171,7 @@ def open_lazy(path: str | Path, dtype: str | None = None, shape: list[int] | Non
         with h5:
             if var is None or var not in h5 or not isinstance(h5[var], h5py.Dataset):
                 read_variable(path, var)  # raises with the list of variables
+            if h5[var].dtype.kind != "f":  # packed integers: unpacked in memory
+                yield read_variable(path, var)
+                return
             yield h5[var]

@@ -10,7 +10,7 @@ Relative and PSNR bounds, and every metric, are taken over the valid points only
 
 Undeclared fills (no attribute, no ``fill_value=``): treating a point as missing is always safe (it comes back
 exactly, and the range the bound is relative to can only shrink), so the detector leans towards it, but only for
-values that cannot be data: an extreme value that repeats exactly and sits far outside the rest (see
+values that cannot be data: a huge extreme value, or one that repeats exactly and sits far outside the rest (see
 :func:`detect_fills` for the rule and the borderline cases it leaves alone and reports).
 """
 
@@ -26,8 +26,8 @@ import numpy as np
 from srnsz import lossless
 from srnsz.errors import InvalidInputError, StreamFormatError
 
-# An extreme value this large in magnitude, repeated, and separated from the rest by at least the rest's span,
-# is a fill (1e20 CMIP, 1e35 FOAM, 9.96921e36 NetCDF default, -1e30 ...).
+# An extreme value this large in magnitude, separated from the rest by at least the rest's span, is a fill
+# (1e20 CMIP, 1e35 FOAM, 9.96921e36 NetCDF default, -1e30 ...).
 HUGE = 1e15
 # Any other repeated extreme value separated from the rest by this many times the rest's span is a fill
 # (-999 beside SST in [-1.8, 35]: 27 spans).
@@ -138,55 +138,113 @@ class Missing:
         return 0 if self.mask is None else int(np.count_nonzero(self.mask))
 
 
-def find_missing(data: np.ndarray, rule: MissingRule) -> Missing:
-    """The missing points of ``data`` (float array) under ``rule``, detected fills included."""
+def find_missing(data: np.ndarray, rule: MissingRule, fills: Sequence[float] | None = None) -> Missing:
+    """The missing points of ``data`` (float array) under ``rule``: with ``fills`` = None, undeclared fills are
+    detected here (when the rule allows); otherwise ``fills`` are the undeclared fills already detected on the
+    whole array (chunked compression decides once for every chunk)."""
     mask = rule.declared_mask(data)
-    detected: tuple[float, ...] = ()
     suspects: tuple[float, ...] = ()
-    if rule.detect:
-        valid = data[~mask] if mask.any() else data.ravel()
-        detected, suspects = detect_fills(valid)
-        for value in detected:
-            mask |= data == data.dtype.type(value)
-    return Missing(mask if mask.any() else None, detected, suspects, rule)
+    if fills is None:
+        fills = ()
+        if rule.detect:
+            fills, suspects = detect_fills(Extremes.of(data[~mask] if mask.any() else data.ravel()))
+    for value in fills:
+        mask |= data == data.dtype.type(value)
+    return Missing(mask if mask.any() else None, tuple(fills), suspects, rule)
 
 
-def detect_fills(values: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(fills, suspects) among the finite ``values`` (1-D, no declared fills).
+PROFILE_DEPTH = MAX_DETECTED + 2  # distinct extreme values kept per side: enough for every detection step
 
-    An extreme value (the largest or the smallest) is a fill when it occurs at least twice and it is either huge
-    (|v| >= HUGE) and at least the span of the rest away from it, or at least GAP_FACTOR spans away (the span of
-    the rest must be > 0: a two-valued field is data). Repeated until no extreme qualifies (at most MAX_DETECTED).
+
+class Extremes:
+    """The distinct extreme values of a set of finite values with their counts: ``top(i)`` is the (i+1)-th
+    largest (value, count), ``bottom(i)`` the (i+1)-th smallest, None past the end. Over an array they are
+    computed on demand (most fields need two counts); :meth:`merge` combines the profiles of disjoint parts."""
+
+    def __init__(self, values: np.ndarray | None, top: list[tuple[float, int]] | None = None,
+                 bottom: list[tuple[float, int]] | None = None) -> None:
+        self._values = values
+        self._sides = {True: list(top or []), False: list(bottom or [])}
+        self._done = {True: values is None, False: values is None}
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> Extremes:
+        return cls(values.ravel())
+
+    def _entry(self, top: bool, i: int) -> tuple[float, int] | None:
+        side = self._sides[top]
+        while len(side) <= i and not self._done[top]:
+            v = self._values
+            if not side:
+                if v.size == 0:
+                    self._done[top] = True
+                    break
+                current = v.max() if top else v.min()
+            else:
+                last = v.dtype.type(side[-1][0])
+                current = (np.max(v, where=v < last, initial=-np.inf) if top
+                           else np.min(v, where=v > last, initial=np.inf))
+                if not np.isfinite(current):
+                    self._done[top] = True
+                    break
+            side.append((float(current), int(np.count_nonzero(v == current))))
+        return side[i] if i < len(side) else None
+
+    def top(self, i: int) -> tuple[float, int] | None:
+        return self._entry(True, i)
+
+    def bottom(self, i: int) -> tuple[float, int] | None:
+        return self._entry(False, i)
+
+    def profile(self) -> Extremes:
+        """A list-backed copy holding PROFILE_DEPTH entries per side (the array is not kept)."""
+        for i in range(PROFILE_DEPTH):
+            self.top(i), self.bottom(i)
+        return Extremes(None, self._sides[True][:PROFILE_DEPTH], self._sides[False][:PROFILE_DEPTH])
+
+    def merge(self, other: Extremes) -> Extremes:
+        """Profile of the union of two disjoint value sets (both profiles, PROFILE_DEPTH deep)."""
+        a, b = self.profile(), other.profile()
+        out = []
+        for top in (True, False):
+            counts: dict[float, int] = {}
+            for value, count in a._sides[top] + b._sides[top]:
+                counts[value] = counts.get(value, 0) + count
+            out.append(sorted(counts.items(), reverse=top)[:PROFILE_DEPTH])
+        return Extremes(None, out[0], out[1])
+
+
+def detect_fills(extremes: Extremes) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(fills, suspects) among a set of finite values (declared fills already out), from its extremes.
+
+    An extreme value (the largest or the smallest) is a fill when it is huge (|v| >= HUGE) and at least the span
+    of the rest away from it (even once: a single 1e20 would set the range of a relative bound), or when it
+    occurs at least twice at least GAP_FACTOR spans away (the span of the rest must be > 0: a two-valued field is
+    data). Repeated until no extreme qualifies (at most MAX_DETECTED).
     Borderline, kept as data but returned as suspects: a repeated integer-valued extreme with |v| >= 99 at least
     SUSPECT_GAP spans away (e.g. -9999 beside data in [0, 1e4], which could be a real value of the field).
     """
     fills: list[float] = []
     suspects: list[float] = []
-    if values.size < 3:
-        return (), ()
-    lo, hi = values.min(), values.max()
+    depth = {True: 0, False: 0}  # extremes already taken as fills, per side
     for _ in range(MAX_DETECTED):
         found = False
         for top in (True, False):
-            if not lo < hi:
-                break
-            v = hi if top else lo
-            if np.count_nonzero(values == v) < 2:
+            outer, inner = (extremes.top(depth[top]), extremes.top(depth[top] + 1)) if top else (
+                extremes.bottom(depth[top]), extremes.bottom(depth[top] + 1))
+            far_end = extremes.bottom(depth[False]) if top else extremes.top(depth[True])
+            if outer is None or inner is None or far_end is None:
                 continue
-            inside = (values < hi) & (values >= lo) if top else (values > lo) & (values <= hi)
-            inner = np.max(values, where=inside, initial=-np.inf) if top else np.min(values, where=inside,
-                                                                                        initial=np.inf)
-            span = float(inner) - float(lo) if top else float(hi) - float(inner)
-            gap = abs(float(v) - float(inner))
-            huge = abs(float(v)) >= HUGE and gap >= span
-            if huge or (span > 0 and gap >= GAP_FACTOR * span):
-                fills.append(float(v))
-                hi, lo = (inner, lo) if top else (hi, inner)
+            (v, count), edge, other = outer, inner[0], far_end[0]
+            span, gap = abs(other - edge), abs(v - edge)
+            if (abs(v) >= HUGE and gap >= span) or (count >= 2 and span > 0 and gap >= GAP_FACTOR * span):
+                fills.append(v)
+                depth[top] += 1
                 found = True
                 break
-            if (float(v).is_integer() and abs(float(v)) >= 99 and span > 0 and gap >= SUSPECT_GAP * span
-                    and float(v) not in suspects):
-                suspects.append(float(v))
+            if (count >= 2 and v.is_integer() and abs(v) >= 99 and span > 0 and gap >= SUSPECT_GAP * span
+                    and v not in suspects):
+                suspects.append(v)
         if not found:
             break
     return tuple(fills), tuple(suspects)
