@@ -132,10 +132,9 @@ def _missing_options(args: argparse.Namespace, declared: MissingRule) -> dict[st
             "detect_fills": not args.no_fill_detection}
 
 
-def _report_missing(record: dict[str, Any], size: int) -> None:
-    """One line on stderr about the missing values a stream records (nothing when it records none)."""
-    if not record:
-        return
+def _missing_lines(record: dict[str, Any], size: int) -> list[str]:
+    """What a stream's missing-value record says, for people: the points and the rule, then any suspects."""
+    lines = []
     points = int(record.get("points", 0))
     if points:
         declared = [f"{v:g}" for v in record.get("fill_values", [])]
@@ -145,11 +144,17 @@ def _report_missing(record: dict[str, Any], size: int) -> None:
         parts = ["NaN/Inf"] + (["declared " + ", ".join(declared)] if declared else [])
         parts += [f"undeclared fill {', '.join(detected)} (detected: a huge or far-off extreme; "
                   "--no-fill-detection keeps it as data)"] if detected else []
-        print(f"missing values: {points} points ({100 * points / size:.1f}%) come back exactly, left out of the "
-              f"bound's range: {'; '.join(parts)}", file=sys.stderr)
+        lines.append(f"{points} points ({100 * points / size:.1f}%) come back exactly, left out of the bound's "
+                     f"range: {'; '.join(parts)}")
     for value in record.get("suspects", []):
-        print(f"note: {value:g} repeats at the edge of the values and may be a fill value; it was kept as data "
-              f"(pass --fill-value {value:g} if it means 'no data')", file=sys.stderr)
+        lines.append(f"{value:g} repeats at the edge of the values and may be a fill value; it was kept as data "
+                     f"(pass --fill-value {value:g} if it means 'no data')")
+    return lines
+
+
+def _report_missing(record: dict[str, Any], size: int) -> None:
+    for line in _missing_lines(record, size):
+        print(f"missing values: {line}", file=sys.stderr)
 
 
 def _compress_field(source: CFField, args: argparse.Namespace, name: str, options: dict[str, Any]) -> bytes:
@@ -175,6 +180,9 @@ def _compress_field(source: CFField, args: argparse.Namespace, name: str, option
 
 def cmd_compress(args: argparse.Namespace) -> None:
     refuse_existing(args.output, args.force)  # fail before the work, not after
+    if Path(args.output).suffix.lower() == ".zarr":
+        _compress_dataset(args)
+        return
     if args.chunk:
         _compress_chunked(args)
         return
@@ -194,6 +202,37 @@ def cmd_compress(args: argparse.Namespace) -> None:
     if stored not in (asked, "lossless"):
         print(f"note: the {asked} predictor stored a plain {stored} stream (its network did not apply to this field "
               "or did not pay for itself)", file=sys.stderr)
+
+
+def _compress_dataset(args: argparse.Namespace) -> None:
+    """Every floating-point variable of a NetCDF file into a Zarr store (srnsz.datasets)."""
+    from tqdm import tqdm
+
+    from srnsz.datasets import compress_dataset
+
+    if args.input is None or Path(args.input).suffix.lower() not in VARIABLE_SUFFIXES or args.var:
+        raise SrnszError("a .zarr output takes a whole NetCDF/HDF5 dataset: give a .nc/.h5 input and no --var")
+    if args.target_psnr is not None or args.target_ratio is not None or args.chunk:
+        raise SrnszError("a .zarr output takes a bound (--eb/--mode), not a target or --chunk")
+    if not Path(args.input).is_file():
+        raise SrnszError(f"input file {args.input!r} does not exist")
+    name, options = _predictor_and_options(args)
+    with tqdm(desc="variables", unit="var", disable=None, leave=False) as bar:
+        def report(plan: Any, done: int, total: int) -> None:
+            bar.total = total
+            bar.set_postfix_str(plan.name)
+            bar.update(1)
+
+        plans = compress_dataset(args.input, args.output, args.eb, args.mode, name, force=args.force,
+                                 on_variable=report, **options)
+    for plan in plans:
+        how = (f"srnsz, abs bound {plan.eb_abs:.4g}" + (f", {plan.missing_points} missing points restored exactly"
+                                                       if plan.missing_points else "")) if plan.lossy else "lossless"
+        print(f"  {plan.name}: {how}")
+    size = sum(p.stat().st_size for p in Path(args.output).rglob("*") if p.is_file())
+    original = Path(args.input).stat().st_size
+    print(f"{original} -> {size} bytes (ratio {original / size:.2f}) {args.output}: "
+          f"{sum(p.lossy for p in plans)} variables compressed, {sum(not p.lossy for p in plans)} copied")
 
 
 def _compress_chunked(args: argparse.Namespace) -> None:
@@ -249,6 +288,14 @@ def _read_stream(path: str) -> bytes:
 
 def cmd_decompress(args: argparse.Namespace) -> None:
     refuse_existing(args.output, args.force)
+    if Path(args.input).is_dir():
+        from srnsz.datasets import decompress_dataset
+
+        if Path(args.output).suffix.lower() not in (".nc", ".nc4"):
+            raise SrnszError("a Zarr store decompresses to a NetCDF file: give an -o ending in .nc")
+        names = decompress_dataset(args.input, args.output, force=args.force)
+        print(f"{args.output}: {len(names)} variables ({', '.join(names)})")
+        return
     if _is_chunked_file(args.input):
         _decompress_chunked(args)
         return
@@ -289,12 +336,8 @@ def cmd_info(args: argparse.Namespace) -> None:
     print(f"error bound    : {i.error_bound}")
     print(f"predictor      : {i.predictor} {i.predictor_params.get('config', '')}")
     print(f"size           : {i.compressed_bytes} bytes, ratio {i.ratio:.2f}")
-    if i.missing:
-        rule = {k: v for k, v in i.missing.items() if k not in ("points", "detected", "suspects")}
-        size = int(np.prod(i.shape))
-        print(f"missing values : {i.missing.get('points', 0)} points ({100 * i.missing.get('points', 0) / size:.1f}%),"
-              f" restored exactly; rule: NaN/Inf, {rule}, detected fills {i.missing.get('detected', [])}, "
-              f"kept as data {i.missing.get('suspects', [])}")
+    for line in _missing_lines(i.missing, int(np.prod(i.shape))):
+        print(f"missing values : {line}")
     meta = api.variable_metadata(_read_stream(args.input))
     if meta is not None:
         packed = f", packed {meta.packing}" if meta.packing else ""
