@@ -1,0 +1,255 @@
+"""Missing values (srnsz.missing): the rule, the detector of undeclared fills, exact restoration for every
+predictor, bounds relative to the valid values only, the cost of the mask, and damaged missing-value streams."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from conftest import SHARED_DATA, smooth_field
+
+import srnsz
+from srnsz import chunked, missing
+from srnsz.container import read_container, write_container
+from srnsz.errors import InvalidInputError, StreamFormatError
+from srnsz.missing import Extremes, MissingRule, detect_fills, find_missing
+
+FILL = np.float32(1e20)
+
+
+def ocean(shape=(12, 40, 56), fill=FILL, dtype=np.float32, seed=3) -> tuple[np.ndarray, np.ndarray]:
+    """A smooth field with a 'land' mask (two blobs touching the edges, ~30%) set to ``fill``."""
+    data = smooth_field(shape, dtype, seed) * 10 + 285
+    grid = np.meshgrid(*[np.linspace(0, 1, n) for n in shape[-2:]], indexing="ij")
+    land2d = ((grid[0] - 0.2) ** 2 + (grid[1] - 0.1) ** 2 < 0.12) | (grid[0] + 0.6 * grid[1] > 1.3)
+    land = np.broadcast_to(land2d, shape).copy()
+    data[land] = fill
+    return data, land
+
+
+def assert_missing_exact(original: np.ndarray, recon: np.ndarray, mask: np.ndarray) -> None:
+    bits = f"u{original.itemsize}"
+    assert np.array_equal(original[mask].view(bits), recon[mask].view(bits))
+
+
+def test_rule_masks_nan_inf_declared_fills_and_out_of_range_values():
+    x = np.array([1.0, np.nan, np.inf, -np.inf, -999.0, 40.0, -2.0, 3.0], np.float32)
+    mask = MissingRule((-999.0,), -1.8, 35.0).declared_mask(x)
+    assert mask.tolist() == [False, True, True, True, True, True, True, False]
+    # fills are compared in the data's dtype: a float64 1e20 declared for float32 data matches
+    assert MissingRule((1e20,)).declared_mask(np.array([FILL, 1.0], np.float32)).tolist() == [True, False]
+
+
+@pytest.mark.parametrize("bad", [{"fill_value": "x"}, {"valid_range": (3.0, 1.0)}, {"valid_range": (0.0,)},
+                                 {"valid_range": (0.0, np.inf)}])
+def test_bad_rules_are_clear_errors(bad):
+    with pytest.raises(InvalidInputError):
+        MissingRule.of(**bad)
+    with pytest.raises(InvalidInputError):
+        srnsz.compress(smooth_field((8, 8)), 1e-2, **bad)
+
+
+def test_detector_finds_fills_and_leaves_data_alone():
+    rng = np.random.default_rng(0)
+    sst = rng.uniform(-1.8, 35, 5000).astype(np.float32)
+    sst[:1500] = -999
+    assert detect_fills(Extremes.of(sst)) == ((-999.0,), ())
+    spike = rng.uniform(0, 300, 5000)
+    spike[7] = 1e20  # a single huge value would set a relative bound's range by itself
+    assert detect_fills(Extremes.of(spike)) == ((1e20,), ())
+    both = rng.uniform(0, 300, 5000)
+    both[:40], both[40:50] = 1e20, -1e30
+    assert set(detect_fills(Extremes.of(both))[0]) == {1e20, -1e30}
+    # borderline: -9999 beside data reaching 1e4 could be a value of the field: kept, reported as a suspect
+    topography = rng.uniform(0, 1e4, 5000)
+    topography[:100] = -9999
+    assert detect_fills(Extremes.of(topography)) == ((), (-9999.0,))
+    # data, not fills: a two-valued field, a field whose values are all huge, repeated zeros at the edge
+    assert detect_fills(Extremes.of(np.r_[np.zeros(50), np.ones(50)])) == ((), ())
+    assert detect_fills(Extremes.of(rng.uniform(1e15, 1e16, 500))) == ((), ())
+    rain = np.r_[np.zeros(3000), rng.exponential(2.0, 2000)]
+    assert detect_fills(Extremes.of(rain)) == ((), ())
+
+
+def test_extremes_of_parts_merge_to_those_of_the_whole():
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 50, 4000).astype(np.float64)
+    x[::97] = 1e20
+    whole, parts = Extremes.of(x), Extremes.of(x[:1234]).merge(Extremes.of(x[1234:]))
+    for i in range(missing.PROFILE_DEPTH):
+        assert whole.top(i) == parts.top(i) and whole.bottom(i) == parts.bottom(i)
+
+
+@pytest.mark.parametrize("predictor", ["interp", "lorenzo"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fills_come_back_exactly_and_the_bound_is_relative_to_the_valid_values(predictor, dtype):
+    data, land = ocean(dtype=dtype)
+    data[0, 0, 0] = np.float32(np.nan) if dtype == np.float32 else np.nan
+    data.view(f"u{data.itemsize}")[1, 0, 0] = data.view(f"u{data.itemsize}")[0, 0, 0] | 1  # a NaN payload
+    land |= np.isnan(data)
+    stream = srnsz.compress(data, 1e-3, "rel", predictor)
+    recon = srnsz.decompress(stream)
+    valid = data[~land].astype(np.float64)
+    eb = srnsz.info(stream).error_bound["abs"]
+    assert eb == pytest.approx(1e-3 * (valid.max() - valid.min()), rel=1e-12)
+    assert np.abs(recon[~land] - valid).max() <= eb
+    assert_missing_exact(data, recon, land)
+    assert srnsz.info(stream).missing["points"] == int(land.sum())
+    assert srnsz.info(stream).format_version == "1.3"
+
+
+def test_every_registered_predictor_restores_missing_values(with_test_weights):
+    data, land = ocean((6, 36, 40))
+    for name in srnsz.list_predictors():
+        options = {"model": "test_hat"} if name == "hat" else {"model": "test_ae"} if name == "ae" else {}
+        stream = srnsz.compress(data, 1e-2, "rel", name, **options)
+        recon = srnsz.decompress(stream)
+        eb = srnsz.info(stream).error_bound["abs"]
+        assert np.abs(recon[~land].astype(np.float64) - data[~land]).max() <= eb, name
+        assert_missing_exact(data, recon, land)
+
+
+def test_declared_fill_valid_range_and_detection_switch():
+    data, land = ocean(fill=np.float32(-999.0))
+    data[2, 20, 20:23] = 50.0  # outside the valid range: missing too
+    rule = {"fill_value": -999.0, "valid_range": (200.0, 400.0)}
+    recon = srnsz.decompress(srnsz.compress(data, 1e-3, **rule))
+    assert_missing_exact(data, recon, land | (data == 50.0))
+    record = srnsz.info(srnsz.compress(data, 1e-3, **rule)).missing
+    assert record["fill_values"] == [-999.0] and record["valid_min"] == 200.0 and record["detected"] == []
+    # without a declaration -999 is detected (~40 spans away); with detection off it is data and sets the range
+    data[data == 50.0] = 290.0
+    assert srnsz.info(srnsz.compress(data, 1e-3)).missing["detected"] == [-999.0]
+    plain = srnsz.info(srnsz.compress(data, 1e-3, detect_fills=False))
+    assert plain.error_bound["abs"] == pytest.approx(1e-3 * (float(data.max()) + 999.0))
+
+
+def test_an_undeclared_1e20_never_sets_the_bound():
+    data, land = ocean()
+    for mode, value in (("rel", 1e-3), ("psnr", 60.0), ("abs_and_rel", 10.0)):
+        kw = {"rel": 1e-3} if mode == "abs_and_rel" else {}
+        stream = srnsz.compress(data, value, mode, **kw)
+        eb = srnsz.info(stream).error_bound["abs"]
+        assert eb < 1.0, (mode, eb)
+        recon = srnsz.decompress(stream)
+        assert np.abs(recon[~land].astype(np.float64) - data[~land]).max() <= eb
+        assert_missing_exact(data, recon, land)
+        if mode == "psnr":
+            assert srnsz.metrics.quality(data, recon, ~land).psnr_db >= 60.0
+
+
+def test_missing_points_cost_little_and_do_not_hurt_their_neighbours():
+    # Same absolute bound: fills masked vs the same field with the fills replaced by the valid mean (which costs
+    # nothing on land, but jumps at every coast).
+    data, land = ocean((16, 64, 80))
+    eb = 1e-3 * float(np.ptp(data[~land]))
+    mean = data.copy()
+    mean[land] = data[~land].mean()
+    masked = len(srnsz.compress(data, eb, "abs"))
+    assert masked <= len(srnsz.compress(mean, eb, "abs")) / 0.95
+    assert masked < len(srnsz.compress(data, eb, "abs", detect_fills=False))
+
+
+def test_extension_fills_only_the_missing_points_smoothly():
+    data, land = ocean((5, 30, 31))
+    filled = missing.extend_into_missing(data, land)
+    assert np.array_equal(filled[~land], data[~land]) and np.isfinite(filled).all()
+    assert filled.min() >= data[~land].min() - 1e-3 and filled.max() <= data[~land].max() + 1e-3
+
+
+@pytest.mark.parametrize("case", ["all_missing", "one_nan", "eb_zero", "constant_valid", "tiny"])
+def test_edge_cases(case):
+    if case == "all_missing":
+        data = np.full((7, 9), FILL)
+        data[0, 0] = np.nan
+    elif case == "one_nan":
+        data = np.array([np.nan], np.float64)
+    elif case == "constant_valid":
+        data, _ = ocean((4, 20, 20))
+        data[data != FILL] = 7.0
+    elif case == "tiny":
+        data = np.array([1.0, 1e20, 2.0, np.nan, 1e20], np.float32)
+    else:
+        data, _ = ocean((4, 20, 20))
+    eb = 0.0 if case == "eb_zero" else 1e-2
+    recon = srnsz.decompress(srnsz.compress(data, eb))
+    valid = np.isfinite(data) & (data != FILL)
+    span = float(np.ptp(data[valid].astype(np.float64))) if valid.any() else 0.0
+    assert np.all(np.abs(recon[valid].astype(np.float64) - data[valid]) <= eb * span)
+    assert_missing_exact(data, recon, ~valid)
+
+
+def _rewrite(stream: bytes, header_change=None, section_change=None) -> bytes:
+    container = read_container(stream)
+    header, sections = dict(container.header), dict(container.sections)
+    if header_change:
+        header_change(header)
+    if section_change:
+        section_change(sections)
+    return write_container(header, sections, 3)
+
+
+@pytest.mark.parametrize("damage", [
+    lambda s: _rewrite(s, lambda h: h["missing"].update(points=h["missing"]["points"] + 1)),
+    lambda s: _rewrite(s, lambda h: h["missing"].update(points=-3)),
+    lambda s: _rewrite(s, lambda h: h.update(missing=[1, 2])),
+    lambda s: _rewrite(s, None, lambda x: x.pop("MASK")),
+    lambda s: _rewrite(s, None, lambda x: x.update(MVAL=x["MVAL"][:-2])),
+    lambda s: _rewrite(s, None, lambda x: x.update(MASK=missing.lossless.pack(b"\xff" * 5))),
+])
+def test_damaged_missing_value_records_are_clear_errors(damage):
+    data, _ = ocean((4, 20, 24))
+    with pytest.raises(StreamFormatError):
+        srnsz.decompress(damage(srnsz.compress(data, 1e-2)))
+
+
+def test_a_newer_minor_version_is_refused_before_decoding():
+    stream = bytearray(srnsz.compress(smooth_field((8, 8)), 1e-2))
+    stream[10] = 9
+    with pytest.raises(StreamFormatError, match="newer"):
+        srnsz.decompress(bytes(stream))
+
+
+def test_chunked_rel_bound_ignores_fills_found_in_any_chunk():
+    data, land = ocean((8, 40, 48))
+    data[7, 39, 47] = FILL  # a lone fill in a chunk of its own
+    land[7, 39, 47] = True
+    buf = io.BytesIO()
+    index = chunked.compress_chunked(data, buf, eb=1e-3, mode="rel", chunk=(4, 20, 24))
+    recon = chunked.decompress_chunked(io.BytesIO(buf.getvalue()))
+    eb = index.error_bound["abs"]
+    assert eb == pytest.approx(1e-3 * float(np.ptp(data[~land].astype(np.float64))))
+    assert np.abs(recon[~land].astype(np.float64) - data[~land]).max() <= eb
+    assert_missing_exact(data, recon, land)
+
+
+def test_codec_carries_the_rule_in_its_config():
+    numcodecs = pytest.importorskip("numcodecs")
+    data, land = ocean((4, 20, 24), fill=np.float32(-5.0))
+    codec = numcodecs.get_codec({"id": "srnsz", "eb": 0.01, "fill_value": np.float32(-5.0)})
+    config = codec.get_config()
+    assert config["fill_value"] == [-5.0]
+    recon = numcodecs.get_codec(config).decode(codec.encode(data))
+    assert_missing_exact(data, recon, land)
+    assert np.abs(recon[~land] - data[~land]).max() <= 0.01
+
+
+def test_find_missing_reports_what_it_detected():
+    data, land = ocean((3, 10, 12))
+    found = find_missing(data, MissingRule())
+    assert np.array_equal(found.mask, land) and found.detected == (float(FILL),)
+    assert find_missing(smooth_field((5, 5)), MissingRule()).mask is None
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "ipsl_tos_24x170x180.npy").exists(), reason="shared data absent")
+def test_ipsl_tos_with_its_1e20_fills_costs_no_more_than_mean_filled():
+    data = np.load(SHARED_DATA / "ipsl_tos_24x170x180.npy")
+    land = data == FILL
+    mean = data.copy()
+    mean[land] = data[~land].mean()
+    for rel in (1e-2, 1e-3):
+        eb = rel * float(np.ptp(data[~land]))
+        stream = srnsz.compress(data, eb, "abs", fill_value=1e20)
+        assert len(stream) <= len(srnsz.compress(mean, eb, "abs")) / 0.95
+        assert_missing_exact(data, srnsz.decompress(stream), land)

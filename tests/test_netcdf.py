@@ -1,0 +1,210 @@
+"""NetCDF/HDF5 fidelity (srnsz.cf, srnsz.datasets): missing values declared by attributes, CF packing, attributes,
+dimension names and coordinates restored, whole datasets to Zarr and back, and the CLI's messages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import SHARED_DATA, smooth_field
+
+import srnsz
+from srnsz.cli import main
+
+xr = pytest.importorskip("xarray")
+pytest.importorskip("scipy")
+
+NETCDF_FILES = sorted((SHARED_DATA / "netcdf").glob("*.nc")) if (SHARED_DATA / "netcdf").is_dir() else []
+
+
+def _land(shape: tuple[int, ...], share: float = 0.5) -> np.ndarray:
+    grid = np.meshgrid(*[np.linspace(0, 1, n) for n in shape[-2:]], indexing="ij")
+    return np.broadcast_to(np.sin(5 * grid[0]) + grid[1] > 2 * share, shape).copy()
+
+
+def _write(path, variables: dict, coords: dict, attrs: dict | None = None) -> None:
+    ds = xr.Dataset(variables, coords=coords, attrs=attrs or {})
+    ds.to_netcdf(path, format="NETCDF3_64BIT", engine="scipy", encoding={k: {"_FillValue": None} for k in ds.variables})
+
+
+@pytest.fixture
+def foam(tmp_path):
+    """Ocean velocity V with missing_value = 1e35 over land (about half), as the FOAM files have it."""
+    shape = (4, 30, 40)
+    v = (smooth_field(shape, seed=5) * 0.3).astype(np.float32)
+    land = _land(shape)
+    v[land] = np.float32(1e35)
+    path = tmp_path / "foam.nc"
+    _write(path, {"V": (("depth", "lat", "lon"), v, {"units": "m/s", "long_name": "meridional velocity",
+                                                     "missing_value": np.float32(1e35)})},
+           {"depth": ("depth", np.array([5.0, 15, 30, 50]), {"units": "m", "positive": "down"}),
+            "lat": ("lat", np.linspace(-60, 60, 30), {"units": "degrees_north"}),
+            "lon": ("lon", np.linspace(0, 351, 40), {"units": "degrees_east"})}, {"title": "FOAM-like"})
+    return path, v, land
+
+
+def test_foam_trap_is_gone_and_the_variable_comes_back_whole(foam, tmp_path, capsys):
+    path, v, land = foam
+    out, back = tmp_path / "v.srnsz", tmp_path / "back.nc"
+    assert main(["compress", str(path), "--var", "V", "-o", str(out), "--eb", "1e-3"]) == 0
+    assert "come back exactly" in capsys.readouterr().err
+    stream = out.read_bytes()
+    eb = srnsz.info(stream).error_bound["abs"]
+    valid = v[~land].astype(np.float64)
+    assert eb == pytest.approx(1e-3 * (valid.max() - valid.min()))
+    assert main(["decompress", str(out), "-o", str(back)]) == 0
+    original, restored = xr.open_dataset(path, decode_cf=False), xr.open_dataset(back, decode_cf=False)
+    assert restored.V.dims == original.V.dims
+    assert set(restored.V.attrs) == set(original.V.attrs) and restored.V.attrs["units"] == "m/s"
+    assert restored.V.attrs["missing_value"] == np.float32(1e35)
+    for name in ("depth", "lat", "lon"):
+        assert np.array_equal(restored[name].values, original[name].values)
+        assert restored[name].attrs == original[name].attrs
+    assert restored.attrs["title"] == "FOAM-like"
+    r = restored.V.values
+    assert np.abs(r[~land].astype(np.float64) - valid).max() <= eb
+    assert np.array_equal(r[land], v[land])
+    assert main(["info", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert "missing values" in shown and "1e+35" in shown and "variable" in shown
+
+
+def test_fill_value_and_valid_range_from_attributes(tmp_path):
+    shape = (3, 20, 30)
+    sst = (smooth_field(shape, seed=2) * 10 + 15).astype(np.float32)
+    land = _land(shape, 0.3)
+    sst[land] = -999.0
+    sst[0, 0, :4] = 40.0  # outside valid_range: missing
+    path = tmp_path / "sst.nc"
+    _write(path, {"sst": (("time", "lat", "lon"), sst, {"_FillValue": np.float32(-999.0),
+                                                        "valid_range": np.array([-1.8, 35], np.float32)})},
+           {"time": ("time", np.arange(3.0))})
+    out = tmp_path / "sst.srnsz"
+    assert main(["compress", str(path), "--var", "sst", "-o", str(out), "--eb", "1e-2"]) == 0
+    missing = land | (sst == 40.0)
+    recon = srnsz.decompress(out.read_bytes())
+    eb = srnsz.info(out.read_bytes()).error_bound["abs"]
+    assert eb == pytest.approx(1e-2 * float(np.ptp(sst[~missing].astype(np.float64))))
+    assert np.array_equal(recon[missing], sst[missing])
+    assert np.abs(recon[~missing].astype(np.float64) - sst[~missing]).max() <= eb
+
+
+@pytest.fixture
+def era5(tmp_path):
+    """ERA5-style file: t2m packed as int16 with scale_factor/add_offset and a missing_value, plus a float."""
+    shape = (3, 24, 36)
+    temp = smooth_field(shape, np.float64, seed=9) * 12 + 280
+    packed = np.rint((temp - 280.0) / 0.002).astype(np.int16)
+    packed[:, :4, :5] = -32767
+    path = tmp_path / "era5.nc"
+    _write(path, {"t2m": (("time", "latitude", "longitude"), packed,
+                          {"scale_factor": 0.002, "add_offset": 280.0, "missing_value": np.int16(-32767),
+                           "units": "K"}),
+                  "d2m_C": (("time", "latitude", "longitude"), (temp - 275).astype(np.float32), {}),
+                  "count": (("time",), np.arange(3, dtype=np.int32), {})},
+           {"latitude": ("latitude", np.linspace(90, -90, 24).astype(np.float32))})
+    return path, packed
+
+
+def test_packed_variable_is_unpacked_compressed_and_packed_again(era5, tmp_path, capsys):
+    path, packed = era5
+    out, back = tmp_path / "t.srnsz", tmp_path / "t.nc"
+    assert main(["compress", str(path), "--var", "t2m", "-o", str(out), "--eb", "1e-3"]) == 0
+    assert "packed" in capsys.readouterr().err
+    recon = srnsz.decompress(out.read_bytes())
+    missing = packed == -32767
+    assert np.isnan(recon[missing]).all()
+    unpacked = packed * 0.002 + 280.0
+    eb = srnsz.info(out.read_bytes()).error_bound["abs"]
+    assert np.abs(recon[~missing] - unpacked[~missing]).max() <= eb
+    assert main(["decompress", str(out), "-o", str(back)]) == 0
+    restored = xr.open_dataset(back, decode_cf=False).t2m
+    assert restored.dtype == np.int16 and restored.attrs["scale_factor"] == 0.002
+    assert np.array_equal(restored.values[missing], packed[missing])
+    assert np.abs(restored.values[~missing].astype(int) - packed[~missing]).max() <= np.ceil(eb / 0.002)
+
+
+def test_a_variable_that_cannot_be_compressed_is_named_with_the_reason(era5, tmp_path, capsys):
+    path, _ = era5
+    assert main(["compress", str(path), "--var", "count", "-o", str(tmp_path / "c.srnsz")]) == 1
+    err = capsys.readouterr().err
+    assert "'count'" in err and "int32" in err and "t2m" in err
+    assert main(["compress", str(path), "--var", "nope", "-o", str(tmp_path / "c.srnsz")]) == 1
+    assert "t2m" in capsys.readouterr().err
+    assert not (tmp_path / "c.srnsz").exists()
+
+
+def test_npy_with_undeclared_fills_and_a_borderline_value(tmp_path, capsys):
+    data = (smooth_field((6, 20, 24), seed=4) * 3 + 10).astype(np.float32)
+    land = _land(data.shape, 0.4)
+    data[land] = np.float32(1e20)
+    np.save(tmp_path / "f.npy", data)
+    assert main(["compress", str(tmp_path / "f.npy"), "-o", str(tmp_path / "f.srnsz"), "--eb", "1e-3"]) == 0
+    assert "undeclared fill 1e+20" in capsys.readouterr().err
+    eb = srnsz.info((tmp_path / "f.srnsz").read_bytes()).error_bound["abs"]
+    assert eb == pytest.approx(1e-3 * float(np.ptp(data[~land].astype(np.float64))))
+    topography = (smooth_field((30, 40), seed=1) * 5000 + 5000).astype(np.float32)
+    topography[:3, :3] = -9999.0
+    np.save(tmp_path / "t.npy", topography)
+    assert main(["compress", str(tmp_path / "t.npy"), "-o", str(tmp_path / "t.srnsz")]) == 0
+    assert "--fill-value -9999" in capsys.readouterr().err  # kept as data, but the user is told
+    assert main(["compress", str(tmp_path / "t.npy"), "-o", str(tmp_path / "t2.srnsz"), "--fill-value", "-9999"]) == 0
+    assert srnsz.info((tmp_path / "t2.srnsz").read_bytes()).missing["points"] == 9
+
+
+def test_hdf5_attributes_declare_fills_and_come_back(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    data = smooth_field((10, 20, 20), seed=6)
+    land = _land(data.shape, 0.3)
+    data[land] = -1.0e30
+    with h5py.File(tmp_path / "in.h5", "w") as f:
+        f["t"] = data
+        f["t"].attrs["_FillValue"] = np.float32(-1e30)
+        f["t"].attrs["units"] = "K"
+    assert main(["compress", str(tmp_path / "in.h5"), "--var", "t", "-o", str(tmp_path / "t.srnsz")]) == 0
+    assert srnsz.info((tmp_path / "t.srnsz").read_bytes()).missing["fill_values"] == [float(np.float32(-1e30))]
+    assert main(["decompress", str(tmp_path / "t.srnsz"), "-o", str(tmp_path / "back.h5")]) == 0
+    with h5py.File(tmp_path / "back.h5") as f:
+        assert f["t"].attrs["units"] == "K" and np.array_equal(f["t"][()][land], data[land])
+
+
+def _assert_dataset_round_trip(source, back, rel: float) -> None:
+    a, b = xr.open_dataset(source, decode_cf=False), xr.open_dataset(back, decode_cf=False)
+    assert sorted(a.variables) == sorted(b.variables)
+    assert a.attrs.keys() == b.attrs.keys() and all(np.array_equal(a.attrs[k], b.attrs[k]) for k in a.attrs)
+    for name, va in a.variables.items():
+        vb = b.variables[name]
+        assert va.dims == vb.dims and va.dtype == vb.dtype, name
+        assert set(va.attrs) == set(vb.attrs) and all(np.array_equal(va.attrs[k], vb.attrs[k]) for k in va.attrs)
+        if va.dtype.kind == "f" and va.ndim > 1:
+            rule = srnsz.cf.rule_from_attrs(va.attrs)
+            found = srnsz.missing.find_missing(va.values, rule)
+            mask = np.zeros(va.shape, bool) if found.mask is None else found.mask
+            x, y = va.values, vb.values
+            eb = rel * srnsz.missing.valid_range(x, found.mask)
+            assert np.abs(x[~mask].astype(np.float64) - y[~mask]).max() <= eb, name
+            assert np.array_equal(x[mask].view(f"u{x.itemsize}"), y[mask].view(f"u{x.itemsize}")), name
+        else:
+            assert np.array_equal(va.values, vb.values), name
+
+
+def test_whole_dataset_to_zarr_and_back(era5, foam, tmp_path):
+    pytest.importorskip("zarr")
+    for path in (era5[0], foam[0]):
+        store, back = tmp_path / f"{path.stem}.zarr", tmp_path / f"{path.stem}_back.nc"
+        assert main(["compress", str(path), "-o", str(store), "--eb", "1e-3"]) == 0
+        assert main(["compress", str(path), "-o", str(store)]) == 1  # exists
+        opened = xr.open_zarr(store, consolidated=False)  # plain xarray with srnsz installed
+        assert set(opened.data_vars) | set(opened.coords) == set(xr.open_dataset(path).variables)
+        assert main(["decompress", str(store), "-o", str(back)]) == 0
+        _assert_dataset_round_trip(path, back, 1e-3)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+@pytest.mark.skipif(not NETCDF_FILES, reason="shared NetCDF files absent")
+@pytest.mark.parametrize("path", NETCDF_FILES, ids=lambda p: p.name)
+def test_shared_netcdf_files_round_trip_through_zarr(path, tmp_path):
+    pytest.importorskip("zarr")
+    store, back = tmp_path / "out.zarr", tmp_path / "back.nc"
+    assert main(["compress", str(path), "-o", str(store), "--eb", "1e-3"]) == 0
+    assert main(["decompress", str(store), "-o", str(back)]) == 0
+    _assert_dataset_round_trip(path, back, 1e-3)
