@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from srnsz import lossless
+from srnsz.entropy import CodeReader, ContextCodeWriter
 from srnsz.errors import InvalidInputError, StreamFormatError
 
 # An extreme value this large in magnitude, separated from the rest by at least the rest's span, is a fill
@@ -331,13 +332,53 @@ def extend_into_missing(data: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
+# First byte of MASK: how the bits were laid out before zstd; of MVAL: how the values were stored.
+MASK_PLAIN, MASK_DELTA, MASK_MIXED = 0, 1, 2
+VALUES_ONE, VALUES_PLANES = 0, 1
+
+
+def delta_layout(mask: np.ndarray) -> np.ndarray:
+    """XOR with the previous slice along the first axis, then with the previous row (second to last axis): a mask
+    that repeats along time or depth, or whose rows change little, becomes mostly zeros."""
+    out = mask.copy()
+    if mask.ndim >= 3:
+        out[1:] ^= mask[:-1]
+    if mask.ndim >= 2:
+        rows = out.copy()
+        out[..., 1:, :] ^= rows[..., :-1, :]
+    return out
+
+
+def undo_delta_layout(bits: np.ndarray) -> np.ndarray:
+    out = bits
+    if out.ndim >= 2:
+        out = np.bitwise_xor.accumulate(out, axis=-2)
+    if out.ndim >= 3:
+        out = np.bitwise_xor.accumulate(out, axis=0)
+    return out
+
+
 def encode(mask: np.ndarray, data: np.ndarray) -> dict[str, bytes]:
-    """Sections ``MASK`` (the mask's bits, C order, zstd) and ``MVAL`` (the missing values in C order, their bytes
-    grouped by significance, zstd): repeated fills and a mask that repeats along time or depth cost little."""
+    """Sections ``MASK`` and ``MVAL``.
+
+    MASK: the mask's bits in C order, whichever is smallest of: zstd of the bits, plain or delta-coded
+    (:func:`delta_layout`), or the bits as codes 0/1 of the context-mixing coder, which reads each bit's neighbours
+    along the last three axes (as JBIG does in 2D). MVAL: the missing values in C order, one value when they all
+    have the same bits, else their bytes grouped by significance, zstd."""
+    layouts = [bytes([MASK_PLAIN]) + lossless.pack(np.packbits(mask.ravel()).tobytes())]
+    if mask.ndim >= 2:
+        layouts.append(bytes([MASK_DELTA]) + lossless.pack(np.packbits(delta_layout(mask).ravel()).tobytes()))
+    writer = ContextCodeWriter()
+    writer.write(mask.ravel().astype(np.int16), np.zeros(mask.size, np.uint8), 0, None, mask.shape)
+    layouts.append(bytes([MASK_MIXED]) + writer.finish())
     values = np.ascontiguousarray(data[mask], dtype=data.dtype.newbyteorder("<"))
-    planes = values.view(np.uint8).reshape(-1, data.itemsize).T
-    return {"MASK": lossless.pack(np.packbits(mask.ravel()).tobytes()),
-            "MVAL": lossless.pack(np.ascontiguousarray(planes).tobytes())}
+    bits = values.view(f"u{data.itemsize}")
+    if bits.size and (bits == bits[0]).all():
+        stored = bytes([VALUES_ONE]) + values[:1].tobytes()
+    else:
+        planes = values.view(np.uint8).reshape(-1, data.itemsize).T
+        stored = bytes([VALUES_PLANES]) + lossless.pack(np.ascontiguousarray(planes).tobytes())
+    return {"MASK": min(layouts, key=len), "MVAL": stored}
 
 
 def decode(sections: dict[str, bytes], shape: tuple[int, ...], dtype: np.dtype,
@@ -345,14 +386,33 @@ def decode(sections: dict[str, bytes], shape: tuple[int, ...], dtype: np.dtype,
     """(mask, missing values) from the sections :func:`encode` wrote; ``count`` is the header's point count."""
     if "MASK" not in sections or "MVAL" not in sections:
         raise StreamFormatError("the stream declares missing values but lacks their sections")
+    layout, packed = sections["MASK"][:1], sections["MASK"][1:]
     n = int(np.prod(shape))
-    bits = np.frombuffer(lossless.unpack(sections["MASK"], "missing-value mask"), np.uint8)
-    if bits.size != (n + 7) // 8:
-        raise StreamFormatError("the missing-value mask does not match the shape")
-    mask = np.unpackbits(bits, count=n).astype(bool).reshape(shape)
-    raw = lossless.unpack(sections["MVAL"], "missing values")
-    if int(np.count_nonzero(mask)) != count or len(raw) != count * dtype.itemsize:
+    if layout == bytes([MASK_MIXED]):
+        codes = CodeReader(packed).read(np.zeros(n, np.uint8), 0, None, shape)
+        if codes.size != n or not ((codes == 0) | (codes == 1)).all():
+            raise StreamFormatError("the missing-value mask does not match the shape")
+        mask = codes.astype(bool).reshape(shape)
+    elif layout in (bytes([MASK_PLAIN]), bytes([MASK_DELTA])):
+        bits = np.frombuffer(lossless.unpack(packed, "missing-value mask"), np.uint8)
+        if bits.size != (n + 7) // 8:
+            raise StreamFormatError("the missing-value mask does not match the shape")
+        mask = np.unpackbits(bits, count=n).astype(bool).reshape(shape)
+        if layout[0] == MASK_DELTA:
+            mask = undo_delta_layout(mask)
+    else:
+        raise StreamFormatError("the missing-value mask has an unknown layout")
+    if int(np.count_nonzero(mask)) != count:
         raise StreamFormatError("the missing values do not match the mask")
-    planes = np.frombuffer(raw, np.uint8).reshape(dtype.itemsize, count)
-    values = np.ascontiguousarray(planes.T).view(dtype.newbyteorder("<")).ravel().astype(dtype)
-    return mask, values
+    kind, payload = sections["MVAL"][:1], sections["MVAL"][1:]
+    little = dtype.newbyteorder("<")
+    if kind == bytes([VALUES_ONE]) and len(payload) == dtype.itemsize:
+        values = np.repeat(np.frombuffer(payload, little), count)
+    elif kind == bytes([VALUES_PLANES]):
+        raw = lossless.unpack(payload, "missing values")
+        if len(raw) != count * dtype.itemsize:
+            raise StreamFormatError("the missing values do not match the mask")
+        values = np.ascontiguousarray(np.frombuffer(raw, np.uint8).reshape(dtype.itemsize, count).T).view(little)
+    else:
+        raise StreamFormatError("the missing values section is corrupted")
+    return mask, values.ravel().astype(dtype)

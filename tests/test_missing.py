@@ -117,7 +117,7 @@ def test_declared_fill_valid_range_and_detection_switch():
     recon = srnsz.decompress(srnsz.compress(data, 1e-3, **rule))
     assert_missing_exact(data, recon, land | (data == 50.0))
     record = srnsz.info(srnsz.compress(data, 1e-3, **rule)).missing
-    assert record["fill_values"] == [-999.0] and record["valid_min"] == 200.0 and record["detected"] == []
+    assert record["fill_values"] == [-999.0] and record["valid_min"] == 200.0 and "detected" not in record
     # without a declaration -999 is detected (~40 spans away); with detection off it is data and sets the range
     data[data == 50.0] = 290.0
     assert srnsz.info(srnsz.compress(data, 1e-3)).missing["detected"] == [-999.0]
@@ -253,3 +253,24 @@ def test_ipsl_tos_with_its_1e20_fills_costs_no_more_than_mean_filled():
         stream = srnsz.compress(data, eb, "abs", fill_value=1e20)
         assert len(stream) <= len(srnsz.compress(mean, eb, "abs")) / 0.95
         assert_missing_exact(data, srnsz.decompress(stream), land)
+
+
+@pytest.mark.parametrize("shape", [(1,), (37,), (5, 9), (4, 6, 7), (2, 3, 4, 5)])
+def test_every_mask_layout_decodes(shape):
+    rng = np.random.default_rng(len(shape))
+    mask = rng.random(shape) < 0.3
+    data = np.where(mask, np.float32(-5), np.float32(1))
+    data[mask.nonzero()[0][:1]] = np.nan if mask.any() else data[mask.nonzero()[0][:1]]
+    sections = missing.encode(mask, data)
+    values = data[mask]
+    writer = missing.ContextCodeWriter()
+    writer.write(mask.ravel().astype(np.int16), np.zeros(mask.size, np.uint8), 0, None, mask.shape)
+    layouts = [bytes([missing.MASK_PLAIN]) + missing.lossless.pack(np.packbits(mask.ravel()).tobytes()),
+               bytes([missing.MASK_MIXED]) + writer.finish()]
+    if mask.ndim >= 2:
+        layouts.append(bytes([missing.MASK_DELTA]) + missing.lossless.pack(
+            np.packbits(missing.delta_layout(mask).ravel()).tobytes()))
+    for layout in layouts:
+        got, got_values = missing.decode({**sections, "MASK": layout}, shape, data.dtype, int(mask.sum()))
+        assert np.array_equal(got, mask)
+        assert np.array_equal(got_values.view(np.uint32), values.view(np.uint32))

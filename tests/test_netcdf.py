@@ -161,7 +161,7 @@ def test_hdf5_attributes_declare_fills_and_come_back(tmp_path):
         f["t"].attrs["_FillValue"] = np.float32(-1e30)
         f["t"].attrs["units"] = "K"
     assert main(["compress", str(tmp_path / "in.h5"), "--var", "t", "-o", str(tmp_path / "t.srnsz")]) == 0
-    assert srnsz.info((tmp_path / "t.srnsz").read_bytes()).missing["fill_values"] == [float(np.float32(-1e30))]
+    assert srnsz.info((tmp_path / "t.srnsz").read_bytes()).missing["fill_values"] == [-1e30]
     assert main(["decompress", str(tmp_path / "t.srnsz"), "-o", str(tmp_path / "back.h5")]) == 0
     with h5py.File(tmp_path / "back.h5") as f:
         assert f["t"].attrs["units"] == "K" and np.array_equal(f["t"][()][land], data[land])

@@ -106,6 +106,13 @@ class _ChunkSplines:
         return _finite(self.at(c)(i, kind), view[c], axis)
 
 
+# Free (missing) points follow their prediction when it lies within this many bins of the smooth extension the
+# pipeline put there, else they are coded towards the extension: following always (inf) codes them as zeros but
+# lets the reconstruction drift from the extension across levels, which costs on some fields (CTH pressure) and
+# pays on most (climate, vorticity) at tight bounds; the tuner picks per field (2 first: it wins the ties of samples
+# where nothing drifts, as on the whole fields at 1e-2), untuned streams follow always.
+FREE_SLACK_OPTIONS = (2.0, float("inf"))
+FREE_SLACK_DEFAULT = float("inf")
 TUNE_MODES = ("fast", "best", "off")
 # Share of the field that trial compressions sample, per mode.
 TUNE_FRACTIONS = {"fast": TUNE_FRACTION, "best": 2 * TUNE_FRACTION}
@@ -127,42 +134,46 @@ class InterpPredictor(Predictor):
 
     name = "interp"
 
-    def __init__(self, tune: str = "fast", **options: Any) -> None:
+    def __init__(self, tune: str = "fast", free_slack: float = FREE_SLACK_DEFAULT, **options: Any) -> None:
         if tune not in TUNE_MODES:
             raise InvalidInputError(f"tune must be one of {TUNE_MODES}, got {tune!r}")
         self.tune = tune
+        self.free_slack = float(free_slack)  # encoder-only (see FREE_SLACK_OPTIONS): not in the header
         self.fixed = frozenset(options)
         self.config = InterpConfig(**options)
 
-    def tuned(self, data: np.ndarray, eb: float) -> InterpPredictor:
+    def tuned(self, data: np.ndarray, eb: float, free: np.ndarray | None = None) -> InterpPredictor:
         """This predictor with the open options chosen for ``data`` (itself if there is nothing to tune).
 
         Greedy trial compression of sampled blocks, sizes estimated from the code entropy: the spline kind,
-        then the traversal and dimension order, then the level-wise bounds (alpha, beta)."""
-        stages = self._tuning_stages(data.ndim)
+        then the traversal and dimension order, then the level-wise bounds (alpha, beta), then, when there are
+        ``free`` points (see :meth:`Predictor.compress`), how closely they follow their predictions."""
+        stages = self._tuning_stages(data.ndim, free is not None and bool(free.any()))
         if self.tune == "off" or not stages:
             return self
         stride = min(self._plan(data.shape).anchor_stride, TUNE_BLOCK.get(data.ndim, 8))
         sample = sample_blocks(data, stride, full_points=TUNE_FULL_POINTS, fraction=TUNE_FRACTIONS[self.tune])
+        sample_free = None if free is None else sample_blocks(free, stride, full_points=TUNE_FULL_POINTS,
+                                                                fraction=TUNE_FRACTIONS[self.tune])
 
         tried: dict[tuple, int] = {}
 
         def trial_bytes(options: dict[str, Any]) -> int:
-            config = {**asdict(self.config), **options}
+            config = {**asdict(self.config), "free_slack": self.free_slack, **options}
             order = config["dim_order"] if config["dim_order"] is not None else tuple(range(data.ndim))
             # Shift axes by one: the sample's leading axis is the batch of blocks.
             config = {**config, "dim_order": tuple(a + 1 for a in order), "anchor_stride": stride}
             key = tuple(sorted(config.items()))
             if key not in tried:  # each stage's first option is the previous stage's winner
-                tried[key] = InterpPredictor(tune="off", **config)._trial_bytes(sample, eb)
+                tried[key] = InterpPredictor(tune="off", **config)._trial_bytes(sample, eb, sample_free)
             return tried[key]
 
         chosen: dict[str, Any] = {}
         for stage in stages:
             chosen = min(({**chosen, **option} for option in stage), key=trial_bytes)
-        return InterpPredictor(tune="off", **{**asdict(self.config), **chosen})
+        return InterpPredictor(tune="off", **{**asdict(self.config), "free_slack": self.free_slack, **chosen})
 
-    def _tuning_stages(self, ndim: int) -> list[list[dict[str, Any]]]:
+    def _tuning_stages(self, ndim: int, has_free: bool = False) -> list[list[dict[str, Any]]]:
         """The options left open, one list of alternatives per stage (stages with one alternative dropped)."""
         stages: list[list[dict[str, Any]]] = []
         if "kind" not in self.fixed:
@@ -179,11 +190,13 @@ class InterpPredictor(Predictor):
                            for o in (orders if t == "sequential" else orders[:1])])
         if self.tune == "best" and not {"alpha", "beta"} & self.fixed:
             stages.append([{}, *LEVEL_BOUND_OPTIONS])
+        if has_free:
+            stages.append([{"free_slack": slack} for slack in FREE_SLACK_OPTIONS])
         return [stage for stage in stages if len(stage) > 1]
 
-    def _trial_bytes(self, sample: np.ndarray, eb: float) -> int:
+    def _trial_bytes(self, sample: np.ndarray, eb: float, free: np.ndarray | None = None) -> int:
         """Estimated stream size for ``sample`` (codes and escapes; anchors are the same for every trial)."""
-        _, _, writer, escaped = self._encode_passes(sample, eb, None, None)
+        _, _, writer, escaped = self._encode_passes(sample, eb, None, free)
         return writer.estimated_bytes() + escaped.nbytes
 
     @classmethod
@@ -275,7 +288,7 @@ class InterpPredictor(Predictor):
     def compress(self, data: np.ndarray, eb: float, progress: Progress | None = None,
                  free: np.ndarray | None = None) -> Encoded:
         if self.tune != "off":
-            return self.tuned(data, eb)._compress(data, eb, progress, free)
+            return self.tuned(data, eb, free)._compress(data, eb, progress, free)
         return self._compress(data, eb, progress, free)
 
     def _compress(self, data: np.ndarray, eb: float, progress: Progress | None,
@@ -320,7 +333,10 @@ class InterpPredictor(Predictor):
                 details = self._details(p, c, bounds[p.level], True)
                 x = data_v[c][odd].ravel()
                 if free_v is not None:
-                    x = np.where(free_v[c][odd].ravel(), pred.ravel().astype(x.dtype), x)
+                    slack = self.free_slack * 2.0 * bounds[p.level]
+                    with np.errstate(invalid="ignore", over="ignore"):
+                        follow = free_v[c][odd].ravel() & (np.abs(x - pred.ravel()) <= slack)
+                    x = np.where(follow, pred.ravel().astype(x.dtype), x)
                 q = quantize(x, pred.ravel(), bounds[p.level])
                 rec_v[c][odd] = q.recon.reshape(pred.shape)
                 mag_v[c][odd] = magnitudes(q.codes).reshape(pred.shape)
