@@ -49,9 +49,12 @@ def checksum(recon: np.ndarray) -> int:
     return zlib.crc32(np.ascontiguousarray(recon, dtype=recon.dtype.newbyteorder("<")).view(np.uint8))
 
 
-def _verify_bound(data: np.ndarray, recon: np.ndarray, eb: float) -> None:
-    """The compressor's own check before it hands out a stream: never ship a broken guarantee."""
-    if not bound_held(data, recon, eb):
+def _verify_bound(data: np.ndarray, recon: np.ndarray, eb: float, missing_mask: np.ndarray | None) -> None:
+    """The compressor's own check before it hands out a stream: never ship a broken guarantee (valid values
+    within ``eb``, missing ones bit for bit)."""
+    bits = f"u{data.itemsize}"
+    exact = missing_mask is None or np.array_equal(data[missing_mask].view(bits), recon[missing_mask].view(bits))
+    if not (exact and bound_held(data, recon, eb)):
         raise SrnszError("internal error: the reconstruction breaks the error bound; please report this")
 
 
@@ -78,8 +81,10 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     eb_abs = bound.absolute(missing.valid_range(data, mask))
     if not np.isfinite(eb_abs):
         eb_abs = float(np.finfo(np.float64).max)
-    chosen = create_predictor(predictor, **options) if eb_abs > 0 else create_predictor("lossless")
-    if not chosen.lossy or mask is None or mask.all():
+    # Nothing valid to bound (or a bound of 0): every value is stored bit for bit.
+    lossless = eb_abs == 0 or (mask is not None and mask.all())
+    chosen = create_predictor("lossless") if lossless else create_predictor(predictor, **options)
+    if not chosen.lossy or mask is None:
         field, mask, side = data, None, {}  # stored bit for bit: no mask needed
     else:
         field, side = missing.extend_into_missing(data, mask), missing.encode(mask, data)
@@ -98,7 +103,7 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     if mask is not None:
         recon = recon.copy()
         recon[mask] = data[mask]
-    _verify_bound(data, recon, eb_abs)
+    _verify_bound(data, recon, eb_abs, found.mask)
     header = {
         "dtype": data.dtype.newbyteorder("<").str,
         "shape": list(data.shape),
@@ -110,7 +115,7 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
         "checksum": {"algorithm": "crc32", "value": checksum(recon)},
         "created_by": f"srnsz {_version('srnsz')}",
     }
-    if mask is not None or found.suspects:
+    if mask is not None:  # suspects alone are told to the user, not written: the stream stays 1.2
         header["missing"] = _missing_record(rule, found, mask, data.dtype)
     if metadata is not None:
         side = {**side, **metadata.to_sections()}
@@ -124,7 +129,7 @@ def _missing_record(rule: missing.MissingRule, found: missing.Missing, mask: np.
     the same number in ``dtype`` (1e+20, not 1.0000000200408773e+20), empty entries left out (bytes count at
     ratios of several hundred)."""
     def short(values: Sequence[float]) -> list[float]:
-        return [float(str(dtype.type(v))) for v in values]
+        return [float(str(v)) for v in missing.representable(values, dtype)]
 
     record: dict[str, Any] = {"points": 0 if mask is None else int(np.count_nonzero(mask))}
     entries = {"fill_values": short(rule.fill_values), "detected": short(found.detected),
@@ -197,7 +202,18 @@ def _missing_header(header: dict[str, Any]) -> dict[str, Any]:
     points = record.get("points", 0)
     if not isinstance(points, int) or isinstance(points, bool) or points < 0:
         raise StreamFormatError(f"the header's missing-value count {points!r} is invalid")
+    for key in ("fill_values", "detected", "suspects"):
+        values = record.get(key, [])
+        if not isinstance(values, list) or not all(_finite_number(v) for v in values):
+            raise StreamFormatError(f"the header's missing-value {key} {values!r} are not finite numbers")
+    for key in ("valid_min", "valid_max"):
+        if key in record and not _finite_number(record[key]):
+            raise StreamFormatError(f"the header's missing-value {key} {record[key]!r} is not a finite number")
     return dict(record)
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and bool(np.isfinite(value))
 
 
 def _as_bytes(data: Any) -> bytes:
@@ -234,6 +250,10 @@ def decompress(data: bytes, progress: Progress | None = None) -> np.ndarray:
     numerics = str(container.header.get("numerics"))
     try:
         recon = predictor.decompress(container.sections, params, shape, dtype, eb, progress)
+        points = _missing_header(container.header).get("points", 0)
+        if points:
+            mask, values = missing.decode(container.sections, shape, dtype, points)
+            recon[mask] = values
     except ReconstructionMismatchError as exc:
         raise ReconstructionMismatchError(f"{exc}; the stream was made with different numerics or is damaged: "
                                           + numerics) from None
@@ -243,10 +263,8 @@ def decompress(data: bytes, progress: Progress | None = None) -> np.ndarray:
         raise StreamFormatError(f"the stream lacks section {exc}") from None
     except (ValueError, IndexError, TypeError, OverflowError) as exc:
         raise StreamFormatError(f"the stream is corrupted ({exc})") from None
-    points = _missing_header(container.header).get("points", 0)
-    if points:
-        mask, values = missing.decode(container.sections, shape, dtype, points)
-        recon[mask] = values
+    except MemoryError:
+        raise StreamFormatError("the stream asks for more memory than its shape allows (damaged)") from None
     expected = container.header.get("checksum", {}).get("value")
     if expected is not None and checksum(recon) != expected:
         raise ReconstructionMismatchError(

@@ -28,8 +28,6 @@ from srnsz.missing import MissingRule
 
 NETCDF_SUFFIXES = (".nc", ".nc4", ".cdf")
 HDF5_SUFFIXES = (".h5", ".hdf5", ".he5")
-# Attributes that describe the stored encoding, not the values: xarray wants them in `encoding` when writing.
-ENCODING_ATTRS = ("_FillValue", "missing_value", "scale_factor", "add_offset")
 COORD_KINDS = "biufSU"
 MAX_META_BYTES = 64 << 20
 
@@ -55,6 +53,7 @@ class Coordinate:
     dims: tuple[str, ...]
     attrs: dict[str, Any]
     values: np.ndarray
+    char_dim: str | None = None  # NetCDF-3 strings: the character dimension they are written along
 
 
 @dataclass(frozen=True)
@@ -68,6 +67,7 @@ class VariableMeta:
     global_attrs: dict[str, Any] = field(default_factory=dict)
     file_format: str = "NETCDF4"  # NETCDF3_CLASSIC, NETCDF3_64BIT, NETCDF4 or HDF5
     packing: Packing | None = None
+    packed_missing: np.ndarray | None = None  # packed variables: the raw integers of the missing points, C order
 
     def to_sections(self) -> dict[str, bytes]:
         """Sections ``VMET`` (JSON) and ``VCRD`` (coordinate bytes), both zstd."""
@@ -78,12 +78,16 @@ class VariableMeta:
             coords.append({"name": c.name, "dims": list(c.dims), "attrs": _attrs_json(c.attrs),
                            "dtype": c.values.dtype.newbyteorder("<").str if c.values.dtype.byteorder != "|"
                            else c.values.dtype.str, "shape": list(c.values.shape), "offset": offset,
-                           "nbytes": len(raw)})
+                           "nbytes": len(raw), "char_dim": c.char_dim})
             blobs.append(raw)
             offset += len(raw)
         record = {"name": self.name, "dims": list(self.dims), "attrs": _attrs_json(self.attrs), "coords": coords,
                   "global_attrs": _attrs_json(self.global_attrs), "file_format": self.file_format,
                   "packing": None if self.packing is None else vars(self.packing)}
+        if self.packed_missing is not None:
+            raw = np.ascontiguousarray(self.packed_missing, self.packed_missing.dtype.newbyteorder("<")).tobytes()
+            record["packed_missing"] = {"count": int(self.packed_missing.size), "offset": offset, "nbytes": len(raw)}
+            blobs.append(raw)
         text = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
         return {"VMET": lossless.pack(text), "VCRD": lossless.pack(b"".join(blobs))}
 
@@ -94,8 +98,8 @@ class VariableMeta:
         if "VMET" not in sections:
             return None
         try:
-            record = json.loads(lossless.unpack(sections["VMET"], "variable metadata"))
-            blob = lossless.unpack(sections.get("VCRD", b""), "coordinate") if "VCRD" in sections else b""
+            record = json.loads(lossless.unpack(sections["VMET"], "variable metadata", MAX_META_BYTES))
+            blob = lossless.unpack(sections["VCRD"], "coordinate", MAX_META_BYTES) if "VCRD" in sections else b""
             coords = []
             for c in record["coords"]:
                 dtype = np.dtype(str(c["dtype"]))
@@ -105,16 +109,32 @@ class VariableMeta:
                         or size != int(np.prod(shape)) * dtype.itemsize or start + size > len(blob)):
                     raise ValueError("a coordinate does not match its bytes")
                 values = np.frombuffer(blob, dtype, int(np.prod(shape)), start).reshape(shape)
+                char_dim = c.get("char_dim")
                 coords.append(Coordinate(str(c["name"]), tuple(str(d) for d in c["dims"]), _attrs_back(c["attrs"]),
-                                         values.astype(dtype.newbyteorder("="))))
-            packing = record["packing"]
-            return cls(str(record["name"]), tuple(str(d) for d in record["dims"]), _attrs_back(record["attrs"]),
-                       tuple(coords), _attrs_back(record["global_attrs"]), str(record["file_format"]),
-                       None if packing is None else Packing(str(packing["dtype"]), float(packing["scale_factor"]),
-                                                            float(packing["add_offset"])))
+                                         values.astype(dtype.newbyteorder("=")),
+                                         None if char_dim is None else str(char_dim)))
+            packing = None if record["packing"] is None else Packing(
+                str(record["packing"]["dtype"]), float(record["packing"]["scale_factor"]),
+                float(record["packing"]["add_offset"]))
+            kept = None
+            if packing is not None:
+                if (np.dtype(packing.dtype).kind not in "iu" or not np.isfinite(packing.scale_factor)
+                        or packing.scale_factor == 0 or not np.isfinite(packing.add_offset)):
+                    raise ValueError(f"packing {packing} is not an integer CF packing")
+                if "packed_missing" in record:
+                    entry, dtype = record["packed_missing"], np.dtype(packing.dtype)
+                    start, count = int(entry["offset"]), int(entry["count"])
+                    if start < 0 or count < 0 or start + count * dtype.itemsize > len(blob):
+                        raise ValueError("the packed missing values do not match their bytes")
+                    kept = np.frombuffer(blob, dtype.newbyteorder("<"), count, start).astype(dtype)
+            name, dims = str(record["name"]), tuple(str(d) for d in record["dims"])
+            if not name or "/" in name or len(set(dims)) != len(dims) or not all(dims):
+                raise ValueError(f"variable {name!r} with dimensions {dims} cannot be written")
+            return cls(name, dims, _attrs_back(record["attrs"]), tuple(coords), _attrs_back(record["global_attrs"]),
+                       str(record["file_format"]), packing, kept)
         except StreamFormatError:
             raise
-        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError, OverflowError) as exc:
             raise StreamFormatError(f"the variable metadata is corrupted ({exc})") from None
 
 
@@ -169,22 +189,36 @@ class CFField:
     notes: tuple[str, ...] = ()
 
 
+def attr_numbers(attrs: dict[str, Any], key: str) -> list[float]:
+    """The finite numbers of attribute ``key`` (none when absent or not numeric, e.g. missing_value='N/A',
+    which no floating-point value can equal)."""
+    try:
+        values = np.asarray(attrs[key], dtype=np.float64).ravel() if key in attrs else np.zeros(0)
+    except (TypeError, ValueError, OverflowError):
+        return []
+    return [float(v) for v in values if np.isfinite(v)]
+
+
 def rule_from_attrs(attrs: dict[str, Any]) -> MissingRule:
     """The missing values a variable's CF attributes declare (fills, valid range); detection stays on."""
-    fills: list[float] = []
-    for key in ("_FillValue", "missing_value"):
-        if key in attrs:
-            fills += [float(v) for v in np.asarray(attrs[key]).ravel()]
-    low = high = None
-    if "valid_range" in attrs:
-        bounds = np.asarray(attrs["valid_range"]).ravel()
-        if bounds.size == 2:
-            low, high = float(bounds[0]), float(bounds[1])
-    if "valid_min" in attrs:
-        low = float(np.asarray(attrs["valid_min"]).ravel()[0])
-    if "valid_max" in attrs:
-        high = float(np.asarray(attrs["valid_max"]).ravel()[0])
+    fills = attr_numbers(attrs, "_FillValue") + attr_numbers(attrs, "missing_value")
+    bounds = attr_numbers(attrs, "valid_range")
+    low, high = (bounds[0], bounds[1]) if len(bounds) == 2 and bounds[0] <= bounds[1] else (None, None)
+    low = next(iter(attr_numbers(attrs, "valid_min")), low)
+    high = next(iter(attr_numbers(attrs, "valid_max")), high)
+    if low is not None and high is not None and low > high:
+        low = high = None  # an empty range declares nothing usable
     return MissingRule(tuple(fills), low, high)
+
+
+def packing_bound(eb: float, step: float) -> float:
+    """The largest bound <= ``eb`` that a packed variable keeps after re-packing: re-quantizing a value within
+    k steps of an integer gives that integer +-k, but within e steps (e not whole) it can give +-round(e), up to
+    half a step more; so whole steps, or under half a step (then the packed integers come back exactly)."""
+    if step <= 0 or eb <= 0:
+        return eb
+    whole = np.floor(eb / step)
+    return float(whole * step) if whole >= 1 else min(eb, 0.499 * step)
 
 
 def is_packed(dtype: np.dtype, attrs: dict[str, Any]) -> bool:
@@ -233,7 +267,7 @@ def read_variable(path: str | Path, var: str | None) -> CFField:
                             "NETCDF3_64BIT" if classic else "NETCDF4")
         if not is_packed(v.dtype, v.attrs):
             return CFField(np.asarray(v.values), rule_from_attrs(v.attrs), meta)
-        return _unpack(var, v, meta)
+        return unpack(var, np.asarray(v.values), dict(v.attrs), meta)
 
 
 def declared_rule(path: str | Path, var: str | None) -> MissingRule:
@@ -255,26 +289,29 @@ def declared_rule(path: str | Path, var: str | None) -> MissingRule:
     return MissingRule() if is_packed(dtype, attrs) else rule_from_attrs(attrs)
 
 
-def _unpack(name: str, v: Any, meta: VariableMeta) -> CFField:
-    """A CF-packed variable as floats (xarray's decoding), missing values (fills, outside the valid range in
-    packed units) as NaN; the packing is recorded in the metadata."""
-    import xarray as xr
-
-    raw = np.asarray(v.values)
-    packed_rule = rule_from_attrs(v.attrs)
-    mask = packed_rule.declared_mask(raw.astype(np.float64))
-    decoded = np.array(xr.conventions.decode_cf_variable(name, v, decode_times=False).values)
-    if decoded.dtype.kind != "f":
-        decoded = decoded.astype(np.float64)
+def unpack(name: str, raw: np.ndarray, attrs: dict[str, Any], meta: VariableMeta) -> CFField:
+    """A CF-packed variable as floats (p * scale_factor + add_offset, float32 when the factors and a <= 16-bit
+    integer allow, else float64), its missing values (fills, values outside the valid range in packed units)
+    as NaN; the packing and the raw integers of the missing points are recorded, so writing back restores them."""
+    scale, offset = attrs.get("scale_factor", 1.0), attrs.get("add_offset", 0.0)
+    numbers = attr_numbers({"s": scale, "o": offset}, "s") + attr_numbers({"o": offset}, "o")
+    if len(numbers) != 2 or numbers[0] == 0:
+        raise InvalidInputError(f"variable {name!r}: scale_factor {scale!r} / add_offset {offset!r} are not a usable "
+                                "CF packing")
+    factors = np.result_type(np.asarray(scale).dtype, np.asarray(offset).dtype)
+    dtype = np.float32 if factors == np.float32 and raw.dtype.itemsize <= 2 else np.float64
+    mask = rule_from_attrs(attrs).declared_mask(raw.astype(np.float64))
+    decoded = (raw.astype(np.float64) * numbers[0] + numbers[1]).astype(dtype)
     decoded[mask] = np.nan
     packing = Packing(raw.dtype.newbyteorder("<").str if raw.dtype.byteorder != "|" else raw.dtype.str,
-                      float(np.asarray(v.attrs.get("scale_factor", 1.0)).ravel()[0]),
-                      float(np.asarray(v.attrs.get("add_offset", 0.0)).ravel()[0]))
+                      numbers[0], numbers[1])
     note = (f"{name} is packed ({raw.dtype} x scale_factor {packing.scale_factor:.6g} + add_offset "
-            f"{packing.add_offset:.6g}): unpacked to {decoded.dtype} as xarray does, missing values as NaN; "
-            f"a bound below half the packing step ({packing.step / 2:.3g}) only spends bits on packing noise")
-    return CFField(decoded, MissingRule(), VariableMeta(meta.name, meta.dims, meta.attrs, meta.coords,
-                                                        meta.global_attrs, meta.file_format, packing), (note,))
+            f"{packing.add_offset:.6g}): unpacked to {decoded.dtype}, missing values as NaN (their integers are "
+            f"kept); the bound is taken in whole packing steps ({packing.step:.3g}) so that the re-packed file "
+            f"holds it, and a bound below half a step keeps the packed integers exactly")
+    kept = np.ascontiguousarray(raw[mask])
+    return CFField(decoded, MissingRule(), VariableMeta(meta.name, meta.dims, dict(attrs), meta.coords,
+                                                       meta.global_attrs, meta.file_format, packing, kept), (note,))
 
 
 def _coordinates(ds: Any, var: str) -> tuple[Coordinate, ...]:
@@ -292,11 +329,16 @@ def _coordinates(ds: Any, var: str) -> tuple[Coordinate, ...]:
             continue
         seen.add(name)
         c = ds.variables[name]
+        char_dim = None
+        if c.dtype == np.dtype("S1") and c.ndim >= 1:  # NetCDF-3 strings: characters along a last dimension
+            import xarray as xr
+
+            char_dim, c = str(c.dims[-1]), xr.coding.strings.CharacterArrayCoder().decode(c, name=name)
         values = np.asarray(c.values)
         if values.dtype.kind == "O":
             values = values.astype(str)
         if values.dtype.kind in COORD_KINDS:
-            out.append(Coordinate(str(name), tuple(str(d) for d in c.dims), dict(c.attrs), values))
+            out.append(Coordinate(str(name), tuple(str(d) for d in c.dims), dict(c.attrs), values, char_dim))
     return tuple(out)
 
 
@@ -320,16 +362,38 @@ def _read_hdf5(path: Path, var: str | None) -> CFField:
     except OSError as exc:
         raise InvalidInputError(f"{path.name}: cannot read as HDF5 ({exc})") from None
     if is_packed(values.dtype, attrs):
-        raw_rule = rule_from_attrs(attrs)
-        mask = raw_rule.declared_mask(values.astype(np.float64))
-        scale = float(np.asarray(attrs.get("scale_factor", 1.0)).ravel()[0])
-        offset = float(np.asarray(attrs.get("add_offset", 0.0)).ravel()[0])
-        decoded = values * scale + offset
-        decoded[mask] = np.nan
-        packing = Packing(values.dtype.str, scale, offset)
-        return CFField(decoded, MissingRule(), VariableMeta(var, dims, attrs, (), meta.global_attrs, "HDF5", packing),
-                       (f"{var} is packed ({values.dtype}): unpacked to float64, missing values as NaN",))
+        return unpack(var, values, attrs, meta)
     return CFField(values, rule_from_attrs(attrs), meta)
+
+
+def repack(data: np.ndarray, meta: VariableMeta) -> np.ndarray:
+    """The packed integers of a packed variable's floats: rounded to the nearest step, clipped to the integer
+    type and its valid range (never onto a fill value at an end of it), missing points (NaN) given back their
+    recorded raw integers (else the variable's first fill value)."""
+    p = meta.packing
+    assert p is not None
+    dtype = np.dtype(p.dtype)
+    fills = [int(v) for v in attr_numbers(meta.attrs, "_FillValue") + attr_numbers(meta.attrs, "missing_value")]
+    rule = rule_from_attrs(meta.attrs)
+    low = max(np.iinfo(dtype).min, int(np.ceil(rule.valid_min)) if rule.valid_min is not None else -(2**63))
+    high = min(np.iinfo(dtype).max, int(np.floor(rule.valid_max)) if rule.valid_max is not None else 2**63 - 1)
+    while low in fills and low < high:
+        low += 1
+    while high in fills and high > low:
+        high -= 1
+    missing = ~np.isfinite(data)
+    with np.errstate(invalid="ignore"):
+        packed = np.clip(np.rint((data.astype(np.float64) - p.add_offset) / p.scale_factor), low, high)
+    packed = np.where(missing, 0, packed).astype(dtype)
+    if missing.any():
+        kept = meta.packed_missing
+        if kept is not None and kept.size == int(missing.sum()):
+            packed[missing] = kept
+        elif fills:
+            packed[missing] = fills[0]
+        else:
+            raise InvalidInputError(f"variable {meta.name!r} has missing values but no fill value to pack them as")
+    return packed
 
 
 def write_variable(path: Path, data: np.ndarray, meta: VariableMeta | None, var: str | None) -> None:
@@ -339,50 +403,50 @@ def write_variable(path: Path, data: np.ndarray, meta: VariableMeta | None, var:
     if meta is None:
         meta = VariableMeta(name, tuple(f"dim_{a}" for a in range(data.ndim)), file_format="NETCDF3_64BIT")
     if len(meta.dims) != data.ndim:
-        raise InvalidInputError(f"the stream's dimension names {meta.dims} do not fit its shape {data.shape}")
+        raise StreamFormatError(f"the stream's dimension names {meta.dims} do not fit its shape {data.shape}")
+    sizes = dict(zip(meta.dims, data.shape))
+    for c in meta.coords:
+        if len(c.dims) != c.values.ndim or any(sizes.setdefault(d, n) != n for d, n in zip(c.dims, c.values.shape)):
+            raise StreamFormatError(f"the stream's coordinate {c.name!r} does not fit the variable's dimensions")
+    values = repack(data, meta) if meta.packing is not None else data
     if path.suffix.lower() in HDF5_SUFFIXES or meta.file_format == "HDF5" and path.suffix.lower() not in (
             NETCDF_SUFFIXES):
-        _write_hdf5(path, data, meta, name)
+        _write_hdf5(path, values, meta, name)
         return
     import xarray as xr
 
-    attrs = dict(meta.attrs)
-    encoding: dict[str, Any] = {}
-    if meta.packing is not None:
-        encoding = {"dtype": np.dtype(meta.packing.dtype)}
-        for key in ENCODING_ATTRS:
-            if key in attrs:
-                encoding[key] = attrs.pop(key)
-    elif "_FillValue" not in attrs:
-        encoding["_FillValue"] = None  # xarray would add a NaN fill the original did not have
-    variables = {name: xr.Variable(meta.dims, data, attrs)}
-    encodings = {name: encoding}
+    # Values are written as they are stored (fills and packed integers included), attributes as they were.
+    variables = {name: xr.Variable(meta.dims, values, dict(meta.attrs))}
+    encodings: dict[str, Any] = {name: {} if "_FillValue" in meta.attrs or values.dtype.kind not in "fc" else {
+        "_FillValue": None}}  # xarray would add a NaN fill the original did not have
     for c in meta.coords:
         variables[c.name] = xr.Variable(c.dims, c.values, dict(c.attrs))
         encodings[c.name] = {} if "_FillValue" in c.attrs or c.values.dtype.kind not in "fc" else {
             "_FillValue": None}
-    dataset = xr.Dataset(variables, attrs=dict(meta.global_attrs))
-    classic = meta.file_format.startswith("NETCDF3") and all(
-        v.dtype.kind in "SUf" or v.dtype in (np.int8, np.int16, np.int32, np.uint8) for v in dataset.variables.values())
+        if c.char_dim is not None:
+            encodings[c.name]["char_dim_name"] = c.char_dim
     try:
+        dataset = xr.Dataset(variables, attrs=dict(meta.global_attrs))
+        classic = meta.file_format.startswith("NETCDF3") and all(
+            v.dtype.kind in "SUf" or v.dtype in (np.int8, np.int16, np.int32, np.uint8)
+            for v in dataset.variables.values())
         dataset.to_netcdf(path, format=meta.file_format if classic else "NETCDF4",
                           engine="scipy" if classic else "h5netcdf", encoding=encodings)
     except ImportError as exc:
         raise InvalidInputError(f"writing {path.name} needs {exc.name} (pip install scipy h5netcdf)") from None
+    except (ValueError, TypeError, OverflowError, KeyError) as exc:
+        raise StreamFormatError(f"the stream's variable metadata cannot be written to {path.name} ({exc})") from None
 
 
-def _write_hdf5(path: Path, data: np.ndarray, meta: VariableMeta, name: str) -> None:
+def _write_hdf5(path: Path, values: np.ndarray, meta: VariableMeta, name: str) -> None:
     import h5py
 
-    with h5py.File(path, "w") as h5:
-        for k, v in meta.global_attrs.items():
-            h5.attrs[k] = v
-        if meta.packing is not None:
-            p = meta.packing
-            fill = np.asarray(meta.attrs.get("_FillValue", meta.attrs.get("missing_value", 0))).ravel()[0]
-            stored = np.where(np.isnan(data), fill, np.rint((data - p.add_offset) / p.scale_factor))
-            dataset = h5.create_dataset(name, data=stored.astype(p.dtype))
-        else:
-            dataset = h5.create_dataset(name, data=data)
-        for k, v in meta.attrs.items():
-            dataset.attrs[k] = v
+    try:
+        with h5py.File(path, "w") as h5:
+            for k, v in meta.global_attrs.items():
+                h5.attrs[k] = v
+            dataset = h5.create_dataset(name, data=values)
+            for k, v in meta.attrs.items():
+                dataset.attrs[k] = v
+    except (ValueError, TypeError, OverflowError, KeyError) as exc:
+        raise StreamFormatError(f"the stream's variable metadata cannot be written to {path.name} ({exc})") from None

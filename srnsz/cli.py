@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from srnsz import api, chunked
-from srnsz.bounds import MODES
-from srnsz.cf import CFField
+from srnsz.bounds import MODES, ErrorBound
+from srnsz.cf import CFField, packing_bound
 from srnsz.errors import SrnszError
 from srnsz.examples import example_field
 from srnsz.fieldio import (
@@ -29,7 +29,7 @@ from srnsz.fieldio import (
     write_field,
 )
 from srnsz.metrics import bit_rate, bound_held, quality
-from srnsz.missing import MissingRule, find_missing
+from srnsz.missing import MissingRule, find_missing, valid_range
 from srnsz.peers import list_codecs
 from srnsz.predictors import list_predictors
 from srnsz.predictors.interp import CONFIG_KINDS, TUNE_MODES
@@ -174,8 +174,18 @@ def _compress_field(source: CFField, args: argparse.Namespace, name: str, option
               f"{result.eb_abs:.6g}: PSNR {result.psnr_db:.2f} dB, ratio {result.ratio:.2f} ({result.trials} trials)",
               file=sys.stderr)
         return result.stream
+    eb, mode, rel = args.eb, args.mode, args.rel
+    packing = source.meta.packing if source.meta is not None else None
+    if packing is not None and mode != "psnr":
+        # In whole packing steps, so that the re-packed file holds the bound too (srnsz.cf.packing_bound).
+        requested = ErrorBound(mode, eb, rel).absolute(valid_range(data, ~np.isfinite(data)))
+        eb, mode, rel = packing_bound(requested, packing.step), "abs", None
+        if eb != requested:
+            why = ("whole packing steps" if eb >= packing.step
+                   else "under half a packing step: the packed integers come back exactly")
+            print(f"note: abs bound {requested:.6g} taken as {eb:.6g} ({why})", file=sys.stderr)
     with progress_bar(data.size, "compress") as update:
-        return api.compress(data, args.eb, args.mode, name, rel=args.rel, progress=update, **options)
+        return api.compress(data, eb, mode, name, rel=rel, progress=update, **options)
 
 
 def cmd_compress(args: argparse.Namespace) -> None:
@@ -193,11 +203,12 @@ def cmd_compress(args: argparse.Namespace) -> None:
     write_atomically(args.output, lambda tmp: tmp.write_bytes(stream), args.force)
     print(f"{data.nbytes} -> {len(stream)} bytes (ratio {data.nbytes / len(stream):.2f}) {args.output}")
     stream_info = api.info(stream)
-    _report_missing(stream_info.missing, data.size)
-    packing = source.meta.packing if source.meta is not None else None
-    if packing is not None and stream_info.error_bound["abs"] < packing.step / 2:
-        print(f"note: the bound {stream_info.error_bound['abs']:.3g} is below half the packing step "
-              f"({packing.step / 2:.3g}): the extra bits only keep packing noise", file=sys.stderr)
+    record = stream_info.missing
+    if not record and not args.no_fill_detection:  # suspects alone are not written into the stream
+        rule = _missing_options(args, source.rule)
+        found = find_missing(data, MissingRule.of(rule["fill_value"], rule["valid_range"], rule["detect_fills"]))
+        record = {"suspects": list(found.suspects)}
+    _report_missing(record, data.size)
     stored = stream_info.predictor
     if stored not in (asked, "lossless"):
         print(f"note: the {asked} predictor stored a plain {stored} stream (its network did not apply to this field "
@@ -224,7 +235,7 @@ def _compress_dataset(args: argparse.Namespace) -> None:
             bar.update(1)
 
         plans = compress_dataset(args.input, args.output, args.eb, args.mode, name, force=args.force,
-                                 on_variable=report, **options)
+                                 on_variable=report, **_missing_options(args, MissingRule()), **options)
     for plan in plans:
         how = (f"srnsz, abs bound {plan.eb_abs:.4g}" + (f", {plan.missing_points} missing points restored exactly"
                                                        if plan.missing_points else "")) if plan.lossy else "lossless"

@@ -24,6 +24,7 @@ from numcodecs.abc import Codec
 from numcodecs.registry import register_codec
 
 from srnsz import api
+from srnsz.errors import InvalidInputError
 
 CODEC_ID = "srnsz"
 
@@ -42,8 +43,11 @@ class Srnsz(Codec):
         options = dict(options)
         for key in ("fill_value", "valid_range"):  # JSON-able config: plain floats in lists
             if options.get(key) is not None:
-                options[key] = [None if v is None else float(v) for v in np.asarray(
-                    options[key], dtype=object).ravel().tolist()]
+                try:
+                    options[key] = [None if v is None else float(v) for v in np.asarray(
+                        options[key], dtype=object).ravel().tolist()]
+                except (TypeError, ValueError):
+                    raise InvalidInputError(f"{key} must be numbers, got {options[key]!r}") from None
         self.eb, self.mode, self.predictor, self.options = float(eb), mode, predictor, options
         self._codec = api.Codec(self.eb, mode, predictor, **options)  # validates the settings now
 

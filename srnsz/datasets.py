@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ import numpy as np
 from srnsz.bounds import ErrorBound
 from srnsz.cf import HDF5_SUFFIXES, compressible, rule_from_attrs
 from srnsz.errors import InvalidInputError, SrnszError
-from srnsz.missing import find_missing, valid_range
+from srnsz.missing import MissingRule, find_missing, valid_range
 
 CHUNK_BYTES = 64 << 20  # larger variables are cut along their first axes into chunks of about this size
 # Attributes whose type must be the variable's own in NetCDF (Zarr's JSON attributes lose it).
@@ -76,9 +76,19 @@ def _chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
     return tuple(chunks)
 
 
-def plan_variable(name: str, values: np.ndarray, attrs: dict[str, Any], bound: ErrorBound) -> VariablePlan:
+def variable_rule(attrs: dict[str, Any], extra: MissingRule) -> MissingRule:
+    """A variable's missing-value rule: its attributes' declarations plus ``extra`` (the user's fills; the
+    user's valid range, when given, replaces the attributes'; detection as the user says)."""
+    declared = rule_from_attrs(attrs)
+    low, high = ((extra.valid_min, extra.valid_max) if extra.valid_min is not None or extra.valid_max is not None
+                 else (declared.valid_min, declared.valid_max))
+    return MissingRule((*declared.fill_values, *extra.fill_values), low, high, extra.detect)
+
+
+def plan_variable(name: str, values: np.ndarray, attrs: dict[str, Any], bound: ErrorBound,
+                  extra: MissingRule | None = None) -> VariablePlan:
     """The absolute bound and fills of one floating-point variable (relative bounds on its valid values)."""
-    rule = rule_from_attrs(attrs)
+    rule = variable_rule(attrs, extra or MissingRule())
     found = find_missing(values, rule)
     eb_abs = bound.absolute(valid_range(values, found.mask))
     return VariablePlan(name, True, float(eb_abs), found.count, (*rule.fill_values, *found.detected))
@@ -86,17 +96,21 @@ def plan_variable(name: str, values: np.ndarray, attrs: dict[str, Any], bound: E
 
 def compress_dataset(src: str | Path, dst: str | Path, eb: float, mode: str = "rel", predictor: str = "interp", *,
                      force: bool = False, on_variable: Callable[[VariablePlan, int, int], None] | None = None,
+                     fill_value: float | Sequence[float] | None = None,
+                     valid_range: Sequence[float | None] | None = None, detect_fills: bool = True,
                      **options: Any) -> list[VariablePlan]:
     """Convert NetCDF file ``src`` into Zarr store ``dst`` (a folder, written whole or not at all).
 
-    eb, mode: the bound per floating-point variable (``rel``: of that variable's valid range). ``options`` go
-    to the predictor. ``on_variable(plan, done, total)`` is called after each lossy variable is written.
-    Returns the plans of every variable.
+    eb, mode: the bound per floating-point variable (``rel``: of that variable's valid range).
+    fill_value, valid_range, detect_fills: added to each variable's declared missing values (see
+    :func:`variable_rule`). ``options`` go to the predictor. ``on_variable(plan, done, total)`` is called
+    after each lossy variable is written. Returns the plans of every variable.
     """
     xr = _xarray()
     from srnsz.codec import SrnszZarr3
 
     bound = ErrorBound(mode, eb)
+    extra = MissingRule.of(fill_value, valid_range, detect_fills)
     src = Path(src)
     engine = "h5netcdf" if src.suffix.lower() in HDF5_SUFFIXES else None
     try:
@@ -116,9 +130,9 @@ def compress_dataset(src: str | Path, dst: str | Path, eb: float, mode: str = "r
             _to_zarr(ds.drop_vars(lossy), tmp, base_encoding, "w")
             for done, name in enumerate(lossy, 1):
                 v = ds.variables[name]
-                plan = plan_variable(name, np.asarray(v.values), dict(v.attrs), bound)
+                plan = plan_variable(name, np.asarray(v.values), dict(v.attrs), bound, extra)
                 missing: dict[str, Any] = {"fill_value": list(plan.fills), "detect_fills": False}
-                rule = rule_from_attrs(v.attrs)
+                rule = variable_rule(v.attrs, extra)
                 if rule.valid_min is not None or rule.valid_max is not None:
                     missing["valid_range"] = [rule.valid_min, rule.valid_max]
                 codec = SrnszZarr3(eb=plan.eb_abs, mode="abs", predictor=predictor, options={**options, **missing})
@@ -178,6 +192,8 @@ def _write_folder(path: Path, force: bool, write: Callable[[Path], None]) -> Non
     """``write(tmp)`` into a fresh folder beside ``path``, moved into place only on success."""
     if path.exists() and not force:
         raise SrnszError(f"output {str(path)!r} exists; use --force to overwrite it")
+    if path.is_dir() and not ((path / "zarr.json").exists() or (path / ".zgroup").exists()):
+        raise SrnszError(f"output {str(path)!r} is a folder but not a Zarr store: not replacing it")
     if not path.parent.exists():
         raise InvalidInputError(f"output directory {str(path.parent)!r} does not exist")
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))

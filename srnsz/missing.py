@@ -10,7 +10,8 @@ Relative and PSNR bounds, and every metric, are taken over the valid points only
 
 Undeclared fills (no attribute, no ``fill_value=``): treating a point as missing is always safe (it comes back
 exactly, and the range the bound is relative to can only shrink), so the detector leans towards it, but only for
-values that cannot be data: a huge extreme value, or one that repeats exactly and sits far outside the rest (see
+values that cannot be data: a huge extreme value far above the rest, or one that repeats exactly and sits far
+outside the rest (see
 :func:`detect_fills` for the rule and the borderline cases it leaves alone and reports).
 """
 
@@ -27,9 +28,10 @@ from srnsz import lossless
 from srnsz.entropy import CodeReader, ContextCodeWriter
 from srnsz.errors import InvalidInputError, StreamFormatError
 
-# An extreme value this large in magnitude, separated from the rest by at least the rest's span, is a fill
-# (1e20 CMIP, 1e35 FOAM, 9.96921e36 NetCDF default, -1e30 ...).
+# An extreme value this large in magnitude, with every other value at most HUGE_SHARE of it in magnitude, is a
+# fill (1e20 CMIP, 1e35 FOAM, 9.96921e36 NetCDF default, -1e30 ...); a field of huge values (1e20 and 2e20) is data.
 HUGE = 1e15
+HUGE_SHARE = 0.1
 # Any other repeated extreme value separated from the rest by this many times the rest's span is a fill
 # (-999 beside SST in [-1.8, 35]: 27 spans).
 GAP_FACTOR = 10.0
@@ -96,8 +98,8 @@ class MissingRule:
         """True where ``data`` is not finite, equals a fill value or lies outside the valid range."""
         with np.errstate(invalid="ignore"):
             mask = ~np.isfinite(data)
-            for value in self.fill_values:
-                mask |= data == data.dtype.type(value)
+            for value in representable(self.fill_values, data.dtype):
+                mask |= data == value
             if self.valid_min is not None:
                 mask |= data < self.valid_min
             if self.valid_max is not None:
@@ -111,6 +113,18 @@ class MissingRule:
         if self.valid_max is not None:
             out["valid_max"] = self.valid_max
         return out
+
+
+def representable(values: Sequence[float], dtype: np.dtype) -> list[Any]:
+    """``values`` as ``dtype`` scalars, leaving out those the dtype cannot hold (1e39 in float32 overflows,
+    1e-46 becomes 0): no value of the data can equal them."""
+    out = []
+    with np.errstate(over="ignore", under="ignore"):
+        for value in values:
+            typed = dtype.type(value)
+            if np.isfinite(typed) and (typed == 0) == (value == 0):
+                out.append(typed)
+    return out
 
 
 def _number(name: str, value: Any) -> float:
@@ -149,8 +163,8 @@ def find_missing(data: np.ndarray, rule: MissingRule, fills: Sequence[float] | N
         fills = ()
         if rule.detect:
             fills, suspects = detect_fills(Extremes.of(data[~mask] if mask.any() else data.ravel()))
-    for value in fills:
-        mask |= data == data.dtype.type(value)
+    for value in representable(fills, data.dtype):
+        mask |= data == value
     return Missing(mask if mask.any() else None, tuple(fills), suspects, rule)
 
 
@@ -218,10 +232,10 @@ class Extremes:
 def detect_fills(extremes: Extremes) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(fills, suspects) among a set of finite values (declared fills already out), from its extremes.
 
-    An extreme value (the largest or the smallest) is a fill when it is huge (|v| >= HUGE) and at least the span
-    of the rest away from it (even once: a single 1e20 would set the range of a relative bound), or when it
-    occurs at least twice at least GAP_FACTOR spans away (the span of the rest must be > 0: a two-valued field is
-    data). Repeated until no extreme qualifies (at most MAX_DETECTED).
+    An extreme value (the largest or the smallest) is a fill when it is huge (|v| >= HUGE) and every other value
+    is at most HUGE_SHARE of it in magnitude (even once: a single 1e20 would set the range of a relative bound),
+    or when it occurs at least twice at least GAP_FACTOR spans away (the span of the rest must be > 0: a
+    two-valued field is data). Repeated until no extreme qualifies (at most MAX_DETECTED).
     Borderline, kept as data but returned as suspects: a repeated integer-valued extreme with |v| >= 99 at least
     SUSPECT_GAP spans away (e.g. -9999 beside data in [0, 1e4], which could be a real value of the field).
     """
@@ -237,8 +251,11 @@ def detect_fills(extremes: Extremes) -> tuple[tuple[float, ...], tuple[float, ..
             if outer is None or inner is None or far_end is None:
                 continue
             (v, count), edge, other = outer, inner[0], far_end[0]
+            if other == v or edge in fills:  # nothing else is left: one value is data, not a fill
+                continue
             span, gap = abs(other - edge), abs(v - edge)
-            if (abs(v) >= HUGE and gap >= span) or (count >= 2 and span > 0 and gap >= GAP_FACTOR * span):
+            huge = abs(v) >= HUGE and max(abs(edge), abs(other)) <= HUGE_SHARE * abs(v)
+            if huge or (count >= 2 and span > 0 and gap >= GAP_FACTOR * span):
                 fills.append(v)
                 depth[top] += 1
                 found = True
@@ -394,7 +411,7 @@ def decode(sections: dict[str, bytes], shape: tuple[int, ...], dtype: np.dtype,
             raise StreamFormatError("the missing-value mask does not match the shape")
         mask = codes.astype(bool).reshape(shape)
     elif layout in (bytes([MASK_PLAIN]), bytes([MASK_DELTA])):
-        bits = np.frombuffer(lossless.unpack(packed, "missing-value mask"), np.uint8)
+        bits = np.frombuffer(lossless.unpack(packed, "missing-value mask", (n + 7) // 8), np.uint8)
         if bits.size != (n + 7) // 8:
             raise StreamFormatError("the missing-value mask does not match the shape")
         mask = np.unpackbits(bits, count=n).astype(bool).reshape(shape)
@@ -409,7 +426,7 @@ def decode(sections: dict[str, bytes], shape: tuple[int, ...], dtype: np.dtype,
     if kind == bytes([VALUES_ONE]) and len(payload) == dtype.itemsize:
         values = np.repeat(np.frombuffer(payload, little), count)
     elif kind == bytes([VALUES_PLANES]):
-        raw = lossless.unpack(payload, "missing values")
+        raw = lossless.unpack(payload, "missing values", count * dtype.itemsize)
         if len(raw) != count * dtype.itemsize:
             raise StreamFormatError("the missing values do not match the mask")
         values = np.ascontiguousarray(np.frombuffer(raw, np.uint8).reshape(dtype.itemsize, count).T).view(little)

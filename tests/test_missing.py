@@ -274,3 +274,56 @@ def test_every_mask_layout_decodes(shape):
         got, got_values = missing.decode({**sections, "MASK": layout}, shape, data.dtype, int(mask.sum()))
         assert np.array_equal(got, mask)
         assert np.array_equal(got_values.view(np.uint32), values.view(np.uint32))
+
+
+def test_fields_with_nothing_valid_are_stored_bit_for_bit():
+    rng = np.random.default_rng(0)
+    outside = (rng.random((20, 20)) + 2).astype(np.float32)
+    recon = srnsz.decompress(srnsz.compress(outside, 0.1, "abs", valid_range=(0, 1)))
+    assert np.array_equal(recon.view(np.uint32), outside.view(np.uint32))
+    fills = np.full((64, 64), -999.0, np.float32)
+    fills[rng.random(fills.shape) < 0.1] = -9999.0
+    for predictor in ("interp", "lorenzo"):
+        recon = srnsz.decompress(srnsz.compress(fills, 3.0, "abs", predictor, fill_value=[-999, -9999]))
+        assert np.array_equal(recon, fills)
+
+
+def test_a_suspect_alone_leaves_the_stream_as_before():
+    data = (smooth_field((30, 30), seed=2) * 5000 + 5000).astype(np.float32)
+    data[0, :3] = -9999.0
+    stream = srnsz.compress(data, 1e-3)
+    assert srnsz.info(stream).format_version == "1.2" and srnsz.info(stream).missing == {}
+    assert stream == srnsz.compress(data, 1e-3, detect_fills=False)
+
+
+def test_a_field_of_huge_values_is_data():
+    data = np.where(smooth_field((16, 16)) > 0, 2e20, 1e20)
+    assert find_missing(data, MissingRule()).mask is None
+    assert detect_fills(Extremes.of(np.r_[np.zeros(10), [1e20] * 3])) == ((1e20,), ())  # fills over a constant
+
+
+def test_fills_the_dtype_cannot_hold_are_ignored():
+    data = smooth_field((8, 8))
+    data[0, 0] = 0.0
+    mask = MissingRule((1e39, 1e-46)).declared_mask(data)
+    assert not mask.any()
+
+
+@pytest.mark.parametrize("record", [{"points": 3, "fill_values": ["abc"]}, {"points": 3, "detected": [None]},
+                                    {"points": 3, "suspects": "xy"}, {"points": 3, "valid_min": "a"}])
+def test_garbled_missing_records_are_refused(record):
+    data, _ = ocean((4, 20, 24))
+    stream = _rewrite(srnsz.compress(data, 1e-2), lambda h: h.update(missing=record))
+    with pytest.raises(StreamFormatError):
+        srnsz.info(stream)
+
+
+def test_a_decompression_bomb_in_the_missing_values_is_refused():
+    import zstandard
+
+    data, _ = ocean((4, 20, 24))
+    data[0, 0, 0] = np.nan  # two distinct missing values: stored as planes
+    bomb = zstandard.ZstdCompressor().compress(bytes(1 << 22))
+    stream = _rewrite(srnsz.compress(data, 1e-2), None, lambda x: x.update(MVAL=bytes([1]) + bomb))
+    with pytest.raises(StreamFormatError):
+        srnsz.decompress(stream)

@@ -208,3 +208,60 @@ def test_shared_netcdf_files_round_trip_through_zarr(path, tmp_path):
     assert main(["compress", str(path), "-o", str(store), "--eb", "1e-3"]) == 0
     assert main(["decompress", str(store), "-o", str(back)]) == 0
     _assert_dataset_round_trip(path, back, 1e-3)
+
+
+def test_packed_values_at_the_ends_of_the_integer_range_do_not_wrap(tmp_path):
+    rng = np.random.default_rng(3)
+    packed = rng.integers(32000, 32767, (20, 30)).astype(np.int16)
+    packed[0, :4] = -32768  # _FillValue
+    packed[1, :3] = -25000  # outside valid_range: missing, its integers must come back
+    path = tmp_path / "pk.nc"
+    _write(path, {"t": (("y", "x"), packed, {"scale_factor": 0.01, "add_offset": 0.0, "_FillValue": np.int16(-32768),
+                                             "missing_value": np.int16(-32767),
+                                             "valid_range": np.array([-20000, 32767], np.int16)})}, {})
+    for eb in ("0.5", "0.016", "0.003"):
+        out, back = tmp_path / f"{eb}.srnsz", tmp_path / f"{eb}.nc"
+        assert main(["compress", str(path), "--var", "t", "-o", str(out), "--eb", eb, "--mode", "abs"]) == 0
+        assert main(["decompress", str(out), "-o", str(back)]) == 0
+        restored = xr.open_dataset(back, decode_cf=False).t.values
+        assert restored.dtype == np.int16
+        missing = (packed == -32768) | (packed == -25000)
+        assert np.array_equal(restored[missing], packed[missing])
+        error = np.abs(restored[~missing].astype(np.int64) - packed[~missing]) * 0.01
+        assert error.max() <= float(eb) + 1e-9
+        assert (restored[~missing] > -20000).all()
+
+
+def test_unusable_attributes_are_ignored(tmp_path):
+    data = smooth_field((4, 10, 12))
+    path = tmp_path / "odd.nc"
+    _write(path, {"v": (("t", "y", "x"), data, {"missing_value": "N/A", "valid_min": np.zeros(0)})}, {})
+    assert main(["compress", str(path), "--var", "v", "-o", str(tmp_path / "v.srnsz")]) == 0
+
+
+def test_string_coordinates_keep_their_shape(tmp_path):
+    path = tmp_path / "st.nc"
+    ds = xr.Dataset({"v": (("station", "t"), smooth_field((3, 40)))},
+                    coords={"station": ("station", np.array(["s0", "s1", "abc"]))})
+    ds.to_netcdf(path, format="NETCDF3_64BIT", engine="scipy")
+    assert main(["compress", str(path), "--var", "v", "-o", str(tmp_path / "v.srnsz")]) == 0
+    assert main(["decompress", str(tmp_path / "v.srnsz"), "-o", str(tmp_path / "back.nc")]) == 0
+    back = xr.open_dataset(tmp_path / "back.nc")
+    assert back.station.dims == ("station",) and list(back.station.values) == ["s0", "s1", "abc"]
+
+
+def test_dataset_conversion_takes_the_command_line_rule(foam, tmp_path, capsys):
+    pytest.importorskip("zarr")
+    path, _, land = foam
+    with xr.open_dataset(path, decode_cf=False) as ds:  # the same file without its missing_value attribute
+        plain = ds.copy()
+        del plain.V.attrs["missing_value"]
+        plain.to_netcdf(tmp_path / "plain.nc", format="NETCDF3_64BIT", engine="scipy")
+    assert main(["compress", str(tmp_path / "plain.nc"), "-o", str(tmp_path / "a.zarr"), "--no-fill-detection"]) == 0
+    assert "missing points" not in capsys.readouterr().out
+    assert main(["compress", str(tmp_path / "plain.nc"), "-o", str(tmp_path / "b.zarr")]) == 0
+    assert f"{int(land.sum())} missing points" in capsys.readouterr().out
+    (tmp_path / "c.zarr").mkdir()
+    (tmp_path / "c.zarr" / "keep.txt").write_text("mine")
+    assert main(["compress", str(tmp_path / "plain.nc"), "-o", str(tmp_path / "c.zarr"), "--force"]) == 1
+    assert (tmp_path / "c.zarr" / "keep.txt").exists()

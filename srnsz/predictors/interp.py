@@ -138,7 +138,10 @@ class InterpPredictor(Predictor):
         if tune not in TUNE_MODES:
             raise InvalidInputError(f"tune must be one of {TUNE_MODES}, got {tune!r}")
         self.tune = tune
-        self.free_slack = float(free_slack)  # encoder-only (see FREE_SLACK_OPTIONS): not in the header
+        try:
+            self.free_slack = float(free_slack)  # encoder-only (see FREE_SLACK_OPTIONS): not in the header
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"free_slack must be a number of bins, got {free_slack!r}") from None
         self.fixed = frozenset(options)
         self.config = InterpConfig(**options)
 
