@@ -41,8 +41,9 @@ def masked_copy(name: str, data_dir: Path, land2d: np.ndarray) -> tuple[np.ndarr
 def ratio(data: np.ndarray, eb: float, **kw) -> float:
     try:
         return data.nbytes / len(srnsz.compress(data, eb, "abs", **kw))
-    except TypeError:  # an older srnsz without this option
-        return float("nan")
+    except (TypeError, ValueError):  # an older srnsz without this option: fills are data there
+        return data.nbytes / len(srnsz.compress(data, eb, "abs")) if kw.get("detect_fills") is False \
+            else float("nan")
 
 
 def main() -> None:

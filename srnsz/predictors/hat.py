@@ -101,7 +101,7 @@ class HatPredictor(InterpPredictor):
     def compress(self, data: np.ndarray, eb: float, progress: Progress | None = None,
                  free: np.ndarray | None = None) -> Encoded:
         base = self.tuned(data, eb, free) if self.tune != "off" else self
-        self.config, self.free_slack = base.config, base.free_slack
+        self.config, self.free_mode, self.free_slack = base.config, base.free_mode, base.free_slack
         if not self._applies(data.shape):
             encoded = self._compress(data, eb, progress, free)
             encoded.predictor = "interp"  # HAT needs a 2D or 3D field
