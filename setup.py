@@ -2,5 +2,5 @@
 
 from setuptools import Extension, setup
 
-# The context-mixing coder's inner loop (srnsz/_mixing.c), loaded with ctypes by srnsz.context_mixing.
-setup(ext_modules=[Extension("srnsz._mixing", ["srnsz/_mixing.c"], extra_compile_args=["-O2"])])
+# The context-mixing coder's inner loop (srnsz/coding/_mixing.c), loaded with ctypes by srnsz.coding.context_mixing.
+setup(ext_modules=[Extension("srnsz.coding._mixing", ["srnsz/coding/_mixing.c"], extra_compile_args=["-O2"])])

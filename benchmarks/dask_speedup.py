@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from srnsz.distributed import compress_zarr
+from srnsz.io.distributed import compress_zarr
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 import srnsz
-from srnsz.bench import valid_mask
+from srnsz.eval.bench import valid_mask
 from srnsz.missing import MissingRule
 from srnsz.predictors import blockwise, hat
 
@@ -94,7 +94,7 @@ def hat_table(rels: list[float]) -> None:
 
 
 def ae_table(rels: list[float]) -> None:
-    from srnsz.peers import get_codec
+    from srnsz.eval.peers import get_codec
 
     print("| field | rel eb | ae (blocks) CR | ae (+interp) CR | lorenzo CR | interp CR | SZ3 CR | ZFP CR | "
           "AE blocks | ae blocks / lorenzo | ae MB/s c/d |")

@@ -1,9 +1,9 @@
 """srnsz: error-bounded lossy compression of scientific arrays with neural and classical predictors."""
 
-from srnsz import metrics
 from srnsz.api import Codec, StreamInfo, compress, decompress, info
 from srnsz.bounds import ErrorBound
 from srnsz.errors import InvalidInputError, ReconstructionMismatchError, SrnszError, StreamFormatError
+from srnsz.eval import metrics
 from srnsz.predictors import list_predictors
 
 __all__ = [

@@ -12,10 +12,10 @@ import numpy as np
 
 from srnsz import missing
 from srnsz.bounds import ErrorBound
-from srnsz.cf import VariableMeta
-from srnsz.container import read_container, write_container
 from srnsz.errors import InvalidInputError, ReconstructionMismatchError, SrnszError, StreamFormatError
-from srnsz.metrics import bound_held, quality
+from srnsz.eval.metrics import bound_held, quality
+from srnsz.format.container import read_container, write_container
+from srnsz.io.cf import VariableMeta
 from srnsz.predictors import PREDICTORS, create_predictor
 from srnsz.predictors.base import Encoded, Progress
 
@@ -70,7 +70,7 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     Missing values (see :mod:`srnsz.missing`) come back bit for bit: NaN, Inf, ``fill_value`` (one value or a
     list), values outside ``valid_range`` = (min, max), and, unless ``detect_fills=False``, undeclared fills
     (a repeated extreme far outside the rest, e.g. 1e20). A resolved bound of 0 stores the data losslessly.
-    metadata: a NetCDF/HDF5 variable's name, dimensions, attributes and coordinates (:mod:`srnsz.cf`), stored
+    metadata: a NetCDF/HDF5 variable's name, dimensions, attributes and coordinates (:mod:`srnsz.io.cf`), stored
     losslessly so that decompressing to a file restores them.
     """
     data = _as_field(array)

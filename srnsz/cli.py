@@ -12,12 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from srnsz import api, chunked
+from srnsz import api
 from srnsz.bounds import MODES, ErrorBound
-from srnsz.cf import CFField, packing_bound
 from srnsz.errors import SrnszError
+from srnsz.eval.metrics import bit_rate, bound_held, quality
+from srnsz.eval.peers import list_codecs
 from srnsz.examples import example_field
-from srnsz.fieldio import (
+from srnsz.io import chunked
+from srnsz.io.cf import CFField, packing_bound
+from srnsz.io.fields import (
     RAW_DTYPES,
     VARIABLE_SUFFIXES,
     declared_rule,
@@ -28,9 +31,7 @@ from srnsz.fieldio import (
     write_atomically,
     write_field,
 )
-from srnsz.metrics import bit_rate, bound_held, quality
 from srnsz.missing import MissingRule, find_missing, valid_range
-from srnsz.peers import list_codecs
 from srnsz.predictors import list_predictors
 from srnsz.predictors.interp import CONFIG_KINDS, TUNE_MODES
 
@@ -165,7 +166,7 @@ def _compress_field(source: CFField, args: argparse.Namespace, name: str, option
     if source.meta is not None:
         options["metadata"] = source.meta
     if args.target_psnr is not None or args.target_ratio is not None:
-        from srnsz.targets import compress_to_target
+        from srnsz.pipeline.targets import compress_to_target
 
         result = compress_to_target(data, psnr=args.target_psnr, ratio=args.target_ratio, predictor=name,
                                     **options)
@@ -177,7 +178,7 @@ def _compress_field(source: CFField, args: argparse.Namespace, name: str, option
     eb, mode, rel = args.eb, args.mode, args.rel
     packing = source.meta.packing if source.meta is not None else None
     if packing is not None and mode != "psnr":
-        # In whole packing steps, so that the re-packed file holds the bound too (srnsz.cf.packing_bound).
+        # In whole packing steps, so that the re-packed file holds the bound too (srnsz.io.cf.packing_bound).
         requested = ErrorBound(mode, eb, rel).absolute(valid_range(data, ~np.isfinite(data)))
         eb, mode, rel = packing_bound(requested, packing.step), "abs", None
         if eb != requested:
@@ -216,10 +217,10 @@ def cmd_compress(args: argparse.Namespace) -> None:
 
 
 def _compress_dataset(args: argparse.Namespace) -> None:
-    """Every floating-point variable of a NetCDF file into a Zarr store (srnsz.datasets)."""
+    """Every floating-point variable of a NetCDF file into a Zarr store (srnsz.io.datasets)."""
     from tqdm import tqdm
 
-    from srnsz.datasets import compress_dataset
+    from srnsz.io.datasets import compress_dataset
 
     if args.input is None or Path(args.input).suffix.lower() not in VARIABLE_SUFFIXES or args.var:
         raise SrnszError("a .zarr output takes a whole NetCDF/HDF5 dataset: give a .nc/.h5 input and no --var")
@@ -300,7 +301,7 @@ def _read_stream(path: str) -> bytes:
 def cmd_decompress(args: argparse.Namespace) -> None:
     refuse_existing(args.output, args.force)
     if Path(args.input).is_dir():
-        from srnsz.datasets import decompress_dataset
+        from srnsz.io.datasets import decompress_dataset
 
         if Path(args.output).suffix.lower() not in (".nc", ".nc4"):
             raise SrnszError("a Zarr store decompresses to a NetCDF file: give an -o ending in .nc")
@@ -383,7 +384,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     print(f"SSIM, Pearson      : {q.ssim:.5f}, {q.pearson:.6f}")
     print(f"error lag-1 autocorrelation: {q.error_autocorrelation:.4f}")
     if args.plot:
-        from srnsz.plots import side_by_side
+        from srnsz.eval.plots import side_by_side
 
         refuse_existing(args.plot, args.force)
         side_by_side(data, recon, eb, Path(args.plot), f"{args.input or 'example'}: eb {eb:.3g}, "
@@ -392,8 +393,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    from srnsz import bench
-    from srnsz.plots import error_maps, rate_distortion
+    from srnsz.eval import bench
+    from srnsz.eval.plots import error_maps, rate_distortion
 
     out = Path(args.out)
     if (out / "results.csv").exists() and not args.force:

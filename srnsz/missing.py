@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from srnsz import lossless
-from srnsz.entropy import CodeReader, ContextCodeWriter
+from srnsz.coding import lossless
+from srnsz.coding.entropy import CodeReader, ContextCodeWriter
 from srnsz.errors import InvalidInputError, StreamFormatError
 
 # An extreme value this large in magnitude, with every other value at most HUGE_SHARE of it in magnitude, is a

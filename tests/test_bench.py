@@ -9,8 +9,8 @@ import pytest
 from conftest import smooth_field
 from test_cli import run
 
-from srnsz import bench, peers
-from srnsz.metrics import error_autocorrelation, pearson, quality, ssim
+from srnsz.eval import bench, peers
+from srnsz.eval.metrics import error_autocorrelation, pearson, quality, ssim
 
 
 def _ssim_direct(a: np.ndarray, b: np.ndarray, value_range: float, width: int = 7) -> float:

@@ -7,8 +7,8 @@ import pytest
 from conftest import assert_bound, smooth_field
 
 import srnsz
-from srnsz import dualquant
-from srnsz.blocks import block_slices
+from srnsz.decomposition import dualquant
+from srnsz.decomposition.tiling import block_slices
 from srnsz.predictors import blockwise
 
 

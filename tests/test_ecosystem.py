@@ -14,9 +14,9 @@ import pytest
 from conftest import assert_bound, smooth_field
 
 import srnsz
-from srnsz import chunked
 from srnsz.cli import main
 from srnsz.errors import StreamFormatError
+from srnsz.io import chunked
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def test_numcodecs_codec_is_registered_and_keeps_the_bound(field):
 def test_xarray_to_zarr_keeps_the_bound_on_every_chunk(field, tmp_path):
     xr = pytest.importorskip("xarray")
     pytest.importorskip("zarr")
-    from srnsz.codec import SrnszZarr3
+    from srnsz.io.codec import SrnszZarr3
 
     eb = 1e-3 * float(np.nanmax(field) - np.nanmin(field))
     ds = xr.Dataset({"t": (("z", "y", "x"), field)})
@@ -160,7 +160,7 @@ def test_bad_chunk_shape_is_a_clear_error(field, tmp_path):
 def test_dask_two_workers_write_the_same_bytes_as_serial(tmp_path):
     zarr = pytest.importorskip("zarr")
     distributed = pytest.importorskip("dask.distributed")
-    from srnsz.distributed import compress_zarr
+    from srnsz.io.distributed import compress_zarr
 
     data = smooth_field((32, 48, 40))
     with warnings.catch_warnings():

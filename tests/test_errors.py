@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import srnsz
-from srnsz.container import MAGIC
 from srnsz.errors import InvalidInputError, ReconstructionMismatchError, StreamFormatError
+from srnsz.format.container import MAGIC
 
 
 @pytest.mark.parametrize("array,match", [
@@ -98,7 +98,7 @@ def test_checksum_mismatch_is_an_error(stream, monkeypatch):
 
 @pytest.mark.parametrize("weights", [[[0.5, 0.25]], "x", None])
 def test_tampered_blend_weights_are_refused(field3d, weights):
-    from srnsz.container import read_container, write_container
+    from srnsz.format.container import read_container, write_container
 
     parsed = read_container(srnsz.compress(field3d, 1e-3, traversal="multidim"))
     params = parsed.header["predictor"]["params"]

@@ -11,10 +11,10 @@ torch = pytest.importorskip("torch")
 
 import networks  # noqa: E402
 import srnsz  # noqa: E402
-from srnsz import neural  # noqa: E402
 from srnsz.errors import ReconstructionMismatchError  # noqa: E402
+from srnsz.neural import runtime as neural  # noqa: E402
+from srnsz.neural.zoo import WeightsError  # noqa: E402
 from srnsz.predictors.hat import HAT_HEADER_BYTES  # noqa: E402
-from srnsz.zoo import WeightsError  # noqa: E402
 from training.export import export_weights  # noqa: E402
 
 
@@ -193,7 +193,7 @@ def test_cli_predictor_config_and_flags(tmp_path):
 
 
 def test_shipped_weights_verify_and_load():
-    from srnsz.zoo import PRETRAINED_DIR, load_pretrained, read_manifest
+    from srnsz.neural.zoo import PRETRAINED_DIR, load_pretrained, read_manifest
 
     entries = read_manifest(PRETRAINED_DIR)
     if not entries:

@@ -10,9 +10,10 @@ import pytest
 from conftest import SHARED_DATA, smooth_field
 
 import srnsz
-from srnsz import chunked, missing
-from srnsz.container import read_container, write_container
+from srnsz import missing
 from srnsz.errors import InvalidInputError, StreamFormatError
+from srnsz.format.container import read_container, write_container
+from srnsz.io import chunked
 from srnsz.missing import Extremes, MissingRule, detect_fills, find_missing
 
 FILL = np.float32(1e20)
@@ -136,7 +137,7 @@ def test_an_undeclared_1e20_never_sets_the_bound():
         assert np.abs(recon[~land].astype(np.float64) - data[~land]).max() <= eb
         assert_missing_exact(data, recon, land)
         if mode == "psnr":
-            assert srnsz.metrics.quality(data, recon, ~land).psnr_db >= 60.0
+            assert srnsz.eval.metrics.quality(data, recon, ~land).psnr_db >= 60.0
 
 
 def test_missing_points_cost_little_and_do_not_hurt_their_neighbours():

@@ -1,4 +1,4 @@
-"""NetCDF/HDF5 fidelity (srnsz.cf, srnsz.datasets): missing values declared by attributes, CF packing, attributes,
+"""NetCDF/HDF5 fidelity (srnsz.io.cf, srnsz.io.datasets): missing values declared by attributes, CF packing, attributes,
 dimension names and coordinates restored, whole datasets to Zarr and back, and the CLI's messages."""
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ def _assert_dataset_round_trip(source, back, rel: float) -> None:
         assert va.dims == vb.dims and va.dtype == vb.dtype, name
         assert set(va.attrs) == set(vb.attrs) and all(np.array_equal(va.attrs[k], vb.attrs[k]) for k in va.attrs)
         if va.dtype.kind == "f" and va.ndim > 1:
-            rule = srnsz.cf.rule_from_attrs(va.attrs)
+            rule = srnsz.io.cf.rule_from_attrs(va.attrs)
             found = srnsz.missing.find_missing(va.values, rule)
             mask = np.zeros(va.shape, bool) if found.mask is None else found.mask
             x, y = va.values, vb.values

@@ -19,7 +19,7 @@ from conftest import SHARED_DATA, smooth_field  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 
-from srnsz.zoo import WeightsError, load_pretrained  # noqa: E402
+from srnsz.neural.zoo import WeightsError, load_pretrained  # noqa: E402
 from training.train import run  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent

@@ -7,8 +7,8 @@ import pytest
 from conftest import assert_bound, smooth_field
 
 import srnsz
-from srnsz.context_mixing import MixingDecoder, MixingEncoder
-from srnsz.entropy import (
+from srnsz.coding.context_mixing import MixingDecoder, MixingEncoder
+from srnsz.coding.entropy import (
     METHOD_MIXING,
     CodeReader,
     ContextCodeWriter,
@@ -18,9 +18,9 @@ from srnsz.entropy import (
     _encode_mixing,
     _open_substream,
 )
+from srnsz.decomposition.grid import TRAVERSALS, make_plan
+from srnsz.decomposition.interpolation import KINDS, predict_odd
 from srnsz.errors import StreamFormatError
-from srnsz.grid import TRAVERSALS, make_plan
-from srnsz.interpolation import KINDS, predict_odd
 from srnsz.quantizer import ESCAPE, RADIUS, quantize, reconstruct
 
 
@@ -125,7 +125,7 @@ def test_context_mixing_sees_the_neighbours_in_the_batch():
 
 def test_context_mixing_tables_are_the_format_s():
     # Built from floating-point log/exp at import, which checks them against the format's digest.
-    from srnsz import context_mixing as cm
+    from srnsz.coding import context_mixing as cm
 
     assert cm._tables_digest() == cm._TABLES_SHA256
     assert cm._STRETCH[2048] == 0 and cm._SQUASH[2047] == 2048 and cm._RATE[0] == 43690
@@ -204,7 +204,7 @@ def test_tune_modes_search_what_they_say_and_keep_fixed_options():
 
 
 def test_blend_weights_sum_to_one_on_the_grid_and_pick_the_better_axis():
-    from srnsz.blend import choose_weights, snap, valid_weights
+    from srnsz.decomposition.blend import choose_weights, snap, valid_weights
 
     for raw in ([1, 0, 0], [0.3, 0.3, 0.4], [2.0, -1.0], [0.1, 0.1, 0.1, 0.7]):
         w = snap(np.array(raw, float))
@@ -218,8 +218,8 @@ def test_blend_weights_sum_to_one_on_the_grid_and_pick_the_better_axis():
 
 
 def test_target_psnr_and_ratio_are_met_with_a_hard_bound():
-    from srnsz.metrics import quality
-    from srnsz.targets import compress_to_target
+    from srnsz.eval.metrics import quality
+    from srnsz.pipeline.targets import compress_to_target
 
     data = smooth_field((40, 64, 48))
     for kw in ({"psnr": 70.0}, {"ratio": 30.0}):

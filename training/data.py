@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from srnsz.fieldio import read_field
+from srnsz.io.fields import read_field
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from srnsz.zoo import MANIFEST, PRETRAINED_DIR, sha256_of
+from srnsz.neural.zoo import MANIFEST, PRETRAINED_DIR, sha256_of
 
 
 def export_weights(model: nn.Module, name: str, architecture: str, kwargs: dict[str, Any], recipe: str,

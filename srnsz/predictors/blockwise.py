@@ -1,6 +1,6 @@
 """Block predictors on the prequantized integer grid (AE-SZ): ``lorenzo`` and ``ae``.
 
-Both snap the field to the grid of 2eb first (srnsz.dualquant), so the reconstruction is fixed before any
+Both snap the field to the grid of 2eb first (srnsz.decomposition.dualquant), so the reconstruction is fixed before any
 prediction and every block may pick its own predictor: 1- or 2-layer Lorenzo (finite differences of the grid
 indices) or, for ``ae``, the convolutional autoencoder's decoding of the block's quantized latent. The choice per
 block minimises an estimate of the coded bits; ``ae`` also runs the interpolation path and keeps the smaller stream.
@@ -12,16 +12,16 @@ from typing import Any
 
 import numpy as np
 
-from srnsz import lossless
-from srnsz.blocks import block_ids, block_order, block_slices
-from srnsz.dualquant import difference, integrate, integrate_block, prequantize, reconstruct
-from srnsz.entropy import CodeReader, ContextCodeWriter
+from srnsz.coding import lossless
+from srnsz.coding.entropy import CodeReader, ContextCodeWriter
+from srnsz.decomposition.dualquant import difference, integrate, integrate_block, prequantize, reconstruct
+from srnsz.decomposition.tiling import block_ids, block_order, block_slices
 from srnsz.errors import InvalidInputError, StreamFormatError
-from srnsz.neural import InferenceSettings, pinned_torch, resolve_device
+from srnsz.neural.runtime import InferenceSettings, pinned_torch, resolve_device
+from srnsz.neural.zoo import cached_model
 from srnsz.predictors.base import Encoded, Predictor, Progress, register_predictor
 from srnsz.predictors.interp import InterpPredictor
 from srnsz.quantizer import ESCAPE, RADIUS
-from srnsz.zoo import cached_model
 
 LORENZO_1, LORENZO_2, AUTOENCODER = 0, 1, 2
 LORENZO_BLOCK = {1: 4096, 2: 32, 3: 8, 4: 8}

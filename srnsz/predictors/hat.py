@@ -14,14 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from srnsz import lossless
-from srnsz.blocks import block_ids
+from srnsz.coding import lossless
+from srnsz.decomposition.grid import Pass, Plan, chunks
+from srnsz.decomposition.tiling import block_ids
 from srnsz.errors import InvalidInputError, StreamFormatError
-from srnsz.grid import Pass, Plan, chunks
-from srnsz.neural import InferenceSettings, resolve_device, upsample_planes
+from srnsz.neural.runtime import InferenceSettings, resolve_device, upsample_planes
+from srnsz.neural.zoo import cached_model
 from srnsz.predictors.base import Encoded, Progress, register_predictor
 from srnsz.predictors.interp import InterpPredictor, _odd
-from srnsz.zoo import cached_model
 
 DEFAULT_BLOCK = {2: 32, 3: 8}
 HAT_HEADER_BYTES = 200  # measured: HAT parameters, torch version and the flag section framing in the header

@@ -8,16 +8,16 @@ from typing import Any
 
 import numpy as np
 
-from srnsz import lossless
-from srnsz.blend import Samples, blend, choose_weights, valid_weights
-from srnsz.context import curvature_details, magnitudes, multi_view_contexts, neighbour_contexts
-from srnsz.entropy import CodeReader, ContextCodeWriter
+from srnsz.coding import lossless
+from srnsz.coding.context import curvature_details, magnitudes, multi_view_contexts, neighbour_contexts
+from srnsz.coding.entropy import CodeReader, ContextCodeWriter
+from srnsz.decomposition.blend import Samples, blend, choose_weights, valid_weights
+from srnsz.decomposition.grid import CHUNK_POINTS, TRAVERSALS, Pass, Plan, chunks, make_plan
+from srnsz.decomposition.interpolation import KINDS, predict_odd
+from srnsz.decomposition.sampling import TUNE_FRACTION, TUNE_FULL_POINTS, sample_blocks
 from srnsz.errors import InvalidInputError, ReconstructionMismatchError, StreamFormatError
-from srnsz.grid import CHUNK_POINTS, TRAVERSALS, Pass, Plan, chunks, make_plan
-from srnsz.interpolation import KINDS, predict_odd
 from srnsz.predictors.base import Encoded, Predictor, Progress, register_predictor
 from srnsz.quantizer import ESCAPE, quantize, reconstruct
-from srnsz.sampling import TUNE_FRACTION, TUNE_FULL_POINTS, sample_blocks
 
 CONFIG_KINDS = (*KINDS, "fitted")
 FAST_KINDS = ("linear", "fitted")
@@ -28,13 +28,13 @@ class InterpConfig:
     """Options of the interpolation predictor.
 
     kind: ``cubic`` or ``linear`` spline, or ``fitted``: every pass blends the linear and the cubic spline along
-    each of its axes with weights fitted on the pass (srnsz.blend, stored in the header).
+    each of its axes with weights fitted on the pass (srnsz.decomposition.blend, stored in the header).
     anchor_stride: power of two, 0 = default for the dimensionality.
     dim_order: axes in the order each level visits them (None: slowest first).
     alpha, beta: level-wise bound (QoZ): level l (1 = finest) uses eb / min(alpha^(l-1), beta), because
     coarse points are predictors for many fine ones.
     traversal: ``sequential`` (SZ3, one pass per axis) or ``multidim`` (HPEZ, points odd on several axes
-    predicted by a blend of the splines along each of them; see srnsz.grid and srnsz.blend).
+    predicted by a blend of the splines along each of them; see srnsz.decomposition.grid and srnsz.decomposition.blend).
     """
 
     kind: str = "cubic"

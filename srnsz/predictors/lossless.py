@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from srnsz import lossless
+from srnsz.coding import lossless
 from srnsz.errors import StreamFormatError
 from srnsz.predictors.base import Encoded, Predictor, Progress, register_predictor
 

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from srnsz import api, missing
+from srnsz.decomposition.sampling import FULL_TRIAL_POINTS, sample_blocks
 from srnsz.errors import InvalidInputError
-from srnsz.metrics import psnr_db, quality
-from srnsz.sampling import FULL_TRIAL_POINTS, sample_blocks
+from srnsz.eval.metrics import psnr_db, quality
 
 MAX_FULL_TRIALS = 8
 RELATIVE_TOLERANCE = 1.03  # stop when the bracket's ends differ by less than this factor

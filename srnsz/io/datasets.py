@@ -1,7 +1,7 @@
 """Whole NetCDF datasets to a Zarr store and back.
 
 ``compress_dataset``: every floating-point data variable of 1-4 dimensions goes through the srnsz Zarr codec
-(:class:`srnsz.codec.SrnszZarr3`) with an absolute bound resolved per variable on its own valid values (its
+(:class:`srnsz.io.codec.SrnszZarr3`) with an absolute bound resolved per variable on its own valid values (its
 ``_FillValue``/``missing_value``/``valid_*`` and undeclared fills are missing, declared to the codec, and come
 back exactly); every other variable (integers, strings, and the variables that locate the data, which are never
 made lossy: coordinates, 1-D variables, their bounds) is copied losslessly by Zarr's default codec; attributes
@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from srnsz.bounds import ErrorBound
-from srnsz.cf import HDF5_SUFFIXES, compressible, rule_from_attrs
 from srnsz.errors import InvalidInputError, SrnszError
+from srnsz.io.cf import HDF5_SUFFIXES, compressible, rule_from_attrs
 from srnsz.missing import MissingRule, find_missing, valid_range
 
 CHUNK_BYTES = 64 << 20  # larger variables are cut along their first axes into chunks of about this size
@@ -107,7 +107,7 @@ def compress_dataset(src: str | Path, dst: str | Path, eb: float, mode: str = "r
     after each lossy variable is written. Returns the plans of every variable.
     """
     xr = _xarray()
-    from srnsz.codec import SrnszZarr3
+    from srnsz.io.codec import SrnszZarr3
 
     bound = ErrorBound(mode, eb)
     extra = MissingRule.of(fill_value, valid_range, detect_fills)
@@ -160,7 +160,7 @@ def decompress_dataset(src: str | Path, dst: str | Path, *, force: bool = False,
     """Write Zarr store ``src`` (made by :func:`compress_dataset`, or any Zarr store) as NetCDF file ``dst``;
     returns the variable names."""
     xr = _xarray()
-    from srnsz.fieldio import write_atomically
+    from srnsz.io.fields import write_atomically
 
     try:
         ds = xr.open_zarr(src, decode_cf=False, consolidated=False)

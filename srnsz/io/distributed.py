@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from srnsz.chunked import chunk_keys
-from srnsz.codec import Srnsz
+from srnsz.io.chunked import chunk_keys
+from srnsz.io.codec import Srnsz
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class ZarrJob:
 def _copy_chunk(job: ZarrJob, region: tuple[slice, ...]) -> int:
     import zarr
 
-    from srnsz.codec import SrnszZarr3  # noqa: F401  (registers the codec with zarr in this worker)
+    from srnsz.io.codec import SrnszZarr3  # noqa: F401  (registers the codec with zarr in this worker)
 
     source = zarr.open_array(job.source, mode="r")
     target = zarr.open_array(job.target, mode="r+")
@@ -50,7 +50,7 @@ def compress_zarr(source: str, target: str, eb: float, mode: str = "abs", predic
     """
     import zarr
 
-    from srnsz.codec import SrnszZarr3
+    from srnsz.io.codec import SrnszZarr3
 
     Srnsz(eb, mode, predictor, **options)  # invalid settings fail here, not on a worker
     src = zarr.open_array(source, mode="r")

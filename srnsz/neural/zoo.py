@@ -18,7 +18,7 @@ from typing import Any
 
 from srnsz.errors import SrnszError
 
-PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+PRETRAINED_DIR = Path(__file__).resolve().parents[2] / "pretrained"
 MANIFEST = "manifest.json"
 
 

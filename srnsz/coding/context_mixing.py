@@ -4,13 +4,13 @@ Each code is binarised (nonzero?, escape?, sign, magnitude in unary up to UNARY_
 binary decision is coded with a probability mixed (logistic mixing, as in the PAQ/lpaq family) from several
 adaptive models whose contexts are what the decoder already has:
 
-- the coarse-neighbour context and the spline-disagreement detail of the point (srnsz.context);
+- the coarse-neighbour context and the spline-disagreement detail of the point (srnsz.coding.context);
 - the codes of the point's causal neighbours *in the same pass*: the previous point along the last, second-to-last
   and third-to-last axis of the batch. A batch coder cannot see those (they are decoded together); a sequential
   coder can, and they carry what zstd finds on smooth fields: runs and repeated rows of equal codes.
 
 The binary coder is the carry-less 32-bit arithmetic coder of lpaq1 (12-bit probabilities). Encoder and decoder
-run the same function (srnsz/_mixing.c, compiled when srnsz is installed, called through ctypes), so the
+run the same function (srnsz/coding/_mixing.c, compiled when srnsz is installed, called through ctypes), so the
 modelling cannot drift apart. Streams are deterministic: integer arithmetic only. (A numba version of the same
 loop measured 20% slower and its runtime, LLVM, added ~150 MB to every process.)
 """
@@ -97,16 +97,16 @@ _FRESH = (np.stack([np.full(int(_OFFSETS[-1]), 32768, np.int32), np.zeros(int(_O
 
 
 def _load_kernel() -> ctypes._CFuncPtr:
-    """The compiled batch coder (srnsz/_mixing.c, built by ``pip install``), called through ctypes."""
-    spec = importlib.util.find_spec("srnsz._mixing")
+    """The compiled batch coder (srnsz/coding/_mixing.c, built by ``pip install``), called through ctypes."""
+    spec = importlib.util.find_spec("srnsz.coding._mixing")
     if spec is None or spec.origin is None:
-        raise SrnszError("srnsz's compiled coder (srnsz/_mixing.c) is not built; reinstall srnsz with pip, which "
-                         "compiles it (it needs a C compiler)")
+        raise SrnszError("srnsz's compiled coder (srnsz/coding/_mixing.c) is not built; reinstall srnsz with pip, "
+                         "which compiles it (it needs a C compiler)")
     library = ctypes.CDLL(spec.origin)
     built = np.zeros(len(_SHARED_CONSTANTS), np.int64)
     library.srnsz_mixing_constants(ctypes.c_void_p(built.ctypes.data))
     if tuple(built) != _SHARED_CONSTANTS:
-        raise SrnszError("srnsz's compiled coder was built from another version of srnsz/_mixing.c; reinstall "
+        raise SrnszError("srnsz's compiled coder was built from another version of srnsz/coding/_mixing.c; reinstall "
                          "srnsz with pip to rebuild it")
     kernel = library.srnsz_code_batch
     p, i = ctypes.c_void_p, ctypes.c_int64

@@ -5,7 +5,7 @@ stream, so each chunk's bound holds on every value. Use an ``abs`` bound for a s
 relative to each chunk's own range.
 
     import zarr
-    from srnsz.codec import SrnszZarr3
+    from srnsz.io.codec import SrnszZarr3
     z = zarr.create_array("out.zarr", shape=data.shape, chunks=(64, 64, 64), dtype="f4",
                           serializer=SrnszZarr3(eb=0.01))
     xarray: ds.to_zarr("out.zarr", encoding={"t": {"serializer": SrnszZarr3(eb=0.01)}})

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from srnsz.metrics import max_finite_error, quality
+from srnsz.eval.metrics import max_finite_error, quality
+from srnsz.eval.peers import BenchCodec, get_codec, list_codecs
 from srnsz.missing import MissingRule, find_missing
-from srnsz.peers import BenchCodec, get_codec, list_codecs
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from data the decoder already has), optionally a detail (0..N_DETAILS-1, a secon
 table id (the level). The decoder asks for batches in the same order with the same contexts and details.
 Per table the writer keeps the smallest of:
 
-- context mixing (srnsz.context_mixing, format 1.2): codes one at a time, so besides the contexts and details
+- context mixing (srnsz.coding.context_mixing, format 1.2): codes one at a time, so besides the contexts and details
   it sees the codes of the point's neighbours in the same batch (needs the batch's ``shape``);
 - static context coding: one distribution per (table, context), counted by the encoder and stored in the
   stream, so codes in quiet regions (all zero neighbours) cost far below one bit;
@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 import constriction
 import numpy as np
 
-from srnsz import lossless
-from srnsz.context import N_DETAILS
-from srnsz.context_mixing import MixingDecoder, MixingEncoder
+from srnsz.coding import lossless
+from srnsz.coding.context import N_DETAILS
+from srnsz.coding.context_mixing import MixingDecoder, MixingEncoder
 from srnsz.errors import StreamFormatError
 from srnsz.quantizer import CODE_DTYPE, ESCAPE
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from srnsz import cf
-from srnsz.cf import HDF5_SUFFIXES, NETCDF_SUFFIXES, CFField, VariableMeta
 from srnsz.errors import InvalidInputError, SrnszError
+from srnsz.io import cf
+from srnsz.io.cf import HDF5_SUFFIXES, NETCDF_SUFFIXES, CFField, VariableMeta
 from srnsz.missing import MissingRule
 
 RAW_DTYPES = {"f32": np.dtype("<f4"), "f64": np.dtype("<f8")}
@@ -23,7 +23,7 @@ VARIABLE_SUFFIXES = HDF5_SUFFIXES + NETCDF_SUFFIXES
 
 
 def read_variable(path: Path, var: str | None) -> np.ndarray:
-    """Values of variable ``var`` of a NetCDF or HDF5 file (see :func:`srnsz.cf.read_variable`)."""
+    """Values of variable ``var`` of a NetCDF or HDF5 file (see :func:`srnsz.io.cf.read_variable`)."""
     return cf.read_variable(path, var).data
 
 
@@ -77,7 +77,7 @@ def read_field(path: str | Path, dtype: str | None = None, shape: list[int] | No
 def read_input(path: str | Path, dtype: str | None = None, shape: list[int] | None = None,
                var: str | None = None) -> CFField:
     """Like :func:`read_field`, with what the file declares: a NetCDF/HDF5 variable's missing-value rule,
-    metadata and unpacking notes (see :mod:`srnsz.cf`); a .npy or raw file declares nothing."""
+    metadata and unpacking notes (see :mod:`srnsz.io.cf`); a .npy or raw file declares nothing."""
     path = Path(path)
     if _input_kind(path, dtype, shape) == "variable":
         return cf.read_variable(path, var)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from srnsz import lossless
+from srnsz.coding import lossless
 from srnsz.errors import InvalidInputError, StreamFormatError
 from srnsz.missing import MissingRule
 

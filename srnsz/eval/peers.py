@@ -42,7 +42,7 @@ class BenchCodec:
             except ImportError:
                 return f"{self.name}: module {module!r} not installed (pip install -e '.[peers]')"
         if self.weights:
-            from srnsz.zoo import list_pretrained
+            from srnsz.neural.zoo import list_pretrained
 
             if self.weights not in list_pretrained():
                 return f"{self.name}: weights {self.weights!r} not found in pretrained/ or SRNSZ_WEIGHTS"

@@ -1,4 +1,4 @@
-/* The inner loop of srnsz.context_mixing in C: code (or decode) one batch of quantization codes with a
+/* The inner loop of srnsz.coding.context_mixing in C: code (or decode) one batch of quantization codes with a
  * context-mixing binary arithmetic coder. The model layout, binarisation and every integer operation are
  * documented in context_mixing.py and docs/format.md; this file must stay bit-for-bit in step with them.
  * Loaded with ctypes (no Python objects cross the boundary); the module init below only lets setuptools

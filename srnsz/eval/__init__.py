@@ -1,0 +1,1 @@
+"""Metrics, the side-by-side benchmark, peer codecs and plots."""

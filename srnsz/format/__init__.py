@@ -1,0 +1,1 @@
+"""The stream container: magic, version, header, sections."""

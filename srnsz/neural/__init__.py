@@ -1,0 +1,1 @@
+"""Neural inference runtime (device, determinism) and the weights zoo."""

@@ -1,0 +1,1 @@
+"""Policies above the predictors: quality and ratio targets."""
