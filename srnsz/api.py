@@ -16,6 +16,7 @@ from srnsz.errors import InvalidInputError, ReconstructionMismatchError, SrnszEr
 from srnsz.eval.metrics import bound_held, quality
 from srnsz.format.container import read_container, write_container
 from srnsz.io.cf import VariableMeta
+from srnsz.pipeline.selection import smallest
 from srnsz.predictors import PREDICTORS, create_predictor
 from srnsz.predictors.base import Encoded, Progress
 
@@ -92,35 +93,51 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     if mode == "psnr" and chosen.lossy:
         eb_abs, encoded = _meet_psnr(field, mask, float(eb), eb_abs, encoded,
                                      lambda e: chosen.compress(field, e, None, mask))
-    side_bytes = sum(len(s) for s in side.values())
+    stream = _Stream(data, bound, eb_abs, found, rule, metadata)
+    candidates = [stream.finish(chosen.name, e, mask, side) for e in (encoded, *encoded.alternatives)]
     if chosen.lossy and data.size <= SMALL_FIELD:
         # On a handful of values the lossless layout can be the smaller one.
-        plain = create_predictor("lossless")
-        stored = plain.compress(data, eb_abs)
-        if stored.nbytes < encoded.nbytes + side_bytes:
-            chosen, encoded, mask, side = plain, stored, None, {}
-    recon = encoded.recon
-    if mask is not None:
-        recon = recon.copy()
-        recon[mask] = data[mask]
-    _verify_bound(data, recon, eb_abs, found.mask)
-    header = {
-        "dtype": data.dtype.newbyteorder("<").str,
-        "shape": list(data.shape),
-        "error_bound": {**bound.to_json(), "abs": eb_abs},
-        "predictor": {"name": encoded.predictor or chosen.name, "params": encoded.params},
-        "numerics": {"device": "cpu", "compute_dtype": "float64", "numpy": np.__version__,
-                     "constriction": _version("constriction"), "zstandard": _version("zstandard"),
-                     **encoded.numerics},
-        "checksum": {"algorithm": "crc32", "value": checksum(recon)},
-        "created_by": f"srnsz {_version('srnsz')}",
-    }
-    if mask is not None:  # suspects alone are told to the user, not written: the stream stays 1.2
-        header["missing"] = _missing_record(rule, found, mask, data.dtype)
-    if metadata is not None:
-        side = {**side, **metadata.to_sections()}
-    minor = MISSING_FORMAT_MINOR if "missing" in header or metadata is not None else None
-    return write_container(header, {**encoded.sections, **side}, minor)
+        candidates.append(stream.finish("lossless", create_predictor("lossless").compress(data, eb_abs), None, {}))
+    return smallest(candidates)
+
+
+@dataclass(frozen=True)
+class _Stream:
+    """What every candidate stream of one compression shares: the input, its bound and missing values."""
+
+    data: np.ndarray
+    bound: ErrorBound
+    eb_abs: float
+    found: missing.Missing
+    rule: missing.MissingRule
+    metadata: VariableMeta | None
+
+    def finish(self, name: str, encoded: Encoded, mask: np.ndarray | None, side: dict[str, bytes]) -> bytes:
+        """The finished stream of ``encoded`` (made by predictor ``name``, missing points ``mask`` restored from
+        ``side``), after checking its reconstruction against the bound."""
+        data = self.data
+        recon = encoded.recon
+        if mask is not None:
+            recon = recon.copy()
+            recon[mask] = data[mask]
+        _verify_bound(data, recon, self.eb_abs, self.found.mask)
+        header = {
+            "dtype": data.dtype.newbyteorder("<").str,
+            "shape": list(data.shape),
+            "error_bound": {**self.bound.to_json(), "abs": self.eb_abs},
+            "predictor": {"name": encoded.predictor or name, "params": encoded.params},
+            "numerics": {"device": "cpu", "compute_dtype": "float64", "numpy": np.__version__,
+                         "constriction": _version("constriction"), "zstandard": _version("zstandard"),
+                         **encoded.numerics},
+            "checksum": {"algorithm": "crc32", "value": checksum(recon)},
+            "created_by": f"srnsz {_version('srnsz')}",
+        }
+        if mask is not None:  # suspects alone are told to the user, not written: the stream stays 1.2
+            header["missing"] = _missing_record(self.rule, self.found, mask, data.dtype)
+        if self.metadata is not None:
+            side = {**side, **self.metadata.to_sections()}
+        minor = MISSING_FORMAT_MINOR if "missing" in header or self.metadata is not None else None
+        return write_container(header, {**encoded.sections, **side}, minor)
 
 
 def _missing_record(rule: missing.MissingRule, found: missing.Missing, mask: np.ndarray | None,

@@ -139,3 +139,10 @@ def chunks(view_shape: tuple[int, ...], axes: int | tuple[int, ...]) -> Iterator
         key = [slice(None)] * len(view_shape)
         key[split] = slice(start, start + step)
         yield tuple(key)
+
+
+def odd_along(axis: int, ndim: int) -> tuple[slice, ...]:
+    """Index of the points odd along ``axis`` (every point along the other axes) of an ``ndim`` array."""
+    key = [slice(None)] * ndim
+    key[axis] = slice(1, None, 2)
+    return tuple(key)

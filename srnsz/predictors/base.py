@@ -26,6 +26,9 @@ class Encoded:
     # Registry name to record when it differs from the predictor that ran: a hat or ae run that kept the
     # plain interp (or lorenzo) stream records that predictor, so its stream is exactly that stream.
     predictor: str | None = None
+    # Other encodings of the same data (e.g. the plain interp one beside a hat one): the pipeline writes each
+    # and keeps the smallest finished stream (this one on ties).
+    alternatives: list[Encoded] = field(default_factory=list)
 
     @property
     def nbytes(self) -> int:

@@ -171,11 +171,10 @@ class AutoencoderPredictor(Predictor):
             encoded.predictor = "lorenzo"  # the autoencoders are 2D and 3D
             return encoded
         encoded = self._compress_blocks(data, eb)
-        if self.compete_interp:
+        if self.compete_interp:  # the pipeline keeps whichever finished stream is smaller
             interp = InterpPredictor(tune=self.tune).compress(data, eb, free=free)
-            if interp.nbytes < encoded.nbytes:
-                interp.predictor = "interp"  # the plain interp stream, exactly
-                encoded = interp
+            interp.predictor = "interp"  # the plain interp stream, exactly
+            encoded.alternatives = [interp]
         if progress:
             progress(data.size)
         return encoded

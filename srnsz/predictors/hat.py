@@ -9,22 +9,20 @@ and interpolation has the smaller L1 error on it; one flag per block and pass go
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from srnsz.coding import lossless
-from srnsz.decomposition.grid import Pass, Plan, chunks
+from srnsz.decomposition.grid import Pass, Plan, chunks, odd_along
 from srnsz.decomposition.tiling import block_ids
 from srnsz.errors import InvalidInputError, StreamFormatError
 from srnsz.neural.runtime import InferenceSettings, resolve_device, upsample_planes
 from srnsz.neural.zoo import cached_model
 from srnsz.predictors.base import Encoded, Progress, register_predictor
-from srnsz.predictors.interp import InterpPredictor, _odd
+from srnsz.predictors.interp import InterpPredictor, PassPrediction
 
 DEFAULT_BLOCK = {2: 32, 3: 8}
-HAT_HEADER_BYTES = 200  # measured: HAT parameters, torch version and the flag section framing in the header
 
 
 def hat_level_prediction(model: Any, fine_view: np.ndarray, settings: InferenceSettings) -> np.ndarray:
@@ -81,7 +79,6 @@ class HatPredictor(InterpPredictor):
             raise InvalidInputError(f"bad inference settings threads={threads} batch={batch} tile={tile} "
                                     f"overlap={overlap} (need threads, batch >= 1, tile >= 8, 0 <= overlap < tile/4)")
         self.device, self.threads, self.batch, self.tile, self.overlap = device, threads, batch, tile, overlap
-        self._state: dict[str, Any] = {}
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> HatPredictor:
@@ -101,20 +98,15 @@ class HatPredictor(InterpPredictor):
     def compress(self, data: np.ndarray, eb: float, progress: Progress | None = None,
                  free: np.ndarray | None = None) -> Encoded:
         base = self.tuned(data, eb, free) if self.tune != "off" else self
-        self.config, self.free_mode, self.free_slack = base.config, base.free_mode, base.free_slack
         if not self._applies(data.shape):
-            encoded = self._compress(data, eb, progress, free)
+            encoded = base.encode(data, eb, progress, free)
             encoded.predictor = "interp"  # HAT needs a 2D or 3D field
             return encoded
         device = resolve_device(self.device)
         model, entry = cached_model(self.model_name, device)
-        self._state = {"model": model, "settings": self._settings(device), "flags": [], "maps": {},
-                       "chosen": 0, "blocks": 0}
-        try:
-            encoded = self._compress(data, eb, progress, free)
-            flags = np.concatenate(self._state["flags"]) if self._state["flags"] else np.zeros(0, bool)
-        finally:
-            self._state = {}
+        passes = HatPasses(model, self._settings(device), self.hat_levels, self.block_size)
+        encoded = base.encode(data, eb, progress, free, passes)
+        flags = np.concatenate(passes.flags) if passes.flags else np.zeros(0, bool)
         if not flags.any():
             # Every block kept interpolation, so codes and reconstruction are exactly the interp ones: the
             # stream is an interp stream and decodes without torch.
@@ -123,17 +115,16 @@ class HatPredictor(InterpPredictor):
         import torch
 
         encoded.sections["FLAG"] = lossless.pack(np.packbits(flags).tobytes())
-        plain = self._compress(data, eb, None, free)
-        if plain.nbytes <= encoded.nbytes + HAT_HEADER_BYTES:
-            # Blocks won on L1 error did not pay for their flags and the weights reference: keep the interp
-            # stream, so asking for the network never costs a byte.
-            plain.predictor = "interp"
-            return plain
         encoded.params["hat"] = {"weights": self.model_name, "sha256": entry.sha256,
                                  "hat_levels": self.hat_levels, "block_size": self.block_size,
                                  "inference": self._settings(device).to_params(),
                                  "blocks_hat": int(flags.sum()), "blocks_total": int(flags.size)}
         encoded.numerics = {"torch": torch.__version__}
+        # Blocks won on L1 error may not pay for their flags and the weights reference: the pipeline keeps the
+        # plain interp stream when its finished stream is smaller, so asking for the network never costs a byte.
+        plain = base.encode(data, eb, None, free)
+        plain.predictor = "interp"
+        encoded.alternatives = [plain]
         return encoded
 
     def decompress(self, sections: dict[str, bytes], params: dict[str, Any], shape: tuple[int, ...],
@@ -142,66 +133,76 @@ class HatPredictor(InterpPredictor):
         device = resolve_device(self.device)
         model, _ = cached_model(self.model_name, device, sha256=hat.get("sha256"))
         flags = np.unpackbits(np.frombuffer(lossless.unpack(sections["FLAG"], "flag"), np.uint8)).astype(bool)
-        self._state = {"model": model, "settings": self._settings(device), "flag_bits": flags, "used": 0,
-                       "maps": {}}
-        try:
-            return super().decompress(sections, params, shape, dtype, eb, progress)
-        finally:
-            self._state = {}
+        passes = HatPasses(model, self._settings(device), self.hat_levels, self.block_size, flags)
+        return self.decode(sections, params, shape, dtype, eb, progress, passes)
+
+
+class HatPasses:
+    """The interp traversal's hook (:class:`srnsz.predictors.interp.PassHook`) that puts HAT into the finest
+    ``hat_levels`` levels, for one compression or decompression.
+
+    Compressing (``recorded`` None), each pass of a HAT level chooses per block whichever of HAT and
+    interpolation has the smaller L1 error and appends its choices to ``flags``; decoding, it takes them from
+    ``recorded`` (the unpacked FLAG section) in the same order."""
+
+    def __init__(self, model: Any, settings: InferenceSettings, hat_levels: int, block_size: int,
+                 recorded: np.ndarray | None = None) -> None:
+        self.model, self.settings, self.hat_levels, self.block_size = model, settings, hat_levels, block_size
+        self.recorded, self.used = recorded, 0
+        self.flags: list[np.ndarray] = []
+        self._maps: dict[int, np.ndarray] = {}
+        self._ids: tuple[np.ndarray, int] | None = None
 
     def _level_map(self, plan: Plan, level: int, rec: np.ndarray) -> np.ndarray:
         """Full-shape array of HAT predictions for the points new at ``level`` (NaN elsewhere), cached."""
-        maps = self._state["maps"]
-        if level not in maps:
+        if level not in self._maps:
             t = plan.stride(level)
             key = tuple(slice(0, None, t) for _ in rec.shape)
             full = np.full(rec.shape, np.nan)
-            full[key] = hat_level_prediction(self._state["model"], rec[key], self._state["settings"])
-            maps.clear()  # one level at a time keeps memory to one extra field
-            maps[level] = full
-        if "ids" not in self._state:
-            self._state["ids"] = block_ids(rec.shape, self.block_size or DEFAULT_BLOCK[rec.ndim])
-        return maps[level]
+            full[key] = hat_level_prediction(self.model, rec[key], self.settings)
+            self._maps.clear()  # one level at a time keeps memory to one extra field
+            self._maps[level] = full
+        return self._maps[level]
 
-    def _pass_predictor(self, p: Pass, plan: Plan, rec: np.ndarray,
-                        data: np.ndarray | None) -> Callable[[tuple[slice, ...]], np.ndarray]:
-        if not self._state or p.level < plan.levels - self.hat_levels:
-            return super()._pass_predictor(p, plan, rec, data)
-        interp_predict = super()._pass_predictor(p, plan, rec, data)
+    def _choices(self, n_blocks: int) -> np.ndarray:
+        if self.recorded is None or self.used + n_blocks > self.recorded.size:
+            raise StreamFormatError("the flag section holds fewer block choices than the passes need")
+        self.used += n_blocks
+        return self.recorded[self.used - n_blocks:self.used]
+
+    def __call__(self, p: Pass, plan: Plan, rec: np.ndarray, data: np.ndarray | None,
+                 interp: PassPrediction) -> PassPrediction:
+        if p.level < plan.levels - self.hat_levels:
+            return interp
         hat_view = self._level_map(plan, p.level, rec)[p.key]
-        ids, n_blocks = self._state["ids"]
+        if self._ids is None:
+            self._ids = block_ids(rec.shape, self.block_size or DEFAULT_BLOCK[rec.ndim])
+        ids, n_blocks = self._ids
         ids_view, view = ids[p.key], rec[p.key]
-        odd = _odd(p.axis, view.ndim)
-        chunk_keys = list(chunks(view.shape, p.axes))
-        if data is not None:
+        odd = odd_along(p.axis, view.ndim)
+        if data is None:
+            choose_hat = self._choices(n_blocks)
+        else:
             data_view = data[p.key]
             hat_error = np.zeros(n_blocks)
             interp_error = np.zeros(n_blocks)
-            for c in chunk_keys:
-                interp = interp_predict(c)
+            for c in chunks(view.shape, p.axes):
+                interp_c = interp(c)
                 hat = hat_view[c][odd]
                 original = data_view[c][odd].astype(np.float64)
                 with np.errstate(invalid="ignore", over="ignore"):
-                    e_interp = np.nan_to_num(np.abs(original - interp), nan=0.0, posinf=0.0)
+                    e_interp = np.nan_to_num(np.abs(original - interp_c), nan=0.0, posinf=0.0)
                     e_hat = np.where(np.isfinite(hat), np.nan_to_num(np.abs(original - hat), nan=0.0, posinf=0.0),
                                      e_interp)
                 block = ids_view[c][odd].ravel()
                 interp_error += np.bincount(block, e_interp.ravel(), n_blocks)
                 hat_error += np.bincount(block, e_hat.ravel(), n_blocks)
             choose_hat = hat_error < interp_error
-            self._state["flags"].append(choose_hat)
-        else:
-            used, bits = self._state["used"], self._state["flag_bits"]
-            if used + n_blocks > bits.size:
-                raise StreamFormatError("the flag section holds fewer block choices than the passes need")
-            choose_hat = bits[used:used + n_blocks]
-            self._state["used"] = used + n_blocks
+            self.flags.append(choose_hat)
 
         def predict(c: tuple[slice, ...]) -> np.ndarray:
-            interp = interp_predict(c)
             hat = hat_view[c][odd]
             use = np.isfinite(hat) & choose_hat[ids_view[c][odd]]
-            return np.where(use, hat, interp)
+            return np.where(use, hat, interp(c))
 
         return predict
-

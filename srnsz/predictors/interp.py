@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -12,7 +12,7 @@ from srnsz.coding import lossless
 from srnsz.coding.context import curvature_details, magnitudes, multi_view_contexts, neighbour_contexts
 from srnsz.coding.entropy import CodeReader, ContextCodeWriter
 from srnsz.decomposition.blend import Samples, blend, choose_weights, valid_weights
-from srnsz.decomposition.grid import CHUNK_POINTS, TRAVERSALS, Pass, Plan, chunks, make_plan
+from srnsz.decomposition.grid import CHUNK_POINTS, TRAVERSALS, Pass, Plan, chunks, make_plan, odd_along
 from srnsz.decomposition.interpolation import KINDS, predict_odd
 from srnsz.decomposition.sampling import TUNE_FRACTION, TUNE_FULL_POINTS, sample_blocks
 from srnsz.errors import InvalidInputError, ReconstructionMismatchError, StreamFormatError
@@ -55,12 +55,6 @@ class InterpConfig:
             raise InvalidInputError(f"alpha and beta must be >= 1, got {self.alpha}, {self.beta}")
         if self.dim_order is not None:
             object.__setattr__(self, "dim_order", tuple(int(a) for a in self.dim_order))
-
-
-def _odd(axis: int, ndim: int) -> tuple[slice, ...]:
-    key = [slice(None)] * ndim
-    key[axis] = slice(1, None, 2)
-    return tuple(key)
 
 
 def _finite(pred: np.ndarray, view: np.ndarray, axis: int) -> np.ndarray:
@@ -117,6 +111,36 @@ FREE_OPTIONS = ({"free_mode": "follow", "free_slack": 2.0}, {"free_mode": "follo
                 {"free_mode": "nan"})
 FREE_MODES = ("follow", "nan")
 FREE_SLACK_DEFAULT = float("inf")
+PassPrediction = Callable[[tuple[slice, ...]], np.ndarray]
+
+
+class PassHook(Protocol):
+    """The extension point of the interp traversal (``hat`` uses it): called once per pass, in traversal order,
+    on both sides, with the interpolation's predictions of the pass (chunk key -> predictions of the chunk's
+    targets); returns the predictions to use instead. ``data`` is the original (NaN at free points) when
+    compressing and None when decompressing: what a hook decides from the data it must store in its own
+    sections and read back when decoding. A hook object lives for one call (it may keep state)."""
+
+    def __call__(self, p: Pass, plan: Plan, rec: np.ndarray, data: np.ndarray | None,
+                 interp: PassPrediction) -> PassPrediction: ...
+
+
+@dataclass
+class _Run:
+    """The state of one compression or decompression: the traversal, the blend weights (compressing: one per
+    blended pass, appended; decoding: the header's, taken in order) and the splines of the current pass."""
+
+    plan: Plan
+    blends: list[tuple[float, ...]] = field(default_factory=list)
+    decoding: bool = False
+    splines: _ChunkSplines | None = None
+    taken: int = 0
+
+    def next_blend(self) -> tuple[float, ...]:
+        self.taken += 1
+        return self.blends[self.taken - 1]
+
+
 TUNE_MODES = ("fast", "best", "off")
 # Share of the field that trial compressions sample, per mode.
 TUNE_FRACTIONS = {"fast": TUNE_FRACTION, "best": 2 * TUNE_FRACTION}
@@ -218,7 +242,7 @@ class InterpPredictor(Predictor):
         """Estimated stream size for ``sample`` (codes and escapes; anchors are the same for every trial). Escaped
         NaN are free points (free_mode "nan"): the pipeline stores them anyway, so they count nothing."""
         sample, free = self._free_as_nan(sample, free)
-        _, _, writer, escaped = self._encode_passes(sample, eb, None, free)
+        _, _, writer, escaped, _ = self._encode_passes(sample, eb, None, free)
         return writer.estimated_bytes() + escaped[np.isfinite(escaped)].nbytes
 
     @classmethod
@@ -242,22 +266,19 @@ class InterpPredictor(Predictor):
         c = self.config
         return [eb / min(c.alpha ** (plan.levels - 1 - level), c.beta) for level in range(plan.levels)]
 
-    def _pass_predictor(self, p: Pass, plan: Plan, rec: np.ndarray,
-                        data: np.ndarray | None) -> Callable[[tuple[slice, ...]], np.ndarray]:
-        """Predictions of pass ``p`` chunk by chunk (chunk keys are relative to ``rec[p.key]``).
-
-        ``data`` is the original when compressing and None when decompressing; subclasses that choose between
-        predictors per block use it to decide and must make the same choice from the stream when it is None."""
-        self._splines = splines = _ChunkSplines(p, rec)
+    def _pass_predictor(self, run: _Run, p: Pass, rec: np.ndarray, data: np.ndarray | None) -> PassPrediction:
+        """Interpolation's predictions of pass ``p`` chunk by chunk (chunk keys are relative to ``rec[p.key]``);
+        ``data`` is the original when compressing (the blend weights are fitted on it) and None when decoding."""
+        run.splines = splines = _ChunkSplines(p, rec)
         views = self._spline_views(p)
         if len(views) == 1:
             (i, kind), = views
             return lambda c: splines.finite(c, i, kind)
-        if data is None:
-            weights = self._blend_log.pop()
+        if run.decoding:
+            weights = run.next_blend()
         else:
-            weights = choose_weights(self._blend_samples(p, views, data), len(views))
-            self._blend_log.append(weights)
+            weights = choose_weights(self._blend_samples(splines, p, views, data), len(views))
+            run.blends.append(weights)
         return lambda c: blend([splines.finite(c, i, kind) if w else None
                                 for (i, kind), w in zip(views, weights)], weights)
 
@@ -272,32 +293,34 @@ class InterpPredictor(Predictor):
             return neighbour_contexts(mag[p.key][c], p.axis)
         return multi_view_contexts([mag[key][c] for key, _ in p.views], list(p.axes))
 
-    def _details(self, p: Pass, c: tuple[slice, ...], bound: float, detailed: bool) -> np.ndarray | None:
-        """Context details of chunk ``c`` of pass ``p`` (streams before format 1.1 have none); after
-        :meth:`_pass_predictor` for the pass, whose splines they reuse."""
+    @staticmethod
+    def _details(run: _Run, p: Pass, c: tuple[slice, ...], bound: float, detailed: bool) -> np.ndarray | None:
+        """Context details of chunk ``c`` of pass ``p`` (streams before format 1.1 have none), from the pass's
+        splines (set by :meth:`_pass_predictor`)."""
         if not detailed:
             return None
-        return curvature_details(self._splines.at(c), len(p.views), 2.0 * bound).ravel()
+        return curvature_details(run.splines.at(c), len(p.views), 2.0 * bound).ravel()
 
     @staticmethod
     def _recorded_blends(plan: Plan, params: dict[str, Any]) -> list[tuple[float, ...]]:
-        """The blend weights of the header, last pass first (decoding pops them)."""
+        """The blend weights of the header, in pass order."""
         per_view = len(KINDS) if params["config"].get("kind") == "fitted" else 1
         sizes = [len(p.views) * per_view for p in plan.passes() if len(p.views) * per_view > 1]
         recorded = params.get("blend_weights", [])
         if not isinstance(recorded, list) or len(recorded) != len(sizes) or not all(
                 valid_weights(w, k) for w, k in zip(recorded, sizes)):
             raise StreamFormatError("the blend weights in the header do not match the multidim traversal")
-        return [tuple(float(x) for x in w) for w in reversed(recorded)]
+        return [tuple(float(x) for x in w) for w in recorded]
 
-    def _blend_samples(self, p: Pass, views: list[tuple[int, str]], data: np.ndarray) -> Samples:
-        odd = _odd(p.axis, data.ndim)
+    @staticmethod
+    def _blend_samples(splines: _ChunkSplines, p: Pass, views: list[tuple[int, str]], data: np.ndarray) -> Samples:
+        odd = odd_along(p.axis, data.ndim)
         target = data[p.key]
 
         def samples() -> Iterator[tuple[np.ndarray, np.ndarray]]:
             for c in chunks(target.shape, p.axes):
                 x = target[c][odd].astype(np.float64).ravel()
-                pred = np.stack([self._splines.finite(c, i, kind).ravel() for i, kind in views], 1)
+                pred = np.stack([splines.finite(c, i, kind).ravel() for i, kind in views], 1)
                 with np.errstate(invalid="ignore", over="ignore"):
                     keep = np.isfinite(x) & np.isfinite(pred @ np.ones(len(views)))
                 yield pred[keep], x[keep]
@@ -309,14 +332,15 @@ class InterpPredictor(Predictor):
 
     def compress(self, data: np.ndarray, eb: float, progress: Progress | None = None,
                  free: np.ndarray | None = None) -> Encoded:
-        if self.tune != "off":
-            return self.tuned(data, eb, free)._compress(data, eb, progress, free)
-        return self._compress(data, eb, progress, free)
+        chosen = self.tuned(data, eb, free) if self.tune != "off" else self
+        return chosen.encode(data, eb, progress, free)
 
-    def _compress(self, data: np.ndarray, eb: float, progress: Progress | None,
-                  free: np.ndarray | None = None) -> Encoded:
+    def encode(self, data: np.ndarray, eb: float, progress: Progress | None = None, free: np.ndarray | None = None,
+               hook: PassHook | None = None) -> Encoded:
+        """Compress with this configuration as it is (no tuning), ``hook`` (if any) adjusting each pass's
+        predictions; :meth:`decode` with the same hook mirrors it."""
         data, free = self._free_as_nan(data, free)
-        plan, rec, writer, escaped_values = self._encode_passes(data, eb, progress, free)
+        plan, rec, writer, escaped_values, blends = self._encode_passes(data, eb, progress, free, hook)
         anchors = np.ascontiguousarray(data[plan.anchor_key])
         if progress:
             progress(anchors.size)
@@ -326,13 +350,15 @@ class InterpPredictor(Predictor):
         config = {**asdict(self.config), "dim_order": list(plan.dim_order)}
         params = {"config": config, "anchor_stride": plan.anchor_stride, "levels": plan.levels,
                   "level_bounds": self.level_bounds(plan, eb), "chunk_points": CHUNK_POINTS, "details": True}
-        if self._blend_log:
-            params["blend_weights"] = [list(w) for w in self._blend_log]
+        if blends:
+            params["blend_weights"] = [list(w) for w in blends]
         return Encoded(sections, params, rec)
 
     def _encode_passes(self, data: np.ndarray, eb: float, progress: Progress | None, free: np.ndarray | None,
-                       ) -> tuple[Plan, np.ndarray, ContextCodeWriter, np.ndarray]:
-        """Predict, quantize and queue the codes of every pass: (plan, reconstruction, writer, escaped values).
+                       hook: PassHook | None = None,
+                       ) -> tuple[Plan, np.ndarray, ContextCodeWriter, np.ndarray, list[tuple[float, ...]]]:
+        """Predict, quantize and queue the codes of every pass: (plan, reconstruction, writer, escaped values,
+        blend weights).
 
         ``free`` points (see :meth:`Predictor.compress`) are coded as if their value were their own prediction
         (code 0, so they cost almost nothing and the decoder needs no mask) and stay out of the blend and
@@ -343,17 +369,19 @@ class InterpPredictor(Predictor):
         rec = data.copy()
         mag = np.zeros(data.shape, dtype=np.uint8)
         writer = ContextCodeWriter()
-        self._blend_log: list[tuple[float, ...]] = []
+        run = _Run(plan)
         escaped: list[np.ndarray] = []
         for p in plan.passes():
             rec_v, mag_v, data_v = rec[p.key], mag[p.key], data[p.key]
             free_v = None if free is None else free[p.key]
-            predict = self._pass_predictor(p, plan, rec, fit_data)
+            predict = self._pass_predictor(run, p, rec, fit_data)
+            if hook is not None:
+                predict = hook(p, plan, rec, fit_data, predict)
             for c in chunks(rec_v.shape, p.axes):
-                odd = _odd(p.axis, rec_v.ndim)
+                odd = odd_along(p.axis, rec_v.ndim)
                 pred = predict(c)
                 contexts = self._contexts(p, mag, c).ravel()
-                details = self._details(p, c, bounds[p.level], True)
+                details = self._details(run, p, c, bounds[p.level], True)
                 x = data_v[c][odd].ravel()
                 if free_v is not None:
                     slack = self.free_slack * 2.0 * bounds[p.level]
@@ -367,10 +395,15 @@ class InterpPredictor(Predictor):
                 escaped.append(q.escaped)
                 if progress:
                     progress(pred.size)
-        return plan, rec, writer, np.concatenate(escaped) if escaped else data.ravel()[:0]
+        return plan, rec, writer, np.concatenate(escaped) if escaped else data.ravel()[:0], run.blends
 
     def decompress(self, sections: dict[str, bytes], params: dict[str, Any], shape: tuple[int, ...],
                    dtype: np.dtype, eb: float, progress: Progress | None = None) -> np.ndarray:
+        return self.decode(sections, params, shape, dtype, eb, progress)
+
+    def decode(self, sections: dict[str, bytes], params: dict[str, Any], shape: tuple[int, ...], dtype: np.dtype,
+               eb: float, progress: Progress | None = None, hook: PassHook | None = None) -> np.ndarray:
+        """Mirror of :meth:`encode` (the same ``hook``, reading its choices from the stream)."""
         plan = self._plan(shape)
         if params.get("chunk_points") != CHUNK_POINTS or params.get("levels") != plan.levels:
             raise StreamFormatError("the interp traversal recorded in the header does not match this version")
@@ -385,15 +418,17 @@ class InterpPredictor(Predictor):
         escaped = np.frombuffer(lossless.unpack(sections["ESCP"], "escape") if "ESCP" in sections else b"", dtype)
         used = 0
         reader = CodeReader(sections["CODE"])
-        self._blend_log = self._recorded_blends(plan, params)
+        run = _Run(plan, self._recorded_blends(plan, params), decoding=True)
         for p in plan.passes():
             rec_v, mag_v = rec[p.key], mag[p.key]
-            predict = self._pass_predictor(p, plan, rec, None)
+            predict = self._pass_predictor(run, p, rec, None)
+            if hook is not None:
+                predict = hook(p, plan, rec, None, predict)
             for c in chunks(rec_v.shape, p.axes):
-                odd = _odd(p.axis, rec_v.ndim)
+                odd = odd_along(p.axis, rec_v.ndim)
                 pred = predict(c)
                 contexts = self._contexts(p, mag, c).ravel()
-                codes = reader.read(contexts, p.level, self._details(p, c, bounds[p.level], detailed), pred.shape)
+                codes = reader.read(contexts, p.level, self._details(run, p, c, bounds[p.level], detailed), pred.shape)
                 n_esc = int(np.count_nonzero(codes == ESCAPE))
                 if used + n_esc > escaped.size:
                     # The sections passed their CRC: the decoder's contexts drifted from the compressor's.
