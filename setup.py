@@ -1,6 +1,29 @@
-"""Only the compiled part of srnsz lives here; everything else is in pyproject.toml."""
+"""Only the compiled part of srnsz and the shipped folders live here; everything else is in pyproject.toml."""
+
+import shutil
+from pathlib import Path
 
 from setuptools import Extension, setup
+from setuptools.command.build_py import build_py
+
+HERE = Path(__file__).resolve().parent
+
+
+class BuildWithAssets(build_py):
+    """Copies the top-level configs/ and pretrained/ into the built package (srnsz/_assets/), so a wheel carries
+    them; a checkout or an editable install reads them in place (srnsz.assets)."""
+
+    def run(self) -> None:
+        super().run()
+        if self.editable_mode:
+            return
+        for name in ("configs", "pretrained"):
+            target = Path(self.build_lib) / "srnsz" / "_assets" / name
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.copytree(HERE / name, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
 
 # The context-mixing coder's inner loop (srnsz/coding/_mixing.c), loaded with ctypes by srnsz.coding.context_mixing.
-setup(ext_modules=[Extension("srnsz.coding._mixing", ["srnsz/coding/_mixing.c"], extra_compile_args=["-O2"])])
+setup(ext_modules=[Extension("srnsz.coding._mixing", ["srnsz/coding/_mixing.c"], extra_compile_args=["-O2"])],
+      cmdclass={"build_py": BuildWithAssets})

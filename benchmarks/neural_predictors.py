@@ -28,7 +28,7 @@ class NetworkClock:
 
     def __init__(self) -> None:
         self.seconds = 0.0
-        self._upsample, self._decode = hat.upsample_planes, blockwise._decode_blocks
+        self._upsample, self._decode = hat.upsample_planes, blockwise.decode_blocks
 
     def __enter__(self) -> NetworkClock:
         def timed(fn):
@@ -41,11 +41,11 @@ class NetworkClock:
             return wrapper
 
         hat.upsample_planes = timed(self._upsample)
-        blockwise._decode_blocks = timed(self._decode)
+        blockwise.decode_blocks = timed(self._decode)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        hat.upsample_planes, blockwise._decode_blocks = self._upsample, self._decode
+        hat.upsample_planes, blockwise.decode_blocks = self._upsample, self._decode
 
 
 def run(data: np.ndarray, eb: float, predictor: str, **options) -> dict:

@@ -78,7 +78,7 @@ def test_bench_reports_a_violating_codec_instead_of_hiding_it(monkeypatch, tmp_p
         return peers.Compressed(data + 3 * eb, data.nbytes // 4)
 
     sloppy = peers.BenchCodec("sloppy", "adds 3 eb", sloppy_compress, lambda c, like: c.payload)
-    monkeypatch.setitem(peers._CODECS, "sloppy", sloppy)
+    monkeypatch.setitem(peers.CODECS, "sloppy", sloppy)
     rows = bench.bench_field("f", smooth_field((16, 16)), [1e-2], ["srnsz-interp", "sloppy"])
     bad = [r for r in rows if r.codec == "sloppy"][0]
     assert not bad.bound_held and bad.max_err_over_eb == pytest.approx(3.0, rel=1e-3)
@@ -93,7 +93,7 @@ def test_bench_reports_a_failing_codec_and_carries_on(monkeypatch):
     def crash(data, eb):
         raise RuntimeError("codec exploded")
 
-    monkeypatch.setitem(peers._CODECS, "crashy", peers.BenchCodec("crashy", "fails", crash, lambda c, like: like))
+    monkeypatch.setitem(peers.CODECS, "crashy", peers.BenchCodec("crashy", "fails", crash, lambda c, like: like))
     rows = bench.bench_field("f", smooth_field((16, 16)), [1e-2], ["crashy", "srnsz-interp"])
     assert rows[0].error == "RuntimeError: codec exploded" and rows[1].bound_held
     assert "failed runs: crashy on f" in bench.summary(rows)
@@ -128,6 +128,6 @@ def test_bench_survives_a_peer_that_crashes_the_interpreter(monkeypatch):
         os.kill(os.getpid(), signal.SIGKILL)  # like a segfault in native code, without faulthandler noise
 
     codec = peers.BenchCodec("segv", "dies", segfault, lambda c, like: like, isolated=True)
-    monkeypatch.setitem(peers._CODECS, "segv", codec)
+    monkeypatch.setitem(peers.CODECS, "segv", codec)
     rows = bench.bench_field("f", smooth_field((16, 16)), [1e-2], ["segv", "srnsz-interp"])
     assert "crashed" in rows[0].error and rows[1].bound_held

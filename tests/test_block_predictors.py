@@ -8,7 +8,7 @@ from conftest import assert_bound, smooth_field
 
 import srnsz
 from srnsz.decomposition import dualquant
-from srnsz.decomposition.tiling import block_slices
+from srnsz.decomposition.tiling import chunk_keys
 from srnsz.predictors import blockwise
 
 
@@ -20,7 +20,7 @@ def test_block_decoding_equals_global_integration(shape, layers):
     residual = dualquant.difference(d, layers)
     assert np.array_equal(dualquant.integrate(residual, layers), d)
     out = np.zeros_like(d)
-    for block in block_slices(shape, 4):
+    for block in chunk_keys(shape, (4,) * len(shape)):
         start = tuple(s.start for s in block)
         out[block] = dualquant.integrate_block(residual[block], out, start, layers)
     assert np.array_equal(out, d)

@@ -5,19 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import assert_bound, smooth_field
+from legacy_adaptive import encode_adaptive
 
 import srnsz
-from srnsz.coding.context_mixing import MixingDecoder, MixingEncoder
-from srnsz.coding.entropy import (
-    METHOD_MIXING,
-    CodeReader,
-    ContextCodeWriter,
-    _Batch,
-    _encode_adaptive,
-    _encode_context,
-    _encode_mixing,
-    _open_substream,
-)
+from srnsz.coding.batch import METHOD_MIXING, CodeBatch
+from srnsz.coding.context_mixing import MixingDecoder, MixingEncoder, encode_mixing
+from srnsz.coding.entropy import CodeReader, ContextCodeWriter, open_substream
+from srnsz.coding.static import encode_static
 from srnsz.decomposition.grid import TRAVERSALS, make_plan
 from srnsz.decomposition.interpolation import KINDS, predict_odd
 from srnsz.errors import StreamFormatError
@@ -80,7 +74,7 @@ def test_entropy_coder_round_trip(scale):
         assert np.array_equal(reader.read(contexts, table), codes)
 
 
-@pytest.mark.parametrize("encode", [_encode_context, _encode_adaptive, _encode_mixing])
+@pytest.mark.parametrize("encode", [encode_static, encode_adaptive, encode_mixing])
 def test_each_context_coding_round_trips_extreme_codes_and_details(encode):
     rng = np.random.default_rng(3)
     batches = []
@@ -89,11 +83,11 @@ def test_each_context_coding_round_trips_extreme_codes_and_details(encode):
         codes[::13] = rng.choice([ESCAPE, 32767, -32767, 255, -256, 16, -17, 100], codes[::13].size)
         contexts = rng.integers(0, 16, n).astype(np.uint8)
         detail = rng.integers(0, 16, n).astype(np.uint8)
-        batches.append(_Batch(codes, contexts, 4, detail, shape))
-    reader = _open_substream(encode(batches))
+        batches.append(CodeBatch(codes, contexts, 4, detail, shape))
+    reader = open_substream(encode(batches))
     for b in batches:
         empty = np.empty(0, np.int16)
-        assert np.array_equal(reader.read(_Batch(empty, b.contexts, 4, b.detail, b.shape)), b.codes)
+        assert np.array_equal(reader.read(CodeBatch(empty, b.contexts, 4, b.detail, b.shape)), b.codes)
 
 
 def test_context_mixing_uses_details_and_is_chosen():
@@ -115,9 +109,9 @@ def test_context_mixing_sees_the_neighbours_in_the_batch():
     rng = np.random.default_rng(5)
     rows = np.repeat(rng.integers(-12, 13, (40, 1, 500)), 10, axis=1).astype(np.int16)  # (40, 10, 500)
     codes, zeros = rows.ravel(), np.zeros(rows.size, np.uint8)
-    knowing = len(_encode_mixing([_Batch(codes, zeros, 0, None, rows.shape)]))
-    blind = len(_encode_mixing([_Batch(codes, zeros, 0, None, ())]))
-    static = len(_encode_context([_Batch(codes, zeros, 0)]))
+    knowing = len(encode_mixing([CodeBatch(codes, zeros, 0, None, rows.shape)]))
+    blind = len(encode_mixing([CodeBatch(codes, zeros, 0, None, ())]))
+    static = len(encode_static([CodeBatch(codes, zeros, 0)]))
     assert static > 0.9 * rows.size * np.log2(25) / 8  # uniform codes: ~4.6 bits each without neighbours
     assert blind > 0.9 * static
     assert knowing < 0.2 * static  # 9 of 10 rows are free: ~0.46 bits per code plus learning
@@ -127,8 +121,8 @@ def test_context_mixing_tables_are_the_format_s():
     # Built from floating-point log/exp at import, which checks them against the format's digest.
     from srnsz.coding import context_mixing as cm
 
-    assert cm._tables_digest() == cm._TABLES_SHA256
-    assert cm._STRETCH[2048] == 0 and cm._SQUASH[2047] == 2048 and cm._RATE[0] == 43690
+    assert cm.tables_digest() == cm.TABLES_SHA256
+    assert cm.STRETCH[2048] == 0 and cm.SQUASH[2047] == 2048 and cm.RATE[0] == 43690
 
 
 def test_context_mixing_decoder_survives_garbage():

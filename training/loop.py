@@ -22,6 +22,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
+from srnsz.neural.runtime import resolve_device
+
 
 class TrainData(Protocol):
     def train_batch(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]: ...
@@ -76,13 +78,6 @@ class TrainResult:
     log: list[dict[str, float]]
 
 
-def pick_device(name: str) -> torch.device:
-    """'auto' -> cuda when available, else cpu."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def _distributed(device: torch.device) -> tuple[int, int, torch.device]:
     """(rank, world size, this rank's device): one GPU per process under torchrun (LOCAL_RANK)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -103,7 +98,7 @@ def _seed_everything(seed: int) -> None:
 def fit(model: nn.Module, data: TrainData, objective: Objective, optim: OptimizerRecipe,
         loop: TrainLoop) -> TrainResult:
     """Train `model` for `loop.steps` steps (resuming from `out_dir/checkpoint.pt` if it exists)."""
-    device = pick_device(loop.device)
+    device = torch.device(resolve_device(loop.device))
     if loop.threads:
         torch.set_num_threads(loop.threads)
     rank, world, device = _distributed(device)

@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import networks
+from srnsz.assets import asset_dir
 from training.export import export_weights
 from training.loop import TrainResult, fit
 from training.plot import plot_validation
@@ -49,7 +50,7 @@ def _is_rank_zero() -> bool:
     return not dist.is_initialized() or dist.get_rank() == 0
 
 
-CONFIGS = str(Path(__file__).resolve().parent.parent / "configs")  # absolute: works from any cwd and entry point
+CONFIGS = str(asset_dir("configs"))  # absolute: works from any cwd, from a checkout and from a wheel
 
 
 @hydra.main(version_base="1.3", config_path=CONFIGS, config_name="train")

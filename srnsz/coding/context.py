@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from srnsz.decomposition.grid import along
 from srnsz.quantizer import ESCAPE
 
 ESCAPE_MAGNITUDE = 255
@@ -21,7 +22,6 @@ ESCAPE_MAGNITUDE = 255
 _SUM_CAP = 2 * ESCAPE_MAGNITUDE
 _LUT = np.minimum(np.ceil(np.log2(np.maximum(np.arange(_SUM_CAP + 1), 1))).astype(np.int64)
                   + (np.arange(_SUM_CAP + 1) > 0), 8).astype(np.uint8)
-N_USED = int(_LUT.max()) + 1
 
 
 def magnitudes(codes: np.ndarray) -> np.ndarray:
@@ -51,27 +51,21 @@ def multi_view_contexts(mag_views: list[np.ndarray], axes: list[int]) -> np.ndar
     return to_context(sum(neighbour_sums(v, a) for v, a in zip(mag_views, axes)))
 
 
-def _along(ndim: int, axis: int, part: slice) -> tuple[slice, ...]:
-    key = [slice(None)] * ndim
-    key[axis] = part
-    return tuple(key)
-
-
 def neighbour_sums(mag_view: np.ndarray, axis: int) -> np.ndarray:
     """uint16 magnitude sums behind :func:`neighbour_contexts` (before the context table)."""
     nd, m = mag_view.ndim, mag_view.shape[axis] // 2
-    even = mag_view[_along(nd, axis, slice(0, 2 * m + 1, 2))].astype(np.uint16)  # m or m + 1 along axis
-    right = even[_along(nd, axis, slice(1, m + 1))]
+    even = mag_view[along(nd, axis, slice(0, 2 * m + 1, 2))].astype(np.uint16)  # m or m + 1 along axis
+    right = even[along(nd, axis, slice(1, m + 1))]
     if right.shape[axis] < m:  # the last odd point has no right neighbour: the left one counts twice
-        right = np.concatenate([right, even[_along(nd, axis, slice(m - 1, m))]], axis=axis)
-    total = even[_along(nd, axis, slice(0, m))] + right
+        right = np.concatenate([right, even[along(nd, axis, slice(m - 1, m))]], axis=axis)
+    total = even[along(nd, axis, slice(0, m))] + right
     # then, axis by axis (each step sees the previous ones), half the sum of the neighbours across (edges
     # repeated); plain slicing, as np.pad's and np.moveaxis's overheads dominated on small lattices
     for other in range(nd):
         if other == axis or total.shape[other] < 2:
             continue
-        head, tail = _along(nd, other, slice(None, -1)), _along(nd, other, slice(1, None))
-        first, last = _along(nd, other, slice(0, 1)), _along(nd, other, slice(-1, None))
+        head, tail = along(nd, other, slice(None, -1)), along(nd, other, slice(1, None))
+        first, last = along(nd, other, slice(0, 1)), along(nd, other, slice(-1, None))
         across = np.empty_like(total)
         across[tail] = total[head]
         across[first] = total[first]

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from srnsz.coding.batch import METHOD_MIXING, CodeBatch
 from srnsz.errors import SrnszError, StreamFormatError
 from srnsz.quantizer import CODE_DTYPE
 
@@ -54,9 +55,9 @@ def _squash_table() -> np.ndarray:
 
 
 # Tables the compiled coder reads (passed on every call); the other constants are repeated in _mixing.c.
-_STRETCH = _stretch_table()
-_SQUASH = _squash_table()  # index x + 2047
-_RATE = (65536 / (np.arange(_LIMIT + 1) + 1.5)).astype(np.int64)
+STRETCH = _stretch_table()
+SQUASH = _squash_table()  # index x + 2047
+RATE = (65536 / (np.arange(_LIMIT + 1) + 1.5)).astype(np.int64)
 # The tail decisions are rare: the neighbour models give all tail lengths one slot and all tail bits another.
 _SHARED_SLOTS = _TAIL_SLOT + 2
 _SIZES = np.array([N_SLOTS * 16 * 16,  # (slot, context, detail)
@@ -92,7 +93,7 @@ class MixingState:
 
 _FRESH = (np.stack([np.full(int(_OFFSETS[-1]), 32768, np.int32), np.zeros(int(_OFFSETS[-1]), np.int32)]),
           np.full((_MIXER_SETS, N_INPUTS), 1 << 14, np.int32),
-          np.tile(_SQUASH[np.clip(np.arange(33) * 128 - 1, 0, 4094)].astype(np.int32) * 16, _APM_SETS),
+          np.tile(SQUASH[np.clip(np.arange(33) * 128 - 1, 0, 4094)].astype(np.int32) * 16, _APM_SETS),
           np.array([0, 0xFFFFFFFF, 0, 0], np.int64))
 
 
@@ -117,15 +118,15 @@ def _load_kernel() -> ctypes._CFuncPtr:
 
 # The tables come from floating-point log/exp; a libm that rounded one entry differently would write streams
 # nobody else can read, so the import refuses to run with other tables.
-_TABLES_SHA256 = "b6f4b773398ba2bc7e81139edbb57db6b0ee382340a18b9e58e1ee664ab74ce5"
+TABLES_SHA256 = "b6f4b773398ba2bc7e81139edbb57db6b0ee382340a18b9e58e1ee664ab74ce5"
 
 
-def _tables_digest() -> str:
-    tables = (_STRETCH, _SQUASH, _RATE, _OFFSETS)
+def tables_digest() -> str:
+    tables = (STRETCH, SQUASH, RATE, _OFFSETS)
     return hashlib.sha256(b"".join(np.ascontiguousarray(t).astype("<i8").tobytes() for t in tables)).hexdigest()
 
 
-if _tables_digest() != _TABLES_SHA256:
+if tables_digest() != TABLES_SHA256:
     raise SrnszError("the context-mixing tables computed on this platform differ from the format's; streams "
                      "would not be portable. Please report this with your numpy version and platform")
 _SHARED_CONSTANTS = (UNARY_MAX, _TAIL_BITS, _NEIGHBOUR_CLASSES, _EXACT_VALUES, N_INPUTS, _LIMIT, _MIX_SHIFT,
@@ -142,7 +143,7 @@ def _code_batch(encoding: bool, codes: np.ndarray, contexts: np.ndarray, details
     return _KERNEL(int(encoding), codes.ctypes.data, codes.size, contexts.ctypes.data, details.ctypes.data, n1, n2,
                    state.models.ctypes.data, state.models.shape[1], state.weights.ctypes.data,
                    state.apm.ctypes.data, state.coder.ctypes.data, buf.ctypes.data, buf.size,
-                   _STRETCH.ctypes.data, _SQUASH.ctypes.data, _RATE.ctypes.data, _OFFSETS.ctypes.data, start)
+                   STRETCH.ctypes.data, SQUASH.ctypes.data, RATE.ctypes.data, _OFFSETS.ctypes.data, start)
 
 
 def _uint8(values: np.ndarray | None, size: int) -> np.ndarray:
@@ -210,3 +211,18 @@ class MixingDecoder:
 
 
 __all__ = ["MixingDecoder", "MixingEncoder"]
+
+
+def encode_mixing(batches: list[CodeBatch]) -> bytes:
+    encoder = MixingEncoder()
+    for b in batches:
+        encoder.encode(b.codes, b.contexts, b.detail, b.shape)
+    return bytes([METHOD_MIXING]) + encoder.finish()
+
+
+class MixingReader:
+    def __init__(self, body: bytes) -> None:
+        self._decoder = MixingDecoder(body)
+
+    def read(self, batch: CodeBatch) -> np.ndarray:
+        return self._decoder.decode(batch.contexts, batch.detail, batch.shape)

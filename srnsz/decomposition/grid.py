@@ -141,8 +141,14 @@ def chunks(view_shape: tuple[int, ...], axes: int | tuple[int, ...]) -> Iterator
         yield tuple(key)
 
 
+def along(ndim: int, axis: int, part: slice | int) -> tuple[slice, ...]:
+    """Index of an ``ndim`` array taking ``part`` along ``axis`` and everything along the other axes (an int
+    keeps the axis: ``i`` means ``i:i+1``)."""
+    key = [slice(None)] * ndim
+    key[axis] = part if isinstance(part, slice) else slice(part, part + 1)
+    return tuple(key)
+
+
 def odd_along(axis: int, ndim: int) -> tuple[slice, ...]:
     """Index of the points odd along ``axis`` (every point along the other axes) of an ``ndim`` array."""
-    key = [slice(None)] * ndim
-    key[axis] = slice(1, None, 2)
-    return tuple(key)
+    return along(ndim, axis, slice(1, None, 2))

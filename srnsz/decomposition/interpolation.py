@@ -11,14 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from srnsz.decomposition.grid import along
+
 KINDS = ("linear", "cubic")
 F64 = np.float64
-
-
-def _take(v: np.ndarray, axis: int, index: slice | int) -> np.ndarray:
-    key: list[slice | int] = [slice(None)] * v.ndim
-    key[axis] = index if isinstance(index, slice) else slice(index, index + 1)
-    return v[tuple(key)]
 
 
 def predict_odd(v: np.ndarray, axis: int, kind: str) -> np.ndarray:
@@ -34,29 +30,29 @@ def predict_odd(v: np.ndarray, axis: int, kind: str) -> np.ndarray:
     if kind == "cubic":
         lo, stop = 1, (n - 5) // 2 + 1 if n >= 7 else 1
         if stop > lo:
-            dst = _take(out, axis, slice(lo, stop))
-            np.add(_take(v, axis, slice(2 * lo, 2 * stop, 2)), _take(v, axis, slice(2 * lo + 2, 2 * stop + 2, 2)),
-                   out=dst, dtype=F64)
+            dst = out[along(out.ndim, axis, slice(lo, stop))]
+            np.add(v[along(v.ndim, axis, slice(2 * lo, 2 * stop, 2))],
+                   v[along(v.ndim, axis, slice(2 * lo + 2, 2 * stop + 2, 2))], out=dst, dtype=F64)
             dst *= 9.0
-            dst -= _take(v, axis, slice(2 * lo - 2, 2 * stop - 2, 2))
-            dst -= _take(v, axis, slice(2 * lo + 4, 2 * stop + 4, 2))
+            dst -= v[along(v.ndim, axis, slice(2 * lo - 2, 2 * stop - 2, 2))]
+            dst -= v[along(v.ndim, axis, slice(2 * lo + 4, 2 * stop + 4, 2))]
             dst /= 16.0
     else:
         lo, stop = 0, (n - 1) // 2
         if stop > lo:
-            dst = _take(out, axis, slice(lo, stop))
-            np.add(_take(v, axis, slice(0, 2 * stop, 2)), _take(v, axis, slice(2, 2 * stop + 2, 2)),
+            dst = out[along(out.ndim, axis, slice(lo, stop))]
+            np.add(v[along(v.ndim, axis, slice(0, 2 * stop, 2))], v[along(v.ndim, axis, slice(2, 2 * stop + 2, 2))],
                    out=dst, dtype=F64)
             dst *= 0.5
     half = n // 2
     for i in [*range(min(lo, half)), *range(max(stop, lo), half)]:  # the points outside [lo, stop)
-        _predict_boundary(v, axis, n, 2 * i + 1, kind, _take(out, axis, i))
+        _predict_boundary(v, axis, n, 2 * i + 1, kind, out[along(out.ndim, axis, i)])
     return out
 
 
 def _predict_boundary(v: np.ndarray, axis: int, n: int, j: int, kind: str, dst: np.ndarray) -> None:
     def at(k: int) -> np.ndarray:
-        return _take(v, axis, k).astype(F64)
+        return v[along(v.ndim, axis, k)].astype(F64)
 
     has_r1, has_l3, has_r3 = j + 1 <= n - 1, j >= 3, j + 3 <= n - 1
     if has_r1 and kind == "cubic" and has_l3 and has_r3:

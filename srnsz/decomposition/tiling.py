@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
+
 import numpy as np
 
 
-def block_slices(shape: tuple[int, ...], side: int) -> list[tuple[slice, ...]]:
-    """Every block as a tuple of slices, in C order over the block grid."""
-    ranges = [[slice(s, min(s + side, n)) for s in range(0, n, side)] for n in shape]
-    out: list[tuple[slice, ...]] = [()]
-    for axis_ranges in ranges:
-        out = [(*prefix, r) for prefix in out for r in axis_ranges]
-    return out
+def chunk_keys(shape: tuple[int, ...], chunk: tuple[int, ...]) -> Iterator[tuple[slice, ...]]:
+    """Regions of ``shape`` cut into blocks of ``chunk`` (smaller at the far edges), C order of the block grid."""
+    starts = [range(0, n, c) for n, c in zip(shape, chunk)]
+    for origin in itertools.product(*starts):
+        yield tuple(slice(o, min(o + c, n)) for o, c, n in zip(origin, chunk, shape))
 
 
 def block_ids(shape: tuple[int, ...], side: int) -> tuple[np.ndarray, int]:

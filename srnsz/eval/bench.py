@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from srnsz.eval.metrics import max_finite_error, quality
+from srnsz.eval.metrics import bit_rate, bound_held, max_finite_error, quality
 from srnsz.eval.peers import BenchCodec, get_codec, list_codecs
 from srnsz.missing import MissingRule, find_missing
 
@@ -114,11 +114,11 @@ def bench_field(name: str, data: np.ndarray, bounds: list[float], codecs: list[s
                 continue
             q = quality(data, recon, valid)
             max_err = max_finite_error(data, recon)  # over every finite value, fill values included
-            held = bool(max_err <= eb) and q.nonfinite_preserved
+            held = bound_held(data, recon, eb)
             rows.append(BenchRow(
                 field=name, shape="x".join(map(str, data.shape)), codec=codec_name,
                 eb_rel=bound / value_range if mode == "abs" and value_range else bound, eb_abs=eb,
-                ratio=data.nbytes / nbytes, bit_rate=8.0 * nbytes / data.size, psnr_db=q.psnr_db,
+                ratio=data.nbytes / nbytes, bit_rate=bit_rate(nbytes, data.size), psnr_db=q.psnr_db,
                 ssim=q.ssim, max_err_over_eb=max_err / eb if eb > 0 else (0.0 if max_err == 0 else float("inf")),
                 bound_held=held, compress_mb_s=megabytes / t_c, decompress_mb_s=megabytes / t_d,
             ))
@@ -203,11 +203,6 @@ def overview_table(rows: list[BenchRow], reference: str = "srnsz-interp") -> str
         lines.append(f"| {codec} | " + " | ".join(cells) + f" | {speed} | {violations}"
                      + (f" ({failed} runs failed)" if failed else "") + " |")
     return "\n".join(lines)
-
-
-def read_results(path: Path) -> list[BenchRow]:
-    """Rows back from a results.json written by :func:`write_results`."""
-    return [BenchRow(**row) for row in json.loads(Path(path).read_text())]
 
 
 def write_results(rows: list[BenchRow], out_dir: Path) -> list[Path]:

@@ -128,10 +128,6 @@ def error_autocorrelation(err: np.ndarray) -> float:
     return float(np.mean(lags)) if lags else float("nan")
 
 
-def compression_ratio(original_bytes: int, compressed_bytes: int) -> float:
-    return original_bytes / compressed_bytes
-
-
 def bit_rate(compressed_bytes: int, n_values: int) -> float:
     """Bits per value."""
     return 8.0 * compressed_bytes / n_values

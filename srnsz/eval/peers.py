@@ -49,24 +49,24 @@ class BenchCodec:
         return None
 
 
-_CODECS: dict[str, BenchCodec] = {}
+CODECS: dict[str, BenchCodec] = {}
 
 
 def register_codec(codec: BenchCodec) -> None:
-    if codec.name in _CODECS:
+    if codec.name in CODECS:
         raise ValueError(f"bench codec {codec.name!r} is already registered")
-    _CODECS[codec.name] = codec
+    CODECS[codec.name] = codec
 
 
 def list_codecs() -> list[str]:
     """Names in registration order: ours first, then peers."""
-    return list(_CODECS)
+    return list(CODECS)
 
 
 def get_codec(name: str) -> BenchCodec:
-    if name not in _CODECS:
-        raise ValueError(f"unknown codec {name!r}; choose from {', '.join(_CODECS)}")
-    return _CODECS[name]
+    if name not in CODECS:
+        raise ValueError(f"unknown codec {name!r}; choose from {', '.join(CODECS)}")
+    return CODECS[name]
 
 
 def _srnsz(predictor: str, needs_weights: str | None = None, **options: Any) -> BenchCodec:

@@ -20,7 +20,6 @@ outside the process.
 
 from __future__ import annotations
 
-import itertools
 import json
 import mmap
 import os
@@ -37,6 +36,7 @@ import zstandard
 
 from srnsz import api
 from srnsz.bounds import ErrorBound
+from srnsz.decomposition.tiling import chunk_keys
 from srnsz.errors import InvalidInputError, StreamFormatError
 from srnsz.missing import PROFILE_DEPTH, Extremes, MissingRule, detect_fills
 from srnsz.predictors.base import Progress
@@ -65,13 +65,6 @@ class ChunkIndex:
 def is_chunked(head: bytes) -> bool:
     """True if ``head`` (the first bytes of a file or stream) starts a chunked stream."""
     return head[:len(CHUNKED_MAGIC)] == CHUNKED_MAGIC
-
-
-def chunk_keys(shape: tuple[int, ...], chunk: tuple[int, ...]) -> Iterator[tuple[slice, ...]]:
-    """Regions of ``shape`` cut into blocks of ``chunk`` (smaller at the far edges), C order."""
-    starts = [range(0, n, c) for n, c in zip(shape, chunk)]
-    for origin in itertools.product(*starts):
-        yield tuple(slice(o, min(o + c, n)) for o, c, n in zip(origin, chunk, shape))
 
 
 def release_pages(array: Any) -> None:

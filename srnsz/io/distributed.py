@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from srnsz.io.chunked import chunk_keys
+from srnsz.decomposition.tiling import chunk_keys
 from srnsz.io.codec import Srnsz
 
 

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from srnsz.assets import asset_dir
 from srnsz.errors import SrnszError
 
-PRETRAINED_DIR = Path(__file__).resolve().parents[2] / "pretrained"
+PRETRAINED_DIR = asset_dir("pretrained")
 MANIFEST = "manifest.json"
 
 

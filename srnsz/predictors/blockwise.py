@@ -15,7 +15,7 @@ import numpy as np
 from srnsz.coding import lossless
 from srnsz.coding.entropy import CodeReader, ContextCodeWriter
 from srnsz.decomposition.dualquant import difference, integrate, integrate_block, prequantize, reconstruct
-from srnsz.decomposition.tiling import block_ids, block_order, block_slices
+from srnsz.decomposition.tiling import block_ids, block_order, chunk_keys
 from srnsz.errors import InvalidInputError, StreamFormatError
 from srnsz.neural.runtime import InferenceSettings, pinned_torch, resolve_device
 from srnsz.neural.zoo import cached_model
@@ -184,7 +184,7 @@ class AutoencoderPredictor(Predictor):
         settings = self._settings(device)
         pq = prequantize(data, eb)
         lo, span = _value_range(data, pq.escaped)
-        blocks = block_slices(data.shape, model.block_size)
+        blocks = list(chunk_keys(data.shape, (model.block_size,) * data.ndim))
         lorenzo = [difference(pq.d, 1), difference(pq.d, 2)]
         normalised = _normalised_blocks(data, blocks, model.block_size, lo, span)
         step = 2 * self.latent_eb * eb / span
@@ -195,7 +195,7 @@ class AutoencoderPredictor(Predictor):
                 latents.append(model.encode(chunk).to("cpu", torch.float64).numpy())
         quantized = np.rint(np.concatenate(latents) / step).astype(np.int64)
         predicted = np.zeros(data.shape, np.int64)
-        for block, prediction in zip(blocks, _decode_blocks(model, quantized, step, settings, blocks, lo, span, eb)):
+        for block, prediction in zip(blocks, decode_blocks(model, quantized, step, settings, blocks, lo, span, eb)):
             predicted[block] = prediction
         candidates = [lorenzo[0], lorenzo[1], pq.d - predicted]
         ids, n_blocks = block_ids(data.shape, model.block_size)
@@ -206,7 +206,7 @@ class AutoencoderPredictor(Predictor):
         if ae_index.size:
             # CPU results depend on the batch: decode the chosen latents exactly as the decompressor will.
             ae_blocks = [blocks[i] for i in ae_index]
-            for block, prediction in zip(ae_blocks, _decode_blocks(model, quantized[ae_index], step, settings,
+            for block, prediction in zip(ae_blocks, decode_blocks(model, quantized[ae_index], step, settings,
                                                                    ae_blocks, lo, span, eb)):
                 predicted[block] = prediction
             candidates[AUTOENCODER] = pq.d - predicted
@@ -240,7 +240,7 @@ class AutoencoderPredictor(Predictor):
         model, _, device = self._model_for(len(shape), params["sha256"])
         lo, span = (float(v) for v in params["range"])
         escaped, raw, big = _GridStreams.unpack(sections, shape, dtype)
-        blocks = block_slices(shape, model.block_size)
+        blocks = list(chunk_keys(shape, (model.block_size,) * len(shape)))
         choices = np.frombuffer(lossless.unpack(sections["FLAG"], "block choice"), np.uint8)
         if choices.size != len(blocks) or choices.max(initial=0) > AUTOENCODER:
             raise StreamFormatError("the block choices do not match the field")
@@ -264,7 +264,7 @@ class AutoencoderPredictor(Predictor):
                 raise StreamFormatError("the latent section does not match the autoencoder blocks")
             step = 2 * float(params["latent_eb"]) * eb / span
             ae_blocks = [blocks[i] for i in ae_index]
-            predictions = _decode_blocks(model, latents.reshape(ae_index.size, -1), step, self._settings(device),
+            predictions = decode_blocks(model, latents.reshape(ae_index.size, -1), step, self._settings(device),
                                          ae_blocks, lo, span, eb)
             for block, prediction in zip(ae_blocks, predictions):
                 d[block] = prediction + residual[block]
@@ -312,7 +312,7 @@ def _normalised_blocks(data: np.ndarray, blocks: list[tuple[slice, ...]], side: 
     return out
 
 
-def _decode_blocks(model: Any, quantized: np.ndarray, step: float, settings: InferenceSettings,
+def decode_blocks(model: Any, quantized: np.ndarray, step: float, settings: InferenceSettings,
                    blocks: list[tuple[slice, ...]], lo: float, span: float, eb: float) -> list[np.ndarray]:
     """Integer grid predictions (one array per block, cropped to the block) from quantized latents."""
     outputs = []

@@ -252,9 +252,6 @@ class InterpPredictor(Predictor):
         except (KeyError, TypeError, InvalidInputError) as exc:
             raise StreamFormatError(f"the interp predictor parameters are invalid ({exc})") from None
 
-    def _order(self, ndim: int) -> tuple[int, ...]:
-        return self.config.dim_order if self.config.dim_order is not None else tuple(range(ndim))
-
     def _plan(self, shape: tuple[int, ...]) -> Plan:
         try:
             return make_plan(shape, self.config.anchor_stride, self.config.dim_order, self.config.traversal)
