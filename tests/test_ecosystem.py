@@ -183,3 +183,27 @@ def test_dask_two_workers_write_the_same_bytes_as_serial(tmp_path):
             twin = tmp_path / "dask.zarr" / p.relative_to(tmp_path / "serial.zarr")
             assert p.read_bytes() == twin.read_bytes()
     assert srnsz.info((tmp_path / "serial.zarr" / "c" / "0" / "0" / "0").read_bytes()).shape == (16, 16, 16)
+
+
+def test_chunked_layout_version_is_recorded_and_checked(field):
+    import json
+
+    import zstandard
+
+    buf = io.BytesIO()
+    chunked.compress_chunked(field, buf, eb=0.01, chunk=(8, 16, 16))
+    raw = buf.getvalue()
+    length = int.from_bytes(raw[-16:-8], "little")
+    meta = json.loads(zstandard.ZstdDecompressor().decompress(raw[-16 - length:-16]))
+    assert meta["version"] == list(chunked.CHUNKED_VERSION)
+
+    def with_index(changed: dict) -> bytes:
+        body = zstandard.ZstdCompressor().compress(json.dumps(changed).encode())
+        return raw[:-16 - length] + body + len(body).to_bytes(8, "little") + raw[-8:]
+
+    older = {k: v for k, v in meta.items() if k != "version"}  # files written before the version was recorded
+    assert np.array_equal(chunked.decompress_chunked(io.BytesIO(with_index(older))),
+                          chunked.decompress_chunked(io.BytesIO(raw)), equal_nan=True)
+    for bad in ({**meta, "version": [2, 0]}, {**meta, "version": [1, 9]}, {**meta, "dtype": "|O"}):
+        with pytest.raises(StreamFormatError):
+            chunked.read_index(io.BytesIO(with_index(bad)))

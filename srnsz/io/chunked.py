@@ -4,8 +4,12 @@ A chunked stream is a file (or bytes)::
 
     magic  8 bytes  b"\\x89SRNSZC\\n"
     chunks          one ordinary srnsz stream per chunk, back to back, C order of the chunk grid
-    index           zstd frame of JSON {"shape", "dtype", "chunk", "error_bound", "chunks": [[offset, length], ...]}
+    index           zstd frame of JSON {"version": [1, 0], "shape", "dtype", "chunk", "error_bound",
+                    "chunks": [[offset, length], ...]} (no "version": 1.0, written before it was recorded)
     footer 16 bytes u64 index length, 8 bytes b"SRNSZIDX"
+
+The layout is versioned apart from the chunks' streams (docs/format.md, "Chunked streams"): a reader refuses
+another major version and a newer minor one.
 
 Every chunk is compressed with the same absolute bound (a relative bound is resolved on the whole array's
 range first, in one streaming pass), so the bound holds on every value. Reading the footer and one chunk's
@@ -36,12 +40,15 @@ import zstandard
 
 from srnsz import api
 from srnsz.bounds import ErrorBound
+from srnsz.coding import lossless
 from srnsz.decomposition.tiling import chunk_keys
 from srnsz.errors import InvalidInputError, StreamFormatError
 from srnsz.missing import PROFILE_DEPTH, Extremes, MissingRule, detect_fills
 from srnsz.predictors.base import Progress
 
 CHUNKED_MAGIC = b"\x89SRNSZC\n"
+CHUNKED_VERSION = (1, 0)
+MAX_INDEX_BYTES = 1 << 30
 FOOTER_MAGIC = b"SRNSZIDX"
 _FOOTER = struct.Struct("<Q8s")
 
@@ -249,8 +256,8 @@ def compress_chunked(array: Any, out: BinaryIO, eb: float, mode: str = "abs", ch
                 progress(block.size)
     index = ChunkIndex(shape, dtype, chunk, {**bound.to_json(), "abs": eb_abs}, spans)
     body = zstandard.ZstdCompressor(level=9).compress(json.dumps({
-        "shape": list(shape), "dtype": dtype.newbyteorder("<").str, "chunk": list(chunk),
-        "error_bound": index.error_bound, "chunks": [list(s) for s in spans]}).encode())
+        "version": list(CHUNKED_VERSION), "shape": list(shape), "dtype": dtype.newbyteorder("<").str,
+        "chunk": list(chunk), "error_bound": index.error_bound, "chunks": [list(s) for s in spans]}).encode())
     out.write(body)
     out.write(_FOOTER.pack(len(body), FOOTER_MAGIC))
     return index
@@ -269,12 +276,20 @@ def read_index(src: BinaryIO) -> ChunkIndex:
         raise StreamFormatError("the chunked stream is truncated or its footer is corrupted")
     src.seek(size - _FOOTER.size - length)
     try:
-        meta = json.loads(zstandard.ZstdDecompressor().decompress(src.read(length)))
+        meta = json.loads(lossless.unpack(src.read(length), "chunk index", MAX_INDEX_BYTES))
+        major, minor = (int(v) for v in meta.get("version", (1, 0)))
+        if (major, minor) > CHUNKED_VERSION or major != CHUNKED_VERSION[0]:
+            raise StreamFormatError(f"chunked stream layout {major}.{minor} is not supported by this srnsz (reads "
+                                    f"{CHUNKED_VERSION[0]}.0-{CHUNKED_VERSION[0]}.{CHUNKED_VERSION[1]})")
+        if meta["dtype"] not in ("<f4", "<f8"):
+            raise ValueError(f"dtype {meta['dtype']!r}")
         shape = tuple(int(n) for n in meta["shape"])
         chunk = _check_chunk(shape, tuple(meta["chunk"]))
         spans = [(int(o), int(n)) for o, n in meta["chunks"]]
         index = ChunkIndex(shape, np.dtype(meta["dtype"]), chunk, dict(meta["error_bound"]), spans)
-    except (zstandard.ZstdError, ValueError, KeyError, TypeError, InvalidInputError):
+    except StreamFormatError:
+        raise
+    except (ValueError, KeyError, TypeError, OverflowError, InvalidInputError):
         raise StreamFormatError("the chunk index of the chunked stream is corrupted") from None
     end = size - _FOOTER.size - length
     if len(spans) != len(index.regions) or any(o < len(CHUNKED_MAGIC) or o + n > end for o, n in spans):
