@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -13,9 +13,10 @@ import numpy as np
 from srnsz import missing
 from srnsz.bounds import ErrorBound
 from srnsz.errors import InvalidInputError, ReconstructionMismatchError, SrnszError, StreamFormatError
-from srnsz.eval.metrics import bound_held, quality
+from srnsz.eval.metrics import bound_held
 from srnsz.format.container import read_container, write_container
 from srnsz.io.cf import VariableMeta
+from srnsz.pipeline.psnr import meet_psnr
 from srnsz.pipeline.selection import smallest
 from srnsz.predictors import PREDICTORS, create_predictor
 from srnsz.predictors.base import Encoded, Progress
@@ -91,7 +92,7 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
         field, side = missing.extend_into_missing(data, mask), missing.encode(mask, data)
     encoded = chosen.compress(field, eb_abs, progress, mask)
     if mode == "psnr" and chosen.lossy:
-        eb_abs, encoded = _meet_psnr(field, mask, float(eb), eb_abs, encoded,
+        eb_abs, encoded = meet_psnr(field, mask, float(eb), eb_abs, encoded,
                                      lambda e: chosen.compress(field, e, None, mask))
     stream = _Stream(data, bound, eb_abs, found, rule, metadata)
     candidates = [stream.finish(chosen.name, e, mask, side) for e in (encoded, *encoded.alternatives)]
@@ -156,22 +157,6 @@ def _missing_record(rule: missing.MissingRule, found: missing.Missing, mask: np.
     return record
 
 
-def _meet_psnr(data: np.ndarray, mask: np.ndarray | None, target_db: float, eb_abs: float, encoded: Encoded,
-               compress_at: Callable[[float], Encoded]) -> tuple[float, Encoded]:
-    """(bound, encoding) whose PSNR over the valid points (outside ``mask``) is at least ``target_db``: the
-    uniform-error estimate behind the psnr mode is only an estimate, so a shortfall tightens the bound by it,
-    and after two tries the bound becomes range * 10^(-target/20), where PSNR >= target holds for certain
-    (rmse <= max error <= eb)."""
-    valid = None if mask is None else ~mask
-    value_range = missing.valid_range(data, mask)
-    for attempt in range(3):
-        achieved = quality(data, encoded.recon, valid).psnr_db
-        if achieved >= target_db:
-            break
-        eb_abs = (eb_abs * 10.0 ** ((achieved - target_db) / 20.0) * 0.999 if attempt < 2
-                  else value_range * 10.0 ** (-target_db / 20.0))
-        encoded = compress_at(eb_abs)
-    return eb_abs, encoded
 
 
 @dataclass(frozen=True)
