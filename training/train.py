@@ -10,9 +10,12 @@ from pathlib import Path
 import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 import networks
 from srnsz.assets import asset_dir
+from srnsz.errors import SrnszError
+from srnsz.neural.zoo import load_pretrained
 from training.export import export_weights
 from training.loop import TrainResult, fit
 from training.plot import plot_validation
@@ -25,10 +28,24 @@ def network_kwargs(cfg: DictConfig) -> tuple[str, dict]:
     return cfg.network.name, networks.model_kwargs(cfg.network.name, **overrides)
 
 
+def build_network(cfg: DictConfig) -> tuple[nn.Module, str, dict]:
+    """(network, architecture name, full kwargs): the configured one, or with ``init`` set the zoo weights of that
+    name (verified by sha256), to fine-tune; their architecture and kwargs then win over the network config, whose
+    name must match."""
+    if not cfg.get("init"):
+        architecture, kwargs = network_kwargs(cfg)
+        return instantiate(cfg.network), architecture, kwargs
+    model, entry = load_pretrained(str(cfg.init))
+    if entry.architecture != cfg.network.name:
+        raise SrnszError(f"init={cfg.init} holds a {entry.architecture!r} network but network={cfg.network.name}: "
+                         f"add network={entry.architecture}")
+    return model.train(), entry.architecture, dict(entry.kwargs)
+
+
 def run(cfg: DictConfig) -> TrainResult:
-    """Train as `cfg` says; export to pretrained/ when `export.name` is set."""
-    architecture, kwargs = network_kwargs(cfg)
-    model = instantiate(cfg.network)
+    """Train as `cfg` says (from the zoo weights ``init`` when set); export to pretrained/ when `export.name` is
+    set."""
+    model, architecture, kwargs = build_network(cfg)
     data = instantiate(cfg.data)
     result = fit(model, data, instantiate(cfg.objective), instantiate(cfg.optim), instantiate(cfg.train))
     if result.log:
