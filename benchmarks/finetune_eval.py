@@ -17,9 +17,9 @@ import numpy as np
 import srnsz
 
 
-def timed(fn):
+def timed(fn, *args, **kwargs):
     t0 = time.perf_counter()
-    out = fn()
+    out = fn(*args, **kwargs)
     return out, time.perf_counter() - t0
 
 
@@ -37,10 +37,10 @@ def main() -> None:
         data = np.load(path)
         mb = data.nbytes / 1e6
         for rel in args.rel:
-            plain, t_ic = timed(lambda: srnsz.compress(data, rel, "rel"))
-            _, t_id = timed(lambda: srnsz.decompress(plain))
-            hat, t_hc = timed(lambda: srnsz.compress(data, rel, "rel", "hat", model=args.model))
-            _, t_hd = timed(lambda: srnsz.decompress(hat))
+            plain, t_ic = timed(srnsz.compress, data, rel, "rel")
+            _, t_id = timed(srnsz.decompress, plain)
+            hat, t_hc = timed(srnsz.compress, data, rel, "rel", "hat", model=args.model)
+            _, t_hd = timed(srnsz.decompress, hat)
             info = srnsz.info(hat)
             params = info.predictor_params.get("hat", {})
             won = f"{params['blocks_hat']}/{params['blocks_total']}" if "blocks_hat" in params else "0 (interp kept)"

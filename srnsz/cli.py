@@ -80,7 +80,7 @@ def _add_bound(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tune", choices=TUNE_MODES, help="interp tuning on sampled blocks (default fast; best also "
                    "tries level-wise bounds on a sample twice as large)")
     p.add_argument("--model", help="hat: weights name from pretrained/manifest.json or SRNSZ_WEIGHTS "
-                                   "(default hat_tiny)")
+                                   "(default hat_tiny); several, comma-separated: the one that wins on a sample")
     p.add_argument("--hat-levels", type=int, help="hat: how many of the finest levels use the network (default 1)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="hat: where the network runs (default auto)")
     p.add_argument("--predictor-config", metavar="YAML",
@@ -347,6 +347,12 @@ def cmd_info(args: argparse.Namespace) -> None:
     print(f"shape, dtype   : {i.shape} {i.dtype}")
     print(f"error bound    : {i.error_bound}")
     print(f"predictor      : {i.predictor} {i.predictor_params.get('config', '')}")
+    hat = i.predictor_params.get("hat")
+    if isinstance(hat, dict) and "weights" in hat:
+        inference = hat.get("inference", {})
+        print(f"network        : {hat['weights']} (sha256 {str(hat.get('sha256', ''))[:16]}...), blocks "
+              f"{hat.get('blocks_hat')}/{hat.get('blocks_total')}; decodes on {inference.get('device')!r} with "
+              f"{inference.get('threads')} threads, as it was made (needs that device and these weights)")
     print(f"size           : {i.compressed_bytes} bytes, ratio {i.ratio:.2f}")
     for line in _missing_lines(i.missing, int(np.prod(i.shape))):
         print(f"missing values : {line}")

@@ -219,3 +219,34 @@ def test_pinned_inference_restores_torch_settings():
         assert torch.is_deterministic_algorithms_warn_only_enabled() and torch.get_num_threads() == threads
     finally:
         torch.use_deterministic_algorithms(False)
+
+
+def test_a_network_that_cannot_win_runs_on_a_sample_only(monkeypatch):
+    """Fields above SAMPLE_MIN_POINTS: the network runs on a central crop first; where it does not win there,
+    the stream is the plain interp one and the network never sees the whole field."""
+    import srnsz.predictors.hat as hat_module
+
+    seen: list[tuple[int, ...]] = []
+    real = hat_module.hat_level_prediction
+
+    def spy(model, view, settings):
+        seen.append(view.shape)
+        return real(model, view, settings)
+
+    monkeypatch.setattr(hat_module, "hat_level_prediction", spy)
+    data = smooth_field((320, 300))
+    assert data.size > hat_module.SAMPLE_MIN_POINTS
+    stream, recon = _hat(data, 1e-3, model="noisy_hat")
+    assert srnsz.info(stream).predictor == "interp"
+    assert seen and all(np.prod(s) < data.size / 4 for s in seen)
+    assert_bound(data, recon, 1e-3)
+
+
+def test_several_networks_the_sample_picks_one_and_the_stream_names_it():
+    data = smooth_field((320, 300), seed=4)
+    stream, recon = _hat(data, 1e-2, model="noisy_hat,near_cubic_hat")
+    info = srnsz.info(stream)
+    if info.predictor == "hat":
+        assert info.predictor_params["hat"]["weights"] in ("noisy_hat", "near_cubic_hat")
+    assert_bound(data, recon, 1e-2)
+    assert len(stream) <= len(srnsz.compress(data, 1e-2, "abs", kind="linear", tune="off"))

@@ -69,9 +69,11 @@ def test_every_network_config_instantiates(network):
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes_and_instantiates(experiment, user_field):
     overrides = [f"experiment={experiment}"]
-    cfg = _compose(overrides + ([f"data.train_files=[{user_field}]"] if experiment == "quick" else []))
+    user = experiment in ("quick", "finetune")  # recipes for the user's own fields
+    cfg = _compose(overrides + ([f"data.train_files=[{user_field}]", "data.patch_size=16"] if user else []))
     assert cfg.recipe == experiment
-    instantiate(cfg.network)
+    if not cfg.init:
+        instantiate(cfg.network)
     instantiate(cfg.objective)
     instantiate(cfg.train)
     instantiate(cfg.optim)
@@ -165,3 +167,21 @@ def test_a_manifest_that_is_not_an_object_is_a_clear_error(tmp_path):
     (tmp_path / "manifest.json").write_text("[]")
     with pytest.raises(WeightsError, match="not a valid weights manifest"):
         load_pretrained("anything", directory=tmp_path)
+
+
+def test_finetune_starts_from_zoo_weights(user_field, tmp_path, with_test_weights):
+    """init=<weights> trains from those weights (sha256-checked), whose architecture and kwargs win."""
+    from training.train import build_network
+
+    overrides = ["experiment=finetune", "init=test_hat", f"data.train_files=[{user_field}]",
+                 f"train.out_dir={tmp_path / 'run'}", "train.steps=2", "train.val_every=2", "train.ckpt_every=2",
+                 "train.batch_size=2", "data.patch_size=16", "data.val_samples=4", "train.progress=false"]
+    start, architecture, kwargs = build_network(_compose(overrides))
+    zoo, _ = load_pretrained("test_hat")
+    assert architecture == "hat_tiny" and kwargs["depths"] == [1]
+    for a, b in zip(start.state_dict().values(), zoo.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    result = run(_compose(overrides))
+    assert result.step == 2
+    with pytest.raises(Exception, match="network=hat_tiny"):
+        build_network(_compose(overrides[:2] + ["network=ae_2d"] + overrides[2:]))

@@ -23,6 +23,10 @@ from srnsz.predictors.base import Encoded, Progress, register_predictor
 from srnsz.predictors.interp import InterpPredictor, PassPrediction
 
 DEFAULT_BLOCK = {2: 32, 3: 8}
+# The network runs on the whole field only if it wins on a central crop of about this share of the points (where it
+# cannot win, asking for hat then costs little more than interp); fields this small are not sampled.
+SAMPLE_SHARE = 1 / 16
+SAMPLE_MIN_POINTS = 1 << 16
 
 
 def hat_level_prediction(model: Any, fine_view: np.ndarray, settings: InferenceSettings) -> np.ndarray:
@@ -55,7 +59,9 @@ def hat_level_prediction(model: Any, fine_view: np.ndarray, settings: InferenceS
 class HatPredictor(InterpPredictor):
     """``interp`` on the coarse levels, HAT (competing per block with interpolation) on the finest ones.
 
-    model: weights name from the manifest (``hat_tiny``); hat_levels: how many of the finest levels use HAT;
+    model: weights name from the manifest (``hat_tiny``), or several, comma-separated (e.g. a network trained on
+    clean inputs and one trained on noisy ones): the one that makes a sample of the field smallest is used and
+    recorded, none when interpolation wins there; hat_levels: how many of the finest levels use HAT;
     block_size: side of the competition blocks (0: 32 in 2D, 8 in 3D); device: auto | cpu | cuda;
     threads/batch/tile/overlap: inference settings, recorded so the decoder reproduces the predictions bit for
     bit (CPU results depend on the thread count).
@@ -103,7 +109,15 @@ class HatPredictor(InterpPredictor):
             encoded.predictor = "interp"  # HAT needs a 2D or 3D field
             return encoded
         device = resolve_device(self.device)
-        model, entry = cached_model(self.model_name, device)
+        names = [n.strip() for n in self.model_name.split(",") if n.strip()]
+        candidates = [cached_model(name, device) for name in names]
+        chosen = self._sample_choice(base, candidates, device, data, eb, free)
+        if chosen is None:
+            # No network wins on a sample of the field: the plain interp stream, at interp's cost.
+            encoded = base.encode(data, eb, progress, free)
+            encoded.predictor = "interp"
+            return encoded
+        name, (model, entry) = names[chosen], candidates[chosen]
         passes = HatPasses(model, self._settings(device), self.hat_levels, self.block_size)
         encoded = base.encode(data, eb, progress, free, passes)
         flags = np.concatenate(passes.flags) if passes.flags else np.zeros(0, bool)
@@ -115,7 +129,7 @@ class HatPredictor(InterpPredictor):
         import torch
 
         encoded.sections["FLAG"] = lossless.pack(np.packbits(flags).tobytes())
-        encoded.params["hat"] = {"weights": self.model_name, "sha256": entry.sha256,
+        encoded.params["hat"] = {"weights": name, "sha256": entry.sha256,
                                  "hat_levels": self.hat_levels, "block_size": self.block_size,
                                  "inference": self._settings(device).to_params(),
                                  "blocks_hat": int(flags.sum()), "blocks_total": int(flags.size)}
@@ -126,6 +140,30 @@ class HatPredictor(InterpPredictor):
         plain.predictor = "interp"
         encoded.alternatives = [plain]
         return encoded
+
+    def _sample_choice(self, base: InterpPredictor, candidates: list[tuple[Any, Any]], device: str,
+                       data: np.ndarray, eb: float, free: np.ndarray | None) -> int | None:
+        """Which of the candidate networks makes a sample of the field smallest, flags included, if any beats
+        interpolation there (else None). The sample is a central crop of about SAMPLE_SHARE of the points (the
+        whole field when it has at most SAMPLE_MIN_POINTS; one network on such a field is not tried first)."""
+        small = data.size <= SAMPLE_MIN_POINTS
+        if small and len(candidates) == 1:
+            return 0
+        side = 1.0 if small else SAMPLE_SHARE ** (1.0 / data.ndim)
+        sides = [max(2, round(n * side)) for n in data.shape]
+        key = tuple(slice((n - m) // 2, (n - m) // 2 + m) for n, m in zip(data.shape, sides))
+        crop, crop_free = np.ascontiguousarray(data[key]), None if free is None else np.ascontiguousarray(free[key])
+        best, best_size = None, base.encode(crop, eb, None, crop_free).nbytes
+        for index, (model, _) in enumerate(candidates):
+            passes = HatPasses(model, self._settings(device), self.hat_levels, self.block_size)
+            with_hat = base.encode(crop, eb, None, crop_free, passes)
+            flags = np.concatenate(passes.flags) if passes.flags else np.zeros(0, bool)
+            if not flags.any():
+                continue
+            size = with_hat.nbytes + len(lossless.pack(np.packbits(flags).tobytes()))
+            if size < best_size:
+                best, best_size = index, size
+        return best
 
     def decompress(self, sections: dict[str, bytes], params: dict[str, Any], shape: tuple[int, ...],
                    dtype: np.dtype, eb: float, progress: Progress | None = None) -> np.ndarray:
