@@ -185,3 +185,18 @@ def test_finetune_starts_from_zoo_weights(user_field, tmp_path, with_test_weight
     assert result.step == 2
     with pytest.raises(Exception, match="network=hat_tiny"):
         build_network(_compose(overrides[:2] + ["network=ae_2d"] + overrides[2:]))
+
+
+def test_training_samples_never_hold_missing_values(tmp_path):
+    """The compressor's missing-value rule applies to training data: -999 land (a detected fill) and NaN."""
+    from training.data import SuperResolutionPatches
+
+    field = smooth_field((96, 96), seed=5) * 5 + 20
+    field[:40, :30] = -999.0
+    field[60, 60] = np.nan
+    np.save(tmp_path / "land.npy", field.astype(np.float32))
+    data = SuperResolutionPatches([str(tmp_path / "land.npy")], patch_size=16, holdout=0.3, val_samples=8)
+    batch = data.train_batch(64, np.random.default_rng(0))
+    assert all(torch.isfinite(v).all() for v in batch.values())
+    # hr is scaled by its lr patch's range: a -999 in it would land hundreds of ranges below 0
+    assert float(batch["hr"].min()) > -1.0 and float(batch["hr"].max()) < 2.0

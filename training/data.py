@@ -2,7 +2,8 @@
 
 Split by file: `val_files` are never sampled for training. With no `val_files`, the last `holdout` fraction of
 every training field along its longest axis is held out instead (one-field runs on a user's data).
-Values that are non-finite or at least `fill_threshold` in magnitude (fill values) never enter a sample.
+Missing values (srnsz.missing's rule, as the compressor sees them) and values at least `fill_threshold` in
+magnitude never enter a sample.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from srnsz.io.fields import read_field
+from srnsz.io.fields import read_input
+from srnsz.missing import find_missing
 
 
 @dataclass(frozen=True)
@@ -37,9 +39,14 @@ def _spec(entry: str | dict | FieldSpec, data_dir: str) -> FieldSpec:
 
 
 def load_field(spec: FieldSpec) -> np.ndarray:
-    """The field as float64 with invalid values (NaN/Inf) left in place for masking."""
-    return np.asarray(read_field(spec.path, spec.dtype, list(spec.shape) if spec.shape else None, spec.var),
-                      dtype=np.float64)
+    """The field as float64, its missing values NaN: srnsz's own rule (srnsz.missing: NaN/Inf, the fills and
+    valid range a NetCDF/HDF5 variable declares, undeclared fills such as 1e20), so that no sample holds one."""
+    source = read_input(spec.path, spec.dtype, list(spec.shape) if spec.shape else None, spec.var)
+    data = np.asarray(source.data, dtype=np.float64)
+    mask = find_missing(source.data, source.rule).mask
+    if mask is not None:
+        data[mask] = np.nan
+    return data
 
 
 def planes(field: np.ndarray) -> list[np.ndarray]:
