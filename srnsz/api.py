@@ -80,7 +80,7 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     rule = missing.MissingRule.of(fill_value, valid_range, detect_fills)
     found = missing.find_missing(data, rule)
     mask = found.mask
-    eb_abs = bound.absolute(missing.valid_range(data, mask))
+    eb_abs = bound.resolve(data, mask)
     if not np.isfinite(eb_abs):
         eb_abs = float(np.finfo(np.float64).max)
     # Nothing valid to bound (or a bound of 0): every value is stored bit for bit.
@@ -94,7 +94,7 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     if mode == "psnr" and chosen.lossy:
         eb_abs, encoded = meet_psnr(field, mask, float(eb), eb_abs, encoded,
                                      lambda e: chosen.compress(field, e, None, mask))
-    stream = _Stream(data, bound, eb_abs, found, rule, metadata)
+    stream = _Stream(data, bound, eb_abs, found, rule, {} if metadata is None else metadata.to_sections())
     candidates = [stream.finish(chosen.name, e, mask, side) for e in (encoded, *encoded.alternatives)]
     if chosen.lossy and data.size <= SMALL_FIELD:
         # On a handful of values the lossless layout can be the smaller one.
@@ -111,7 +111,7 @@ class _Stream:
     eb_abs: float
     found: missing.Missing
     rule: missing.MissingRule
-    metadata: VariableMeta | None
+    metadata: dict[str, bytes]  # sections of the variable metadata ({} without)
 
     def finish(self, name: str, encoded: Encoded, mask: np.ndarray | None, side: dict[str, bytes]) -> bytes:
         """The finished stream of ``encoded`` (made by predictor ``name``, missing points ``mask`` restored from
@@ -135,10 +135,8 @@ class _Stream:
         }
         if mask is not None:  # suspects alone are told to the user, not written: the stream stays 1.2
             header["missing"] = _missing_record(self.rule, self.found, mask, data.dtype)
-        if self.metadata is not None:
-            side = {**side, **self.metadata.to_sections()}
-        minor = MISSING_FORMAT_MINOR if "missing" in header or self.metadata is not None else None
-        return write_container(header, {**encoded.sections, **side}, minor)
+        minor = MISSING_FORMAT_MINOR if "missing" in header or self.metadata else None
+        return write_container(header, {**encoded.sections, **side, **self.metadata}, minor)
 
 
 def _missing_record(rule: missing.MissingRule, found: missing.Missing, mask: np.ndarray | None,
@@ -155,8 +153,6 @@ def _missing_record(rule: missing.MissingRule, found: missing.Missing, mask: np.
     record.update({k: v for k, v in entries.items() if v})
     record.update({k: v for k, v in rule.to_json().items() if k in ("valid_min", "valid_max")})
     return record
-
-
 
 
 @dataclass(frozen=True)

@@ -37,9 +37,10 @@ class ErrorBound:
             _check_number("relative error bound", self.rel, allow_zero=True)
             object.__setattr__(self, "rel", float(self.rel))
 
-    def resolve(self, data: np.ndarray) -> float:
-        """Absolute bound (data units, >= 0) that this bound means for ``data``."""
-        return float(self.value) if self.mode == "abs" else self.absolute(finite_range(data))
+    def resolve(self, data: np.ndarray, missing: np.ndarray | None = None) -> float:
+        """Absolute bound (data units, >= 0) that this bound means for ``data`` whose ``missing`` points (bool
+        mask, default none) are not data."""
+        return float(self.value) if self.mode == "abs" else self.absolute(finite_range(data, missing))
 
     def absolute(self, value_range: float) -> float:
         """Absolute bound for data whose finite values span ``value_range`` (ignored by ``abs``)."""
@@ -56,12 +57,16 @@ class ErrorBound:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
-def finite_range(data: np.ndarray) -> float:
-    """max - min over the finite values of ``data`` (0.0 if there are none), computed in float64."""
-    finite = data[np.isfinite(data)] if not np.isfinite(data).all() else data
-    if finite.size == 0:
+def finite_range(data: np.ndarray, missing: np.ndarray | None = None) -> float:
+    """max - min (float64) over the finite values of ``data`` outside ``missing`` (a bool mask; None: none);
+    0.0 if there are none."""
+    valid = np.isfinite(data) if missing is None else ~missing & np.isfinite(data)
+    if valid.all():
+        return float(np.max(data)) - float(np.min(data))
+    if not valid.any():
         return 0.0
-    return float(np.max(finite)) - float(np.min(finite))
+    values = data[valid]
+    return float(np.max(values)) - float(np.min(values))
 
 
 def _check_number(name: str, value: float, allow_zero: bool) -> None:

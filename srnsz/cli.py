@@ -31,7 +31,7 @@ from srnsz.io.fields import (
     write_atomically,
     write_field,
 )
-from srnsz.missing import MissingRule, find_missing, valid_range
+from srnsz.missing import MissingRule, find_missing
 from srnsz.predictors import list_predictors
 from srnsz.predictors.interp import CONFIG_KINDS, TUNE_MODES
 
@@ -179,7 +179,7 @@ def _compress_field(source: CFField, args: argparse.Namespace, name: str, option
     packing = source.meta.packing if source.meta is not None else None
     if packing is not None and mode != "psnr":
         # In whole packing steps, so that the re-packed file holds the bound too (srnsz.io.cf.packing_bound).
-        requested = ErrorBound(mode, eb, rel).absolute(valid_range(data, ~np.isfinite(data)))
+        requested = ErrorBound(mode, eb, rel).resolve(data)  # unpacked: missing values are NaN
         eb, mode, rel = packing_bound(requested, packing.step), "abs", None
         if eb != requested:
             why = ("whole packing steps" if eb >= packing.step
@@ -206,8 +206,7 @@ def cmd_compress(args: argparse.Namespace) -> None:
     stream_info = api.info(stream)
     record = stream_info.missing
     if not record and not args.no_fill_detection:  # suspects alone are not written into the stream
-        rule = _missing_options(args, source.rule)
-        found = find_missing(data, MissingRule.of(rule["fill_value"], rule["valid_range"], rule["detect_fills"]))
+        found = find_missing(data, MissingRule.of(**_missing_options(args, source.rule)))
         record = {"suspects": list(found.suspects)}
     _report_missing(record, data.size)
     stored = stream_info.predictor
@@ -371,8 +370,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     t1 = time.perf_counter()
     recon = api.decompress(stream)
     t2 = time.perf_counter()
-    rule = _missing_options(args, source.rule)
-    mask = find_missing(data, MissingRule.of(rule["fill_value"], rule["valid_range"], rule["detect_fills"])).mask
+    mask = find_missing(data, MissingRule.of(**_missing_options(args, source.rule))).mask
     _report_missing(api.info(stream).missing, data.size)
     q = quality(data, recon, None if mask is None else ~mask)
     eb = api.info(stream).error_bound["abs"]

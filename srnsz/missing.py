@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,6 +39,7 @@ GAP_FACTOR = 10.0
 # but kept as data (-9999 beside values up to 1e4): it lies within the data's own scale.
 SUSPECT_GAP = 0.1
 MAX_DETECTED = 4
+RULE_OPTIONS = ("fill_value", "valid_range", "detect_fills")  # srnsz.compress's arguments for the rule
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,9 @@ class MissingRule:
 
     @classmethod
     def of(cls, fill_value: float | Sequence[float] | None = None,
-           valid_range: Sequence[float | None] | None = None, detect: bool = True) -> MissingRule:
-        """The rule from user-facing arguments: one fill value or a list; ``valid_range`` = (min, max), either
-        may be None."""
+           valid_range: Sequence[float | None] | None = None, detect_fills: bool = True) -> MissingRule:
+        """The rule from the user-facing arguments of srnsz.compress (RULE_OPTIONS): one fill value or a list;
+        ``valid_range`` = (min, max), either may be None."""
         if fill_value is None:
             fills: tuple = ()
         elif isinstance(fill_value, (str, bytes)) or not isinstance(fill_value, Sequence | np.ndarray):
@@ -88,11 +89,12 @@ class MissingRule:
             if len(valid_range) != 2:
                 raise InvalidInputError(f"valid_range must be (min, max), got {valid_range!r}")
             low, high = valid_range
-        return cls(fills, low, high, bool(detect))
+        return cls(fills, low, high, bool(detect_fills))
 
-    @property
-    def declared(self) -> bool:
-        return bool(self.fill_values) or self.valid_min is not None or self.valid_max is not None
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> MissingRule:
+        """The rule among compression ``options`` (the RULE_OPTIONS keys; others are ignored)."""
+        return cls.of(**{k: options[k] for k in RULE_OPTIONS if k in options})
 
     def declared_mask(self, data: np.ndarray) -> np.ndarray:
         """True where ``data`` is not finite, equals a fill value or lies outside the valid range."""
@@ -146,7 +148,6 @@ class Missing:
     mask: np.ndarray | None
     detected: tuple[float, ...] = ()
     suspects: tuple[float, ...] = ()
-    rule: MissingRule = field(default_factory=MissingRule)
 
     @property
     def count(self) -> int:
@@ -165,7 +166,7 @@ def find_missing(data: np.ndarray, rule: MissingRule, fills: Sequence[float] | N
             fills, suspects = detect_fills(Extremes.of(data[~mask] if mask.any() else data.ravel()))
     for value in representable(fills, data.dtype):
         mask |= data == value
-    return Missing(mask if mask.any() else None, tuple(fills), suspects, rule)
+    return Missing(mask if mask.any() else None, tuple(fills), suspects)
 
 
 PROFILE_DEPTH = MAX_DETECTED + 2  # distinct extreme values kept per side: enough for every detection step
@@ -217,6 +218,16 @@ class Extremes:
             self.top(i), self.bottom(i)
         return Extremes(None, self._sides[True][:PROFILE_DEPTH], self._sides[False][:PROFILE_DEPTH])
 
+    def span(self, excluding: Sequence[float] = ()) -> float:
+        """max - min of the values left when those in ``excluding`` (detected fills, at most PROFILE_DEPTH - 1 per
+        side) are taken out; 0.0 when none is left."""
+        sides = []
+        for top in (True, False):
+            entries = (self._entry(top, i) for i in range(PROFILE_DEPTH))
+            sides.append(next((e[0] for e in entries if e is not None and e[0] not in excluding), None))
+        top, bottom = sides
+        return top - bottom if top is not None and bottom is not None and top >= bottom else 0.0
+
     def merge(self, other: Extremes) -> Extremes:
         """Profile of the union of two disjoint value sets (both profiles, PROFILE_DEPTH deep)."""
         a, b = self.profile(), other.profile()
@@ -266,17 +277,6 @@ def detect_fills(extremes: Extremes) -> tuple[tuple[float, ...], tuple[float, ..
         if not found:
             break
     return tuple(fills), tuple(suspects)
-
-
-def valid_range(data: np.ndarray, mask: np.ndarray | None) -> float:
-    """max - min (float64) over the finite points of ``data`` outside ``mask``; 0.0 if there are none."""
-    valid = np.isfinite(data) if mask is None else ~mask & np.isfinite(data)
-    if valid.all():
-        return float(np.max(data)) - float(np.min(data))
-    if not valid.any():
-        return 0.0
-    values = data[valid]
-    return float(np.max(values)) - float(np.min(values))
 
 
 def _halve(x: np.ndarray) -> np.ndarray:

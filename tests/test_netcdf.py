@@ -8,6 +8,7 @@ import pytest
 from conftest import SHARED_DATA, smooth_field
 
 import srnsz
+from srnsz.bounds import finite_range
 from srnsz.cli import main
 
 xr = pytest.importorskip("xarray")
@@ -180,7 +181,7 @@ def _assert_dataset_round_trip(source, back, rel: float) -> None:
             found = srnsz.missing.find_missing(va.values, rule)
             mask = np.zeros(va.shape, bool) if found.mask is None else found.mask
             x, y = va.values, vb.values
-            eb = rel * srnsz.missing.valid_range(x, found.mask)
+            eb = rel * finite_range(x, found.mask)
             assert np.abs(x[~mask].astype(np.float64) - y[~mask]).max() <= eb, name
             assert np.array_equal(x[mask].view(f"u{x.itemsize}"), y[mask].view(f"u{x.itemsize}")), name
         else:

@@ -396,6 +396,12 @@ def repack(data: np.ndarray, meta: VariableMeta) -> np.ndarray:
     return packed
 
 
+def no_added_fill(attrs: dict[str, Any], dtype: np.dtype) -> dict[str, Any]:
+    """xarray encoding that keeps a floating variable without ``_FillValue`` without one (xarray would add a NaN
+    fill the original did not have); {} otherwise."""
+    return {"_FillValue": None} if np.dtype(dtype).kind in "fc" and "_FillValue" not in attrs else {}
+
+
 def write_variable(path: Path, data: np.ndarray, meta: VariableMeta | None, var: str | None) -> None:
     """Write ``data`` to ``path`` (.nc / .h5 by suffix) as variable ``var`` (default the metadata's name, else
     ``data``), with the metadata's dimension names, attributes, coordinates and packing when given."""
@@ -417,12 +423,10 @@ def write_variable(path: Path, data: np.ndarray, meta: VariableMeta | None, var:
 
     # Values are written as they are stored (fills and packed integers included), attributes as they were.
     variables = {name: xr.Variable(meta.dims, values, dict(meta.attrs))}
-    encodings: dict[str, Any] = {name: {} if "_FillValue" in meta.attrs or values.dtype.kind not in "fc" else {
-        "_FillValue": None}}  # xarray would add a NaN fill the original did not have
+    encodings: dict[str, Any] = {name: no_added_fill(meta.attrs, values.dtype)}
     for c in meta.coords:
         variables[c.name] = xr.Variable(c.dims, c.values, dict(c.attrs))
-        encodings[c.name] = {} if "_FillValue" in c.attrs or c.values.dtype.kind not in "fc" else {
-            "_FillValue": None}
+        encodings[c.name] = no_added_fill(c.attrs, c.values.dtype)
         if c.char_dim is not None:
             encodings[c.name]["char_dim_name"] = c.char_dim
     try:

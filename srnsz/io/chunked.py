@@ -43,7 +43,7 @@ from srnsz.bounds import ErrorBound
 from srnsz.coding import lossless
 from srnsz.decomposition.tiling import chunk_keys
 from srnsz.errors import InvalidInputError, StreamFormatError
-from srnsz.missing import PROFILE_DEPTH, Extremes, MissingRule, detect_fills
+from srnsz.missing import Extremes, MissingRule, detect_fills
 from srnsz.predictors.base import Progress
 
 CHUNKED_MAGIC = b"\x89SRNSZC\n"
@@ -205,19 +205,10 @@ def _global_bound(read: Reader, bound: ErrorBound, keys: list[tuple[slice, ...]]
         mask = rule.declared_mask(block)
         part = Extremes.of(block[~mask] if mask.any() else block).profile()
         extremes = part if extremes is None else extremes.merge(part)
-    fills = detect_fills(extremes)[0] if rule.detect and extremes is not None else ()
-    top = next((v for v, _ in _side(extremes, True) if v not in fills), None)
-    bottom = next((v for v, _ in _side(extremes, False) if v not in fills), None)
-    value_range = top - bottom if top is not None and bottom is not None and top >= bottom else 0.0
-    return bound.absolute(value_range), fills
-
-
-def _side(extremes: Extremes | None, top: bool) -> Iterator[tuple[float, int]]:
-    for i in range(PROFILE_DEPTH):
-        entry = None if extremes is None else (extremes.top(i) if top else extremes.bottom(i))
-        if entry is None:
-            return
-        yield entry
+    if extremes is None:
+        return bound.absolute(0.0), ()
+    fills = detect_fills(extremes)[0] if rule.detect else ()
+    return bound.absolute(extremes.span(fills)), fills
 
 
 def compress_chunked(array: Any, out: BinaryIO, eb: float, mode: str = "abs", chunk: tuple[int, ...] = (),

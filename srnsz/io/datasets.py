@@ -26,8 +26,8 @@ import numpy as np
 
 from srnsz.bounds import ErrorBound
 from srnsz.errors import InvalidInputError, SrnszError
-from srnsz.io.cf import HDF5_SUFFIXES, compressible, rule_from_attrs
-from srnsz.missing import MissingRule, find_missing, valid_range
+from srnsz.io.cf import HDF5_SUFFIXES, compressible, no_added_fill, rule_from_attrs
+from srnsz.missing import MissingRule, find_missing
 
 CHUNK_BYTES = 64 << 20  # larger variables are cut along their first axes into chunks of about this size
 # Attributes whose type must be the variable's own in NetCDF (Zarr's JSON attributes lose it).
@@ -43,6 +43,7 @@ class VariablePlan:
     eb_abs: float = 0.0
     missing_points: int = 0
     fills: tuple[float, ...] = ()
+    valid_range: tuple[float | None, float | None] = (None, None)
 
 
 def _xarray() -> Any:
@@ -90,8 +91,9 @@ def plan_variable(name: str, values: np.ndarray, attrs: dict[str, Any], bound: E
     """The absolute bound and fills of one floating-point variable (relative bounds on its valid values)."""
     rule = variable_rule(attrs, extra or MissingRule())
     found = find_missing(values, rule)
-    eb_abs = bound.absolute(valid_range(values, found.mask))
-    return VariablePlan(name, True, float(eb_abs), found.count, (*rule.fill_values, *found.detected))
+    eb_abs = bound.resolve(values, found.mask)
+    return VariablePlan(name, True, float(eb_abs), found.count, (*rule.fill_values, *found.detected),
+                        (rule.valid_min, rule.valid_max))
 
 
 def compress_dataset(src: str | Path, dst: str | Path, eb: float, mode: str = "rel", predictor: str = "interp", *,
@@ -121,8 +123,7 @@ def compress_dataset(src: str | Path, dst: str | Path, eb: float, mode: str = "r
         exact = _lossless_names(ds)
         lossy = [str(n) for n, v in ds.variables.items()
                  if n not in exact and v.dtype.kind == "f" and compressible(v.dtype, v.attrs, v.ndim)]
-        base_encoding = {n: {"_FillValue": None} for n, v in ds.variables.items()
-                         if n not in lossy and v.dtype.kind in "fc" and "_FillValue" not in v.attrs}
+        base_encoding = {n: no_added_fill(v.attrs, v.dtype) for n, v in ds.variables.items() if n not in lossy}
         plans = [VariablePlan(str(n), False) for n in ds.variables if n not in lossy]
 
         def write(tmp: Path) -> None:
@@ -132,14 +133,11 @@ def compress_dataset(src: str | Path, dst: str | Path, eb: float, mode: str = "r
                 v = ds.variables[name]
                 plan = plan_variable(name, np.asarray(v.values), dict(v.attrs), bound, extra)
                 missing: dict[str, Any] = {"fill_value": list(plan.fills), "detect_fills": False}
-                rule = variable_rule(v.attrs, extra)
-                if rule.valid_min is not None or rule.valid_max is not None:
-                    missing["valid_range"] = [rule.valid_min, rule.valid_max]
+                if plan.valid_range != (None, None):
+                    missing["valid_range"] = list(plan.valid_range)
                 codec = SrnszZarr3(eb=plan.eb_abs, mode="abs", predictor=predictor, options={**options, **missing})
                 encoding = {name: {"serializer": codec, "compressors": None,
-                                   "chunks": _chunks(v.shape, v.dtype.itemsize)}}
-                if "_FillValue" not in v.attrs:
-                    encoding[name]["_FillValue"] = None
+                                   "chunks": _chunks(v.shape, v.dtype.itemsize), **no_added_fill(v.attrs, v.dtype)}}
                 _to_zarr(xr.Dataset({name: v}, attrs=ds.attrs), tmp, encoding, "a")  # "a" rewrites the attrs
                 plans.append(plan)
                 if on_variable:
@@ -173,8 +171,7 @@ def decompress_dataset(src: str | Path, dst: str | Path, *, force: bool = False,
             for key in TYPED_ATTRS:
                 if key in v.attrs:
                     v.attrs[key] = np.asarray(v.attrs[key], dtype=v.dtype)[()]
-            if "_FillValue" not in v.attrs:
-                encoding[name] = {"_FillValue": None}
+            encoding[name] = no_added_fill(v.attrs, v.dtype)
             if on_variable:
                 on_variable(str(name))
         classic = all(v.dtype.kind in "fS" or v.dtype in (np.int8, np.int16, np.int32)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from srnsz import missing
+from srnsz.bounds import finite_range
 from srnsz.eval.metrics import quality
 from srnsz.predictors.base import Encoded
 
@@ -23,7 +23,7 @@ def meet_psnr(data: np.ndarray, mask: np.ndarray | None, target_db: float, eb_ab
     and after two tries the bound becomes range * 10^(-target/20), where PSNR >= target holds for certain
     (rmse <= max error <= eb)."""
     valid = None if mask is None else ~mask
-    value_range = missing.valid_range(data, mask)
+    value_range = finite_range(data, mask)
     for attempt in range(3):
         achieved = quality(data, encoded.recon, valid).psnr_db
         if achieved >= target_db:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from srnsz import api, missing
+from srnsz.bounds import finite_range
 from srnsz.decomposition.sampling import FULL_TRIAL_POINTS, sample_blocks
 from srnsz.errors import InvalidInputError
 from srnsz.eval.metrics import psnr_db, quality
@@ -42,13 +43,12 @@ class _Trial:
     ratio: float
 
 
-def _trial(data: np.ndarray, eb: float, predictor: str, options: dict[str, Any], value_range: float) -> _Trial:
-    """Compress at ``eb``; PSNR over the valid values on ``value_range`` (the whole field's, also when ``data``
-    is a sample)."""
+def _trial(data: np.ndarray, valid: np.ndarray | None, eb: float, predictor: str, options: dict[str, Any],
+           value_range: float) -> _Trial:
+    """Compress at ``eb``; PSNR over the ``valid`` points (None: all finite) on ``value_range`` (the whole field's,
+    also when ``data`` is a sample)."""
     stream = api.compress(data, eb, "abs", predictor, **options)
-    found = missing.find_missing(data, missing.MissingRule.of(
-        options.get("fill_value"), options.get("valid_range"), options.get("detect_fills", True)))
-    rmse = quality(data, api.decompress(stream), None if found.mask is None else ~found.mask).rmse
+    rmse = quality(data, api.decompress(stream), valid).rmse
     return _Trial(eb, stream, psnr_db(rmse, value_range), data.nbytes / len(stream))
 
 
@@ -91,9 +91,14 @@ def compress_to_target(array: Any, *, psnr: float | None = None, ratio: float | 
     if ratio is not None and not ratio > 1:
         raise InvalidInputError(f"target ratio must be > 1, got {ratio}")
     data = np.asarray(array)
-    rule = missing.MissingRule.of(options.get("fill_value"), options.get("valid_range"),
-                                  options.get("detect_fills", True))
-    value_range = missing.valid_range(data, missing.find_missing(data, rule).mask) if data.size else 0.0
+    rule = missing.MissingRule.from_options(options)
+
+    def valid_points(x: np.ndarray) -> np.ndarray | None:
+        mask = missing.find_missing(x, rule).mask
+        return None if mask is None else ~mask
+
+    valid = valid_points(data)
+    value_range = finite_range(data, None if valid is None else ~valid) if data.size else 0.0
     if not value_range > 0 or not np.isfinite(value_range):
         stream = api.compress(data, 0.0, "abs", predictor, **options)
         achieved = data.nbytes / len(stream)
@@ -107,13 +112,14 @@ def compress_to_target(array: Any, *, psnr: float | None = None, ratio: float | 
     used = 0
     if data.size > FULL_TRIAL_POINTS and data.ndim < 4:
         sample = sample_blocks(data, 32)
-        rule_options = {k: options[k] for k in ("fill_value", "valid_range", "detect_fills") if k in options}
-        best, last, n = _search(ok, lambda eb: _trial(sample, eb, "interp", rule_options, value_range), start,
-                                prefer_large, 16)
+        sample_valid = valid_points(sample)
+        rule_options = {k: options[k] for k in missing.RULE_OPTIONS if k in options}
+        best, last, n = _search(ok, lambda eb: _trial(sample, sample_valid, eb, "interp", rule_options, value_range),
+                                start, prefer_large, 16)
         start = (best or last).eb
         used += n
-    best, last, n = _search(ok, lambda eb: _trial(data, eb, predictor, options, value_range), start, prefer_large,
-                            MAX_FULL_TRIALS)
+    best, last, n = _search(ok, lambda eb: _trial(data, valid, eb, predictor, options, value_range), start,
+                            prefer_large, MAX_FULL_TRIALS)
     used += n
     chosen = best or last
     return TargetResult(chosen.stream, chosen.eb, chosen.psnr, chosen.ratio, best is not None, used)
