@@ -294,7 +294,7 @@ def unpack(name: str, raw: np.ndarray, attrs: dict[str, Any], meta: VariableMeta
     integer allow, else float64), its missing values (fills, values outside the valid range in packed units)
     as NaN; the packing and the raw integers of the missing points are recorded, so writing back restores them."""
     scale, offset = attrs.get("scale_factor", 1.0), attrs.get("add_offset", 0.0)
-    numbers = attr_numbers({"s": scale, "o": offset}, "s") + attr_numbers({"o": offset}, "o")
+    numbers = attr_numbers({"scale_factor": scale}, "scale_factor") + attr_numbers({"add_offset": offset}, "add_offset")
     if len(numbers) != 2 or numbers[0] == 0:
         raise InvalidInputError(f"variable {name!r}: scale_factor {scale!r} / add_offset {offset!r} are not a usable "
                                 "CF packing")

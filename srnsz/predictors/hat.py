@@ -120,7 +120,7 @@ class HatPredictor(InterpPredictor):
         name, (model, entry) = names[chosen], candidates[chosen]
         passes = HatPasses(model, self._settings(device), self.hat_levels, self.block_size)
         encoded = base.encode(data, eb, progress, free, passes)
-        flags = np.concatenate(passes.flags) if passes.flags else np.zeros(0, bool)
+        flags = passes.chosen()
         if not flags.any():
             # Every block kept interpolation, so codes and reconstruction are exactly the interp ones: the
             # stream is an interp stream and decodes without torch.
@@ -157,7 +157,7 @@ class HatPredictor(InterpPredictor):
         for index, (model, _) in enumerate(candidates):
             passes = HatPasses(model, self._settings(device), self.hat_levels, self.block_size)
             with_hat = base.encode(crop, eb, None, crop_free, passes)
-            flags = np.concatenate(passes.flags) if passes.flags else np.zeros(0, bool)
+            flags = passes.chosen()
             if not flags.any():
                 continue
             size = with_hat.nbytes + len(lossless.pack(np.packbits(flags).tobytes()))
@@ -190,6 +190,10 @@ class HatPasses:
         self.flags: list[np.ndarray] = []
         self._maps: dict[int, np.ndarray] = {}
         self._ids: tuple[np.ndarray, int] | None = None
+
+    def chosen(self) -> np.ndarray:
+        """Every block choice made while compressing, in pass order (what the FLAG section stores)."""
+        return np.concatenate(self.flags) if self.flags else np.zeros(0, bool)
 
     def _level_map(self, plan: Plan, level: int, rec: np.ndarray) -> np.ndarray:
         """Full-shape array of HAT predictions for the points new at ``level`` (NaN elsewhere), cached."""

@@ -127,10 +127,9 @@ class PassHook(Protocol):
 
 @dataclass
 class _Run:
-    """The state of one compression or decompression: the traversal, the blend weights (compressing: one per
-    blended pass, appended; decoding: the header's, taken in order) and the splines of the current pass."""
+    """The state of one compression or decompression: the blend weights (compressing: one per blended pass,
+    appended; decoding: the header's, taken in order) and the splines of the current pass."""
 
-    plan: Plan
     blends: list[tuple[float, ...]] = field(default_factory=list)
     decoding: bool = False
     splines: _ChunkSplines | None = None
@@ -366,7 +365,7 @@ class InterpPredictor(Predictor):
         rec = data.copy()
         mag = np.zeros(data.shape, dtype=np.uint8)
         writer = ContextCodeWriter()
-        run = _Run(plan)
+        run = _Run()
         escaped: list[np.ndarray] = []
         for p in plan.passes():
             rec_v, mag_v, data_v = rec[p.key], mag[p.key], data[p.key]
@@ -415,7 +414,7 @@ class InterpPredictor(Predictor):
         escaped = np.frombuffer(lossless.unpack(sections["ESCP"], "escape") if "ESCP" in sections else b"", dtype)
         used = 0
         reader = CodeReader(sections["CODE"])
-        run = _Run(plan, self._recorded_blends(plan, params), decoding=True)
+        run = _Run(self._recorded_blends(plan, params), decoding=True)
         for p in plan.passes():
             rec_v, mag_v = rec[p.key], mag[p.key]
             predict = self._pass_predictor(run, p, rec, None)
