@@ -16,7 +16,7 @@ from srnsz.errors import InvalidInputError, ReconstructionMismatchError, SrnszEr
 from srnsz.eval.metrics import bound_held
 from srnsz.format.container import read_container, write_container
 from srnsz.io.cf import VariableMeta
-from srnsz.pipeline.psnr import meet_psnr
+from srnsz.pipeline.psnr import compress_for_psnr
 from srnsz.pipeline.selection import smallest
 from srnsz.predictors import PREDICTORS, create_predictor
 from srnsz.predictors.base import Encoded, Progress
@@ -90,10 +90,10 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
         field, mask, side = data, None, {}  # stored bit for bit: no mask needed
     else:
         field, side = missing.extend_into_missing(data, mask), missing.encode(mask, data)
-    encoded = chosen.compress(field, eb_abs, progress, mask)
     if mode == "psnr" and chosen.lossy:
-        eb_abs, encoded = meet_psnr(field, mask, float(eb), eb_abs, encoded,
-                                     lambda e: chosen.compress(field, e, None, mask))
+        eb_abs, encoded = compress_for_psnr(chosen, field, mask, float(eb), eb_abs, progress)
+    else:
+        encoded = chosen.compress(field, eb_abs, progress, mask)
     stream = _Stream(data, bound, eb_abs, found, rule, {} if metadata is None else metadata.to_sections())
     candidates = [stream.finish(chosen.name, e, mask, side) for e in (encoded, *encoded.alternatives)]
     if chosen.lossy and data.size <= SMALL_FIELD:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -77,3 +78,48 @@ def _check_number(name: str, value: float, allow_zero: bool) -> None:
     if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
         allowed = ">= 0" if allow_zero else "> 0"
         raise InvalidInputError(f"{name} must be a finite number {allowed}, got {value!r}")
+
+
+# The PSNR of an error-bounded reconstruction falls by about 20 dB per decade of the bound (less at low rates).
+DB_PER_DECADE = 20.0
+
+
+@dataclass(frozen=True)
+class BoundTrial:
+    """One reconstruction tried while searching a bound: the bound (data units) and the PSNR (dB) it reached."""
+
+    eb: float
+    psnr_db: float
+
+
+def search_psnr_bound(psnr_at: Callable[[float], float], target_db: float, eb: float, tolerance_db: float = 0.05,
+                      max_trials: int = 6) -> tuple[BoundTrial | None, list[BoundTrial]]:
+    """The largest bound found whose PSNR is at least ``target_db``, searched from ``eb`` (data units, > 0):
+    steps of the -20 dB/decade rule until the target is bracketed, then secants inside the bracket; stops once a
+    trial lands within ``tolerance_db`` above the target or after ``max_trials`` calls of ``psnr_at(eb) -> dB``.
+    Returns (that trial or None if none reached the target, every trial in order)."""
+    trials: list[BoundTrial] = []
+    met: BoundTrial | None = None  # largest bound that reached the target
+    short: BoundTrial | None = None  # smallest bound that did not
+    aim = target_db + tolerance_db / 2
+    x = math.log10(eb)
+    for _ in range(max_trials):
+        trial = BoundTrial(10.0 ** x, float(psnr_at(10.0 ** x)))
+        trials.append(trial)
+        if trial.psnr_db >= target_db:
+            met = trial if met is None or trial.eb > met.eb else met
+        else:
+            short = trial if short is None or trial.eb < short.eb else short
+        if met is not None and met.psnr_db - target_db <= tolerance_db:
+            break
+        if met is not None and short is not None and short.eb > met.eb:
+            lo, hi = math.log10(met.eb), math.log10(short.eb)
+            drop = met.psnr_db - short.psnr_db
+            share = (met.psnr_db - aim) / drop if drop > 0 else 0.5
+            x = lo + (hi - lo) * min(max(share, 0.1), 0.9)  # stay strictly inside the bracket
+        else:
+            step = (trial.psnr_db - aim) / DB_PER_DECADE
+            if not math.isfinite(step):  # no error at all: ten times larger; nothing usable: ten times smaller
+                step = 1.0 if trial.psnr_db > target_db else -1.0
+            x += step
+    return met, trials

@@ -1,8 +1,12 @@
-"""The psnr bound mode: a bound whose PSNR is at least the target, on the whole field.
+"""The psnr bound mode: the fewest bits whose PSNR over the valid points is at least the target.
 
-``ErrorBound("psnr", db)`` resolves to the bound a uniform error would need; :func:`meet_psnr` then checks the
-PSNR actually reached and tightens the bound until it holds. (Searching the bound for a PSNR or a ratio across
-whole compressions, for any predictor, is srnsz.pipeline.targets.)
+``ErrorBound("psnr", db)`` resolves to the bound a uniform error would need. :func:`compress_for_psnr` then lets
+the predictor choose its configuration for bits at the target (:meth:`Predictor.for_psnr`: level-wise bounds,
+rounding bias, spline and traversal, by trial on samples), searches the largest bound whose whole-field
+reconstruction reaches the target (cheaply, without entropy coding, where the predictor can preview), and
+compresses once at that bound. The stream still holds a hard pointwise bound, the one written in its header.
+:func:`meet_psnr` is the last check: a shortfall tightens the bound. (Searching the bound for a PSNR or a ratio
+across whole compressions, for any predictor, is srnsz.pipeline.targets.)
 """
 
 from __future__ import annotations
@@ -11,24 +15,54 @@ from collections.abc import Callable
 
 import numpy as np
 
-from srnsz.bounds import finite_range
+from srnsz.bounds import finite_range, search_psnr_bound
 from srnsz.eval.metrics import quality
-from srnsz.predictors.base import Encoded
+from srnsz.predictors.base import Encoded, Predictor, Progress
+
+# The whole-field search stops within this many dB above the target (or after BOUND_SEARCH_TRIALS previews).
+TOLERANCE_DB = 0.02
+BOUND_SEARCH_TRIALS = 6
+
+
+def compress_for_psnr(predictor: Predictor, field: np.ndarray, mask: np.ndarray | None, target_db: float,
+                      eb_abs: float, progress: Progress | None = None) -> tuple[float, Encoded]:
+    """(pointwise bound the encoding holds, encoding) of ``field`` whose PSNR over the points outside ``mask``
+    is at least ``target_db``; ``eb_abs`` is the uniform-error estimate of the bound (data units)."""
+    valid = None if mask is None else ~mask
+    tuned, start = predictor.for_psnr(field, eb_abs, mask, target_db)
+
+    def psnr_at(eb: float) -> float:
+        return quality(field, tuned.preview(field, eb, mask), valid).psnr_db
+
+    eb = start
+    if tuned.can_preview:
+        found, _ = search_psnr_bound(psnr_at, target_db, start, TOLERANCE_DB, BOUND_SEARCH_TRIALS)
+        if found is not None:
+            eb = found.eb
+    encoded = tuned.compress(field, eb, progress, mask)
+    eb, encoded = meet_psnr(field, mask, target_db, eb, encoded, lambda e: tuned.compress(field, e, None, mask))
+    return held(encoded, eb), encoded
+
+
+def held(encoded: Encoded, eb: float) -> float:
+    """The pointwise bound ``encoded`` (compressed at ``eb``) holds."""
+    return eb if encoded.max_error is None else encoded.max_error
 
 
 def meet_psnr(data: np.ndarray, mask: np.ndarray | None, target_db: float, eb_abs: float, encoded: Encoded,
-               compress_at: Callable[[float], Encoded]) -> tuple[float, Encoded]:
-    """(bound, encoding) whose PSNR over the valid points (outside ``mask``) is at least ``target_db``: the
-    uniform-error estimate behind the psnr mode is only an estimate, so a shortfall tightens the bound by it,
-    and after two tries the bound becomes range * 10^(-target/20), where PSNR >= target holds for certain
-    (rmse <= max error <= eb)."""
+              compress_at: Callable[[float], Encoded]) -> tuple[float, Encoded]:
+    """(bound compressed at, encoding) whose PSNR over the valid points (outside ``mask``) is at least
+    ``target_db``: the bound an estimate gave is only an estimate, so a shortfall tightens the bound by it, and
+    after two tries the bound becomes one whose held pointwise bound is range * 10^(-target/20), where
+    PSNR >= target holds for certain (rmse <= max error)."""
     valid = None if mask is None else ~mask
     value_range = finite_range(data, mask)
     for attempt in range(3):
         achieved = quality(data, encoded.recon, valid).psnr_db
         if achieved >= target_db:
             break
+        widening = held(encoded, eb_abs) / eb_abs  # a dead-zone quantizer holds a wider bound than it was given
         eb_abs = (eb_abs * 10.0 ** ((achieved - target_db) / 20.0) * 0.999 if attempt < 2
-                  else value_range * 10.0 ** (-target_db / 20.0))
+                  else value_range * 10.0 ** (-target_db / 20.0) / widening)
         encoded = compress_at(eb_abs)
     return eb_abs, encoded

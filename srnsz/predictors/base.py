@@ -29,6 +29,9 @@ class Encoded:
     # Other encodings of the same data (e.g. the plain interp one beside a hat one): the pipeline writes each
     # and keeps the smallest finished stream (this one on ties).
     alternatives: list[Encoded] = field(default_factory=list)
+    # The pointwise bound this encoding holds where it is larger than the bound asked for (a quantizer with a
+    # dead zone, see srnsz.quantizer); None: the bound asked for.
+    max_error: float | None = None
 
     @property
     def nbytes(self) -> int:
@@ -45,6 +48,7 @@ class Predictor(ABC):
 
     name: ClassVar[str]
     lossy: ClassVar[bool] = True
+    can_preview: ClassVar[bool] = False  # has a :meth:`preview` cheaper than compressing
 
     @abstractmethod
     def compress(self, data: np.ndarray, eb: float, progress: Progress | None = None,
@@ -64,6 +68,19 @@ class Predictor(ABC):
     @abstractmethod
     def from_params(cls, params: dict[str, Any]) -> Predictor:
         """The predictor configured as recorded in a stream header."""
+
+    def for_psnr(self, data: np.ndarray, eb: float, free: np.ndarray | None, target_db: float
+                 ) -> tuple[Predictor, float]:
+        """(predictor, bound to start from) for the psnr mode: a predictor whose open choices are made for the
+        fewest bits at ``target_db`` over the valid points rather than for the smallest stream at ``eb`` (data
+        units; the uniform-error estimate of the target), and a better estimate of the bound reaching the target
+        when it has one. Default: itself and ``eb`` (its compress tunes as in the other modes)."""
+        return self, eb
+
+    def preview(self, data: np.ndarray, eb: float, free: np.ndarray | None = None) -> np.ndarray:
+        """The reconstruction :meth:`compress` would give at ``eb``, made more cheaply (no entropy coding), for
+        searching the bound of a PSNR target; only where ``can_preview``."""
+        raise NotImplementedError(f"the {self.name} predictor has no preview")
 
 
 PREDICTORS: dict[str, type[Predictor]] = {}

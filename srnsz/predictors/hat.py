@@ -19,7 +19,7 @@ from srnsz.decomposition.tiling import block_ids
 from srnsz.errors import InvalidInputError, StreamFormatError
 from srnsz.neural.runtime import InferenceSettings, resolve_device, upsample_planes
 from srnsz.neural.zoo import cached_model
-from srnsz.predictors.base import Encoded, Progress, register_predictor
+from srnsz.predictors.base import Encoded, Predictor, Progress, register_predictor
 from srnsz.predictors.interp import InterpPredictor, PassPrediction
 
 DEFAULT_BLOCK = {2: 32, 3: 8}
@@ -69,6 +69,7 @@ class HatPredictor(InterpPredictor):
     """
 
     name = "hat"
+    can_preview = False  # running the network is the expensive part of compressing
 
     def __init__(self, model: str = "hat_tiny", hat_levels: int = 1, block_size: int = 0, device: str = "auto",
                  threads: int = 2, batch: int = 16, tile: int = 128, overlap: int = 8, tune: str = "fast",
@@ -94,6 +95,12 @@ class HatPredictor(InterpPredictor):
                        tune="off", **hat["inference"], **params["config"])
         except (KeyError, TypeError, InvalidInputError) as exc:
             raise StreamFormatError(f"the hat predictor parameters are invalid ({exc})") from None
+
+    def for_psnr(self, data: np.ndarray, eb: float, free: np.ndarray | None, target_db: float
+                 ) -> tuple[Predictor, float]:
+        """Not tuned for the PSNR: whether the network pays is decided in :meth:`compress` (see
+        :meth:`Predictor.for_psnr`)."""
+        return self, eb
 
     def _applies(self, shape: tuple[int, ...]) -> bool:
         return len(shape) in (2, 3) and self.hat_levels > 0 and sum(n > 1 for n in shape) >= 2
