@@ -77,6 +77,9 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     """
     data = _as_field(array)
     bound = ErrorBound(mode, eb, rel)
+    if options.get("round_bias") and mode != "psnr":
+        raise InvalidInputError("round_bias (a dead zone that widens the error beyond the bound it is given) is "
+                                "for mode='psnr' only, which states the wider bound in the stream")
     rule = missing.MissingRule.of(fill_value, valid_range, detect_fills)
     found = missing.find_missing(data, rule)
     mask = found.mask
@@ -135,7 +138,8 @@ class _Stream:
         }
         if mask is not None:  # suspects alone are told to the user, not written: the stream stays 1.2
             header["missing"] = _missing_record(self.rule, self.found, mask, data.dtype)
-        minor = MISSING_FORMAT_MINOR if "missing" in header or self.metadata else None
+        needed = [MISSING_FORMAT_MINOR if "missing" in header or self.metadata else None, encoded.format_minor]
+        minor = max((m for m in needed if m is not None), default=None)
         return write_container(header, {**encoded.sections, **side, **self.metadata}, minor)
 
 

@@ -59,12 +59,15 @@ def _add_input(p: argparse.ArgumentParser) -> None:
 def _add_bound(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eb", type=float, default=1e-3, help="error bound value (default 1e-3)")
     p.add_argument("--mode", choices=MODES, default="rel",
-                   help="abs: data units; rel: fraction of the value range (default); psnr: target dB; "
+                   help="abs: data units; rel: fraction of the value range (default); psnr: target dB (the "
+                        "configuration is tuned for bits at that PSNR; the stream states the pointwise bound it "
+                        "holds); "
                         "abs_and_rel: the smaller of --eb (abs) and --rel")
     p.add_argument("--rel", type=float, help="relative part of --mode abs_and_rel")
     target = p.add_mutually_exclusive_group()
     target.add_argument("--target-psnr", type=float, metavar="DB",
-                        help="search the largest bound that keeps at least this PSNR (replaces --eb/--mode)")
+                        help="the fewest bits keeping at least this PSNR (replaces --eb/--mode; for interp the "
+                             "same as --mode psnr --eb DB, other predictors search the bound by whole compressions)")
     target.add_argument("--target-ratio", type=float, metavar="R",
                         help="search the smallest bound that reaches at least this compression ratio")
     p.add_argument("--fill-value", type=float, nargs="+", metavar="V",

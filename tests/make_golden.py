@@ -19,11 +19,14 @@ if __name__ == "__main__":
     data = smooth_field((12, 17, 23) if name == "v1" else (16, 25, 33), seed=7)
     data[0, 0, :3] = [np.nan, np.inf, -np.inf]
     options = {}
-    if name not in ("v1", "v1_1", "v1_2"):  # 1.3: missing values (a detected 1e20 land, a declared -999)
+    bound = (1e-3, "rel")
+    if name == "v1_3":  # 1.3: missing values (a detected 1e20 land, a declared -999)
         data[:, :9, :11] = np.float32(1e20)
         data[3, 20, 20:25] = -999.0
         options = {"fill_value": -999.0}
-    stream = srnsz.compress(data, 1e-3, "rel", **options)
+    if name == "v1_4":  # 1.4: the quintic spline (here in the psnr mode, with a dead zone)
+        bound, options = (60.0, "psnr"), {"kind": "quintic", "round_bias": 0.1}
+    stream = srnsz.compress(data, *bound, **options)
     (HERE / f"golden_{name}.srnsz").write_bytes(stream)
     originals = {"v1": "golden_v1_original.npy", "v1_1": "golden_field.npy", "v1_2": "golden_field.npy"}
     np.save(HERE / originals.get(name, f"golden_{name}_original.npy"), data)

@@ -29,7 +29,7 @@ def test_bad_arrays(array, match):
     ({"eb": -1.0}, ">= 0"), ({"eb": float("nan")}, "finite"), ({"eb": "x"}, "number"),
     ({"eb": 1e-3, "mode": "relative"}, "unknown"), ({"eb": 0.0, "mode": "psnr"}, "> 0"),
     ({"eb": 1e-3, "mode": "abs_and_rel"}, "rel="), ({"eb": 1e-3, "predictor": "nope"}, "unknown"),
-    ({"eb": 1e-3, "kind": "quintic"}, "kind"), ({"eb": 1e-3, "colour": 1}, "bad options"),
+    ({"eb": 1e-3, "kind": "septic"}, "kind"), ({"eb": 1e-3, "colour": 1}, "bad options"),
     ({"eb": 1e-3, "tune": "slow"}, "tune"), ({"eb": 1e-3, "dim_order": (0, 0, 1)}, "dim_order"),
     ({"eb": 1e-3, "anchor_stride": 12}, "power of two"), ({"eb": 1e-3, "traversal": "spiral"}, "traversal"),
 ])

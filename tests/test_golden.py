@@ -16,7 +16,8 @@ DATA = Path(__file__).parent / "data"
 ORIGINALS = {"v1": "golden_v1_original.npy", "v1_1": "golden_field.npy", "v1_2": "golden_field.npy"}
 
 
-@pytest.mark.parametrize("name,version", [("v1", "1.0"), ("v1_1", "1.1"), ("v1_2", "1.2"), ("v1_3", "1.3")])
+@pytest.mark.parametrize("name,version", [("v1", "1.0"), ("v1_1", "1.1"), ("v1_2", "1.2"), ("v1_3", "1.3"),
+                                          ("v1_4", "1.4")])
 def test_golden_stream_still_decodes(name, version):
     stream = (DATA / f"golden_{name}.srnsz").read_bytes()
     expected = np.load(DATA / f"golden_{name}_expected.npy")
@@ -35,6 +36,13 @@ def test_current_writer_reproduces_its_golden_stream():
     assert srnsz.info(stream).missing["detected"] == [1e20]
     missing = ~np.isfinite(original) | (original == np.float32(1e20)) | (original == -999)
     assert np.array_equal(srnsz.decompress(stream)[missing].view(np.uint32), original[missing].view(np.uint32))
+
+
+def test_quintic_psnr_stream_is_reproduced():
+    original = np.load(DATA / "golden_v1_4_original.npy")
+    stream = srnsz.compress(original, 60.0, "psnr", kind="quintic", round_bias=0.1)
+    assert stream == (DATA / "golden_v1_4.srnsz").read_bytes()
+    assert srnsz.info(stream).predictor_params["config"]["kind"] == "quintic"
 
 
 def test_fields_without_missing_values_keep_their_format_1_2_bytes():

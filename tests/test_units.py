@@ -185,10 +185,15 @@ def test_plan_visits_every_point_once_after_its_neighbours(traversal):
 
 
 def test_tune_modes_search_what_they_say_and_keep_fixed_options():
-    from srnsz.predictors.interp import CONFIG_KINDS, FAST_KINDS, LEVEL_BOUND_OPTIONS, InterpPredictor
+    from srnsz.predictors.interp import FAST_KINDS, LEVEL_BOUND_OPTIONS, ROUND_BIAS_OPTIONS, SIZE_KINDS, InterpPredictor
 
     fast, best = InterpPredictor("fast")._tuning_stages(3), InterpPredictor("best")._tuning_stages(3)
-    assert [o["kind"] for o in fast[0]] == list(FAST_KINDS) and [o["kind"] for o in best[0]] == list(CONFIG_KINDS)
+    assert [o["kind"] for o in fast[0]] == list(FAST_KINDS) and [o["kind"] for o in best[0]] == list(SIZE_KINDS)
+    # the psnr mode adds the quintic spline, and at low rates the dead zone (first) and level-wise bounds
+    high, low = (InterpPredictor("fast")._tuning_stages(3, for_psnr=True, low_rate=r) for r in (False, True))
+    assert [o["kind"] for o in high[0]] == [*FAST_KINDS, "quintic"] and len(high) == 2
+    assert low[0] == list(ROUND_BIAS_OPTIONS) and low[1:3] == high and low[3] == [{}, *LEVEL_BOUND_OPTIONS]
+    assert len(InterpPredictor("fast", round_bias=0.1)._tuning_stages(3, for_psnr=True, low_rate=True)) == 3
     assert len(fast) == 2 and fast[1] == best[1]  # traversal and order; level-wise bounds only in best
     assert best[2] == [{}, *LEVEL_BOUND_OPTIONS]
     fixed = InterpPredictor("best", kind="cubic", alpha=1.5)._tuning_stages(3)
@@ -233,3 +238,22 @@ def test_target_psnr_and_ratio_are_met_with_a_hard_bound():
     assert not compress_to_target(np.ones(50, np.float32), ratio=1e6).met  # constant fields too
     with pytest.raises(srnsz.SrnszError, match="exactly one"):
         compress_to_target(data, psnr=50, ratio=10)
+
+
+def test_quintic_spline_reproduces_quintics_inside_and_is_cubic_near_the_ends():
+    from srnsz.decomposition.interpolation import predict_odd
+
+    t = np.arange(41.0)
+    poly = 1e-4 * t**5 - 0.02 * t**3 + t - 4
+    lines = np.stack([poly, 2 * poly])
+    quintic, cubic = predict_odd(lines, 1, "quintic"), predict_odd(lines, 1, "cubic")
+    inside = slice(2, (41 - 7) // 2 + 1)  # odd j = 2i + 1 with j - 5 >= 0 and j + 5 <= 40
+    assert np.allclose(quintic[:, inside], lines[:, 1::2][:, inside], rtol=0, atol=1e-9)
+    assert not np.allclose(cubic[:, inside], lines[:, 1::2][:, inside], rtol=0, atol=1e-3)
+    outside = np.ones(quintic.shape[1], bool)
+    outside[inside] = False
+    assert np.array_equal(quintic[:, outside], cubic[:, outside])
+    for n in (2, 3, 6, 10, 11, 12):  # short lines: the cubic (boundary) formulas throughout
+        assert predict_odd(lines[:, :n], 1, "quintic").shape == cubic[:, : n // 2].shape
+    assert np.array_equal(predict_odd(np.full((3, 30), 0.1, np.float32), 1, "quintic"),
+                          np.full((3, 15), np.float32(0.1), np.float64))  # constants stay exact

@@ -53,6 +53,19 @@ def psnr_db(rmse: float, value_range: float) -> float:
     return float(20 * np.log10(value_range / rmse)) if value_range > 0 else float("-inf")
 
 
+def psnr_over(original: np.ndarray, recon: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """PSNR (dB) of ``recon`` as :func:`quality` computes it (same points, same range), alone: for searches that
+    need nothing else."""
+    a = original.astype(np.float64, copy=False)
+    valid = np.isfinite(a) if mask is None else np.isfinite(a) & mask
+    if not valid.any():
+        return psnr_db(0.0, 0.0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = a[valid] - recon[valid].astype(np.float64)
+    rmse = float(np.sqrt(np.mean(err**2)))
+    return psnr_db(rmse, finite_range(original) if mask is None else float(np.ptp(a[valid])))
+
+
 def quality(original: np.ndarray, recon: np.ndarray, mask: np.ndarray | None = None) -> Quality:
     """Compare ``recon`` to ``original`` (same shape) over the finite values of ``original`` where ``mask``
     (bool, same shape, default all) is True; the value range is that of the compared values."""

@@ -28,8 +28,9 @@ MAGIC = b"\x89SRNSZ\r\n"
 VERSION_MAJOR = 1
 VERSION_MINOR = 2  # 1.1: context details and adaptive coding; 1.2: context mixing (docs/format.md)
 # The newest minor version this reader knows; 1.3: missing values (header "missing", sections MASK and MVAL),
-# written only by streams that have them, so every other stream stays 1.2 byte for byte.
-NEWEST_MINOR = 3
+# written only by streams that have them, so every other stream stays 1.2 byte for byte; 1.4: the quintic spline
+# of the interp predictor (config kind "quintic"), written only by streams that use it.
+NEWEST_MINOR = 4
 _PREFIX = struct.Struct("<HH")
 _SECTION = struct.Struct("<4sQI")
 _END = b"END!"

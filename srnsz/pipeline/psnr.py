@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 
 from srnsz.bounds import finite_range, search_psnr_bound
-from srnsz.eval.metrics import quality
+from srnsz.eval.metrics import psnr_over
 from srnsz.predictors.base import Encoded, Predictor, Progress
 
 # The whole-field search stops within this many dB above the target (or after BOUND_SEARCH_TRIALS previews).
@@ -32,7 +32,7 @@ def compress_for_psnr(predictor: Predictor, field: np.ndarray, mask: np.ndarray 
     tuned, start = predictor.for_psnr(field, eb_abs, mask, target_db)
 
     def psnr_at(eb: float) -> float:
-        return quality(field, tuned.preview(field, eb, mask), valid).psnr_db
+        return psnr_over(field, tuned.preview(field, eb, mask), valid)
 
     eb = start
     if tuned.can_preview:
@@ -58,7 +58,7 @@ def meet_psnr(data: np.ndarray, mask: np.ndarray | None, target_db: float, eb_ab
     valid = None if mask is None else ~mask
     value_range = finite_range(data, mask)
     for attempt in range(3):
-        achieved = quality(data, encoded.recon, valid).psnr_db
+        achieved = psnr_over(data, encoded.recon, valid)
         if achieved >= target_db:
             break
         widening = held(encoded, eb_abs) / eb_abs  # a dead-zone quantizer holds a wider bound than it was given

@@ -17,7 +17,8 @@ from srnsz import api, missing
 from srnsz.bounds import finite_range
 from srnsz.decomposition.sampling import FULL_TRIAL_POINTS, sample_blocks
 from srnsz.errors import InvalidInputError
-from srnsz.eval.metrics import psnr_db, quality
+from srnsz.eval.metrics import psnr_db, psnr_over, quality
+from srnsz.predictors.base import PREDICTORS
 
 MAX_FULL_TRIALS = 8
 RELATIVE_TOLERANCE = 1.03  # stop when the bracket's ends differ by less than this factor
@@ -103,6 +104,12 @@ def compress_to_target(array: Any, *, psnr: float | None = None, ratio: float | 
         stream = api.compress(data, 0.0, "abs", predictor, **options)
         achieved = data.nbytes / len(stream)
         return TargetResult(stream, 0.0, float("inf"), achieved, ratio is None or achieved >= ratio, 1)
+    if psnr is not None and predictor in PREDICTORS and PREDICTORS[predictor].can_preview:
+        # the psnr mode chooses the configuration for the bits at the target, not only the bound
+        stream = api.compress(data, psnr, "psnr", predictor, **options)
+        reached = psnr_over(data, api.decompress(stream), valid)
+        eb_abs = float(api.info(stream).error_bound["abs"])
+        return TargetResult(stream, eb_abs, reached, data.nbytes / len(stream), reached >= psnr, 1)
     if psnr is not None:
         ok = lambda t: t.psnr >= psnr  # noqa: E731
         start, prefer_large = value_range * 10 ** (-psnr / 20) * math.sqrt(3), True

@@ -32,6 +32,8 @@ class Encoded:
     # The pointwise bound this encoding holds where it is larger than the bound asked for (a quantizer with a
     # dead zone, see srnsz.quantizer); None: the bound asked for.
     max_error: float | None = None
+    # The stream format minor version the encoding needs (a feature newer than 1.2, see docs/format.md); None: 1.2.
+    format_minor: int | None = None
 
     @property
     def nbytes(self) -> int:

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from srnsz.bounds import BoundTrial, finite_range, search_psnr_bound
+from srnsz.bounds import finite_range, search_psnr_bound
 from srnsz.coding import lossless
 from srnsz.coding.context import curvature_details, magnitudes, multi_view_contexts, neighbour_contexts
 from srnsz.coding.entropy import CodeReader, ContextCodeWriter
@@ -21,8 +21,10 @@ from srnsz.eval.metrics import psnr_db
 from srnsz.predictors.base import Encoded, Predictor, Progress, register_predictor
 from srnsz.quantizer import ESCAPE, held_bound, quantize, reconstruct
 
-CONFIG_KINDS = (*KINDS, "fitted")
+CONFIG_KINDS = (*KINDS, "quintic", "fitted")
 FAST_KINDS = ("linear", "fitted")
+SIZE_KINDS = ("linear", "cubic", "fitted")  # tune="best" in the bound modes
+QUINTIC_FORMAT_MINOR = 4  # streams of the quintic spline are format 1.4 (older readers refuse them clearly)
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,9 @@ TUNE_BLOCK = {3: 16, 4: 8}
 PSNR_TUNE_BLOCK = {1: 256, 2: 64, 3: 32, 4: 16}
 PSNR_TUNE_FULL_POINTS = 1 << 18
 PSNR_TUNE_FRACTION = 0.25
+# At this many bits per value or more (on the sample, at the target) the psnr mode keeps the size tuner's options:
+# on the 15 shared fields at 90 dB the dead zone and level-wise bounds changed nothing there.
+HIGH_RATE_BITS = 3.0
 
 
 @register_predictor
@@ -203,8 +208,15 @@ class InterpPredictor(Predictor):
         Greedy trial compression of sampled blocks, sizes estimated from the code entropy: the spline kind,
         then the traversal and dimension order, then the level-wise bounds (alpha, beta), then, when there are
         ``free`` points (see :meth:`Predictor.compress`), how closely they follow their predictions."""
-        stages = self._tuning_stages(data.ndim, free is not None and bool(free.any()))
-        if self.tune == "off" or not stages:
+        if self.tune == "off":
+            return self
+        return self._tuned_for_size(data, eb, free, self._tuning_stages(data.ndim, free is not None and
+                                                                        bool(free.any())))
+
+    def _tuned_for_size(self, data: np.ndarray, eb: float, free: np.ndarray | None,
+                        stages: list[list[dict[str, Any]]]) -> InterpPredictor:
+        """This predictor with the options of ``stages`` chosen greedily for the smallest trial at ``eb``."""
+        if not stages:
             return self
         trial = self._sample_trials(data, free)[0]
         chosen: dict[str, Any] = {}
@@ -214,44 +226,51 @@ class InterpPredictor(Predictor):
 
     def for_psnr(self, data: np.ndarray, eb: float, free: np.ndarray | None, target_db: float
                  ) -> tuple[InterpPredictor, float]:
-        """The open options (those of :meth:`tuned`, the level-wise bounds and the rounding bias) chosen for the
-        fewest bits at ``target_db`` on sampled blocks, and the bound reaching it there.
+        """The open options chosen for the fewest bits at ``target_db``, and the bound reaching it on the sample.
 
-        The bound is first searched on the sample with the current options; each alternative is then compressed
-        at that bound and scored by its bits plus what its PSNR shortfall (or surplus) would cost at the local
-        slope of bits per dB."""
+        The bound is first searched on large sampled blocks with the current options. At high rates (at least
+        HIGH_RATE_BITS per value there) the error is close to uniform in every configuration and the options of
+        :meth:`tuned` at that bound are kept. Below, greedy stages (rounding bias, spline, traversal, level-wise
+        bounds) score each option by its bits at the target, found by its own bound search on the sample."""
         if self.tune == "off":
             return self, eb
-        stages = self._tuning_stages(data.ndim, free is not None and bool(free.any()), for_psnr=True)
         trial, sample, valid = self._sample_trials(data, free, for_psnr=True)
         value_range = finite_range(data, free)
-        original = sample.astype(np.float64)
+        original = sample.astype(np.float64)[valid]
+        per_value = 8.0 / sample.size
 
         def psnr(options: dict[str, Any], bound: float) -> float:
-            err = trial(options, bound).recon[valid] - original[valid]
+            err = trial(options, bound).recon[valid] - original
             return psnr_db(float(np.sqrt(np.mean(err ** 2))) if err.size else 0.0, value_range)
 
-        found, tried = search_psnr_bound(lambda bound: psnr({}, bound), target_db, eb, tolerance_db=0.2,
-                                         max_trials=4)
-        at = found.eb if found is not None else tried[-1].eb
-        # bits per dB between the two trials nearest the target (a second trial 2 dB up if there is one only)
-        near = sorted(tried, key=lambda t: abs(t.psnr_db - target_db))[:2]
-        if len(near) < 2:
-            near.append(BoundTrial(at * 10.0 ** (-0.1), psnr({}, at * 10.0 ** (-0.1))))
-        (e1, p1), (e2, p2) = ((t.eb, t.psnr_db) for t in near)
-        n = original.size
-        slope = (trial({}, e1).nbytes - trial({}, e2).nbytes) * 8.0 / n / (p1 - p2) if p1 != p2 else 0.0
-        slope = slope if np.isfinite(slope) and slope > 0 else 0.0
+        def reach(options: dict[str, Any], start: float, tolerance_db: float) -> tuple[float, float]:
+            """(bound reaching the target on the sample, bits/value there): the bits interpolated in PSNR
+            between the two trials nearest the target."""
+            found, tried = search_psnr_bound(lambda bound: psnr(options, bound), target_db, start, tolerance_db,
+                                             max_trials=4)
+            near = sorted(tried, key=lambda t: abs(t.psnr_db - target_db))[:2]
+            bits = [trial(options, t.eb).nbytes * per_value for t in near]
+            if len(near) == 2 and near[0].psnr_db != near[1].psnr_db and np.isfinite(near[1].psnr_db):
+                share = (target_db - near[0].psnr_db) / (near[1].psnr_db - near[0].psnr_db)
+                bits[0] += (bits[1] - bits[0]) * min(max(share, -1.0), 2.0)
+            return (found.eb if found is not None else tried[-1].eb), bits[0]
+
+        has_free = free is not None and bool(free.any())
+        at, base_bits = reach({}, eb, 0.2)
+        if base_bits >= HIGH_RATE_BITS:
+            return self._tuned_for_size(data, at, free, self._tuning_stages(data.ndim, has_free, for_psnr=True)), at
+        reached: dict[tuple, tuple[float, float]] = {}
 
         def bits_at_target(options: dict[str, Any]) -> float:
-            reached = psnr(options, at)
-            shortfall = target_db - reached if np.isfinite(reached) else 0.0
-            return trial(options, at).nbytes * 8.0 / n + slope * shortfall
+            key = tuple(sorted(options.items()))
+            if key not in reached:
+                reached[key] = reach(options, at, 0.1)
+            return reached[key][1]
 
         chosen: dict[str, Any] = {}
-        for stage in stages:
+        for stage in self._tuning_stages(data.ndim, has_free, for_psnr=True, low_rate=True):
             chosen = min(({**chosen, **option} for option in stage), key=bits_at_target)
-        return self._with(chosen), at
+        return self._with(chosen), reached.get(tuple(sorted(chosen.items())), (at, 0.0))[0]
 
     def _with(self, chosen: dict[str, Any]) -> InterpPredictor:
         """This predictor's options with ``chosen`` over them, tuning off."""
@@ -302,14 +321,20 @@ class InterpPredictor(Predictor):
             return data, free
         return np.where(free, np.nan, data).astype(data.dtype), None
 
-    def _tuning_stages(self, ndim: int, has_free: bool = False, for_psnr: bool = False) -> list[list[dict[str, Any]]]:
+    def _tuning_stages(self, ndim: int, has_free: bool = False, for_psnr: bool = False,
+                       low_rate: bool = False) -> list[list[dict[str, Any]]]:
         """The options left open, one list of alternatives per stage (stages with one alternative dropped); the
-        psnr mode (``for_psnr``) also tries level-wise bounds and rounding biases."""
+        psnr mode (``for_psnr``) also tries the quintic spline and, at low rates, rounding biases and level-wise
+        bounds."""
         stages: list[list[dict[str, Any]]] = []
+        if low_rate and "round_bias" not in self.fixed:
+            # first: at low rates the dead zone moves the bits most, and the other choices depend on it
+            stages.append(list(ROUND_BIAS_OPTIONS))
         if "kind" not in self.fixed:
             # fast leaves out plain cubic: fitted blends it with linear per pass and came within 1.2% of it on
-            # the two shared field/bound pairs (of 30) where cubic won
-            kinds = CONFIG_KINDS if self.tune == "best" else FAST_KINDS
+            # the two shared field/bound pairs (of 30) where cubic won. Quintic only in the psnr mode for now:
+            # in the bound modes it would change the streams of the fields it wins (format 1.4).
+            kinds = [*(SIZE_KINDS if self.tune == "best" else FAST_KINDS), *(["quintic"] if for_psnr else [])]
             stages.append([{"kind": kind} for kind in kinds])
         if ndim > 1:
             orders = ([self.config.dim_order] if "dim_order" in self.fixed
@@ -318,12 +343,10 @@ class InterpPredictor(Predictor):
             # The multidim blend weighs the axes per pass: the order only shuffles its passes.
             stages.append([{"traversal": t, "dim_order": o} for t in traversals
                            for o in (orders if t == "sequential" else orders[:1])])
-        if (self.tune == "best" or for_psnr) and not {"alpha", "beta"} & self.fixed:
+        if (self.tune == "best" or low_rate) and not {"alpha", "beta"} & self.fixed:
             stages.append([{}, *LEVEL_BOUND_OPTIONS])
         if has_free:
             stages.append(list(FREE_OPTIONS))
-        if for_psnr and "round_bias" not in self.fixed:
-            stages.append(list(ROUND_BIAS_OPTIONS))
         return [stage for stage in stages if len(stage) > 1]
 
     def _trial(self, sample: np.ndarray, eb: float, free: np.ndarray | None = None) -> SampleTrial:
@@ -439,7 +462,8 @@ class InterpPredictor(Predictor):
         if blends:
             params["blend_weights"] = [list(w) for w in blends]
         held = held_bound(eb, self.round_bias)
-        return Encoded(sections, params, rec, max_error=held if held != eb else None)
+        return Encoded(sections, params, rec, max_error=held if held != eb else None,
+                       format_minor=QUINTIC_FORMAT_MINOR if self.config.kind == "quintic" else None)
 
     def preview(self, data: np.ndarray, eb: float, free: np.ndarray | None = None) -> np.ndarray:
         """What :meth:`encode` reconstructs at ``eb`` (this configuration as it is), without the entropy coding."""

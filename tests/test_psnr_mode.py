@@ -1,0 +1,115 @@
+"""The psnr mode: dead-zone quantization, the bound search, and streams tuned for bits at a target PSNR."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import srnsz
+from srnsz.bounds import search_psnr_bound
+from srnsz.eval.metrics import psnr_over, quality
+from srnsz.quantizer import ESCAPE, held_bound, quantize, reconstruct
+from tests.conftest import assert_bound, smooth_field
+
+
+@pytest.mark.parametrize("bias", [0.0, 0.05, 0.1, 0.2, 0.45])
+def test_dead_zone_quantizer_holds_its_wider_bound_and_rounds_towards_zero(bias: float) -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(scale=5.0, size=20000).astype(np.float32)
+    pred = rng.normal(size=x.size)
+    eb = 0.37
+    q = quantize(x, pred, eb, bias)
+    recon = reconstruct(pred, q.codes, eb, x.dtype, q.escaped)
+    assert np.array_equal(recon, q.recon)  # the decoder needs no bias
+    err = np.abs(x.astype(np.float64) - recon)
+    assert err.max() <= held_bound(eb, bias)
+    nearest = np.rint((x - pred) / (2 * eb))
+    ok = q.codes != ESCAPE
+    assert np.all(np.abs(q.codes[ok]) <= np.abs(nearest[ok]))  # never away from zero
+    if bias == 0:
+        assert np.array_equal(q.codes[ok], nearest[ok]) and err.max() <= eb
+    else:
+        assert np.count_nonzero(q.codes == 0) > np.count_nonzero(nearest == 0)
+
+
+def test_round_bias_is_validated() -> None:
+    data = smooth_field((20, 20))
+    for bad in (-0.1, 0.5, "x"):
+        with pytest.raises(srnsz.SrnszError, match="round_bias"):
+            srnsz.compress(data, 1e-2, round_bias=bad)
+
+
+def test_bound_search_finds_the_largest_bound_within_the_tolerance() -> None:
+    calls = []
+
+    def psnr_at(eb: float) -> float:  # 20 dB per decade, offset like a field with a non-uniform error
+        calls.append(eb)
+        return 40.0 - 17.0 * math.log10(eb)
+
+    found, trials = search_psnr_bound(psnr_at, 60.0, 1e-3, tolerance_db=0.02, max_trials=8)
+    assert found is not None and 60.0 <= found.psnr_db <= 60.02
+    assert found.eb == max(t.eb for t in trials if t.psnr_db >= 60.0)
+    assert len(calls) == len(trials) <= 8
+    never, trials = search_psnr_bound(lambda eb: 10.0, 60.0, 1.0, max_trials=3)
+    assert never is None and len(trials) == 3
+    perfect, _ = search_psnr_bound(lambda eb: math.inf, 60.0, 1.0, max_trials=2)
+    assert perfect is not None and perfect.eb == 10.0  # no error at all: larger bounds are tried
+
+
+@pytest.mark.parametrize("shape,target", [((64, 96), 45.0), ((64, 96), 80.0), ((24, 40, 36), 55.0),
+                                          ((3000,), 70.0)])
+def test_psnr_mode_meets_the_target_closely_and_holds_its_stated_bound(shape, target) -> None:
+    data = smooth_field(shape)
+    stream = srnsz.compress(data, target, "psnr")
+    recon = srnsz.decompress(stream)
+    reached = quality(data, recon).psnr_db
+    assert target <= reached <= target + 0.3  # the bound is searched, not estimated once
+    assert_bound(data, recon, srnsz.info(stream).error_bound["abs"])
+    assert srnsz.info(stream).error_bound["mode"] == "psnr"
+
+
+def waves(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """Smooth waves with a trace of noise: low rates at moderate PSNRs, where the dead zone pays."""
+    rng = np.random.default_rng(seed)
+    axes = np.meshgrid(*[np.linspace(0, 1, n) for n in shape], indexing="ij")
+    out = np.zeros(shape)
+    for _ in range(6):
+        phase = sum(rng.uniform(1, 8) * a for a in axes)
+        out += rng.uniform(-1, 1) * np.sin(2 * np.pi * phase + rng.uniform(0, 6))
+    return (out + 0.002 * rng.standard_normal(shape)).astype(np.float32)
+
+
+def test_psnr_mode_needs_fewer_bits_than_the_uniform_error_estimate() -> None:
+    """What the psnr mode did before: compress at the bound a uniform error would need (then tighten if short)."""
+    data = waves((48, 64, 64), seed=5)
+    value_range = float(data.max() - data.min())
+    for target, at_most in ((45.0, 0.95), (60.0, 1.0)):
+        tuned = srnsz.compress(data, target, "psnr")
+        naive = srnsz.compress(data, value_range * math.sqrt(3) * 10 ** (-target / 20), "abs")
+        assert psnr_over(data, srnsz.decompress(naive)) >= target
+        assert len(tuned) < at_most * len(naive)
+
+
+def test_psnr_mode_with_missing_values_and_float64() -> None:
+    data = smooth_field((40, 50), dtype=np.float64)
+    data[5:15, 10:30] = 1e20
+    data[0, 0] = np.nan
+    stream = srnsz.compress(data, 50.0, "psnr", fill_value=1e20)
+    recon = srnsz.decompress(stream)
+    valid = np.isfinite(data) & (data != 1e20)
+    assert psnr_over(data, recon, valid) >= 50.0
+    assert np.array_equal(recon[~valid].view("u8"), data[~valid].view("u8"))
+    assert_bound(np.where(valid, data, 0), np.where(valid, recon, 0), srnsz.info(stream).error_bound["abs"])
+
+
+def test_round_bias_is_for_the_psnr_mode_only() -> None:
+    data = smooth_field((30, 40, 50))
+    assert srnsz.compress(data, 1e-3) == srnsz.compress(data, 1e-3, round_bias=0.0)
+    with pytest.raises(srnsz.SrnszError, match="psnr"):
+        srnsz.compress(data, 1e-3, round_bias=0.1)
+    fixed = srnsz.compress(data, 50.0, "psnr", round_bias=0.2)
+    stated = srnsz.info(fixed).error_bound["abs"]
+    assert_bound(data, srnsz.decompress(fixed), stated)
+    assert stated == pytest.approx(1.4 * srnsz.info(fixed).predictor_params["level_bounds"][-1])
