@@ -210,15 +210,12 @@ class InterpPredictor(Predictor):
         ``free`` points (see :meth:`Predictor.compress`), how closely they follow their predictions."""
         if self.tune == "off":
             return self
-        return self._tuned_for_size(data, eb, free, self._tuning_stages(data.ndim, free is not None and
-                                                                        bool(free.any())))
+        stages = self._tuning_stages(data.ndim, free is not None and bool(free.any()))
+        return self._tuned_for_size(eb, stages, self._sample_trials(data, free)[0]) if stages else self
 
-    def _tuned_for_size(self, data: np.ndarray, eb: float, free: np.ndarray | None,
-                        stages: list[list[dict[str, Any]]]) -> InterpPredictor:
-        """This predictor with the options of ``stages`` chosen greedily for the smallest trial at ``eb``."""
-        if not stages:
-            return self
-        trial = self._sample_trials(data, free)[0]
+    def _tuned_for_size(self, eb: float, stages: list[list[dict[str, Any]]],
+                        trial: Callable[[dict[str, Any], float], SampleTrial]) -> InterpPredictor:
+        """This predictor with the options of ``stages`` chosen greedily for the smallest ``trial`` at ``eb``."""
         chosen: dict[str, Any] = {}
         for stage in stages:
             chosen = min(({**chosen, **option} for option in stage), key=lambda o: trial(o, eb).nbytes)
@@ -258,7 +255,8 @@ class InterpPredictor(Predictor):
         has_free = free is not None and bool(free.any())
         at, base_bits = reach({}, eb, 0.2)
         if base_bits >= HIGH_RATE_BITS:
-            return self._tuned_for_size(data, at, free, self._tuning_stages(data.ndim, has_free, for_psnr=True)), at
+            stages = self._tuning_stages(data.ndim, has_free, for_psnr=True)
+            return self._tuned_for_size(at, stages, trial), at
         reached: dict[tuple, tuple[float, float]] = {}
 
         def bits_at_target(options: dict[str, Any]) -> float:
