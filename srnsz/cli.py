@@ -260,7 +260,8 @@ def _compress_chunked(args: argparse.Namespace) -> None:
         with progress_bar(int(np.prod(array.shape)), "compress") as update:
             def write(tmp: Path) -> None:
                 chunked.compress_file(array, tmp, eb=args.eb, mode=args.mode, chunk=tuple(args.chunk),
-                                      predictor=name, rel=args.rel, progress=update, **options)
+                                      predictor=name, rel=args.rel, progress=update, threads=args.threads,
+                                      **options)
 
             write_atomically(args.output, write, args.force)
         original = int(np.prod(array.shape)) * np.dtype(array.dtype).itemsize
@@ -274,12 +275,13 @@ def _decompress_chunked(args: argparse.Namespace) -> None:
         index = chunked.read_index(src)
         with progress_bar(int(np.prod(index.shape)), "decompress") as update:
             if suffix not in (".npy", ".h5", ".hdf5", ".he5"):
-                write_field(args.output, chunked.decompress_chunked(src, None, update), args.force, args.var)
+                write_field(args.output, chunked.decompress_chunked(src, None, update, args.threads), args.force,
+                            args.var)
             else:  # chunk by chunk into the output file: memory stays a few chunks
                 def write(tmp: Path) -> None:
                     if suffix == ".npy":
                         out = np.lib.format.open_memmap(tmp, "w+", index.dtype, index.shape)
-                        chunked.decompress_chunked(src, out, update)
+                        chunked.decompress_chunked(src, out, update, args.threads)
                         out.flush()
                         return
                     import h5py
@@ -287,7 +289,7 @@ def _decompress_chunked(args: argparse.Namespace) -> None:
                     with h5py.File(tmp, "w") as h5:
                         dataset = h5.create_dataset(args.var or "data", index.shape, index.dtype,
                                                     chunks=index.chunk if np.prod(index.shape) > 1 else None)
-                        chunked.decompress_chunked(src, dataset, update)
+                        chunked.decompress_chunked(src, dataset, update, args.threads)
 
                 write_atomically(args.output, write, args.force)
     print(f"{args.output}: {index.dtype} {index.shape} from {len(index.spans)} chunks")
@@ -443,6 +445,12 @@ def cmd_bench(args: argparse.Namespace) -> None:
     print("wrote " + ", ".join(str(p) for p in written))
 
 
+def _add_threads(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--threads", type=int, default=chunked.available_cores(), metavar="N",
+                   help=f"{what}; default: the cores available ({chunked.available_cores()} here). A single "
+                        "(unchunked) stream is coded on one core")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="srnsz", description="Error-bounded lossy compression of float arrays.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -453,6 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--chunk", type=int, nargs="+", metavar="N",
                    help="compress chunk by chunk (block sizes, slowest axis first): memory stays a few chunks "
                         "whatever the input size, and each chunk decodes alone")
+    _add_threads(c, "chunks of --chunk compressed at once (worker processes; the output is the same bytes "
+                    "for every count)")
     _add_bound(c)
     c.set_defaults(func=cmd_compress)
     d = sub.add_parser("decompress", help="decompress a stream to .npy, .h5, .nc (or raw binary for other suffixes)")
@@ -461,6 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output .npy, .h5/.hdf5 (dataset --var), .nc (NetCDF variable --var); else raw little endian")
     d.add_argument("--var", help="variable name in an .h5/.nc output (default data)")
     d.add_argument("--force", action="store_true", help="overwrite an existing output")
+    _add_threads(d, "chunks of a chunked stream decoded at once")
     d.set_defaults(func=cmd_decompress)
     i = sub.add_parser("info", help="describe a stream")
     i.add_argument("input")

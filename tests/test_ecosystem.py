@@ -68,6 +68,29 @@ def test_chunked_stream_round_trip_and_one_chunk_alone(field):
     assert_bound(field[keys[-1]], last, eb)
 
 
+def test_chunked_streams_are_the_same_bytes_for_every_thread_count(field, tmp_path):
+    streams = []
+    for threads in (1, 2, 3):
+        buf = io.BytesIO()
+        chunked.compress_chunked(field, buf, eb=1e-3, mode="rel", chunk=(8, 16, 16), threads=threads)
+        streams.append(buf.getvalue())
+    assert streams[0] == streams[1] == streams[2]
+    decoded = [chunked.decompress_chunked(io.BytesIO(streams[0]), threads=t) for t in (1, 2)]
+    assert np.array_equal(decoded[0].view(np.uint32), decoded[1].view(np.uint32))
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(srnsz.SrnszError, match="threads"):
+            chunked.compress_chunked(field, io.BytesIO(), eb=1e-3, chunk=(8, 16, 16), threads=bad)
+    # the CLI: --threads with --chunk, both directions
+    np.save(tmp_path / "f.npy", field)
+    for threads in ("1", "2"):
+        main(["compress", str(tmp_path / "f.npy"), "-o", str(tmp_path / f"f{threads}.srnsz"), "--chunk", "8", "16",
+              "16", "--threads", threads])
+        main(["decompress", str(tmp_path / f"f{threads}.srnsz"), "-o", str(tmp_path / f"b{threads}.npy"),
+              "--threads", threads])
+    assert (tmp_path / "f1.srnsz").read_bytes() == (tmp_path / "f2.srnsz").read_bytes() == streams[0]
+    assert np.array_equal(np.load(tmp_path / "b2.npy").view(np.uint32), decoded[0].view(np.uint32))
+
+
 # Runs one CLI command in a child and prints its peak working memory: VmHWM minus VmRSS just before the command
 # (VmHWM reset to VmRSS there through /proc/self/clear_refs).
 MEMORY_CHILD = """
@@ -112,10 +135,13 @@ def test_cli_chunked_memory_stays_below_a_quarter_of_the_field(tmp_path):
     quarter = src.stat().st_size / 4
     # --tune off and a 1e-2 bound for speed (tuning is most of the time; its memory is small and per chunk).
     work = _cli_working_memory("compress", str(src), "-o", str(stream), "--eb", "1e-2", "--tune", "off",
-                               "--chunk", "64", "64", "64")
+                               "--chunk", "64", "64", "64", "--threads", "1")
     assert work < quarter, f"compress peak working memory {work / 2**20:.1f} MiB"
-    work = _cli_working_memory("decompress", str(stream), "-o", str(back))
+    work = _cli_working_memory("decompress", str(stream), "-o", str(back), "--threads", "1")
     assert work < quarter, f"decompress peak working memory {work / 2**20:.1f} MiB"
+    # each decoding thread holds a chunk or two of its own
+    work = _cli_working_memory("decompress", str(stream), "-o", str(back), "--threads", "2", "--force")
+    assert work < 2 * quarter, f"decompress peak working memory with 2 threads {work / 2**20:.1f} MiB"
     with open(stream, "rb") as f:
         eb = chunked.read_index(f).error_bound["abs"]
     original, recon = np.load(src, mmap_mode="r"), np.load(back, mmap_mode="r")

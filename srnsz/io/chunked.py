@@ -26,9 +26,12 @@ from __future__ import annotations
 
 import json
 import mmap
+import multiprocessing
 import os
 import struct
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import cached_property
@@ -211,17 +214,74 @@ def _global_bound(read: Reader, bound: ErrorBound, keys: list[tuple[slice, ...]]
     return bound.absolute(extremes.span(fills)), fills
 
 
+def available_cores() -> int:
+    """The CPU cores this process may run on (the default thread count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _check_threads(threads: int) -> int:
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise InvalidInputError(f"threads must be a whole number >= 1, got {threads!r}")
+    return threads
+
+
+def _compress_block(block: np.ndarray, eb_abs: float, predictor: str, options: dict[str, Any]) -> bytes:
+    """One chunk's stream (module level: worker processes run it)."""
+    return api.compress(block, eb_abs, "abs", predictor, **options)
+
+
+def _workers(threads: int, processes: bool) -> Executor | None:
+    """None for one thread; else a pool of ``threads`` workers: processes where Python and numpy would hold the
+    GIL (compressing: tuning trials on small samples), threads where the compiled coder releases it (decoding)."""
+    if threads == 1:
+        return None
+    if not processes:
+        return ThreadPoolExecutor(threads)
+    # fork: the workers need no re-import of the caller's script (spawn would require its __main__ guard)
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    return ProcessPoolExecutor(threads, mp_context=multiprocessing.get_context(method), initializer=_one_blas_thread)
+
+
+def _one_blas_thread() -> None:
+    """Worker processes already share the cores: BLAS threads of their own (the blend fits) oversubscribe them."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
+def _in_order(pool: Executor | None, tasks: Iterator[tuple[Callable[..., Any], tuple]], window: int
+              ) -> Iterator[Any]:
+    """Results of ``tasks`` (function, arguments) in submission order, at most ``window`` running at once (memory
+    stays a few chunks); in this thread when ``pool`` is None."""
+    if pool is None:
+        for function, args in tasks:
+            yield function(*args)
+        return
+    running: deque[Future] = deque()
+    for function, args in tasks:
+        running.append(pool.submit(function, *args))
+        if len(running) > window:
+            yield running.popleft().result()
+    while running:
+        yield running.popleft().result()
+
+
 def compress_chunked(array: Any, out: BinaryIO, eb: float, mode: str = "abs", chunk: tuple[int, ...] = (),
                      predictor: str = "interp", *, rel: float | None = None, progress: Progress | None = None,
                      fill_value: float | Sequence[float] | None = None,
                      valid_range: Sequence[float | None] | None = None, detect_fills: bool = True,
-                     **options: Any) -> ChunkIndex:
+                     threads: int = 1, **options: Any) -> ChunkIndex:
     """Compress ``array`` (anything sliceable to numpy: np.memmap, h5py/zarr dataset) chunk by chunk to ``out``.
 
-    chunk: block shape (elements per axis). Reads one chunk at a time, so memory stays a few chunks.
+    chunk: block shape (elements per axis). Reads a few chunks at a time, so memory stays a few chunks.
     fill_value, valid_range, detect_fills: the missing-value rule (see :func:`srnsz.compress`); a relative bound
-    is relative to the valid values of the whole array. Returns the index written to the footer.
+    is relative to the valid values of the whole array. threads: chunks compressed at once (worker processes);
+    the bytes are the same for every thread count. Returns the index written to the footer.
     """
+    threads = _check_threads(threads)
     shape = tuple(int(n) for n in array.shape)
     dtype = np.dtype(array.dtype)
     chunk = _check_chunk(shape, chunk)
@@ -237,14 +297,14 @@ def compress_chunked(array: Any, out: BinaryIO, eb: float, mode: str = "abs", ch
         out.write(CHUNKED_MAGIC)
         offset = len(CHUNKED_MAGIC)
         spans = []
-        for key in keys:
-            block = read(key)
-            stream = api.compress(block, eb_abs, "abs", predictor, **per_chunk, **options)
-            out.write(stream)
-            spans.append((offset, len(stream)))
-            offset += len(stream)
-            if progress:
-                progress(block.size)
+        tasks = ((_compress_block, (read(key), eb_abs, predictor, {**per_chunk, **options})) for key in keys)
+        with _workers(threads, processes=True) or nullcontext() as pool:
+            for key, stream in zip(keys, _in_order(pool, tasks, threads)):
+                out.write(stream)
+                spans.append((offset, len(stream)))
+                offset += len(stream)
+                if progress:
+                    progress(int(np.prod([s.stop - s.start for s in key])))
     index = ChunkIndex(shape, dtype, chunk, {**bound.to_json(), "abs": eb_abs}, spans)
     body = zstandard.ZstdCompressor(level=9).compress(json.dumps({
         "version": list(CHUNKED_VERSION), "shape": list(shape), "dtype": dtype.newbyteorder("<").str,
@@ -299,26 +359,34 @@ def chunk_stream(src: BinaryIO, index: ChunkIndex, number: int) -> bytes:
 
 def read_chunk(src: BinaryIO, index: ChunkIndex, number: int) -> np.ndarray:
     """Decode chunk ``number`` (C order of the chunk grid) alone."""
-    block = api.decompress(chunk_stream(src, index, number))
+    return _decode_chunk(chunk_stream(src, index, number), index, number)
+
+
+def _decode_chunk(stream: bytes, index: ChunkIndex, number: int) -> np.ndarray:
+    block = api.decompress(stream)
     key = index.regions[number]
     if block.shape != tuple(s.stop - s.start for s in key) or block.dtype != index.dtype:
         raise StreamFormatError(f"chunk {number} does not match the chunk index")
     return block
 
 
-def decompress_chunked(src: BinaryIO, out: Any = None, progress: Progress | None = None) -> Any:
+def decompress_chunked(src: BinaryIO, out: Any = None, progress: Progress | None = None, threads: int = 1) -> Any:
     """Decode every chunk into ``out`` (an array-like with shape, dtype and slice assignment: a new array when
     None, np.lib.format.open_memmap or an h5py dataset when the result need not fit in memory; a memmap's
-    file is written with pwrite, not through the map)."""
+    file is written with pwrite, not through the map). threads: chunks decoded at once (threads: the compiled
+    coder runs without the GIL)."""
+    threads = _check_threads(threads)
     index = read_index(src)
     if out is None:
         out = np.empty(index.shape, index.dtype)
     elif out.shape != index.shape or out.dtype != index.dtype:
         raise InvalidInputError(f"output array must be {index.dtype} {index.shape}, got {out.dtype} {out.shape}")
-    with FileRegions.of(out, writable=True) or nullcontext() as files:
+    with FileRegions.of(out, writable=True) or nullcontext() as files, \
+            _workers(threads, processes=False) or nullcontext() as pool:
         write = _writer(out, files)
-        for number, key in enumerate(index.regions):
-            block = read_chunk(src, index, number)
+        tasks = ((_decode_chunk, (chunk_stream(src, index, number), index, number))
+                 for number in range(len(index.regions)))
+        for key, block in zip(index.regions, _in_order(pool, tasks, threads)):
             write(key, block)
             if progress:
                 progress(block.size)
