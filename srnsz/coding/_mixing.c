@@ -20,6 +20,7 @@
 #define APM_RATE 6
 #define APM_WEIGHT 2
 #define WEIGHT_LIMIT (1 << 30) /* mixer weights saturate here instead of wrapping the int32 on huge levels */
+#define MODEL_LAYOUT 2 /* models as (entries, 2); 1 was (2, entries): a build of the other layout must not load */
 
 #if (-1 >> 1) != -1
 #error "streams depend on arithmetic right shifts of negative numbers"
@@ -27,7 +28,7 @@
 
 typedef struct {
     int encoding;
-    int32_t *models; /* (2, entries): probability of a 1 (16 bits), times used */
+    int32_t *models; /* (entries, 2): probability of a 1 (16 bits), times used: one cache line per model */
     int64_t entries;
     int32_t *weights; /* (sets, N_INPUTS) */
     int32_t *apm;     /* (sets * 33) */
@@ -93,11 +94,11 @@ static int decide(State *st, int64_t s, int bit, const int64_t *point) {
     idx[4] = o[4] + (sh * 16 + a) * 16 + sb;
     idx[5] = o[5] + s * N_EXACT + eu;
     idx[6] = o[6] + s * N_EXACT + el;
-    int32_t *prob = st->models, *used = st->models + st->entries;
+    int32_t *m = st->models;
     int32_t *w = st->weights + (s * 16 + a) * N_INPUTS;
     int64_t dot = 0;
     for (int i = 0; i < N_INPUTS - 1; i++) {
-        x[i] = st->stretch[prob[idx[i]] >> 4];
+        x[i] = st->stretch[m[2 * idx[i]] >> 4];
         dot += (int64_t)w[i] * x[i];
     }
     x[N_INPUTS - 1] = 256;
@@ -116,10 +117,10 @@ static int decide(State *st, int64_t s, int bit, const int64_t *point) {
         w[i] = (int32_t)clamp(w[i] + ((x[i] * err) >> LEARNING_SHIFT), -WEIGHT_LIMIT, WEIGHT_LIMIT);
     int64_t target = (int64_t)bit << 16;
     for (int i = 0; i < N_INPUTS - 1; i++) {
-        int64_t j = idx[i];
-        int64_t n = used[j];
-        prob[j] = (int32_t)clamp(prob[j] + (((target - prob[j]) * st->rate[n]) >> 16), 16, 65520);
-        if (n < LIMIT) used[j] = (int32_t)(n + 1);
+        int32_t *model = m + 2 * idx[i];
+        int64_t n = model[1];
+        model[0] = (int32_t)clamp(model[0] + (((target - model[0]) * st->rate[n]) >> 16), 16, 65520);
+        if (n < LIMIT) model[1] = (int32_t)(n + 1);
     }
     return bit;
 }
@@ -186,8 +187,8 @@ int64_t srnsz_code_batch(int encoding, int16_t *codes, int64_t size, const uint8
 /* The constants above, for the Python side to check against its own at import (a stale build fails loudly). */
 void srnsz_mixing_constants(int64_t *out) {
     const int64_t values[] = {UNARY_MAX, TAIL_BITS, NC, N_EXACT, N_INPUTS, LIMIT, MIX_SHIFT, MAX_CODE_BYTES,
-                              LEARNING_SHIFT, APM_RATE, APM_WEIGHT};
-    for (int i = 0; i < 11; i++) out[i] = values[i];
+                              LEARNING_SHIFT, APM_RATE, APM_WEIGHT, MODEL_LAYOUT};
+    for (int i = 0; i < 12; i++) out[i] = values[i];
 }
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_mixing", NULL, -1, NULL};

@@ -80,7 +80,7 @@ class MixingState:
     """Everything both sides carry from one batch of a table to the next (about 1 MB); :meth:`fresh` gives the
     starting state."""
 
-    models: np.ndarray  # (2, entries) int32: probability of a 1 (16 bits), times used (capped)
+    models: np.ndarray  # (entries, 2) int32: probability of a 1 (16 bits), times used (capped)
     weights: np.ndarray  # (_MIXER_SETS, N_INPUTS) int32 mixer weights (16 fractional bits)
     apm: np.ndarray  # (_APM_SETS * 33,) int32: final refinement per (slot, detail) over 33 stretch buckets
     coder: np.ndarray  # (4,) int64: x1, x2, x (decoder), byte position
@@ -91,7 +91,7 @@ class MixingState:
         return cls(*(a.copy() for a in _FRESH))
 
 
-_FRESH = (np.stack([np.full(int(_OFFSETS[-1]), 32768, np.int32), np.zeros(int(_OFFSETS[-1]), np.int32)]),
+_FRESH = (np.stack([np.full(int(_OFFSETS[-1]), 32768, np.int32), np.zeros(int(_OFFSETS[-1]), np.int32)], axis=1),
           np.full((_MIXER_SETS, N_INPUTS), 1 << 14, np.int32),
           np.tile(SQUASH[np.clip(np.arange(33) * 128 - 1, 0, 4094)].astype(np.int32) * 16, _APM_SETS),
           np.array([0, 0xFFFFFFFF, 0, 0], np.int64))
@@ -129,8 +129,10 @@ def tables_digest() -> str:
 if tables_digest() != TABLES_SHA256:
     raise SrnszError("the context-mixing tables computed on this platform differ from the format's; streams "
                      "would not be portable. Please report this with your numpy version and platform")
+_MODEL_LAYOUT = 2  # MixingState.models is (entries, 2): a model's probability and count share a cache line
+# as srnsz_mixing_constants
 _SHARED_CONSTANTS = (UNARY_MAX, _TAIL_BITS, _NEIGHBOUR_CLASSES, _EXACT_VALUES, N_INPUTS, _LIMIT, _MIX_SHIFT,
-                     _MAX_CODE_BYTES, _LEARNING_SHIFT, _APM_RATE, _APM_WEIGHT)  # as srnsz_mixing_constants
+                     _MAX_CODE_BYTES, _LEARNING_SHIFT, _APM_RATE, _APM_WEIGHT, _MODEL_LAYOUT)
 _KERNEL = _load_kernel()
 
 
@@ -141,7 +143,7 @@ def _code_batch(encoding: bool, codes: np.ndarray, contexts: np.ndarray, details
     (decoding) for a code beyond the quantizer's radius, which only a damaged stream holds.
     Arrays must be C-contiguous: int16 codes, uint8 contexts/details, the state's dtypes."""
     return _KERNEL(int(encoding), codes.ctypes.data, codes.size, contexts.ctypes.data, details.ctypes.data, n1, n2,
-                   state.models.ctypes.data, state.models.shape[1], state.weights.ctypes.data,
+                   state.models.ctypes.data, state.models.shape[0], state.weights.ctypes.data,
                    state.apm.ctypes.data, state.coder.ctypes.data, buf.ctypes.data, buf.size,
                    STRETCH.ctypes.data, SQUASH.ctypes.data, RATE.ctypes.data, _OFFSETS.ctypes.data, start)
 
