@@ -47,9 +47,10 @@ def peak_rss_mb(args: list[str]) -> tuple[float, float]:
 
 def run(field: Path, chunk: int, work: Path) -> tuple[float, float, float, float]:
     stream, back = work / f"{field.stem}.srnsz", work / f"{field.stem}.back.npy"
+    # one thread: the limit is per process, and each thread (or worker process) holds chunks of its own
     c_mb, c_s = peak_rss_mb(["compress", str(field), "-o", str(stream), "--force", "--eb", "1e-3",
-                             "--chunk", str(chunk), str(chunk), str(chunk)])
-    d_mb, d_s = peak_rss_mb(["decompress", str(stream), "-o", str(back), "--force"])
+                             "--chunk", str(chunk), str(chunk), str(chunk), "--threads", "1"])
+    d_mb, d_s = peak_rss_mb(["decompress", str(stream), "-o", str(back), "--force", "--threads", "1"])
     return c_mb, c_s, d_mb, d_s
 
 
