@@ -133,26 +133,13 @@ def main() -> None:
 
 
 def _plot(curves: dict[str, dict[str, list[tuple[float, float]]]], path: str) -> None:
-    import matplotlib
+    from types import SimpleNamespace
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from srnsz.eval.plots import rate_distortion
 
-    cols = 4
-    rows = math.ceil(len(curves) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
-    for ax, (name, by_codec) in zip(axes.flat, curves.items()):
-        for codec, points in by_codec.items():
-            ax.plot([b for _, b in points], [p for p, _ in points], marker=".", label=codec)
-        ax.set_title(name, fontsize=8)
-        ax.set_xlabel("bits/value")
-        ax.set_ylabel("PSNR (dB)")
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(curves):]:
-        ax.axis("off")
-    axes.flat[0].legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    rows = [SimpleNamespace(field=name, codec=codec, bit_rate=bits, psnr_db=db, error=None)
+            for name, by_codec in curves.items() for codec, points in by_codec.items() for db, bits in points]
+    rate_distortion(rows, Path(path), reference="srnsz")
 
 
 if __name__ == "__main__":

@@ -12,15 +12,16 @@ import srnsz
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-def smooth_field(shape: tuple[int, ...], dtype=np.float32, seed: int = 0) -> np.ndarray:
-    """Sum of random low-frequency waves plus a little noise."""
+def smooth_field(shape: tuple[int, ...], dtype=np.float32, seed: int = 0, waves: int = 4, top: float = 6.0,
+                 noise: float = 0.01) -> np.ndarray:
+    """Sum of ``waves`` random low-frequency waves (1 to ``top`` periods per axis) plus a little noise."""
     rng = np.random.default_rng(seed)
     axes = np.meshgrid(*[np.linspace(0, 1, n) for n in shape], indexing="ij")
     out = np.zeros(shape)
-    for _ in range(4):
-        phase = sum(rng.uniform(1, 6) * a for a in axes)
+    for _ in range(waves):
+        phase = sum(rng.uniform(1, top) * a for a in axes)
         out += rng.uniform(-1, 1) * np.sin(2 * np.pi * phase + rng.uniform(0, 6))
-    out += 0.01 * rng.standard_normal(shape)
+    out += noise * rng.standard_normal(shape)
     return out.astype(dtype)
 
 
