@@ -103,3 +103,19 @@ def test_round_bias_is_for_the_psnr_mode_only() -> None:
     stated = srnsz.info(fixed).error_bound["abs"]
     assert_bound(data, srnsz.decompress(fixed), stated)
     assert stated == pytest.approx(1.4 * srnsz.info(fixed).predictor_params["level_bounds"][-1])
+
+
+@pytest.mark.parametrize("case", ["one", "constant", "all_nan", "huge", "tiny", "inf", "float64_4d"])
+@pytest.mark.parametrize("target", [1.0, 60.0, 200.0])
+def test_psnr_mode_edge_cases_keep_the_target_and_the_stated_bound(case, target) -> None:
+    rng = np.random.default_rng(1)
+    data = {"one": np.array([3.5], np.float32), "constant": np.full((9, 11), 7.0, np.float32),
+            "all_nan": np.full((5, 5), np.nan, np.float32),
+            "huge": (rng.standard_normal((30, 30)) * 1e30).astype(np.float32),
+            "tiny": (rng.standard_normal((30, 30)) * 1e-30).astype(np.float32),
+            "inf": np.where(rng.random((20, 20)) < 0.1, np.inf, rng.standard_normal((20, 20))).astype(np.float32),
+            "float64_4d": rng.standard_normal((5, 6, 7, 8)).cumsum(3)}[case]
+    stream = srnsz.compress(data, target, "psnr")
+    recon = srnsz.decompress(stream)
+    assert_bound(data, recon, srnsz.info(stream).error_bound["abs"])
+    assert psnr_over(data, recon) >= target  # inf where nothing is lost (constant, all NaN)
