@@ -168,7 +168,7 @@ PSNR_TUNE_BLOCK = {1: 256, 2: 64, 3: 32, 4: 16}
 PSNR_TUNE_FULL_POINTS = 1 << 18
 PSNR_TUNE_FRACTION = 0.25
 # At this many bits per value or more (on the sample, at the target) the psnr mode keeps the size tuner's options:
-# on the 15 shared fields at 90 dB the dead zone and level-wise bounds changed nothing there.
+# on the 14 shared fields at 90 dB the dead zone and level-wise bounds changed nothing there.
 HIGH_RATE_BITS = 3.0
 
 
