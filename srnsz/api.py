@@ -16,7 +16,7 @@ from srnsz.errors import InvalidInputError, ReconstructionMismatchError, SrnszEr
 from srnsz.eval.metrics import bound_held
 from srnsz.format.container import read_container, write_container
 from srnsz.io.cf import VariableMeta
-from srnsz.pipeline.psnr import compress_for_psnr
+from srnsz.pipeline.psnr import compress_for_psnr, compress_for_ssim
 from srnsz.pipeline.selection import smallest
 from srnsz.predictors import PREDICTORS, create_predictor
 from srnsz.predictors.base import Encoded, Progress
@@ -77,9 +77,9 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     """
     data = _as_field(array)
     bound = ErrorBound(mode, eb, rel)
-    if options.get("round_bias") and mode != "psnr":
+    if options.get("round_bias") and mode not in ("psnr", "ssim"):
         raise InvalidInputError("round_bias (a dead zone that widens the error beyond the bound it is given) is "
-                                "for mode='psnr' only, which states the wider bound in the stream")
+                                "for the quality modes (psnr, ssim) only, which state the wider bound in the stream")
     rule = missing.MissingRule.of(fill_value, valid_range, detect_fills)
     found = missing.find_missing(data, rule)
     mask = found.mask
@@ -95,6 +95,8 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
         field, side = missing.extend_into_missing(data, mask), missing.encode(mask, data)
     if mode == "psnr" and chosen.lossy:
         eb_abs, encoded = compress_for_psnr(chosen, field, mask, float(eb), eb_abs, progress)
+    elif mode == "ssim" and chosen.lossy:
+        eb_abs, encoded = compress_for_ssim(chosen, field, mask, float(eb), eb_abs, progress)
     else:
         encoded = chosen.compress(field, eb_abs, progress, mask)
     stream = _Stream(data, bound, eb_abs, found, rule, {} if metadata is None else metadata.to_sections())

@@ -10,7 +10,10 @@ import numpy as np
 
 from srnsz.errors import InvalidInputError
 
-MODES = ("abs", "rel", "psnr", "abs_and_rel")
+MODES = ("abs", "rel", "psnr", "ssim", "abs_and_rel")
+# A first guess for the ssim mode: the PSNR of error-bounded reconstructions of the shared fields ran 19-30 dB above
+# ssim_db (the SSIM's dissimilarity in dB) at rel 1e-1..1e-4; the bound is searched from there.
+SSIM_TO_PSNR_DB = 25.0
 
 
 @dataclass(frozen=True)
@@ -18,8 +21,9 @@ class ErrorBound:
     """An error bound as the user asked for it.
 
     ``mode``: ``abs`` (absolute, data units), ``rel`` (fraction of the value range of the finite values),
-    ``psnr`` (target PSNR in dB on the value range) or ``abs_and_rel`` (the smaller of ``value`` as abs and
-    ``rel`` as rel).
+    ``psnr`` (target PSNR in dB on the value range), ``ssim`` (target mean SSIM in (0, 1), 7-wide windows, for
+    fields of 2 or more dimensions) or ``abs_and_rel`` (the smaller of ``value`` as abs and ``rel`` as rel).
+    The quality modes (psnr, ssim) resolve to a first guess that srnsz.pipeline.quality then searches.
     """
 
     mode: str
@@ -29,7 +33,9 @@ class ErrorBound:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise InvalidInputError(f"error-bound mode {self.mode!r} is unknown; use one of {', '.join(MODES)}")
-        _check_number("error bound", self.value, allow_zero=self.mode != "psnr")
+        _check_number("error bound", self.value, allow_zero=self.mode not in ("psnr", "ssim"))
+        if self.mode == "ssim" and not float(self.value) < 1:
+            raise InvalidInputError(f"an SSIM target must be below 1 (1 is lossless: use eb=0), got {self.value!r}")
         # numpy scalars (e.g. a float32 bound taken from the data) become plain floats: the header is JSON.
         object.__setattr__(self, "value", float(self.value))
         if self.mode == "abs_and_rel":
@@ -52,7 +58,8 @@ class ErrorBound:
         if self.mode == "abs_and_rel":
             return min(float(self.value), float(self.rel) * value_range)
         # psnr: PSNR = 20 log10(range / rmse); a uniform error in [-eb, eb] has rmse eb / sqrt(3).
-        return value_range * math.sqrt(3.0) * 10.0 ** (-float(self.value) / 20.0)
+        db = float(self.value) if self.mode == "psnr" else ssim_db(float(self.value)) + SSIM_TO_PSNR_DB
+        return value_range * math.sqrt(3.0) * 10.0 ** (-db / 20.0)
 
     def to_json(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -80,23 +87,30 @@ def _check_number(name: str, value: float, allow_zero: bool) -> None:
         raise InvalidInputError(f"{name} must be a finite number {allowed}, got {value!r}")
 
 
+def ssim_db(ssim: float) -> float:
+    """An SSIM on a dB scale: -10 log10(1 - SSIM) (inf for 1), which falls by about 20 dB per decade of the
+    bound, like the PSNR (measured on the shared fields), so the same search finds bounds for both."""
+    return math.inf if ssim >= 1 else -10.0 * math.log10(1.0 - ssim)
+
+
 # The PSNR of an error-bounded reconstruction falls by about 20 dB per decade of the bound (less at low rates).
 DB_PER_DECADE = 20.0
 
 
 @dataclass(frozen=True)
 class BoundTrial:
-    """One reconstruction tried while searching a bound: the bound (data units) and the PSNR (dB) it reached."""
+    """One reconstruction tried while searching a bound: the bound (data units) and the quality (dB) it reached."""
 
     eb: float
-    psnr_db: float
+    psnr_db: float  # the PSNR, or another quality on a dB scale (ssim_db)
 
 
 def search_psnr_bound(psnr_at: Callable[[float], float], target_db: float, eb: float, tolerance_db: float = 0.05,
                       max_trials: int = 6) -> tuple[BoundTrial | None, list[BoundTrial]]:
-    """The largest bound found whose PSNR is at least ``target_db``, searched from ``eb`` (data units, > 0):
-    steps of the -20 dB/decade rule until the target is bracketed, then secants inside the bracket; stops once a
-    trial lands within ``tolerance_db`` above the target or after ``max_trials`` calls of ``psnr_at(eb) -> dB``.
+    """The largest bound found whose PSNR (or any quality in dB that falls about 20 dB per decade of the bound,
+    such as :func:`ssim_db`) is at least ``target_db``, searched from ``eb`` (data units, > 0): steps of the
+    -20 dB/decade rule until the target is bracketed, then secants inside the bracket; stops once a trial lands
+    within ``tolerance_db`` above the target or after ``max_trials`` calls of ``psnr_at(eb) -> dB``.
     Returns (that trial or None if none reached the target, every trial in order)."""
     trials: list[BoundTrial] = []
     met: BoundTrial | None = None  # largest bound that reached the target

@@ -61,13 +61,16 @@ def _add_bound(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=MODES, default="rel",
                    help="abs: data units; rel: fraction of the value range (default); psnr: target dB (the "
                         "configuration is tuned for bits at that PSNR; the stream states the pointwise bound it "
-                        "holds); "
+                        "holds); ssim: target mean SSIM, e.g. 0.999 (2D/3D, interp); "
                         "abs_and_rel: the smaller of --eb (abs) and --rel")
     p.add_argument("--rel", type=float, help="relative part of --mode abs_and_rel")
     target = p.add_mutually_exclusive_group()
     target.add_argument("--target-psnr", type=float, metavar="DB",
                         help="the fewest bits keeping at least this PSNR (replaces --eb/--mode; for interp the "
                              "same as --mode psnr --eb DB, other predictors search the bound by whole compressions)")
+    target.add_argument("--target-ssim", type=float, metavar="S",
+                        help="the fewest bits keeping a mean SSIM of at least S, e.g. 0.999 (= --mode ssim --eb S; "
+                             "2D and 3D fields, interp)")
     target.add_argument("--target-ratio", type=float, metavar="R",
                         help="search the smallest bound that reaches at least this compression ratio")
     p.add_argument("--fill-value", type=float, nargs="+", metavar="V",
@@ -178,9 +181,10 @@ def _compress_field(source: CFField, args: argparse.Namespace, name: str, option
               f"{result.eb_abs:.6g}: PSNR {result.psnr_db:.2f} dB, ratio {result.ratio:.2f} ({result.trials} trials)",
               file=sys.stderr)
         return result.stream
-    eb, mode, rel = args.eb, args.mode, args.rel
+    eb, mode, rel = (args.target_ssim, "ssim", None) if args.target_ssim is not None else (args.eb, args.mode,
+                                                                                            args.rel)
     packing = source.meta.packing if source.meta is not None else None
-    if packing is not None and mode != "psnr":
+    if packing is not None and mode not in ("psnr", "ssim"):
         # In whole packing steps, so that the re-packed file holds the bound too (srnsz.io.cf.packing_bound).
         requested = ErrorBound(mode, eb, rel).resolve(data)  # unpacked: missing values are NaN
         eb, mode, rel = packing_bound(requested, packing.step), "abs", None
@@ -226,7 +230,7 @@ def _compress_dataset(args: argparse.Namespace) -> None:
 
     if args.input is None or Path(args.input).suffix.lower() not in VARIABLE_SUFFIXES or args.var:
         raise SrnszError("a .zarr output takes a whole NetCDF/HDF5 dataset: give a .nc/.h5 input and no --var")
-    if args.target_psnr is not None or args.target_ratio is not None or args.chunk:
+    if args.target_psnr is not None or args.target_ratio is not None or args.target_ssim is not None or args.chunk:
         raise SrnszError("a .zarr output takes a bound (--eb/--mode), not a target or --chunk")
     if not Path(args.input).is_file():
         raise SrnszError(f"input file {args.input!r} does not exist")
@@ -252,7 +256,7 @@ def _compress_dataset(args: argparse.Namespace) -> None:
 def _compress_chunked(args: argparse.Namespace) -> None:
     if args.example or args.input is None:
         raise SrnszError("--chunk compresses a file: give an input file")
-    if args.target_psnr is not None or args.target_ratio is not None:
+    if args.target_psnr is not None or args.target_ratio is not None or args.target_ssim is not None:
         raise SrnszError("--chunk takes a bound (--eb/--mode), not a target")
     name, options = _predictor_and_options(args)
     options.update(_missing_options(args, declared_rule(args.input, args.var, args.dtype, args.shape)))

@@ -119,3 +119,27 @@ def test_psnr_mode_edge_cases_keep_the_target_and_the_stated_bound(case, target)
     recon = srnsz.decompress(stream)
     assert_bound(data, recon, srnsz.info(stream).error_bound["abs"])
     assert psnr_over(data, recon) >= target  # inf where nothing is lost (constant, all NaN)
+
+
+def test_ssim_mode_meets_its_target_and_states_its_bound() -> None:
+    from srnsz.bounds import ssim_db
+    from srnsz.eval.metrics import ssim_over
+
+    data = smooth_field((40, 56, 48), seed=2)
+    for target in (0.99, 0.9999):
+        stream = srnsz.compress(data, target, "ssim")
+        recon = srnsz.decompress(stream)
+        reached = ssim_over(data, recon)
+        assert target <= reached and ssim_db(reached) <= ssim_db(target) + 0.5  # searched, not just safe
+        assert_bound(data, recon, srnsz.info(stream).error_bound["abs"])
+        assert srnsz.info(stream).error_bound["mode"] == "ssim"
+    masked = smooth_field((30, 40), seed=3)
+    masked[:5] = np.nan
+    assert ssim_over(masked, srnsz.decompress(srnsz.compress(masked, 0.999, "ssim"))) >= 0.999
+    for bad, match in ((1.0, "below 1"), (0.0, "> 0"), (1.5, "below 1")):
+        with pytest.raises(srnsz.SrnszError, match=match):
+            srnsz.compress(data, bad, "ssim")
+    with pytest.raises(srnsz.SrnszError, match="2 or more dimensions"):
+        srnsz.compress(smooth_field((500,)), 0.99, "ssim")
+    with pytest.raises(srnsz.SrnszError, match="previews"):
+        srnsz.compress(data, 0.99, "ssim", predictor="lorenzo")

@@ -66,6 +66,19 @@ def psnr_over(original: np.ndarray, recon: np.ndarray, mask: np.ndarray | None =
     return psnr_db(rmse, finite_range(original) if mask is None else float(np.ptp(a[valid])))
 
 
+def ssim_over(original: np.ndarray, recon: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean SSIM of ``recon`` as :func:`quality` computes it (same points: the others count as 0 on both sides;
+    same range), alone."""
+    a = original.astype(np.float64, copy=False)
+    valid = np.isfinite(a) if mask is None else np.isfinite(a) & mask
+    if not valid.any():
+        return 1.0
+    b = recon.astype(np.float64, copy=False)
+    value_range = finite_range(original) if mask is None else float(np.ptp(a[valid]))
+    with np.errstate(invalid="ignore", over="ignore"):
+        return ssim(np.where(valid, a, 0.0), np.where(valid, b, 0.0), value_range)
+
+
 def quality(original: np.ndarray, recon: np.ndarray, mask: np.ndarray | None = None) -> Quality:
     """Compare ``recon`` to ``original`` (same shape) over the finite values of ``original`` where ``mask``
     (bool, same shape, default all) is True; the value range is that of the compared values."""

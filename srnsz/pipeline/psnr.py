@@ -1,4 +1,5 @@
-"""The psnr bound mode: the fewest bits whose PSNR over the valid points is at least the target.
+"""The quality modes: the fewest bits whose PSNR (psnr mode) or mean SSIM (ssim mode) over the valid points is at
+least the target.
 
 ``ErrorBound("psnr", db)`` resolves to the bound a uniform error would need. :func:`compress_for_psnr` then lets
 the predictor choose its configuration for bits at the target (:meth:`Predictor.for_psnr`: level-wise bounds,
@@ -7,6 +8,10 @@ reconstruction reaches the target (cheaply, without entropy coding, where the pr
 compresses once at that bound. The stream still holds a hard pointwise bound, the one written in its header.
 :func:`meet_psnr` is the last check: a shortfall tightens the bound. (Searching the bound for a PSNR or a ratio
 across whole compressions, for any predictor, is srnsz.pipeline.targets.)
+
+:func:`compress_for_ssim` does the same for an SSIM target: the bound is searched on previews with the SSIM on a dB
+scale (bounds.ssim_db), once with the options the size tuner picks and once with those the psnr tuner picks at the
+PSNR that first bound reached; the smaller stream is kept. It needs a predictor that previews (interp).
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from srnsz.bounds import finite_range, search_psnr_bound
-from srnsz.eval.metrics import psnr_over
+from srnsz.bounds import finite_range, search_psnr_bound, ssim_db
+from srnsz.errors import InvalidInputError
+from srnsz.eval.metrics import psnr_over, ssim_over
 from srnsz.predictors.base import Encoded, Predictor, Progress
 
 # The whole-field search stops within this many dB above the target (or after BOUND_SEARCH_TRIALS previews).
@@ -66,3 +72,35 @@ def meet_psnr(data: np.ndarray, mask: np.ndarray | None, target_db: float, eb_ab
                   else value_range * 10.0 ** (-target_db / 20.0) / widening)
         encoded = compress_at(eb_abs)
     return eb_abs, encoded
+
+
+def compress_for_ssim(predictor: Predictor, field: np.ndarray, mask: np.ndarray | None, target: float,
+                      eb_abs: float, progress: Progress | None = None) -> tuple[float, Encoded]:
+    """(pointwise bound the encoding holds, encoding) of ``field`` whose mean SSIM over the points outside
+    ``mask`` is at least ``target`` (in (0, 1)); ``eb_abs`` is a first guess of the bound (data units)."""
+    if sum(n > 1 for n in field.shape) < 2:
+        raise InvalidInputError(f"the ssim mode needs a field of 2 or more dimensions, got shape {field.shape}")
+    if not predictor.can_preview:
+        raise InvalidInputError(f"the ssim mode searches its bound on previews, which the {predictor.name} "
+                                "predictor has not: use interp, or a psnr target")
+    valid = None if mask is None else ~mask
+    goal = ssim_db(target)
+
+    def reach(chosen: Predictor, start: float) -> float | None:
+        found, _ = search_psnr_bound(lambda eb: ssim_db(ssim_over(field, chosen.preview(field, eb, mask), valid)),
+                                     goal, start, TOLERANCE_DB, 2 * BOUND_SEARCH_TRIALS)
+        return None if found is None else found.eb
+
+    sized = predictor.tuned(field, eb_abs, mask)
+    eb_sized = reach(sized, eb_abs)
+    if eb_sized is None:  # not even a bound 10^-12 of the guess: store the field as exactly as the predictor can
+        raise InvalidInputError(f"no bound reaches an SSIM of {target} on this field; ask for eb=0 (lossless)")
+    candidates = [(eb_sized, sized.compress(field, eb_sized, progress, mask))]
+    psnr = psnr_over(field, candidates[0][1].recon, valid)
+    if np.isfinite(psnr):
+        tuned, start = predictor.for_psnr(field, eb_sized, mask, psnr)
+        eb_tuned = reach(tuned, start) if tuned is not sized else None
+        if eb_tuned is not None:
+            candidates.append((eb_tuned, tuned.compress(field, eb_tuned, None, mask)))
+    eb, encoded = min(candidates, key=lambda c: c[1].nbytes)
+    return held(encoded, eb), encoded

@@ -71,6 +71,11 @@ class Predictor(ABC):
     def from_params(cls, params: dict[str, Any]) -> Predictor:
         """The predictor configured as recorded in a stream header."""
 
+    def tuned(self, data: np.ndarray, eb: float, free: np.ndarray | None = None) -> Predictor:
+        """This predictor with its open options chosen for the smallest stream of ``data`` at ``eb`` (the choice
+        :meth:`compress` makes), tuning off; itself when it has nothing to choose or chooses inside compress."""
+        return self
+
     def for_psnr(self, data: np.ndarray, eb: float, free: np.ndarray | None, target_db: float
                  ) -> tuple[Predictor, float]:
         """(predictor, bound to start from) for the psnr mode: a predictor whose open choices are made for the
