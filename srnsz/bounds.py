@@ -23,7 +23,7 @@ class ErrorBound:
     ``mode``: ``abs`` (absolute, data units), ``rel`` (fraction of the value range of the finite values),
     ``psnr`` (target PSNR in dB on the value range), ``ssim`` (target mean SSIM in (0, 1), 7-wide windows, for
     fields of 2 or more dimensions) or ``abs_and_rel`` (the smaller of ``value`` as abs and ``rel`` as rel).
-    The quality modes (psnr, ssim) resolve to a first guess that srnsz.pipeline.quality then searches.
+    The quality modes (psnr, ssim) resolve to a first guess that srnsz.pipeline.psnr then searches.
     """
 
     mode: str
@@ -102,15 +102,15 @@ class BoundTrial:
     """One reconstruction tried while searching a bound: the bound (data units) and the quality (dB) it reached."""
 
     eb: float
-    psnr_db: float  # the PSNR, or another quality on a dB scale (ssim_db)
+    db: float  # the PSNR, or another quality on a dB scale (ssim_db)
 
 
-def search_psnr_bound(psnr_at: Callable[[float], float], target_db: float, eb: float, tolerance_db: float = 0.05,
-                      max_trials: int = 6) -> tuple[BoundTrial | None, list[BoundTrial]]:
+def search_bound(quality_at: Callable[[float], float], target_db: float, eb: float, tolerance_db: float = 0.05,
+                 max_trials: int = 6) -> tuple[BoundTrial | None, list[BoundTrial]]:
     """The largest bound found whose PSNR (or any quality in dB that falls about 20 dB per decade of the bound,
     such as :func:`ssim_db`) is at least ``target_db``, searched from ``eb`` (data units, > 0): steps of the
     -20 dB/decade rule until the target is bracketed, then secants inside the bracket; stops once a trial lands
-    within ``tolerance_db`` above the target or after ``max_trials`` calls of ``psnr_at(eb) -> dB``.
+    within ``tolerance_db`` above the target or after ``max_trials`` calls of ``quality_at(eb) -> dB``.
     Returns (that trial or None if none reached the target, every trial in order)."""
     trials: list[BoundTrial] = []
     met: BoundTrial | None = None  # largest bound that reached the target
@@ -118,22 +118,22 @@ def search_psnr_bound(psnr_at: Callable[[float], float], target_db: float, eb: f
     aim = target_db + tolerance_db / 2
     x = math.log10(eb)
     for _ in range(max_trials):
-        trial = BoundTrial(10.0 ** x, float(psnr_at(10.0 ** x)))
+        trial = BoundTrial(10.0 ** x, float(quality_at(10.0 ** x)))
         trials.append(trial)
-        if trial.psnr_db >= target_db:
+        if trial.db >= target_db:
             met = trial if met is None or trial.eb > met.eb else met
         else:
             short = trial if short is None or trial.eb < short.eb else short
-        if met is not None and met.psnr_db - target_db <= tolerance_db:
+        if met is not None and met.db - target_db <= tolerance_db:
             break
         if met is not None and short is not None and short.eb > met.eb:
             lo, hi = math.log10(met.eb), math.log10(short.eb)
-            drop = met.psnr_db - short.psnr_db
-            share = (met.psnr_db - aim) / drop if drop > 0 else 0.5
+            drop = met.db - short.db
+            share = (met.db - aim) / drop if drop > 0 else 0.5
             x = lo + (hi - lo) * min(max(share, 0.1), 0.9)  # stay strictly inside the bracket
         else:
-            step = (trial.psnr_db - aim) / DB_PER_DECADE
+            step = (trial.db - aim) / DB_PER_DECADE
             if not math.isfinite(step):  # no error at all: ten times larger; nothing usable: ten times smaller
-                step = 1.0 if trial.psnr_db > target_db else -1.0
+                step = 1.0 if trial.db > target_db else -1.0
             x += step
     return met, trials

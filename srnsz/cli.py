@@ -230,7 +230,7 @@ def _compress_dataset(args: argparse.Namespace) -> None:
 
     if args.input is None or Path(args.input).suffix.lower() not in VARIABLE_SUFFIXES or args.var:
         raise SrnszError("a .zarr output takes a whole NetCDF/HDF5 dataset: give a .nc/.h5 input and no --var")
-    if args.target_psnr is not None or args.target_ratio is not None or args.target_ssim is not None or args.chunk:
+    if _asks_target(args) or args.chunk:
         raise SrnszError("a .zarr output takes a bound (--eb/--mode), not a target or --chunk")
     if not Path(args.input).is_file():
         raise SrnszError(f"input file {args.input!r} does not exist")
@@ -253,10 +253,15 @@ def _compress_dataset(args: argparse.Namespace) -> None:
           f"{sum(p.lossy for p in plans)} variables compressed, {sum(not p.lossy for p in plans)} copied")
 
 
+def _asks_target(args: argparse.Namespace) -> bool:
+    """A target (PSNR, SSIM or ratio) instead of a bound."""
+    return any(v is not None for v in (args.target_psnr, args.target_ssim, args.target_ratio))
+
+
 def _compress_chunked(args: argparse.Namespace) -> None:
     if args.example or args.input is None:
         raise SrnszError("--chunk compresses a file: give an input file")
-    if args.target_psnr is not None or args.target_ratio is not None or args.target_ssim is not None:
+    if _asks_target(args):
         raise SrnszError("--chunk takes a bound (--eb/--mode), not a target")
     name, options = _predictor_and_options(args)
     options.update(_missing_options(args, declared_rule(args.input, args.var, args.dtype, args.shape)))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import srnsz
-from srnsz.bounds import search_psnr_bound
+from srnsz.bounds import search_bound
 from srnsz.eval.metrics import psnr_over, quality
 from srnsz.quantizer import ESCAPE, held_bound, quantize, reconstruct
 from tests.conftest import assert_bound, smooth_field
@@ -48,13 +48,13 @@ def test_bound_search_finds_the_largest_bound_within_the_tolerance() -> None:
         calls.append(eb)
         return 40.0 - 17.0 * math.log10(eb)
 
-    found, trials = search_psnr_bound(psnr_at, 60.0, 1e-3, tolerance_db=0.02, max_trials=8)
-    assert found is not None and 60.0 <= found.psnr_db <= 60.02
-    assert found.eb == max(t.eb for t in trials if t.psnr_db >= 60.0)
+    found, trials = search_bound(psnr_at, 60.0, 1e-3, tolerance_db=0.02, max_trials=8)
+    assert found is not None and 60.0 <= found.db <= 60.02
+    assert found.eb == max(t.eb for t in trials if t.db >= 60.0)
     assert len(calls) == len(trials) <= 8
-    never, trials = search_psnr_bound(lambda eb: 10.0, 60.0, 1.0, max_trials=3)
+    never, trials = search_bound(lambda eb: 10.0, 60.0, 1.0, max_trials=3)
     assert never is None and len(trials) == 3
-    perfect, _ = search_psnr_bound(lambda eb: math.inf, 60.0, 1.0, max_trials=2)
+    perfect, _ = search_bound(lambda eb: math.inf, 60.0, 1.0, max_trials=2)
     assert perfect is not None and perfect.eb == 10.0  # no error at all: larger bounds are tried
 
 

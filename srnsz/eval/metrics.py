@@ -53,28 +53,34 @@ def psnr_db(rmse: float, value_range: float) -> float:
     return float(20 * np.log10(value_range / rmse)) if value_range > 0 else float("-inf")
 
 
+def _compared(original: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, float]:
+    """(``original`` in float64, the compared points, their value range): the finite values of ``original`` where
+    ``mask`` is True (all finite ones without a mask); what every metric here compares."""
+    a = original.astype(np.float64, copy=False)
+    valid = np.isfinite(a) if mask is None else np.isfinite(a) & mask
+    if mask is None:
+        return a, valid, finite_range(original)
+    return a, valid, float(np.ptp(a[valid])) if valid.any() else 0.0
+
+
 def psnr_over(original: np.ndarray, recon: np.ndarray, mask: np.ndarray | None = None) -> float:
     """PSNR (dB) of ``recon`` as :func:`quality` computes it (same points, same range), alone: for searches that
     need nothing else."""
-    a = original.astype(np.float64, copy=False)
-    valid = np.isfinite(a) if mask is None else np.isfinite(a) & mask
+    a, valid, value_range = _compared(original, mask)
     if not valid.any():
         return psnr_db(0.0, 0.0)
     with np.errstate(invalid="ignore", over="ignore"):
         err = a[valid] - recon[valid].astype(np.float64)
-    rmse = float(np.sqrt(np.mean(err**2)))
-    return psnr_db(rmse, finite_range(original) if mask is None else float(np.ptp(a[valid])))
+    return psnr_db(float(np.sqrt(np.mean(err**2))), value_range)
 
 
 def ssim_over(original: np.ndarray, recon: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Mean SSIM of ``recon`` as :func:`quality` computes it (same points: the others count as 0 on both sides;
     same range), alone."""
-    a = original.astype(np.float64, copy=False)
-    valid = np.isfinite(a) if mask is None else np.isfinite(a) & mask
+    a, valid, value_range = _compared(original, mask)
     if not valid.any():
         return 1.0
     b = recon.astype(np.float64, copy=False)
-    value_range = finite_range(original) if mask is None else float(np.ptp(a[valid]))
     with np.errstate(invalid="ignore", over="ignore"):
         return ssim(np.where(valid, a, 0.0), np.where(valid, b, 0.0), value_range)
 
@@ -82,14 +88,11 @@ def ssim_over(original: np.ndarray, recon: np.ndarray, mask: np.ndarray | None =
 def quality(original: np.ndarray, recon: np.ndarray, mask: np.ndarray | None = None) -> Quality:
     """Compare ``recon`` to ``original`` (same shape) over the finite values of ``original`` where ``mask``
     (bool, same shape, default all) is True; the value range is that of the compared values."""
-    a = original.astype(np.float64, copy=False)
+    a, valid, value_range = _compared(original, mask)
     b = recon.astype(np.float64, copy=False)
-    valid = np.isfinite(a) if mask is None else np.isfinite(a) & mask
     with np.errstate(invalid="ignore", over="ignore"):
         err = np.abs(a[valid] - b[valid]) if valid.any() else np.zeros(1)
     rmse = float(np.sqrt(np.mean(err**2)))
-    compared_range = float(np.ptp(a[valid])) if valid.any() else 0.0
-    value_range = finite_range(original) if mask is None else compared_range
     psnr = psnr_db(rmse, value_range)
     return Quality(
         max_abs_error=float(err.max()), rmse=rmse, psnr_db=float(psnr),

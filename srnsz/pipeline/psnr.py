@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from srnsz.bounds import finite_range, search_psnr_bound, ssim_db
+from srnsz.bounds import finite_range, search_bound, ssim_db
 from srnsz.errors import InvalidInputError
 from srnsz.eval.metrics import psnr_over, ssim_over
 from srnsz.predictors.base import Encoded, Predictor, Progress
@@ -42,7 +42,7 @@ def compress_for_psnr(predictor: Predictor, field: np.ndarray, mask: np.ndarray 
 
     eb = start
     if tuned.can_preview:
-        found, _ = search_psnr_bound(psnr_at, target_db, start, TOLERANCE_DB, BOUND_SEARCH_TRIALS)
+        found, _ = search_bound(psnr_at, target_db, start, TOLERANCE_DB, BOUND_SEARCH_TRIALS)
         if found is not None:
             eb = found.eb
     encoded = tuned.compress(field, eb, progress, mask)
@@ -87,7 +87,7 @@ def compress_for_ssim(predictor: Predictor, field: np.ndarray, mask: np.ndarray 
     goal = ssim_db(target)
 
     def reach(chosen: Predictor, start: float) -> float | None:
-        found, _ = search_psnr_bound(lambda eb: ssim_db(ssim_over(field, chosen.preview(field, eb, mask), valid)),
+        found, _ = search_bound(lambda eb: ssim_db(ssim_over(field, chosen.preview(field, eb, mask), valid)),
                                      goal, start, TOLERANCE_DB, 2 * BOUND_SEARCH_TRIALS)
         return None if found is None else found.eb
 

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from srnsz.bounds import finite_range, search_psnr_bound
+from srnsz.bounds import finite_range, search_bound
 from srnsz.coding import lossless
 from srnsz.coding.context import curvature_details, magnitudes, multi_view_contexts, neighbour_contexts
 from srnsz.coding.entropy import CodeReader, ContextCodeWriter
@@ -243,12 +243,12 @@ class InterpPredictor(Predictor):
         def reach(options: dict[str, Any], start: float, tolerance_db: float) -> tuple[float, float]:
             """(bound reaching the target on the sample, bits/value there): the bits interpolated in PSNR
             between the two trials nearest the target."""
-            found, tried = search_psnr_bound(lambda bound: psnr(options, bound), target_db, start, tolerance_db,
+            found, tried = search_bound(lambda bound: psnr(options, bound), target_db, start, tolerance_db,
                                              max_trials=4)
-            near = sorted(tried, key=lambda t: abs(t.psnr_db - target_db))[:2]
+            near = sorted(tried, key=lambda t: abs(t.db - target_db))[:2]
             bits = [trial(options, t.eb).nbytes * per_value for t in near]
-            if len(near) == 2 and near[0].psnr_db != near[1].psnr_db and np.isfinite(near[1].psnr_db):
-                share = (target_db - near[0].psnr_db) / (near[1].psnr_db - near[0].psnr_db)
+            if len(near) == 2 and near[0].db != near[1].db and np.isfinite(near[1].db):
+                share = (target_db - near[0].db) / (near[1].db - near[0].db)
                 bits[0] += (bits[1] - bits[0]) * min(max(share, -1.0), 2.0)
             return (found.eb if found is not None else tried[-1].eb), bits[0]
 
