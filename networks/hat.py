@@ -7,6 +7,10 @@ x2 upsampler. One input and one output channel; inputs are fields normalised to 
 
 With `cubic_skip=True` the network output is added to the cubic spline upsampling of its input, so it learns a
 correction to the interpolation the compressor would otherwise use (a zero correction reproduces that baseline).
+
+With `bound_channel=True` the network also takes the error bound of its input: the compressor's coarse lattice is
+reconstructed within eb, so the network is told eb relative to the input's normalisation span (a constant second
+channel, :func:`bound_feature`) and can learn to denoise as much as that bound calls for.
 """
 
 from __future__ import annotations
@@ -19,6 +23,14 @@ from torch import nn
 
 from networks.registry import register_model
 from networks.upsample import cubic_upsample2x
+
+# eb / span from 1e-6 (or 0: lossless input) to 1 maps to the channel value 0..1 on a log scale.
+BOUND_FLOOR = 1e-6
+
+
+def bound_feature(bound: torch.Tensor) -> torch.Tensor:
+    """The bound channel's value for ``bound`` = eb / span of the normalised input, (B,) -> (B,) in [0, 1]."""
+    return torch.log10(bound.clamp(BOUND_FLOOR, 1.0)) / -torch.log10(bound.new_tensor(BOUND_FLOOR)) + 1.0
 
 
 def window_partition(x: torch.Tensor, window_size: int) -> torch.Tensor:
@@ -215,17 +227,20 @@ class ResidualHybridAttentionGroup(nn.Module):
 
 
 class HAT(nn.Module):
-    """x2 super-resolution: (B, 1, h, w) in [0, 1] -> (B, 1, 2h, 2w). Any h, w (padded to the window inside)."""
+    """x2 super-resolution: (B, 1, h, w) in [0, 1] -> (B, 1, 2h, 2w). Any h, w (padded to the window inside).
+
+    bound_channel: forward also takes ``bound`` (B,), the input's error bound relative to its normalisation span.
+    """
 
     def __init__(self, embed_dim: int = 48, depths: tuple[int, ...] = (2, 2), num_heads: tuple[int, ...] = (4, 4),
                  window_size: int = 8, compress_ratio: int = 3, squeeze_factor: int = 16, conv_scale: float = 0.01,
                  overlap_ratio: float = 0.5, mlp_ratio: float = 2.0, num_feat: int = 32, drop_path_rate: float = 0.0,
-                 cubic_skip: bool = True) -> None:
+                 cubic_skip: bool = True, bound_channel: bool = False) -> None:
         super().__init__()
         if len(depths) != len(num_heads):
             raise ValueError(f"depths {depths} and num_heads {num_heads} must have the same length")
-        self.window_size, self.cubic_skip = window_size, cubic_skip
-        self.conv_first = nn.Conv2d(1, embed_dim, 3, padding=1)
+        self.window_size, self.cubic_skip, self.bound_channel = window_size, cubic_skip, bound_channel
+        self.conv_first = nn.Conv2d(2 if bound_channel else 1, embed_dim, 3, padding=1)
         rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
         starts = [sum(depths[:i]) for i in range(len(depths))]
         self.groups = nn.ModuleList(
@@ -256,13 +271,18 @@ class HAT(nn.Module):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bound: torch.Tensor | None = None) -> torch.Tensor:
         height, width = x.shape[-2:]
         ws = self.window_size
         pad_h, pad_w = (-height) % ws, (-width) % ws
         # Reflection needs the pad to be smaller than the side; replicate covers tiny inputs.
         mode = "reflect" if pad_h < height and pad_w < width else "replicate"
         padded = F.pad(x - 0.5, (0, pad_w, 0, pad_h), mode=mode)
+        if self.bound_channel:
+            if bound is None:
+                raise ValueError("this network takes the input's error bound: call it as model(x, bound)")
+            level = bound_feature(bound.to(x.dtype).reshape(-1))[:, None, None, None]
+            padded = torch.cat([padded, level.expand_as(padded)], dim=1)
         size = padded.shape[-2:]
         shallow = self.conv_first(padded)
         tokens = rearrange(shallow, "b c h w -> b (h w) c")
@@ -273,6 +293,19 @@ class HAT(nn.Module):
         return out + cubic_upsample2x(x) if self.cubic_skip else out + 0.5
 
 
+def with_bound_channel(model: HAT, kwargs: dict) -> HAT:
+    """A copy of ``model`` (built with registry ``kwargs``) that also takes the bound channel, its weights zero
+    there: it predicts exactly as ``model`` until fine-tuning teaches it to use the bound."""
+    if model.bound_channel:
+        return model
+    widened = _hat(**{**kwargs, "bound_channel": True})
+    state = model.state_dict()
+    weight = state["conv_first.weight"]
+    state["conv_first.weight"] = torch.cat([weight, torch.zeros_like(weight)], dim=1)
+    widened.load_state_dict(state, strict=True)
+    return widened.to(weight.device).train(model.training)
+
+
 def _hat(**kwargs: object) -> HAT:
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
     return HAT(**kwargs)
@@ -281,12 +314,12 @@ def _hat(**kwargs: object) -> HAT:
 # Paper sizes (HAT-S and HAT, x2) and a CPU-sized variant. Window 16 in the paper; 8 keeps tiny inputs cheap.
 register_model("hat_tiny", "hat", _hat, embed_dim=48, depths=(2, 2), num_heads=(4, 4), window_size=8,
                compress_ratio=3, squeeze_factor=16, conv_scale=0.01, overlap_ratio=0.5, mlp_ratio=2.0, num_feat=32,
-               drop_path_rate=0.0, cubic_skip=True)
+               drop_path_rate=0.0, cubic_skip=True, bound_channel=False)
 register_model("hat_s", "hat", _hat, embed_dim=144, depths=(6,) * 6, num_heads=(6,) * 6, window_size=16,
                compress_ratio=24, squeeze_factor=24, conv_scale=0.01, overlap_ratio=0.5, mlp_ratio=2.0, num_feat=64,
-               drop_path_rate=0.1, cubic_skip=True)
+               drop_path_rate=0.1, cubic_skip=True, bound_channel=False)
 register_model("hat", "hat", _hat, embed_dim=180, depths=(6,) * 6, num_heads=(6,) * 6, window_size=16,
                compress_ratio=3, squeeze_factor=30, conv_scale=0.01, overlap_ratio=0.5, mlp_ratio=2.0, num_feat=64,
-               drop_path_rate=0.1, cubic_skip=True)
+               drop_path_rate=0.1, cubic_skip=True, bound_channel=False)
 
-__all__ = ["HAT"]
+__all__ = ["HAT", "bound_feature", "with_bound_channel"]

@@ -17,13 +17,14 @@ from srnsz.neural.zoo import WeightsError  # noqa: E402
 from training.export import export_weights  # noqa: E402
 
 
-def _export(directory, name: str, seed: int, correction: float) -> None:
+def _export(directory, name: str, seed: int, correction: float, bound_channel: bool = False) -> None:
     """hat_tiny whose correction branch is random of size `correction` (0: exactly cubic upsampling)."""
     torch.manual_seed(seed)
-    model = networks.create_model("hat_tiny", depths=(1,), num_heads=(2,), window_size=4)
+    kwargs = networks.model_kwargs("hat_tiny", depths=(1,), num_heads=(2,), window_size=4,
+                                   bound_channel=bound_channel)
+    model = networks.create_model("hat_tiny", **kwargs)
     with torch.no_grad():
         model.upsample[-1].weight.normal_(0, correction)
-    kwargs = networks.model_kwargs("hat_tiny", depths=(1,), num_heads=(2,), window_size=4)
     export_weights(model, name, "hat_tiny", kwargs, "test", {}, {}, directory)
 
 
@@ -33,6 +34,7 @@ def weights_dir(tmp_path_factory):
     _export(directory, "cubic_hat", seed=0, correction=0.0)
     _export(directory, "near_cubic_hat", seed=1, correction=0.001)
     _export(directory, "noisy_hat", seed=2, correction=1.0)
+    _export(directory, "bound_hat", seed=3, correction=0.001, bound_channel=True)
     return directory
 
 
@@ -74,6 +76,29 @@ def test_network_wins_blocks_where_it_predicts_better(force_hat):
     assert_bound(data, recon, 1e-5)
     linear = srnsz.compress(data, 1e-5, "abs", kind="linear", tune="off")
     assert len(stream) < len(linear)
+
+
+@pytest.mark.parametrize("shape", [(64, 80), (20, 33, 40)])
+def test_a_bound_aware_network_is_given_the_bound_and_decodes_exactly(shape, force_hat, monkeypatch):
+    """A network with a bound channel is called with eb over each plane's span, compressing and decoding alike."""
+    data = smooth_field(shape)
+    seen: list[float] = []
+    real_forward = networks.hat.HAT.forward
+
+    def forward(model, x, bound=None):
+        if model.bound_channel and bound is not None:
+            seen.extend(bound.tolist())
+        return real_forward(model, x, bound)
+
+    monkeypatch.setattr(networks.hat.HAT, "forward", forward)
+    eb = 1e-3
+    stream, recon = _hat(data, eb, model="bound_hat")
+    assert srnsz.info(stream).predictor == "hat" and seen
+    span = float(data.max() - data.min())
+    assert min(seen) >= eb / span * (1 - 1e-6)  # a plane's span is at most the field's
+    assert_bound(data, recon, eb)
+    with pytest.raises(ValueError, match="error bound"):
+        networks.create_model("hat_tiny", bound_channel=True)(torch.zeros(1, 1, 8, 8))
 
 
 def test_3d_uses_slices_along_every_axis(force_hat):
@@ -143,8 +168,8 @@ def test_numerics_drift_is_a_clear_error(monkeypatch, force_hat):
     stream, _ = _hat(data, 1e-4, model="near_cubic_hat")
     real = neural.upsample_planes
 
-    def drifted(model, planes, settings):
-        return real(model, planes, settings) + 1e-9  # a different BLAS, another CPU...
+    def drifted(model, planes, settings, eb):
+        return real(model, planes, settings, eb) + 1e-9  # a different BLAS, another CPU...
 
     import srnsz.predictors.hat as hat_module
 
@@ -229,9 +254,9 @@ def test_a_network_that_cannot_win_runs_on_a_sample_only(monkeypatch):
     seen: list[tuple[int, ...]] = []
     real = hat_module.hat_level_prediction
 
-    def spy(model, view, settings):
+    def spy(model, view, settings, eb):
         seen.append(view.shape)
-        return real(model, view, settings)
+        return real(model, view, settings, eb)
 
     monkeypatch.setattr(hat_module, "hat_level_prediction", spy)
     data = smooth_field((320, 300))

@@ -170,21 +170,54 @@ def test_a_manifest_that_is_not_an_object_is_a_clear_error(tmp_path):
 
 
 def test_finetune_starts_from_zoo_weights(user_field, tmp_path, with_test_weights):
-    """init=<weights> trains from those weights (sha256-checked), whose architecture and kwargs win."""
+    """init=<weights> trains from those weights (sha256-checked), whose architecture and kwargs win; the finetune
+    recipe adds the bound channel with zero weights, so it starts predicting exactly as the zoo network."""
     from training.train import build_network
 
     overrides = ["experiment=finetune", "init=test_hat", f"data.train_files=[{user_field}]",
                  f"train.out_dir={tmp_path / 'run'}", "train.steps=2", "train.val_every=2", "train.ckpt_every=2",
-                 "train.batch_size=2", "data.patch_size=16", "data.val_samples=4", "train.progress=false"]
+                 "train.batch_size=2", "data.patch_size=16", "data.val_samples=4", "train.progress=false",
+                 "data.input_bounds=[1e-2]"]
     start, architecture, kwargs = build_network(_compose(overrides))
     zoo, _ = load_pretrained("test_hat")
-    assert architecture == "hat_tiny" and kwargs["depths"] == [1]
-    for a, b in zip(start.state_dict().values(), zoo.state_dict().values()):
-        torch.testing.assert_close(a, b)
+    assert architecture == "hat_tiny" and kwargs["depths"] == [1] and kwargs["bound_channel"]
+    for (name, a), b in zip(start.state_dict().items(), zoo.state_dict().values()):
+        torch.testing.assert_close(a[:, :1] if name == "conv_first.weight" else a, b)
+    assert not start.state_dict()["conv_first.weight"][:, 1:].any()
+    lr = torch.rand(2, 1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(start.eval()(lr, torch.tensor([1e-2, 1e-4])), zoo(lr))
+    plain, _, plain_kwargs = build_network(_compose(overrides + ["network.bound_channel=false"]))
+    assert not plain_kwargs["bound_channel"] and plain.conv_first.weight.shape[1] == 1
     result = run(_compose(overrides))
     assert result.step == 2
     with pytest.raises(Exception, match="network=hat_tiny"):
         build_network(_compose(overrides[:2] + ["network=ae_2d"] + overrides[2:]))
+
+
+def test_bound_inputs_are_srnsz_reconstructions_on_the_coarse_lattice(tmp_path):
+    """input_bounds: lr is srnsz's reconstruction at one of the bounds (within it, not the original), on even
+    points of even planes of a 3D field, and 'bound' is that bound over lr's span."""
+    from training.data import SuperResolutionPatches, reconstructed
+
+    field = (smooth_field((40, 24, 20), seed=3) + 0.05 * np.random.default_rng(1).standard_normal((40, 24, 20)))
+    np.save(tmp_path / "f.npy", field.astype(np.float32))
+    data = SuperResolutionPatches([str(tmp_path / "f.npy")], patch_size=16, input_bounds=[1e-2], holdout=0.25,
+                                  val_samples=4)
+    plane = data.train_planes[0]
+    span = float(field.astype(np.float32)[:30].max() - field.astype(np.float32)[:30].min())
+    assert plane.stride == 2 and plane.eb == pytest.approx(1e-2 * span, rel=1e-6)
+    assert 0 < np.abs(plane.given - plane.original).max() <= plane.eb
+    assert len(data.train_planes) == 15 + 12 + 10  # even planes of the 30x24x20 training part along each axis
+    batch = data.train_batch(32, np.random.default_rng(0))
+    lr, hr, bound = batch["lr"], batch["hr"], batch["bound"]
+    assert lr.shape == (32, 1, 8, 8) and bound.shape == (32,)
+    # lr and hr share one scaling (lr's span): their difference on the lattice is the error over that span
+    assert float((lr - hr[..., ::2, ::2]).abs().amax(dim=(1, 2, 3)).sub(bound).max()) <= 1e-5
+    assert float(bound.min()) > 0
+    assert np.array_equal(reconstructed(field, 1e-2), reconstructed(field, 1e-2))
+    with pytest.raises(ValueError, match="input_bounds"):
+        SuperResolutionPatches([str(tmp_path / "f.npy")], patch_size=16, input_bounds=[2.0])
 
 
 def test_training_samples_never_hold_missing_values(tmp_path):

@@ -96,18 +96,49 @@ class _FieldData:
                 "val": [Path(s.path).name for s in self.val_specs] or "last part of each training field"}
 
 
+def reconstructed(field: np.ndarray, rel: float) -> np.ndarray:
+    """``field`` after srnsz compression within ``rel`` x its value range (the interp predictor) and
+    decompression: what the coarse levels look like when the network is asked for the finest one."""
+    import srnsz
+
+    return np.asarray(srnsz.decompress(srnsz.compress(field, rel, "rel")), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class _Plane:
+    """A 2D plane to cut patches from: the original values, the values the network is given (the original, or
+    srnsz's reconstruction at a bound), that bound in data units, and the step patch corners move by (2 where the
+    network input must sit on the compressor's coarse lattice)."""
+
+    original: np.ndarray
+    given: np.ndarray
+    eb: float
+    stride: int
+
+
 class SuperResolutionPatches(_FieldData):
-    """Random (lr, hr) pairs: hr a (patch, patch) window of a 2D plane, lr = hr[::2, ::2], both scaled with the
-    min/max of lr (what the compressor knows) so lr is in [0, 1]. Optional uniform noise of relative size
-    `input_noise` on lr mimics reconstruction error at that bound."""
+    """Random (lr, hr, bound) triples: hr a (patch, patch) window of a 2D plane, lr its points [::2, ::2], both
+    scaled with the min/max of lr (what the compressor knows) so lr is in [0, 1]; bound = lr's error bound over
+    that span (0 for clean inputs).
+
+    What lr holds: the original values (default); with `input_noise` > 0, those plus uniform noise of that size
+    (relative to lr's span); with `input_bounds` (relative bounds, e.g. [1e-2, 1e-3]), srnsz's own reconstruction
+    of the field at one of those bounds, picked per patch -- exactly what the network sees when compressing: then
+    3D fields give only their even planes and patches start at even points (the coarse lattice), and there are
+    no mirror flips (they would move lr off the lattice); the validation set is drawn the same way."""
 
     def __init__(self, train_files: list, val_files: list | None = None, data_dir: str = ".", patch_size: int = 64,
-                 input_noise: float = 0.0, holdout: float = 0.2, fill_threshold: float = 1e19,
-                 val_samples: int = 256, seed: int = 0) -> None:
+                 input_noise: float = 0.0, input_bounds: list[float] | None = None, holdout: float = 0.2,
+                 fill_threshold: float = 1e19, val_samples: int = 256, seed: int = 0) -> None:
         if patch_size < 4 or patch_size % 2:
             raise ValueError(f"patch_size must be even and >= 4, got {patch_size}")
+        bounds = [float(b) for b in (input_bounds or [])]
+        if any(not 0 < b < 1 for b in bounds):
+            raise ValueError(f"input_bounds are relative bounds in (0, 1), got {bounds}")
+        if bounds and input_noise:
+            raise ValueError("give input_noise or input_bounds, not both")
         super().__init__(train_files, val_files, data_dir, holdout, fill_threshold, val_samples, seed)
-        self.patch_size, self.input_noise = patch_size, input_noise
+        self.patch_size, self.input_noise, self.input_bounds = patch_size, input_noise, bounds
         self.train_planes = self._usable(self.train_fields)
         self.val_planes = self._usable(self.val_fields)
         if not self.train_planes:
@@ -117,42 +148,69 @@ class SuperResolutionPatches(_FieldData):
                              "val_files, a larger holdout or a smaller patch_size")
         self._validation = self._draw(self.val_planes, val_samples, np.random.default_rng(seed + 7919), noise=0.0)
 
-    def _usable(self, fields: list[np.ndarray]) -> list[np.ndarray]:
-        return [p for f in fields for p in planes(f) if min(p.shape) >= self.patch_size]
+    def describe(self) -> dict:
+        """What the manifest records about the data, with how the network inputs were made."""
+        inputs = ({"srnsz_bounds": self.input_bounds} if self.input_bounds
+                  else {"noise": self.input_noise} if self.input_noise else "clean")
+        return {**super().describe(), "inputs": inputs}
 
-    def _draw(self, pool: list[np.ndarray], count: int, rng: np.random.Generator, noise: float) -> dict:
+    def _usable(self, fields: list[np.ndarray]) -> list[_Plane]:
+        out = []
+        for f in fields:
+            if not self.input_bounds:
+                out += [_Plane(p, p, 0.0, 1) for p in planes(f) if min(p.shape) >= self.patch_size]
+                continue
+            valid = f[np.isfinite(f) & (np.abs(f) < self.fill_threshold)]
+            span = float(valid.max() - valid.min()) if valid.size else 0.0
+            for rel in self.input_bounds:
+                given = reconstructed(f, rel)
+                pairs = ([(f, given)] if f.ndim == 2 else
+                         [(np.moveaxis(f, a, 0)[i], np.moveaxis(given, a, 0)[i])
+                          for a in range(f.ndim) for i in range(0, f.shape[a], 2)] if f.ndim == 3 else [])
+                out += [_Plane(o, g, rel * span, 2) for o, g in pairs if min(o.shape) >= self.patch_size]
+        return out
+
+    def _draw(self, pool: list[_Plane], count: int, rng: np.random.Generator, noise: float) -> dict:
         size = self.patch_size
-        weights = np.array([(p.shape[0] - size + 1) * (p.shape[1] - size + 1) for p in pool], dtype=np.float64)
-        lrs, hrs = [], []
+        weights = np.array([(p.original.shape[0] - size + 1) * (p.original.shape[1] - size + 1) for p in pool],
+                           dtype=np.float64)
+        lrs, hrs, bounds = [], [], []
         attempts = 0
         while len(hrs) < count:
             attempts += 1
             if attempts > 50 * count:
                 raise ValueError("could not find enough patches free of fill values / NaN")
             plane = pool[rng.choice(len(pool), p=weights / weights.sum())]
-            i = rng.integers(0, plane.shape[0] - size + 1)
-            j = rng.integers(0, plane.shape[1] - size + 1)
-            hr = plane[i:i + size, j:j + size]
-            if rng.random() < 0.5:
-                hr = hr[::-1]
-            if rng.random() < 0.5:
-                hr = hr[:, ::-1]
-            if not _valid(hr, self.fill_threshold):
+            n0, n1 = plane.original.shape
+            i = plane.stride * rng.integers(0, (n0 - size) // plane.stride + 1)
+            j = plane.stride * rng.integers(0, (n1 - size) // plane.stride + 1)
+            hr = plane.original[i:i + size, j:j + size]
+            lr = plane.given[i:i + size:2, j:j + size:2]
+            if plane.stride == 1:
+                if rng.random() < 0.5:
+                    hr, lr = hr[::-1], hr[::-1][::2, ::2]
+                if rng.random() < 0.5:
+                    hr, lr = hr[:, ::-1], hr[:, ::-1][::2, ::2]
+            elif rng.random() < 0.5:  # a transpose keeps lr on the lattice
+                hr, lr = hr.T, lr.T
+            if not (_valid(hr, self.fill_threshold) and _valid(lr, self.fill_threshold)):
                 continue
-            lr = hr[::2, ::2]
             lo, hi = lr.min(), lr.max()
             if hi <= lo:
                 continue  # constant input: the compressor predicts it exactly without a network
             lr = (lr - lo) / (hi - lo)
+            bound = plane.eb / (hi - lo)
             if noise > 0:
                 lr = lr + rng.uniform(-noise, noise, lr.shape)
+                bound = noise
             lrs.append(lr)
             hrs.append((hr - lo) / (hi - lo))
+            bounds.append(bound)
         as_tensor = lambda xs: torch.from_numpy(np.stack(xs)[:, None].astype(np.float32))  # noqa: E731
-        return {"lr": as_tensor(lrs), "hr": as_tensor(hrs)}
+        return {"lr": as_tensor(lrs), "hr": as_tensor(hrs), "bound": torch.tensor(bounds, dtype=torch.float32)}
 
     def train_batch(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        """{'lr': (B, 1, p/2, p/2), 'hr': (B, 1, p, p)} float32."""
+        """{'lr': (B, 1, p/2, p/2), 'hr': (B, 1, p, p), 'bound': (B,)} float32."""
         return self._draw(self.train_planes, batch_size, rng, self.input_noise)
 
     def validation_set(self) -> dict[str, torch.Tensor]:

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 import networks
+from networks.hat import with_bound_channel
 from srnsz.assets import asset_dir
 from srnsz.errors import SrnszError
 from srnsz.neural.zoo import load_pretrained
@@ -31,7 +32,8 @@ def network_kwargs(cfg: DictConfig) -> tuple[str, dict]:
 def build_network(cfg: DictConfig) -> tuple[nn.Module, str, dict]:
     """(network, architecture name, full kwargs): the configured one, or with ``init`` set the zoo weights of that
     name (verified by sha256), to fine-tune; their architecture and kwargs then win over the network config, whose
-    name must match."""
+    name must match, except that ``network.bound_channel=true`` may add the bound input to a HAT that lacks it
+    (zero weights there: training starts from exactly the zoo network)."""
     if not cfg.get("init"):
         architecture, kwargs = network_kwargs(cfg)
         return instantiate(cfg.network), architecture, kwargs
@@ -39,7 +41,10 @@ def build_network(cfg: DictConfig) -> tuple[nn.Module, str, dict]:
     if entry.architecture != cfg.network.name:
         raise SrnszError(f"init={cfg.init} holds a {entry.architecture!r} network but network={cfg.network.name}: "
                          f"add network={entry.architecture}")
-    return model.train(), entry.architecture, dict(entry.kwargs)
+    kwargs = networks.model_kwargs(entry.architecture, **entry.kwargs)
+    if cfg.network.get("bound_channel") and not kwargs.get("bound_channel"):
+        model, kwargs = with_bound_channel(model, kwargs), {**kwargs, "bound_channel": True}
+    return model.train(), entry.architecture, kwargs
 
 
 def run(cfg: DictConfig) -> TrainResult:

@@ -75,13 +75,16 @@ def _tile_ranges(n: int, tile: int, overlap: int) -> list[tuple[int, int, int, i
     return out
 
 
-def upsample_planes(model: Any, planes: np.ndarray, settings: InferenceSettings) -> np.ndarray:
+def upsample_planes(model: Any, planes: np.ndarray, settings: InferenceSettings, eb: float = 0.0) -> np.ndarray:
     """x2 super-resolution of each coarse plane: (N, h, w) float -> (N, 2h, 2w) float64 in data units.
 
     Each plane is scaled to [0, 1] by the min/max of its finite values (non-finite entries are set to the
     minimum), the network output is clipped to [0, 1] and scaled back. Large planes are cut in overlapping
     tiles whose centres are stitched. Constant planes come back constant without running the network.
+    A network with a bound channel is also given ``eb`` (data units: how far the planes may be from the
+    truth) relative to each plane's span.
     """
+    bound_aware = bool(getattr(model, "bound_channel", False))
     n, h, w = planes.shape
     out = np.empty((n, 2 * h, 2 * w), dtype=np.float64)
     work: dict[tuple[int, int], list[tuple[int, tuple, tuple]]] = {}
@@ -108,8 +111,14 @@ def upsample_planes(model: Any, planes: np.ndarray, settings: InferenceSettings)
         for items in work.values():
             for start in range(0, len(items), settings.batch):
                 group = items[start:start + settings.batch]
-                batch = np.stack([normalised[i, r[0]:r[1], c[0]:c[1]] for i, r, c in group])[:, None]
-                pred = model(torch.from_numpy(batch).to(settings.device)).clamp_(0.0, 1.0)
+                batch = torch.from_numpy(
+                    np.stack([normalised[i, r[0]:r[1], c[0]:c[1]] for i, r, c in group])[:, None]).to(settings.device)
+                if bound_aware:
+                    bound = np.array([eb / spans[i] for i, _, _ in group], dtype=np.float32)
+                    pred = model(batch, torch.from_numpy(bound).to(settings.device))
+                else:
+                    pred = model(batch)
+                pred = pred.clamp_(0.0, 1.0)
                 pred = pred[:, 0].to("cpu", torch.float64).numpy()
                 for (i, r, c), p in zip(group, pred):
                     keep = p[2 * (r[2] - r[0]):2 * (r[3] - r[0]), 2 * (c[2] - c[0]):2 * (c[3] - c[0])]

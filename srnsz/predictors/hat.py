@@ -29,12 +29,14 @@ SAMPLE_SHARE = 1 / 16
 SAMPLE_MIN_POINTS = 1 << 16
 
 
-def hat_level_prediction(model: Any, fine_view: np.ndarray, settings: InferenceSettings) -> np.ndarray:
-    """HAT predictions for a level's lattice ``fine_view`` (2D or 3D) from its even points: float64 array of
-    the view's shape, NaN where the network gives no prediction (coarse points; 3D points odd in every axis)."""
+def hat_level_prediction(model: Any, fine_view: np.ndarray, settings: InferenceSettings, eb: float = 0.0
+                         ) -> np.ndarray:
+    """HAT predictions for a level's lattice ``fine_view`` (2D or 3D) from its even points, which are within
+    ``eb`` of the truth: float64 array of the view's shape, NaN where the network gives no prediction (coarse
+    points; 3D points odd in every axis)."""
     coarse = fine_view[(slice(None, None, 2),) * fine_view.ndim]
     if fine_view.ndim == 2:
-        up = upsample_planes(model, coarse[None], settings)[0]
+        up = upsample_planes(model, coarse[None], settings, eb)[0]
         pred = up[: fine_view.shape[0], : fine_view.shape[1]].copy()
         pred[::2, ::2] = np.nan
         return pred
@@ -42,7 +44,7 @@ def hat_level_prediction(model: Any, fine_view: np.ndarray, settings: InferenceS
     count = np.zeros(fine_view.shape, dtype=np.uint8)
     for axis in range(3):
         planes = np.moveaxis(coarse, axis, 0)
-        up = upsample_planes(model, np.ascontiguousarray(planes), settings)
+        up = upsample_planes(model, np.ascontiguousarray(planes), settings, eb)
         others = [n for a, n in enumerate(fine_view.shape) if a != axis]
         up = up[:, : others[0], : others[1]]
         target_total = np.moveaxis(total, axis, 0)[::2]
@@ -125,7 +127,7 @@ class HatPredictor(InterpPredictor):
             encoded.predictor = "interp"
             return encoded
         name, (model, entry) = names[chosen], candidates[chosen]
-        passes = HatPasses(model, self._settings(device), self.hat_levels, self.block_size)
+        passes = HatPasses(model, self._settings(device), self.hat_levels, self.block_size, eb)
         encoded = base.encode(data, eb, progress, free, passes)
         flags = passes.chosen()
         if not flags.any():
@@ -162,7 +164,7 @@ class HatPredictor(InterpPredictor):
         crop, crop_free = np.ascontiguousarray(data[key]), None if free is None else np.ascontiguousarray(free[key])
         best, best_size = None, base.encode(crop, eb, None, crop_free).nbytes
         for index, (model, _) in enumerate(candidates):
-            passes = HatPasses(model, self._settings(device), self.hat_levels, self.block_size)
+            passes = HatPasses(model, self._settings(device), self.hat_levels, self.block_size, eb)
             with_hat = base.encode(crop, eb, None, crop_free, passes)
             flags = passes.chosen()
             if not flags.any():
@@ -178,21 +180,22 @@ class HatPredictor(InterpPredictor):
         device = resolve_device(self.device)
         model, _ = cached_model(self.model_name, device, sha256=hat.get("sha256"))
         flags = np.unpackbits(np.frombuffer(lossless.unpack(sections["FLAG"], "flag"), np.uint8)).astype(bool)
-        passes = HatPasses(model, self._settings(device), self.hat_levels, self.block_size, flags)
+        passes = HatPasses(model, self._settings(device), self.hat_levels, self.block_size, eb, flags)
         return self.decode(sections, params, shape, dtype, eb, progress, passes)
 
 
 class HatPasses:
     """The interp traversal's hook (:class:`srnsz.predictors.interp.PassHook`) that puts HAT into the finest
-    ``hat_levels`` levels, for one compression or decompression.
+    ``hat_levels`` levels, for one compression or decompression at bound ``eb`` (given to networks that take it).
 
     Compressing (``recorded`` None), each pass of a HAT level chooses per block whichever of HAT and
     interpolation has the smaller L1 error and appends its choices to ``flags``; decoding, it takes them from
     ``recorded`` (the unpacked FLAG section) in the same order."""
 
-    def __init__(self, model: Any, settings: InferenceSettings, hat_levels: int, block_size: int,
+    def __init__(self, model: Any, settings: InferenceSettings, hat_levels: int, block_size: int, eb: float,
                  recorded: np.ndarray | None = None) -> None:
         self.model, self.settings, self.hat_levels, self.block_size = model, settings, hat_levels, block_size
+        self.eb = eb
         self.recorded, self.used = recorded, 0
         self.flags: list[np.ndarray] = []
         self._maps: dict[int, np.ndarray] = {}
@@ -208,7 +211,7 @@ class HatPasses:
             t = plan.stride(level)
             key = tuple(slice(0, None, t) for _ in rec.shape)
             full = np.full(rec.shape, np.nan)
-            full[key] = hat_level_prediction(self.model, rec[key], self.settings)
+            full[key] = hat_level_prediction(self.model, rec[key], self.settings, self.eb)
             self._maps.clear()  # one level at a time keeps memory to one extra field
             self._maps[level] = full
         return self._maps[level]
