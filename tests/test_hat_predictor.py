@@ -246,9 +246,11 @@ def test_pinned_inference_restores_torch_settings():
         torch.use_deterministic_algorithms(False)
 
 
-def test_a_network_that_cannot_win_runs_on_a_sample_only(monkeypatch):
-    """Fields above SAMPLE_MIN_POINTS: the network runs on a central crop first; where it does not win there,
-    the stream is the plain interp one and the network never sees the whole field."""
+@pytest.mark.parametrize("shape", [(320, 300), (72, 70, 66)])
+def test_a_network_that_cannot_win_runs_on_a_sample_only(monkeypatch, shape):
+    """Fields above SAMPLE_MIN_POINTS: the network runs on a central crop first (at least SAMPLE_MIN_SIDE a side,
+    so that its planes show what it does); where it does not win there, the stream is the plain interp one and
+    the network never sees the whole field."""
     import srnsz.predictors.hat as hat_module
 
     seen: list[tuple[int, ...]] = []
@@ -259,11 +261,12 @@ def test_a_network_that_cannot_win_runs_on_a_sample_only(monkeypatch):
         return real(model, view, settings, eb)
 
     monkeypatch.setattr(hat_module, "hat_level_prediction", spy)
-    data = smooth_field((320, 300))
+    data = smooth_field(shape)
     assert data.size > hat_module.SAMPLE_MIN_POINTS
     stream, recon = _hat(data, 1e-3, model="noisy_hat")
     assert srnsz.info(stream).predictor == "interp"
     assert seen and all(np.prod(s) < data.size / 4 for s in seen)
+    assert min(seen[0]) >= hat_module.SAMPLE_MIN_SIDE
     assert_bound(data, recon, 1e-3)
 
 
