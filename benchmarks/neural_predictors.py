@@ -1,6 +1,6 @@
 """Neural predictors against the classical path on ../shared/data, field by field.
 
-  python benchmarks/neural_predictors.py hat [--rel 1e-2 5e-3]   # issue 3 table: hat vs interp
+  python benchmarks/neural_predictors.py hat [--rel 1e-2 5e-3] [--model hat_tiny]   # hat vs interp
   python benchmarks/neural_predictors.py ae  [--rel 1e-2]        # issue 4 table: ae vs lorenzo/interp/SZ3/ZFP
 
 Every row asserts the bound on the decoded data. Times are wall clock on this machine (one run each);
@@ -60,7 +60,8 @@ def run(data: np.ndarray, eb: float, predictor: str, **options) -> dict:
     assert np.all(err[np.isfinite(data)] <= eb), f"{predictor}: bound violated"
     info = srnsz.info(stream)
     return {"cr": data.nbytes / len(stream), "c": data.nbytes / 1e6 / (t1 - t0), "d": data.nbytes / 1e6 / (t2 - t1),
-            "net": net_compress / (t1 - t0), "kept": info.predictor, "params": info.predictor_params}
+            "net": net_compress / (t1 - t0), "kept": info.predictor, "params": info.predictor_params,
+            "seconds": t1 - t0}
 
 
 def fields(ndims: tuple[int, ...]) -> list[tuple[str, np.ndarray]]:
@@ -72,25 +73,37 @@ def fields(ndims: tuple[int, ...]) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def hat_table(rels: list[float]) -> None:
-    print("| field | rel eb | interp CR | hat CR | hat/interp | HAT blocks | hat MB/s c/d | net % of compress |")
-    print("|---|---|---|---|---|---|---|---|")
+def hat_table(rels: list[float], model: str) -> None:
+    print(f"model {model}")
+    print("| field | rel eb | interp CR | hat CR | hat/interp | HAT blocks | hat MB/s c/d | interp MB/s c/d | "
+          "hat/interp compress time | net % of compress |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     gains: dict[float, list[float]] = {r: [] for r in rels}
+    costs: list[float] = []  # compress time hat / interp where the interp stream was kept
+    first = fields((2, 3))[0][1]
+    run(first, 1e-2 * float(np.ptp(first)), "hat", model=model)  # torch and the weights loaded before timing
     for name, data in fields((2, 3)):
         valid = valid_mask(data, MissingRule())
         value_range = float(np.ptp(data[valid].astype(np.float64)))
         for rel in rels:
             eb = rel * value_range
             base = run(data, eb, "interp")
-            ours = run(data, eb, "hat", model="hat_tiny")
+            ours = run(data, eb, "hat", model=model)
             h = ours["params"].get("hat")
             share = f"{h['blocks_hat']}/{h['blocks_total']}" if h else "interp stream kept"
             gains[rel].append(ours["cr"] / base["cr"])
+            cost = ours["seconds"] / base["seconds"]
+            if not h:
+                costs.append(cost)
             print(f"| {name} | {rel:g} | {base['cr']:.2f} | {ours['cr']:.2f} | {ours['cr'] / base['cr']:.3f} | "
-                  f"{share} | {ours['c']:.2f} / {ours['d']:.2f} | {100 * ours['net']:.0f} |", flush=True)
+                  f"{share} | {ours['c']:.2f} / {ours['d']:.2f} | {base['c']:.2f} / {base['d']:.2f} | {cost:.1f} | "
+                  f"{100 * ours['net']:.0f} |", flush=True)
     for rel, g in gains.items():
         print(f"rel {rel:g}: geometric mean hat/interp {np.exp(np.mean(np.log(g))):.3f}, min {min(g):.3f}, "
               f"max {max(g):.3f}")
+    if costs:
+        print(f"where the interp stream was kept ({len(costs)}): hat compress time / interp's median "
+              f"{float(np.median(costs)):.1f}x, max {max(costs):.1f}x")
 
 
 def ae_table(rels: list[float]) -> None:
@@ -127,9 +140,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", choices=["hat", "ae"])
     parser.add_argument("--rel", type=float, nargs="+")
+    parser.add_argument("--model", default="hat_tiny", help="hat weights name(s), comma-separated")
     args = parser.parse_args()
     if args.which == "hat":
-        hat_table(args.rel or [1e-2, 5e-3])
+        hat_table(args.rel or [1e-2, 5e-3], args.model)
     else:
         ae_table(args.rel or [1e-2])
 
