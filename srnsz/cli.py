@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -514,6 +515,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
+    except BrokenPipeError:
+        # The reader went away (`srnsz info x | head`): stop quietly, with the status of a process killed by
+        # SIGPIPE, and point stdout at /dev/null so the interpreter's final flush does not complain.
+        with suppress(AttributeError, OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (SrnszError, OSError) as exc:
         print(f"srnsz: error: {exc}", file=sys.stderr)
         return 1

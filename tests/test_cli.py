@@ -37,6 +37,23 @@ def test_compress_decompress_npy(npy, tmp_path):
     assert "ratio" in run("info", str(out)).stdout
 
 
+def test_a_closed_stdout_ends_quietly(npy, tmp_path):
+    """`srnsz info x | head -1`: when the reader has gone, no error message and no traceback, SIGPIPE's status."""
+    import os
+
+    path, _ = npy
+    out = tmp_path / "f.srnsz"
+    run("compress", str(path), "-o", str(out), "--eb", "1e-3")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written
+    try:
+        proc = subprocess.run([sys.executable, "-m", "srnsz.cli", "info", str(out)], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=300)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141 and proc.stderr == ""
+
+
 def test_raw_input_and_output(tmp_path):
     data = smooth_field((9, 10, 11), np.float64)
     raw = tmp_path / "f.bin"
