@@ -143,3 +143,16 @@ def test_ssim_mode_meets_its_target_and_states_its_bound() -> None:
         srnsz.compress(smooth_field((500,)), 0.99, "ssim")
     with pytest.raises(srnsz.SrnszError, match="previews"):
         srnsz.compress(data, 0.99, "ssim", predictor="lorenzo")
+
+
+def test_the_search_metrics_agree_with_quality() -> None:
+    """psnr_over and rmse_over (what the searches use) give exactly quality()'s figures, masked or not."""
+    from srnsz.eval.metrics import rmse_over
+
+    data = smooth_field((30, 40)).astype(np.float64)
+    data[3, 4] = np.nan
+    recon = data + np.random.default_rng(0).uniform(-1e-3, 1e-3, data.shape)
+    for mask in (None, data > 0, np.zeros(data.shape, bool)):
+        full = quality(data, recon, mask)
+        assert rmse_over(data, recon, mask) == full.rmse
+        assert psnr_over(data, recon, mask) == full.psnr_db

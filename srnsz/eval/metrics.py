@@ -63,15 +63,27 @@ def _compared(original: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray
     return a, valid, float(np.ptp(a[valid])) if valid.any() else 0.0
 
 
+def _rmse(a: np.ndarray, valid: np.ndarray, recon: np.ndarray) -> float:
+    if not valid.any():
+        return 0.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = a[valid] - recon[valid].astype(np.float64)
+    return float(np.sqrt(np.mean(err**2)))
+
+
+def rmse_over(original: np.ndarray, recon: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """RMSE of ``recon`` as :func:`quality` computes it (same points; 0 when there are none), alone."""
+    a, valid, _ = _compared(original, mask)
+    return _rmse(a, valid, recon)
+
+
 def psnr_over(original: np.ndarray, recon: np.ndarray, mask: np.ndarray | None = None) -> float:
     """PSNR (dB) of ``recon`` as :func:`quality` computes it (same points, same range), alone: for searches that
     need nothing else."""
     a, valid, value_range = _compared(original, mask)
     if not valid.any():
         return psnr_db(0.0, 0.0)
-    with np.errstate(invalid="ignore", over="ignore"):
-        err = a[valid] - recon[valid].astype(np.float64)
-    return psnr_db(float(np.sqrt(np.mean(err**2))), value_range)
+    return psnr_db(_rmse(a, valid, recon), value_range)
 
 
 def ssim_over(original: np.ndarray, recon: np.ndarray, mask: np.ndarray | None = None) -> float:

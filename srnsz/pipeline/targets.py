@@ -17,7 +17,7 @@ from srnsz import api, missing
 from srnsz.bounds import finite_range
 from srnsz.decomposition.sampling import FULL_TRIAL_POINTS, sample_blocks
 from srnsz.errors import InvalidInputError
-from srnsz.eval.metrics import psnr_db, psnr_over, quality
+from srnsz.eval.metrics import psnr_db, psnr_over, rmse_over
 from srnsz.predictors.base import PREDICTORS
 
 MAX_FULL_TRIALS = 8
@@ -49,7 +49,7 @@ def _trial(data: np.ndarray, valid: np.ndarray | None, eb: float, predictor: str
     """Compress at ``eb``; PSNR over the ``valid`` points (None: all finite) on ``value_range`` (the whole field's,
     also when ``data`` is a sample)."""
     stream = api.compress(data, eb, "abs", predictor, **options)
-    rmse = quality(data, api.decompress(stream), valid).rmse
+    rmse = rmse_over(data, api.decompress(stream), valid)
     return _Trial(eb, stream, psnr_db(rmse, value_range), data.nbytes / len(stream))
 
 
