@@ -246,6 +246,21 @@ def test_pinned_inference_restores_torch_settings():
         torch.use_deterministic_algorithms(False)
 
 
+@pytest.mark.parametrize("shape", [(64, 64, 64), (17, 96, 192), (41, 128, 128), (512, 512), (3, 500, 500),
+                                   (24, 170, 180)])
+def test_the_sample_crop_keeps_its_share_with_sides_of_at_least_the_minimum(shape):
+    from srnsz.predictors.hat import crop_sides
+
+    sides = crop_sides(shape, 1 / 16, 32)
+    assert all(min(n, 32) <= m <= n for n, m in zip(shape, sides))
+    share = np.prod(sides) / np.prod(shape)
+    if all(n * (1 / 16) ** (1 / len(shape)) >= 32 for n in shape) or np.prod(np.minimum(shape, 32)) < np.prod(
+            shape) / 16:
+        assert share == pytest.approx(1 / 16, rel=0.1)  # the share, where the minimum sides allow it
+    else:
+        assert sides == [min(n, 32) for n in shape]  # else the smallest box the minimum allows
+
+
 @pytest.mark.parametrize("shape", [(320, 300), (72, 70, 66)])
 def test_a_network_that_cannot_win_runs_on_a_sample_only(monkeypatch, shape):
     """Fields above SAMPLE_MIN_POINTS: the network runs on a central crop first (at least SAMPLE_MIN_SIDE a side,
