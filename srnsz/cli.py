@@ -512,7 +512,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "rel", None) is not None and getattr(args, "mode", None) != "abs_and_rel":
+        # `--rel 0.01` reads like "a relative bound of 0.01"; silently ignored, it left the default 1e-3 in place.
+        parser.error(f"--rel is the relative part of --mode abs_and_rel; for a relative bound of {args.rel:g} give "
+                     f"--eb {args.rel:g} (--mode rel is the default)")
     try:
         args.func(args)
     except BrokenPipeError:

@@ -99,10 +99,12 @@ def test_corrupted_stream_leaves_no_output(npy, tmp_path):
     (["compress", "missing.npy", "-o", "x"], "does not exist"),
     (["compress", "--example", "-o", "x", "--eb", "-1"], ">= 0"),
     (["decompress", "missing.srnsz", "-o", "x.npy"], "does not exist"),
+    (["compress", "--example", "-o", "x", "--rel", "0.01"], "give --eb 0.01"),  # was silently the default 1e-3
 ])
 def test_clear_errors(args, match, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert match in run(*args, ok=False).stderr
+    assert not (tmp_path / "x").exists()
 
 
 def test_not_npy_without_raw_options(tmp_path):
