@@ -96,12 +96,15 @@ class _FieldData:
                 "val": [Path(s.path).name for s in self.val_specs] or "last part of each training field"}
 
 
-def reconstructed(field: np.ndarray, rel: float) -> np.ndarray:
-    """``field`` after srnsz compression within ``rel`` x its value range (the interp predictor) and
-    decompression: what the coarse levels look like when the network is asked for the finest one."""
+def reconstructed(field: np.ndarray, rel: float) -> tuple[np.ndarray, float]:
+    """(``field`` after srnsz compression within ``rel`` x its value range (the interp predictor) and
+    decompression, the absolute bound the stream holds): what the coarse levels look like when the network is
+    asked for the finest one, and the bound it is then given."""
     import srnsz
 
-    return np.asarray(srnsz.decompress(srnsz.compress(field, rel, "rel")), dtype=np.float64)
+    stream = srnsz.compress(field, rel, "rel")
+    return (np.asarray(srnsz.decompress(stream), dtype=np.float64),
+            float(srnsz.info(stream).error_bound["abs"]))
 
 
 @dataclass(frozen=True)
@@ -160,14 +163,12 @@ class SuperResolutionPatches(_FieldData):
             if not self.input_bounds:
                 out += [_Plane(p, p, 0.0, 1) for p in planes(f) if min(p.shape) >= self.patch_size]
                 continue
-            valid = f[np.isfinite(f) & (np.abs(f) < self.fill_threshold)]
-            span = float(valid.max() - valid.min()) if valid.size else 0.0
             for rel in self.input_bounds:
-                given = reconstructed(f, rel)
+                given, eb = reconstructed(f, rel)
                 pairs = ([(f, given)] if f.ndim == 2 else
                          [(np.moveaxis(f, a, 0)[i], np.moveaxis(given, a, 0)[i])
                           for a in range(f.ndim) for i in range(0, f.shape[a], 2)] if f.ndim == 3 else [])
-                out += [_Plane(o, g, rel * span, 2) for o, g in pairs if min(o.shape) >= self.patch_size]
+                out += [_Plane(o, g, eb, 2) for o, g in pairs if min(o.shape) >= self.patch_size]
         return out
 
     def _draw(self, pool: list[_Plane], count: int, rng: np.random.Generator, noise: float) -> dict:
