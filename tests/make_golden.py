@@ -1,5 +1,6 @@
 """Write a golden stream of the current format (only when the format version changes on purpose):
 python tests/make_golden.py v1_2   (name: the format version, as in tests/data/golden_<name>.srnsz)
+python tests/make_golden.py hat    (a stream of the shipped hat_tiny_bound network: its predictions must not drift)
 
 Keep the older ones: each must keep decoding to the same values (tests/test_golden.py)."""
 
@@ -15,6 +16,15 @@ HERE = Path(__file__).parent / "data"
 
 if __name__ == "__main__":
     name = sys.argv[1]
+    if name == "hat":  # the network wins blocks on this field at rel 1e-3 (hat_tiny_bound, CPU, 2 threads)
+        data = smooth_field((40, 48, 56), seed=7)
+        stream = srnsz.compress(data, 1e-3, "rel", predictor="hat", model="hat_tiny_bound", device="cpu")
+        assert srnsz.info(stream).predictor == "hat"
+        (HERE / "golden_hat.srnsz").write_bytes(stream)
+        np.save(HERE / "golden_hat_original.npy", data)
+        np.save(HERE / "golden_hat_expected.npy", srnsz.decompress(stream))
+        print(name, srnsz.info(stream).format_version, len(stream), "bytes")
+        sys.exit(0)
     # v1 (format 1.0) used a (12, 17, 23) field; later ones are larger so every coding method can win a level.
     data = smooth_field((12, 17, 23) if name == "v1" else (16, 25, 33), seed=7)
     data[0, 0, :3] = [np.nan, np.inf, -np.inf]

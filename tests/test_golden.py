@@ -9,6 +9,7 @@ import pytest
 from conftest import assert_bound
 
 import srnsz
+from srnsz.format.container import read_container
 
 DATA = Path(__file__).parent / "data"
 
@@ -49,3 +50,23 @@ def test_fields_without_missing_values_keep_their_format_1_2_bytes():
     # Written by the commit before missing values (caf3d49): a field with nothing missing is coded as before.
     original = np.load(DATA / "golden_v1_2_finite_original.npy")
     assert srnsz.compress(original, 1e-3, "rel") == (DATA / "golden_v1_2_finite.srnsz").read_bytes()
+
+
+def test_hat_stream_of_the_shipped_network_still_decodes_and_is_reproduced():
+    # The decoder recomputes the network's predictions: any change to the inference code that moves a bit breaks
+    # every hat stream users hold. Exact reproduction is promised for the same torch build (the stream records it).
+    torch = pytest.importorskip("torch")
+    stream = (DATA / "golden_hat.srnsz").read_bytes()
+    made_with = srnsz.info(stream)
+    if made_with.predictor != "hat":
+        pytest.fail("the golden hat stream does not use the network")
+    header_torch = read_container(stream).header["numerics"]["torch"]
+    if torch.__version__.split("+")[0] != header_torch.split("+")[0]:
+        pytest.skip(f"the golden hat stream was made with torch {header_torch}; this is torch {torch.__version__}")
+    original = np.load(DATA / "golden_hat_original.npy")
+    expected = np.load(DATA / "golden_hat_expected.npy")
+    recon = srnsz.decompress(stream)
+    assert np.array_equal(recon.view(np.uint32), expected.view(np.uint32))
+    assert_bound(original, recon, made_with.error_bound["abs"])
+    again = srnsz.compress(original, 1e-3, "rel", predictor="hat", model="hat_tiny_bound", device="cpu")
+    assert again == stream
