@@ -234,3 +234,15 @@ def test_training_samples_never_hold_missing_values(tmp_path):
     assert all(torch.isfinite(v).all() for v in batch.values())
     # hr is scaled by its lr patch's range: a -999 in it would land hundreds of ranges below 0
     assert float(batch["hr"].min()) > -1.0 and float(batch["hr"].max()) < 2.0
+
+
+def test_the_manifest_records_each_field_with_its_folder(tmp_path):
+    from training.data import SuperResolutionPatches
+
+    (tmp_path / "series").mkdir()
+    field = smooth_field((40, 40), seed=2).astype(np.float32)
+    np.save(tmp_path / "series" / "a.npy", field)
+    np.save(tmp_path / "b.npy", field)
+    data = SuperResolutionPatches(["series/a.npy"], val_files=["b.npy"], data_dir=str(tmp_path), patch_size=16,
+                                  val_samples=2)
+    assert data.describe()["train"] == ["series/a.npy"] and data.describe()["val"] == ["b.npy"]

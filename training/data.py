@@ -80,6 +80,7 @@ class _FieldData:
         if not train_files:
             raise ValueError("data.train_files is empty: give at least one field")
         self.fill_threshold = fill_threshold
+        self.data_dir = data_dir
         self.train_specs = [_spec(e, data_dir) for e in train_files]
         self.val_specs = [_spec(e, data_dir) for e in (val_files or [])]
         train = [load_field(s) for s in self.train_specs]
@@ -92,8 +93,17 @@ class _FieldData:
 
     def describe(self) -> dict:
         """What the manifest records about the data."""
-        return {"train": [Path(s.path).name for s in self.train_specs],
-                "val": [Path(s.path).name for s in self.val_specs] or "last part of each training field"}
+        return {"train": [self._recorded(s) for s in self.train_specs],
+                "val": [self._recorded(s) for s in self.val_specs] or "last part of each training field"}
+
+    def _recorded(self, spec: FieldSpec) -> str:
+        """A field's path as the manifest records it: relative to the data folder when inside it (so
+        timeseries/grayscott_A_t1000_64.npy keeps its folder), else as given."""
+        path = Path(spec.path)
+        try:
+            return path.relative_to(self.data_dir).as_posix()
+        except ValueError:
+            return str(path)
 
 
 def reconstructed(field: np.ndarray, rel: float) -> tuple[np.ndarray, float]:
