@@ -19,6 +19,7 @@ from conftest import SHARED_DATA, smooth_field  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 
+from srnsz.errors import SrnszError  # noqa: E402
 from srnsz.neural.zoo import WeightsError, load_pretrained  # noqa: E402
 from training.train import run  # noqa: E402
 
@@ -112,6 +113,27 @@ def test_tiny_run_trains_resumes_exports_and_reloads(user_field, tmp_path):
     with torch.inference_mode():
         torch.testing.assert_close(model(x), resumed.model(x))
     assert loaded.kwargs["depths"] == [1]
+
+
+def test_a_checkpoint_of_another_run_is_refused_not_resumed(user_field, tmp_path):
+    # Two fine-tunes in one folder: the second must not resume (or, finished, export) the first one's network.
+    out, export_dir = tmp_path / "run", tmp_path / "pretrained"
+    run(_compose(_quick(user_field, out, steps=2)))
+    other = [o.replace("window_size=4", "window_size=8")
+             for o in _quick(user_field, out, steps=2, export_dir=export_dir)]
+    with pytest.raises(SrnszError, match="another training run .*kwargs"):
+        run(_compose(other))
+    assert not export_dir.exists()
+    other_field = tmp_path / "other.npy"
+    np.save(other_field, np.load(user_field)[::-1].copy())
+    with pytest.raises(SrnszError, match="another training run .*data"):
+        run(_compose(_quick(other_field, out, steps=4)))
+
+
+def test_default_run_folders_are_per_exported_network():
+    assert _compose(["experiment=quick", "data.train_files=[x.npy]"]).train.out_dir == "runs/hat_tiny-quick"
+    named = _compose(["experiment=finetune", "data.train_files=[x.npy]", "export.name=my_hat"])
+    assert named.train.out_dir == "runs/finetune-my_hat"
 
 
 def test_zoo_refuses_damaged_missing_and_mismatched_weights(user_field, tmp_path):

@@ -22,6 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
+from srnsz.errors import SrnszError
 from srnsz.neural.runtime import resolve_device
 
 
@@ -96,8 +97,12 @@ def _seed_everything(seed: int) -> None:
 
 
 def fit(model: nn.Module, data: TrainData, objective: Objective, optim: OptimizerRecipe,
-        loop: TrainLoop) -> TrainResult:
-    """Train `model` for `loop.steps` steps (resuming from `out_dir/checkpoint.pt` if it exists)."""
+        loop: TrainLoop, identity: dict | None = None) -> TrainResult:
+    """Train `model` for `loop.steps` steps (resuming from `out_dir/checkpoint.pt` if it exists).
+
+    identity: what makes the run this run (network, its kwargs, init, data): stored in the checkpoint, and a
+    checkpoint of another run in `out_dir` is refused instead of being resumed (or, finished, exported as this
+    one). The schedule (steps, lr, milestones) may change between runs."""
     device = torch.device(resolve_device(loop.device))
     if loop.threads:
         torch.set_num_threads(loop.threads)
@@ -110,8 +115,10 @@ def fit(model: nn.Module, data: TrainData, objective: Objective, optim: Optimize
     optimizer, scheduler = optim.build(model.parameters())
     step, log = 0, []
     checkpoint = out_dir / "checkpoint.pt"
+    signature = json.dumps(identity, sort_keys=True, default=str) if identity is not None else None
     if checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=True)
+        _check_same_run(checkpoint, state.get("identity"), signature)
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
@@ -156,17 +163,32 @@ def fit(model: nn.Module, data: TrainData, objective: Objective, optim: Optimize
             with open(out_dir / "val_log.jsonl", "a") as f:
                 f.write(json.dumps(latest) + "\n")
         if rank == 0 and (step % loop.ckpt_every == 0 or last):
-            _save_checkpoint(checkpoint, model, ema, optimizer, scheduler, step, log)
+            _save_checkpoint(checkpoint, model, ema, optimizer, scheduler, step, log, signature)
     bar.close()
     if world > 1:
         dist.barrier()
     return TrainResult(ema.module.eval(), step, latest, out_dir, log)
 
 
+def _check_same_run(checkpoint: Path, saved: str | None, signature: str | None) -> None:
+    """Refuse to resume a checkpoint written by a run of another network, init or data."""
+    if signature is None or saved == signature:
+        return
+    if saved is None:
+        raise SrnszError(f"{checkpoint} was written without a record of its run, so it cannot be told apart from "
+                         f"another run's; remove it, or give train.out_dir=<a new folder>")
+    old, new = json.loads(saved), json.loads(signature)
+    differ = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    raise SrnszError(f"{checkpoint} belongs to another training run (its {', '.join(differ)} differ from this "
+                     f"one's); give train.out_dir=<a new folder>, or remove it to start over")
+
+
 def _save_checkpoint(path: Path, model: nn.Module, ema: AveragedModel, optimizer: torch.optim.Optimizer,
-                     scheduler: Any, step: int, log: list) -> None:
+                     scheduler: Any, step: int, log: list, signature: str | None = None) -> None:
     state = {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
              "scheduler": scheduler.state_dict(), "step": step, "log": json.dumps(log)}
+    if signature is not None:
+        state["identity"] = signature
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)  # a run killed mid-save keeps the previous checkpoint

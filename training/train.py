@@ -5,6 +5,7 @@ Only instantiates the configured pieces and calls `fit`; the pieces live in trai
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import hydra
@@ -52,7 +53,9 @@ def run(cfg: DictConfig) -> TrainResult:
     set."""
     model, architecture, kwargs = build_network(cfg)
     data = instantiate(cfg.data)
-    result = fit(model, data, instantiate(cfg.objective), instantiate(cfg.optim), instantiate(cfg.train))
+    identity = {"network": architecture, "kwargs": kwargs, "init": cfg.get("init"), "data": data.describe(),
+                "objective": OmegaConf.to_container(cfg.objective, resolve=True)}
+    result = fit(model, data, instantiate(cfg.objective), instantiate(cfg.optim), instantiate(cfg.train), identity)
     if result.log:
         plot_validation(result.out_dir / "val_log.jsonl", result.out_dir / "validation.png",
                         f"{architecture} ({cfg.recipe})")
@@ -75,9 +78,22 @@ def _is_rank_zero() -> bool:
 CONFIGS = str(asset_dir("configs"))  # absolute: works from any cwd, from a checkout and from a wheel
 
 
+def run_folder_name(recipe: str, export_name: str | None, network: str) -> str:
+    """train.out_dir's default name: one folder per exported network (two fine-tunes with different export names
+    never share a checkpoint), else per network and recipe."""
+    return f"{recipe}-{export_name}" if export_name else f"{network}-{recipe}"
+
+
+OmegaConf.register_new_resolver("run_folder", run_folder_name, replace=True)
+
+
 @hydra.main(version_base="1.3", config_path=CONFIGS, config_name="train")
 def main(cfg: DictConfig) -> None:
-    run(cfg)
+    try:
+        run(cfg)
+    except SrnszError as exc:
+        print(f"srnsz-train: error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
