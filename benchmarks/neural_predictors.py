@@ -1,6 +1,8 @@
 """Neural predictors against the classical path on ../shared/data, field by field.
 
   python benchmarks/neural_predictors.py hat [--rel 1e-2 5e-3] [--model hat_tiny]   # hat vs interp
+      [--fields sperr_vorticity_512x512 timeseries/grayscott_A_t7500_64 ...]   # these only (default: every
+      2D/3D field directly in ../shared/data)
   python benchmarks/neural_predictors.py ae  [--rel 1e-2]        # issue 4 table: ae vs lorenzo/interp/SZ3/ZFP
 
 Every row asserts the bound on the decoded data. Times are wall clock on this machine (one run each);
@@ -64,25 +66,29 @@ def run(data: np.ndarray, eb: float, predictor: str, **options) -> dict:
             "seconds": t1 - t0}
 
 
-def fields(ndims: tuple[int, ...]) -> list[tuple[str, np.ndarray]]:
+def fields(ndims: tuple[int, ...], names: list[str] | None = None) -> list[tuple[str, np.ndarray]]:
+    """(name, data) of the 2D/3D fields: ``names`` (paths under ../shared/data, .npy optional) or every field
+    directly in it."""
+    paths = [DATA / (n if n.endswith(".npy") else f"{n}.npy") for n in names] if names else sorted(DATA.glob("*.npy"))
     out = []
-    for path in sorted(DATA.glob("*.npy")):
+    for path in paths:
         data = np.load(path)
         if data.ndim in ndims:
             out.append((path.stem, data))
     return out
 
 
-def hat_table(rels: list[float], model: str) -> None:
+def hat_table(rels: list[float], model: str, names: list[str] | None = None) -> None:
     print(f"model {model}")
     print("| field | rel eb | interp CR | hat CR | hat/interp | HAT blocks | hat MB/s c/d | interp MB/s c/d | "
           "hat/interp compress time | net % of compress |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     gains: dict[float, list[float]] = {r: [] for r in rels}
     costs: list[float] = []  # compress time hat / interp where the interp stream was kept
-    first = fields((2, 3))[0][1]
+    chosen = fields((2, 3), names)
+    first = chosen[0][1]
     run(first, 1e-2 * float(np.ptp(first)), "hat", model=model)  # torch and the weights loaded before timing
-    for name, data in fields((2, 3)):
+    for name, data in chosen:
         valid = valid_mask(data, MissingRule())
         value_range = float(np.ptp(data[valid].astype(np.float64)))
         for rel in rels:
@@ -141,9 +147,10 @@ def main() -> None:
     parser.add_argument("which", choices=["hat", "ae"])
     parser.add_argument("--rel", type=float, nargs="+")
     parser.add_argument("--model", default="hat_tiny", help="hat weights name(s), comma-separated")
+    parser.add_argument("--fields", nargs="+", help="fields under ../shared/data (default: every one directly in it)")
     args = parser.parse_args()
     if args.which == "hat":
-        hat_table(args.rel or [1e-2, 5e-3], args.model)
+        hat_table(args.rel or [1e-2, 5e-3], args.model, args.fields)
     else:
         ae_table(args.rel or [1e-2])
 
