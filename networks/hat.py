@@ -311,9 +311,14 @@ def _hat(**kwargs: object) -> HAT:
     return HAT(**kwargs)
 
 
-# Paper sizes (HAT-S and HAT, x2) and a CPU-sized variant. Window 16 in the paper; 8 keeps tiny inputs cheap.
+# Paper sizes (HAT-S and HAT, x2) and CPU-sized variants. Window 16 in the paper; 8 keeps tiny inputs cheap.
 register_model("hat_tiny", "hat", _hat, embed_dim=48, depths=(2, 2), num_heads=(4, 4), window_size=8,
                compress_ratio=3, squeeze_factor=16, conv_scale=0.01, overlap_ratio=0.5, mlp_ratio=2.0, num_feat=32,
+               drop_path_rate=0.0, cubic_skip=True, bound_channel=False)
+# A quarter of hat_tiny's inference time per point (one group of two blocks, width 32, window 4): for where speed
+# matters more than the last few percent of ratio (benchmarks/finetune_eval.py figures in the README).
+register_model("hat_nano", "hat", _hat, embed_dim=32, depths=(2,), num_heads=(4,), window_size=4,
+               compress_ratio=3, squeeze_factor=16, conv_scale=0.01, overlap_ratio=0.5, mlp_ratio=2.0, num_feat=16,
                drop_path_rate=0.0, cubic_skip=True, bound_channel=False)
 register_model("hat_s", "hat", _hat, embed_dim=144, depths=(6,) * 6, num_heads=(6,) * 6, window_size=16,
                compress_ratio=24, squeeze_factor=24, conv_scale=0.01, overlap_ratio=0.5, mlp_ratio=2.0, num_feat=64,
