@@ -196,7 +196,7 @@ def test_finetune_starts_from_zoo_weights(user_field, tmp_path, with_test_weight
     recipe adds the bound channel with zero weights, so it starts predicting exactly as the zoo network."""
     from training.train import build_network
 
-    overrides = ["experiment=finetune", "init=test_hat", f"data.train_files=[{user_field}]",
+    overrides = ["experiment=finetune", "network=hat_tiny", "init=test_hat", f"data.train_files=[{user_field}]",
                  f"train.out_dir={tmp_path / 'run'}", "train.steps=2", "train.val_every=2", "train.ckpt_every=2",
                  "train.batch_size=2", "data.patch_size=16", "data.val_samples=4", "train.progress=false",
                  "data.input_bounds=[1e-2]"]
@@ -214,7 +214,17 @@ def test_finetune_starts_from_zoo_weights(user_field, tmp_path, with_test_weight
     result = run(_compose(overrides))
     assert result.step == 2
     with pytest.raises(Exception, match="network=hat_tiny"):
-        build_network(_compose(overrides[:2] + ["network=ae_2d"] + overrides[2:]))
+        build_network(_compose([o for o in overrides if o != "network=hat_tiny"] + ["network=ae_2d"]))
+
+
+def test_the_finetune_recipe_starts_from_the_shipped_fast_network():
+    from training.train import build_network
+
+    start, architecture, kwargs = build_network(_compose(["experiment=finetune", "data.train_files=[x.npy]"]))
+    zoo, entry = load_pretrained("hat_nano_bound")
+    assert architecture == entry.architecture == "hat_nano" and kwargs["bound_channel"]
+    for a, b in zip(start.state_dict().values(), zoo.state_dict().values()):
+        assert torch.equal(a, b)
 
 
 def test_bound_inputs_are_srnsz_reconstructions_on_the_coarse_lattice(tmp_path):
