@@ -53,14 +53,15 @@ def run(cfg: DictConfig) -> TrainResult:
     set."""
     model, architecture, kwargs = build_network(cfg)
     data = instantiate(cfg.data)
-    identity = {"network": architecture, "kwargs": kwargs, "init": cfg.get("init"), "data": data.describe(),
+    described = data.describe()
+    identity = {"network": architecture, "kwargs": kwargs, "init": cfg.get("init"), "data": described,
                 "objective": OmegaConf.to_container(cfg.objective, resolve=True)}
     result = fit(model, data, instantiate(cfg.objective), instantiate(cfg.optim), instantiate(cfg.train), identity)
     if result.log:
         plot_validation(result.out_dir / "val_log.jsonl", result.out_dir / "validation.png",
                         f"{architecture} ({cfg.recipe})")
     if cfg.export.name and result.step == cfg.train.steps and _is_rank_zero():
-        path = export_weights(result.model, cfg.export.name, architecture, kwargs, cfg.recipe, data.describe(),
+        path = export_weights(result.model, cfg.export.name, architecture, kwargs, cfg.recipe, described,
                               result.validation, Path(cfg.export.directory) if cfg.export.directory else None)
         print(f"exported {path}")
     if result.validation:
