@@ -15,10 +15,12 @@ channel, :func:`bound_feature`) and can learn to denoise as much as that bound c
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from timm.layers import DropPath, Mlp, to_2tuple, trunc_normal_
+from timm.layers import DropPath, Mlp, trunc_normal_
 from torch import nn
 
 from networks.registry import register_model
@@ -60,8 +62,11 @@ def overlap_relative_position_index(window_size: int, overlap_size: int) -> torc
     return rel[..., 0] * span + rel[..., 1]
 
 
+@functools.lru_cache(maxsize=32)
 def shifted_window_mask(height: int, width: int, window_size: int, shift: int, device: torch.device) -> torch.Tensor:
-    """(nW, ws*ws, ws*ws) additive mask keeping shifted-window attention inside contiguous regions."""
+    """(nW, ws*ws, ws*ws) additive mask keeping shifted-window attention inside contiguous regions (a constant per
+    shape: cached, every shifted block of every batch of the same size uses it read-only; only ever added, so one
+    made under inference_mode also serves training)."""
     regions = torch.zeros(1, height, width, 1, device=device)
     cuts = (slice(0, -window_size), slice(-window_size, -shift), slice(-shift, None))
     label = 0
@@ -72,6 +77,14 @@ def shifted_window_mask(height: int, width: int, window_size: int, shift: int, d
     windows = window_partition(regions, window_size).flatten(1)
     diff = windows[:, None, :] - windows[:, :, None]
     return diff.masked_fill(diff != 0, -100.0).masked_fill(diff == 0, 0.0)
+
+
+def overlapping_windows(x: torch.Tensor, window_size: int, overlap_size: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B * H/ws * W/ws, ows*ows, C): the enlarged window around each window, zero-padded at the
+    edges (the values nn.Unfold gives, gathered in one copy instead of two)."""
+    pad = (overlap_size - window_size) // 2
+    windows = F.pad(x, (pad, pad, pad, pad)).unfold(2, overlap_size, window_size).unfold(3, overlap_size, window_size)
+    return rearrange(windows, "b c h w p q -> (b h w) (p q) c")
 
 
 class WindowAttention(nn.Module):
@@ -91,11 +104,10 @@ class WindowAttention(nn.Module):
         q, k, v = rearrange(self.qkv(x), "n l (three h d) -> three n h l d", three=3, h=self.num_heads)
         attn = (q * self.scale) @ k.transpose(-2, -1)
         bias = self.bias_table[self.position_index.reshape(-1)].reshape(*self.position_index.shape, -1)
-        attn = attn + bias.permute(2, 0, 1)[None]
+        # In place: the product is not needed for its own gradient, and a copy per add costs a pass over memory.
+        attn += bias.permute(2, 0, 1)[None]
         if mask is not None:
-            windows = mask.shape[0]
-            attn = attn.view(-1, windows, *attn.shape[1:]) + mask[None, :, None]
-            attn = attn.view(-1, *attn.shape[2:])
+            attn.view(-1, mask.shape[0], *attn.shape[1:]).add_(mask[None, :, None])
         out = attn.softmax(dim=-1) @ v
         return self.proj(rearrange(out, "n h l d -> n l (h d)"))
 
@@ -172,8 +184,6 @@ class OverlappingCrossAttentionBlock(nn.Module):
         self.scale = (dim // num_heads) ** -0.5
         self.norm1 = nn.LayerNorm(dim)
         self.qkv = nn.Linear(dim, 3 * dim)
-        self.unfold = nn.Unfold(kernel_size=to_2tuple(self.overlap_size), stride=window_size,
-                                padding=(self.overlap_size - window_size) // 2)
         span = window_size + self.overlap_size - 1
         self.bias_table = nn.Parameter(torch.zeros(span * span, num_heads))
         self.register_buffer("position_index", overlap_relative_position_index(window_size, self.overlap_size),
@@ -190,13 +200,13 @@ class OverlappingCrossAttentionBlock(nn.Module):
         shortcut = x
         qkv = self.qkv(self.norm1(x)).view(batch, height, width, 3, channels).permute(3, 0, 4, 1, 2)
         q = window_partition(qkv[0].permute(0, 2, 3, 1), ws).flatten(1, 2)
-        kv = self.unfold(torch.cat([qkv[1], qkv[2]], dim=1))
-        kv = rearrange(kv, "b (two c p q) n -> two (b n) (p q) c", two=2, c=channels, p=ows, q=ows)
         q = rearrange(q, "n l (h d) -> n h l d", h=self.num_heads)
-        k, v = (rearrange(t, "n l (h d) -> n h l d", h=self.num_heads) for t in kv)
+        k, v = (rearrange(overlapping_windows(t, ws, ows), "n l (h d) -> n h l d", h=self.num_heads)
+                for t in (qkv[1], qkv[2]))
         attn = (q * self.scale) @ k.transpose(-2, -1)
         bias = self.bias_table[self.position_index.reshape(-1)].reshape(*self.position_index.shape, -1)
-        attn = (attn + bias.permute(2, 0, 1)[None]).softmax(dim=-1)
+        attn += bias.permute(2, 0, 1)[None]
+        attn = attn.softmax(dim=-1)
         out = rearrange(attn @ v, "n h l d -> n l (h d)").view(-1, ws, ws, channels)
         x = self.proj(window_reverse(out, ws, height, width).flatten(1, 2)) + shortcut
         return x + self.mlp(self.norm2(x))

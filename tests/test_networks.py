@@ -56,6 +56,30 @@ def test_hat_is_translation_consistent_inside_windows():
     torch.testing.assert_close(both[:1], alone, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("window, overlap_size, side", [(8, 12, 16), (4, 6, 8), (4, 6, 12), (7, 10, 14)])
+def test_overlapping_windows_are_the_values_unfold_gives(window, overlap_size, side):
+    """The overlapping cross-attention's key/value windows: the same values, in the same order, as nn.Unfold
+    with the enlarged kernel (the published HAT's way; gathered here in one copy)."""
+    from networks.hat import overlapping_windows
+
+    x = torch.rand(2, 6, side, side + window)
+    unfold = torch.nn.Unfold(kernel_size=overlap_size, stride=window, padding=(overlap_size - window) // 2)
+    expected = unfold(x).view(2, 6, overlap_size * overlap_size, -1).permute(0, 3, 2, 1).flatten(0, 1)
+    assert torch.equal(overlapping_windows(x, window, overlap_size), expected)
+
+
+def test_a_network_trains_after_inference_in_the_same_process():
+    """The shifted-window masks are cached: one made under inference_mode must still serve a training step."""
+    torch.manual_seed(1)
+    model = networks.create_model("hat_tiny", cubic_skip=False)
+    x = torch.rand(1, 1, 24, 24)
+    with torch.inference_mode():
+        model(x)
+    loss = model(x).abs().mean()
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
 @pytest.mark.parametrize("name", networks.list_models("autoencoder"))
 def test_autoencoders_round_trip_blocks(name):
     entry = networks.model_entry(name)
