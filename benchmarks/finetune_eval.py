@@ -28,8 +28,9 @@ def main() -> None:
     parser.add_argument("fields", nargs="+")
     parser.add_argument("--model", default="hat_tiny")
     parser.add_argument("--rel", type=float, nargs="+", default=[1e-2, 1e-3])
+    parser.add_argument("--hat-levels", type=int, help="how many finest levels use the network (default: hat's)")
     args = parser.parse_args()
-    print(f"model {args.model}")
+    print(f"model {args.model}" + (f", hat_levels {args.hat_levels}" if args.hat_levels else ""))
     print("| field | rel | interp CR | hat CR | gain | blocks won | hat MB/s c / d | interp MB/s c / d |")
     print("|---|---|---|---|---|---|---|---|")
     gains: dict[float, list[float]] = {rel: [] for rel in args.rel}
@@ -39,7 +40,8 @@ def main() -> None:
         for rel in args.rel:
             plain, t_ic = timed(srnsz.compress, data, rel, "rel")
             _, t_id = timed(srnsz.decompress, plain)
-            hat, t_hc = timed(srnsz.compress, data, rel, "rel", "hat", model=args.model)
+            options = {"model": args.model} | ({"hat_levels": args.hat_levels} if args.hat_levels else {})
+            hat, t_hc = timed(srnsz.compress, data, rel, "rel", "hat", **options)
             _, t_hd = timed(srnsz.decompress, hat)
             info = srnsz.info(hat)
             params = info.predictor_params.get("hat", {})

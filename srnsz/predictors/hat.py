@@ -83,9 +83,10 @@ def hat_level_prediction(model: Any, fine_view: np.ndarray, settings: InferenceS
 class HatPredictor(InterpPredictor):
     """``interp`` on the coarse levels, HAT (competing per block with interpolation) on the finest ones.
 
-    model: weights name from the manifest (``hat_tiny_bound_series``: given the bound, trained on srnsz's own
-    reconstructions of the shared fields and time series; ``hat_tiny_bound``: the same on fewer snapshots;
-    ``hat_tiny``: the earlier clean-input network), or several, comma-separated: the one that makes
+    model: weights name from the manifest (``hat_nano_series``: the fast network, given the bound, trained on
+    srnsz's own reconstructions of the shared fields and time series; ``hat_tiny_bound_series``: 4x its inference
+    time, the same data; ``hat_tiny_bound``: that on fewer snapshots; ``hat_tiny``: the earlier clean-input
+    network), or several, comma-separated: the one that makes
     a sample of the field smallest is used and recorded, none when interpolation wins there;
     hat_levels: how many of the finest levels use HAT;
     block_size: side of the competition blocks (0: 32 in 2D, 8 in 3D); device: auto | cpu | cuda;
@@ -97,7 +98,7 @@ class HatPredictor(InterpPredictor):
     name = "hat"
     can_preview = False  # running the network is the expensive part of compressing
 
-    def __init__(self, model: str = "hat_tiny_bound_series", hat_levels: int = 1, block_size: int = 0,
+    def __init__(self, model: str = "hat_nano_series", hat_levels: int = 1, block_size: int = 0,
                  device: str = "auto", threads: int = 2, batch: int = 16, tile: int = 128, overlap: int = 8,
                  tune: str = "fast", **interp_options: Any) -> None:
         super().__init__(tune=tune, **interp_options)
