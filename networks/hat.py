@@ -11,6 +11,10 @@ correction to the interpolation the compressor would otherwise use (a zero corre
 With `bound_channel=True` the network also takes the error bound of its input: the compressor's coarse lattice is
 reconstructed within eb, so the network is told eb relative to the input's normalisation span (a constant second
 channel, :func:`bound_feature`) and can learn to denoise as much as that bound calls for.
+
+With `context_planes=True` the network also takes the two coarse planes beside its input in a 3D field (the previous
+and next plane of the same coarse lattice, scaled like the input; the input itself where there is none, and in 2D):
+the third dimension that a slice-by-slice upsampling would not see.
 """
 
 from __future__ import annotations
@@ -240,17 +244,21 @@ class HAT(nn.Module):
     """x2 super-resolution: (B, 1, h, w) in [0, 1] -> (B, 1, 2h, 2w). Any h, w (padded to the window inside).
 
     bound_channel: forward also takes ``bound`` (B,), the input's error bound relative to its normalisation span.
+    context_planes: forward also takes ``context`` (B, 2, h, w), the coarse planes before and after the input.
     """
 
     def __init__(self, embed_dim: int = 48, depths: tuple[int, ...] = (2, 2), num_heads: tuple[int, ...] = (4, 4),
                  window_size: int = 8, compress_ratio: int = 3, squeeze_factor: int = 16, conv_scale: float = 0.01,
                  overlap_ratio: float = 0.5, mlp_ratio: float = 2.0, num_feat: int = 32, drop_path_rate: float = 0.0,
-                 cubic_skip: bool = True, bound_channel: bool = False) -> None:
+                 cubic_skip: bool = True, bound_channel: bool = False, context_planes: bool = False) -> None:
         super().__init__()
         if len(depths) != len(num_heads):
             raise ValueError(f"depths {depths} and num_heads {num_heads} must have the same length")
         self.window_size, self.cubic_skip, self.bound_channel = window_size, cubic_skip, bound_channel
-        self.conv_first = nn.Conv2d(2 if bound_channel else 1, embed_dim, 3, padding=1)
+        self.context_planes = context_planes
+        # Input channels: the plane, then the bound, then the context planes (each added after the others, so
+        # widening a trained network appends zero weights and keeps its predictions).
+        self.conv_first = nn.Conv2d(1 + int(bound_channel) + 2 * int(context_planes), embed_dim, 3, padding=1)
         rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
         starts = [sum(depths[:i]) for i in range(len(depths))]
         self.groups = nn.ModuleList(
@@ -281,7 +289,8 @@ class HAT(nn.Module):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
 
-    def forward(self, x: torch.Tensor, bound: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bound: torch.Tensor | None = None,
+                context: torch.Tensor | None = None) -> torch.Tensor:
         height, width = x.shape[-2:]
         ws = self.window_size
         pad_h, pad_w = (-height) % ws, (-width) % ws
@@ -293,6 +302,11 @@ class HAT(nn.Module):
                 raise ValueError("this network takes the input's error bound: call it as model(x, bound)")
             level = bound_feature(bound.to(x.dtype).reshape(-1))[:, None, None, None]
             padded = torch.cat([padded, level.expand_as(padded)], dim=1)
+        if self.context_planes:
+            if context is None or context.shape[1] != 2 or context.shape[2:] != x.shape[2:]:
+                raise ValueError("this network takes the coarse planes beside its input: model(x, bound, context) "
+                                 "with context (B, 2, h, w)")
+            padded = torch.cat([padded, F.pad(context - 0.5, (0, pad_w, 0, pad_h), mode=mode)], dim=1)
         size = padded.shape[-2:]
         shallow = self.conv_first(padded)
         tokens = rearrange(shallow, "b c h w -> b (h w) c")
@@ -316,6 +330,19 @@ def with_bound_channel(model: HAT, kwargs: dict) -> HAT:
     return widened.to(weight.device).train(model.training)
 
 
+def with_context_planes(model: HAT, kwargs: dict) -> HAT:
+    """A copy of ``model`` (built with registry ``kwargs``) that also takes the context planes, its weights zero
+    there: it predicts exactly as ``model`` until training teaches it to use them."""
+    if model.context_planes:
+        return model
+    widened = _hat(**{**kwargs, "context_planes": True})
+    state = model.state_dict()
+    weight = state["conv_first.weight"]
+    state["conv_first.weight"] = torch.cat([weight, weight.new_zeros(weight.shape[0], 2, *weight.shape[2:])], dim=1)
+    widened.load_state_dict(state, strict=True)
+    return widened.to(weight.device).train(model.training)
+
+
 def _hat(**kwargs: object) -> HAT:
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
     return HAT(**kwargs)
@@ -324,17 +351,17 @@ def _hat(**kwargs: object) -> HAT:
 # Paper sizes (HAT-S and HAT, x2) and CPU-sized variants. Window 16 in the paper; 8 keeps tiny inputs cheap.
 register_model("hat_tiny", "hat", _hat, embed_dim=48, depths=(2, 2), num_heads=(4, 4), window_size=8,
                compress_ratio=3, squeeze_factor=16, conv_scale=0.01, overlap_ratio=0.5, mlp_ratio=2.0, num_feat=32,
-               drop_path_rate=0.0, cubic_skip=True, bound_channel=False)
+               drop_path_rate=0.0, cubic_skip=True, bound_channel=False, context_planes=False)
 # A quarter of hat_tiny's inference time per point (one group of two blocks, width 32, window 4): for where speed
 # matters more than the last few percent of ratio (benchmarks/finetune_eval.py figures in the README).
 register_model("hat_nano", "hat", _hat, embed_dim=32, depths=(2,), num_heads=(4,), window_size=4,
                compress_ratio=3, squeeze_factor=16, conv_scale=0.01, overlap_ratio=0.5, mlp_ratio=2.0, num_feat=16,
-               drop_path_rate=0.0, cubic_skip=True, bound_channel=False)
+               drop_path_rate=0.0, cubic_skip=True, bound_channel=False, context_planes=False)
 register_model("hat_s", "hat", _hat, embed_dim=144, depths=(6,) * 6, num_heads=(6,) * 6, window_size=16,
                compress_ratio=24, squeeze_factor=24, conv_scale=0.01, overlap_ratio=0.5, mlp_ratio=2.0, num_feat=64,
-               drop_path_rate=0.1, cubic_skip=True, bound_channel=False)
+               drop_path_rate=0.1, cubic_skip=True, bound_channel=False, context_planes=False)
 register_model("hat", "hat", _hat, embed_dim=180, depths=(6,) * 6, num_heads=(6,) * 6, window_size=16,
                compress_ratio=3, squeeze_factor=30, conv_scale=0.01, overlap_ratio=0.5, mlp_ratio=2.0, num_feat=64,
-               drop_path_rate=0.1, cubic_skip=True, bound_channel=False)
+               drop_path_rate=0.1, cubic_skip=True, bound_channel=False, context_planes=False)
 
-__all__ = ["HAT", "bound_feature", "with_bound_channel"]
+__all__ = ["HAT", "bound_feature", "with_bound_channel", "with_context_planes"]

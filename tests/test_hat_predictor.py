@@ -17,11 +17,12 @@ from srnsz.neural.zoo import WeightsError  # noqa: E402
 from training.export import export_weights  # noqa: E402
 
 
-def _export(directory, name: str, seed: int, correction: float, bound_channel: bool = False) -> None:
+def _export(directory, name: str, seed: int, correction: float, bound_channel: bool = False,
+            context_planes: bool = False) -> None:
     """hat_tiny whose correction branch is random of size `correction` (0: exactly cubic upsampling)."""
     torch.manual_seed(seed)
     kwargs = networks.model_kwargs("hat_tiny", depths=(1,), num_heads=(2,), window_size=4,
-                                   bound_channel=bound_channel)
+                                   bound_channel=bound_channel, context_planes=context_planes)
     model = networks.create_model("hat_tiny", **kwargs)
     with torch.no_grad():
         model.upsample[-1].weight.normal_(0, correction)
@@ -35,6 +36,7 @@ def weights_dir(tmp_path_factory):
     _export(directory, "near_cubic_hat", seed=1, correction=0.001)
     _export(directory, "noisy_hat", seed=2, correction=1.0)
     _export(directory, "bound_hat", seed=3, correction=0.001, bound_channel=True)
+    _export(directory, "context_hat", seed=4, correction=0.001, bound_channel=True, context_planes=True)
     return directory
 
 
@@ -99,6 +101,39 @@ def test_a_bound_aware_network_is_given_the_bound_and_decodes_exactly(shape, for
     assert_bound(data, recon, eb)
     with pytest.raises(ValueError, match="error bound"):
         networks.create_model("hat_tiny", bound_channel=True)(torch.zeros(1, 1, 8, 8))
+
+
+@pytest.mark.parametrize("shape", [(64, 80), (20, 33, 40)])
+def test_a_context_network_is_given_the_neighbouring_planes_and_decodes_exactly(shape, force_hat, monkeypatch):
+    """A network with context planes gets, for each coarse plane, the coarse planes before and after it (3D; the
+    plane itself at the ends and in 2D), scaled like the plane, compressing and decoding alike."""
+    data = smooth_field(shape)
+    calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+    real_forward = networks.hat.HAT.forward
+
+    def forward(model, x, bound=None, context=None):
+        if context is not None:
+            calls.append((x.clone(), context.clone()))
+        return real_forward(model, x, bound, context)
+
+    monkeypatch.setattr(networks.hat.HAT, "forward", forward)
+    stream, recon = _hat(data, 1e-3, model="context_hat")
+    assert srnsz.info(stream).predictor == "hat" and calls
+    assert_bound(data, recon, 1e-3)
+    assert all(c.shape == (x.shape[0], 2, *x.shape[2:]) for x, c in calls)
+    differ = [[not torch.equal(c[i, k], x[i, 0]) for x, c in calls for i in range(len(x))] for k in (0, 1)]
+    if len(shape) == 2:
+        assert not any(differ[0] + differ[1])
+    else:
+        # compressing and decoding, along each axis the first plane's 'before' and the last one's 'after' are
+        # itself; no other plane's
+        assert sum(not d for d in differ[0]) == sum(not d for d in differ[1]) == 2 * 3
+        assert len(differ[0]) == 2 * sum((n + 1) // 2 for n in shape)
+        x, c = calls[0]  # the first axis: plane 1 beside plane 0, scaled like plane 0 (rescaled: plane 1 itself)
+        after = c[0, 1]
+        torch.testing.assert_close((after - after.min()) / (after.max() - after.min()), x[1, 0], rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="coarse planes beside"):
+        networks.create_model("hat_tiny", context_planes=True)(torch.zeros(1, 1, 8, 8))
 
 
 def test_3d_uses_slices_along_every_axis(force_hat):
@@ -168,8 +203,8 @@ def test_numerics_drift_is_a_clear_error(monkeypatch, force_hat):
     stream, _ = _hat(data, 1e-4, model="near_cubic_hat")
     real = neural.upsample_planes
 
-    def drifted(model, planes, settings, eb):
-        return real(model, planes, settings, eb) + 1e-9  # a different BLAS, another CPU...
+    def drifted(model, planes, settings, eb, context=None):
+        return real(model, planes, settings, eb, context) + 1e-9  # a different BLAS, another CPU...
 
     import srnsz.predictors.hat as hat_module
 

@@ -68,6 +68,22 @@ def test_overlapping_windows_are_the_values_unfold_gives(window, overlap_size, s
     assert torch.equal(overlapping_windows(x, window, overlap_size), expected)
 
 
+def test_context_planes_added_to_a_trained_network_start_at_its_predictions():
+    from networks.hat import with_bound_channel, with_context_planes
+
+    torch.manual_seed(2)
+    kwargs = networks.model_kwargs("hat_tiny", depths=(1,), num_heads=(2,), bound_channel=True)
+    model = networks.create_model("hat_tiny", **kwargs).eval()
+    with torch.no_grad():
+        model.upsample[-1].weight.normal_(0, 0.01)
+    widened = with_context_planes(model, kwargs).eval()
+    x, bound, context = torch.rand(2, 1, 12, 10), torch.tensor([1e-2, 1e-3]), torch.rand(2, 2, 12, 10)
+    with torch.inference_mode():
+        assert torch.equal(widened(x, bound, context), model(x, bound))
+    assert widened.context_planes and with_context_planes(widened, kwargs) is widened
+    assert with_bound_channel(widened, kwargs) is widened
+
+
 def test_a_network_trains_after_inference_in_the_same_process():
     """The shifted-window masks are cached: one made under inference_mode must still serve a training step."""
     torch.manual_seed(1)

@@ -253,6 +253,31 @@ def test_bound_inputs_are_srnsz_reconstructions_on_the_coarse_lattice(tmp_path):
         SuperResolutionPatches([str(tmp_path / "f.npy")], patch_size=16, input_bounds=[2.0])
 
 
+def test_context_planes_are_the_coarse_planes_beside_each_patch(tmp_path):
+    """context_planes: on a linear 3D field each context plane is the patch's lr shifted by two points along the
+    plane's normal (a constant offset over the patch, opposite for before / after, zero at an edge), whatever the
+    flips; in 2D the context is lr itself."""
+    from training.data import SuperResolutionPatches
+
+    z, y, x = np.meshgrid(np.arange(24), np.arange(20), np.arange(22), indexing="ij")
+    np.save(tmp_path / "linear.npy", (3.0 * z + 5.0 * y + 7.0 * x).astype(np.float32))
+    data = SuperResolutionPatches([str(tmp_path / "linear.npy")], patch_size=8, holdout=0.2, val_samples=4,
+                                  context_planes=True)
+    batch = data.train_batch(64, np.random.default_rng(0))
+    lr, context = batch["lr"][:, 0].double(), batch["context"].double()
+    before, after = context[:, 0] - lr, context[:, 1] - lr
+    for offset in (before, after):
+        assert float((offset - offset[:, :1, :1]).abs().max()) < 1e-5  # constant over each patch
+    edge = (before[:, 0, 0].abs() < 1e-6) | (after[:, 0, 0].abs() < 1e-6)
+    assert bool(torch.allclose(before[~edge, 0, 0], -after[~edge, 0, 0], atol=1e-5)) and bool((~edge).any())
+    np.save(tmp_path / "plane.npy", smooth_field((40, 40), seed=1).astype(np.float32))
+    flat = SuperResolutionPatches([str(tmp_path / "plane.npy")], patch_size=8, holdout=0.25, val_samples=4,
+                                  context_planes=True).train_batch(8, np.random.default_rng(1))
+    assert torch.equal(flat["context"], flat["lr"].expand(-1, 2, -1, -1))
+    assert "context" not in SuperResolutionPatches([str(tmp_path / "plane.npy")], patch_size=8, holdout=0.25,
+                                                   val_samples=4).train_batch(2, np.random.default_rng(1))
+
+
 def test_training_samples_never_hold_missing_values(tmp_path):
     """The compressor's missing-value rule applies to training data: -999 land (a detected fill) and NaN."""
     from training.data import SuperResolutionPatches

@@ -117,6 +117,19 @@ def reconstructed(field: np.ndarray, rel: float) -> tuple[np.ndarray, float]:
             float(srnsz.info(stream).error_bound["abs"]))
 
 
+def _planes_beside(original: np.ndarray, given: np.ndarray, step: int
+                   ) -> list[tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]]:
+    """Every ``step``-th plane along every axis of a 3D field: (original plane, given plane, (the given planes two
+    before and two after: its neighbours on the coarse lattice, the plane itself where there is none))."""
+    out = []
+    for axis in range(3):
+        o, g = np.moveaxis(original, axis, 0), np.moveaxis(given, axis, 0)
+        n = o.shape[0]
+        for i in range(0, n, step):
+            out.append((o[i], g[i], (g[i - 2 if i >= 2 else i], g[i + 2 if i + 2 < n else i])))
+    return out
+
+
 @dataclass(frozen=True)
 class _Plane:
     """A 2D plane to cut patches from: the original values, the values the network is given (the original, or
@@ -127,6 +140,7 @@ class _Plane:
     given: np.ndarray
     eb: float
     stride: int
+    beside: tuple[np.ndarray, np.ndarray] | None = None  # the given planes 2 before / after (3D), for context
 
 
 class SuperResolutionPatches(_FieldData):
@@ -138,11 +152,16 @@ class SuperResolutionPatches(_FieldData):
     (relative to lr's span); with `input_bounds` (relative bounds, e.g. [1e-2, 1e-3]), srnsz's own reconstruction
     of the field at one of those bounds, picked per patch -- exactly what the network sees when compressing: then
     3D fields give only their even planes and patches start at even points (the coarse lattice), and there are
-    no mirror flips (they would move lr off the lattice); the validation set is drawn the same way."""
+    no mirror flips (they would move lr off the lattice); the validation set is drawn the same way.
+
+    With `context_planes`, batches also hold 'context' (B, 2, p/2, p/2): in 3D fields the given planes two points
+    before and after the patch's plane (the neighbouring planes of the coarse lattice; the plane itself at an edge),
+    in 2D the patch itself twice, scaled like lr -- what :func:`srnsz.neural.runtime.upsample_planes` gives."""
 
     def __init__(self, train_files: list, val_files: list | None = None, data_dir: str = ".", patch_size: int = 64,
                  input_noise: float = 0.0, input_bounds: list[float] | None = None, holdout: float = 0.2,
-                 fill_threshold: float = 1e19, val_samples: int = 256, seed: int = 0) -> None:
+                 fill_threshold: float = 1e19, val_samples: int = 256, seed: int = 0,
+                 context_planes: bool = False) -> None:
         if patch_size < 4 or patch_size % 2:
             raise ValueError(f"patch_size must be even and >= 4, got {patch_size}")
         bounds = [float(b) for b in (input_bounds or [])]
@@ -152,6 +171,7 @@ class SuperResolutionPatches(_FieldData):
             raise ValueError("give input_noise or input_bounds, not both")
         super().__init__(train_files, val_files, data_dir, holdout, fill_threshold, val_samples, seed)
         self.patch_size, self.input_noise, self.input_bounds = patch_size, input_noise, bounds
+        self.context_planes = context_planes
         self.train_planes = self._usable(self.train_fields)
         self.val_planes = self._usable(self.val_fields)
         if not self.train_planes:
@@ -165,27 +185,31 @@ class SuperResolutionPatches(_FieldData):
         """What the manifest records about the data, with how the network inputs were made."""
         inputs = ({"srnsz_bounds": self.input_bounds} if self.input_bounds
                   else {"noise": self.input_noise} if self.input_noise else "clean")
-        return {**super().describe(), "inputs": inputs}
+        described = {**super().describe(), "inputs": inputs}
+        if self.context_planes:
+            described["context_planes"] = True
+        return described
 
     def _usable(self, fields: list[np.ndarray]) -> list[_Plane]:
         out = []
         for f in fields:
             if not self.input_bounds:
-                out += [_Plane(p, p, 0.0, 1) for p in planes(f) if min(p.shape) >= self.patch_size]
+                candidates = ([_Plane(o, g, 0.0, 1, b) for o, g, b in _planes_beside(f, f, 1)] if f.ndim == 3
+                              else [_Plane(p, p, 0.0, 1) for p in planes(f)])
+                out += [c for c in candidates if min(c.original.shape) >= self.patch_size]
                 continue
             for rel in self.input_bounds:
                 given, eb = reconstructed(f, rel)
-                pairs = ([(f, given)] if f.ndim == 2 else
-                         [(np.moveaxis(f, a, 0)[i], np.moveaxis(given, a, 0)[i])
-                          for a in range(f.ndim) for i in range(0, f.shape[a], 2)] if f.ndim == 3 else [])
-                out += [_Plane(o, g, eb, 2) for o, g in pairs if min(o.shape) >= self.patch_size]
+                candidates = ([_Plane(o, g, eb, 2, b) for o, g, b in _planes_beside(f, given, 2)] if f.ndim == 3
+                              else [_Plane(f, given, eb, 2)] if f.ndim == 2 else [])
+                out += [c for c in candidates if min(c.original.shape) >= self.patch_size]
         return out
 
     def _draw(self, pool: list[_Plane], count: int, rng: np.random.Generator, noise: float) -> dict:
         size = self.patch_size
         weights = np.array([(p.original.shape[0] - size + 1) * (p.original.shape[1] - size + 1) for p in pool],
                            dtype=np.float64)
-        lrs, hrs, bounds = [], [], []
+        lrs, hrs, bounds, contexts = [], [], [], []
         attempts = 0
         while len(hrs) < count:
             attempts += 1
@@ -197,14 +221,22 @@ class SuperResolutionPatches(_FieldData):
             j = plane.stride * rng.integers(0, (n1 - size) // plane.stride + 1)
             hr = plane.original[i:i + size, j:j + size]
             lr = plane.given[i:i + size:2, j:j + size:2]
+            # Context windows at full resolution, so that they follow the flips of hr / lr exactly.
+            beside = [b[i:i + size, j:j + size] for b in plane.beside] if self.context_planes and plane.beside \
+                else None
             if plane.stride == 1:
                 if rng.random() < 0.5:
                     hr, lr = hr[::-1], hr[::-1][::2, ::2]
+                    beside = beside and [b[::-1] for b in beside]
                 if rng.random() < 0.5:
                     hr, lr = hr[:, ::-1], hr[:, ::-1][::2, ::2]
+                    beside = beside and [b[:, ::-1] for b in beside]
             elif rng.random() < 0.5:  # a transpose keeps lr on the lattice
                 hr, lr = hr.T, lr.T
-            if not (_valid(hr, self.fill_threshold) and _valid(lr, self.fill_threshold)):
+                beside = beside and [b.T for b in beside]
+            context = [b[::2, ::2] for b in beside] if beside else [lr, lr]
+            if not (_valid(hr, self.fill_threshold) and _valid(lr, self.fill_threshold)
+                    and (not self.context_planes or all(_valid(c, self.fill_threshold) for c in context))):
                 continue
             lo, hi = lr.min(), lr.max()
             if hi <= lo:
@@ -214,11 +246,19 @@ class SuperResolutionPatches(_FieldData):
             if noise > 0:
                 lr = lr + rng.uniform(-noise, noise, lr.shape)
                 bound = noise
+            if self.context_planes:
+                context = [lr, lr] if not beside else \
+                    [(c - lo) / (hi - lo) + (rng.uniform(-noise, noise, c.shape) if noise > 0 else 0.0)
+                     for c in context]
+                contexts.append(np.stack(context))
             lrs.append(lr)
             hrs.append((hr - lo) / (hi - lo))
             bounds.append(bound)
         as_tensor = lambda xs: torch.from_numpy(np.stack(xs)[:, None].astype(np.float32))  # noqa: E731
-        return {"lr": as_tensor(lrs), "hr": as_tensor(hrs), "bound": torch.tensor(bounds, dtype=torch.float32)}
+        batch = {"lr": as_tensor(lrs), "hr": as_tensor(hrs), "bound": torch.tensor(bounds, dtype=torch.float32)}
+        if self.context_planes:
+            batch["context"] = torch.from_numpy(np.stack(contexts).astype(np.float32))
+        return batch
 
     def train_batch(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         """{'lr': (B, 1, p/2, p/2), 'hr': (B, 1, p, p), 'bound': (B,)} float32."""

@@ -22,13 +22,18 @@ def psnr(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | No
     return float("inf") if mse == 0 else -10.0 * math.log10(float(mse))
 
 
+def _context(batch: dict[str, torch.Tensor], rows: slice = slice(None)) -> dict[str, torch.Tensor]:
+    """The batch's context planes as the network's keyword argument, when the data gives them."""
+    return {"context": batch["context"][rows]} if "context" in batch else {}
+
+
 class SuperResolutionL1:
     """L1 on the points the coarse grid lacks (the ones the compressor asks the network for)."""
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Scalar training loss for {'lr': (B,1,h,w), 'hr': (B,1,2h,2w), 'bound': (B,) (used by networks that
         take it)}."""
-        prediction = model(batch["lr"], batch.get("bound"))
+        prediction = model(batch["lr"], batch.get("bound"), **_context(batch))
         mask = new_point_mask(*batch["hr"].shape[-2:], device=prediction.device)
         return (prediction - batch["hr"]).abs()[..., mask].mean()
 
@@ -36,7 +41,8 @@ class SuperResolutionL1:
     def validate(self, model: nn.Module, batch: dict[str, torch.Tensor], chunk: int = 64) -> dict[str, float]:
         """{'psnr', 'baseline_psnr'} over the new points; baseline = cubic spline upsampling."""
         lr, hr, bound = batch["lr"], batch["hr"], batch.get("bound")
-        prediction = torch.cat([model(lr[i:i + chunk], None if bound is None else bound[i:i + chunk])
+        prediction = torch.cat([model(lr[i:i + chunk], None if bound is None else bound[i:i + chunk],
+                                      **_context(batch, slice(i, i + chunk)))
                                 for i in range(0, len(lr), chunk)])
         mask = new_point_mask(*hr.shape[-2:], device=hr.device)
         return {"psnr": psnr(prediction, hr, mask), "baseline_psnr": psnr(cubic_upsample2x(lr), hr, mask)}

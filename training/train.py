@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 import networks
-from networks.hat import with_bound_channel
+from networks.hat import with_bound_channel, with_context_planes
 from srnsz.assets import asset_dir
 from srnsz.errors import SrnszError
 from srnsz.neural.zoo import load_pretrained
@@ -33,8 +33,9 @@ def network_kwargs(cfg: DictConfig) -> tuple[str, dict]:
 def build_network(cfg: DictConfig) -> tuple[nn.Module, str, dict]:
     """(network, architecture name, full kwargs): the configured one, or with ``init`` set the zoo weights of that
     name (verified by sha256), to fine-tune; their architecture and kwargs then win over the network config, whose
-    name must match, except that ``network.bound_channel=true`` may add the bound input to a HAT that lacks it
-    (zero weights there: training starts from exactly the zoo network)."""
+    name must match, except that ``network.bound_channel=true`` / ``network.context_planes=true`` may add the bound /
+    context-plane inputs to a HAT that lacks them (zero weights there: training starts from exactly the zoo
+    network)."""
     if not cfg.get("init"):
         architecture, kwargs = network_kwargs(cfg)
         return instantiate(cfg.network), architecture, kwargs
@@ -45,6 +46,8 @@ def build_network(cfg: DictConfig) -> tuple[nn.Module, str, dict]:
     kwargs = networks.model_kwargs(entry.architecture, **entry.kwargs)
     if cfg.network.get("bound_channel") and not kwargs.get("bound_channel"):
         model, kwargs = with_bound_channel(model, kwargs), {**kwargs, "bound_channel": True}
+    if cfg.network.get("context_planes") and not kwargs.get("context_planes"):
+        model, kwargs = with_context_planes(model, kwargs), {**kwargs, "context_planes": True}
     return model.train(), entry.architecture, kwargs
 
 

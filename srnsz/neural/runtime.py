@@ -75,16 +75,22 @@ def _tile_ranges(n: int, tile: int, overlap: int) -> list[tuple[int, int, int, i
     return out
 
 
-def upsample_planes(model: Any, planes: np.ndarray, settings: InferenceSettings, eb: float = 0.0) -> np.ndarray:
+def upsample_planes(model: Any, planes: np.ndarray, settings: InferenceSettings, eb: float = 0.0,
+                    context: np.ndarray | None = None) -> np.ndarray:
     """x2 super-resolution of each coarse plane: (N, h, w) float -> (N, 2h, 2w) float64 in data units.
 
     Each plane is scaled to [0, 1] by the min/max of its finite values (non-finite entries are set to the
     minimum), the network output is clipped to [0, 1] and scaled back. Large planes are cut in overlapping
     tiles whose centres are stitched. Constant planes come back constant without running the network.
     A network with a bound channel is also given ``eb`` (data units: how far the planes may be from the
-    truth) relative to each plane's span.
+    truth) relative to each plane's span. A network that takes context planes is given ``context`` (N, 2, h, w):
+    the coarse planes before and after each plane, scaled like it (required then).
     """
     bound_aware = bool(getattr(model, "bound_channel", False))
+    with_context = bool(getattr(model, "context_planes", False))
+    if with_context and (context is None or context.shape != (planes.shape[0], 2, *planes.shape[1:])):
+        raise InvalidInputError("this network takes the coarse planes beside each plane (context of shape (N, 2, h, "
+                                "w))")
     n, h, w = planes.shape
     out = np.empty((n, 2 * h, 2 * w), dtype=np.float64)
     work: dict[tuple[int, int], list[tuple[int, tuple, tuple]]] = {}
@@ -99,6 +105,12 @@ def upsample_planes(model: Any, planes: np.ndarray, settings: InferenceSettings,
         normalised = np.divide(normalised, spans[:, None, None], out=np.zeros_like(normalised),
                                where=spans[:, None, None] > 0)
     normalised = normalised.astype(np.float32)
+    if with_context:
+        with np.errstate(invalid="ignore", over="ignore"):
+            scaled = np.where(np.isfinite(context), context.astype(np.float64) - lows[:, None, None, None], 0.0)
+            scaled = np.divide(scaled, spans[:, None, None, None], out=np.zeros_like(scaled),
+                               where=spans[:, None, None, None] > 0)
+        scaled = scaled.astype(np.float32)
     rows, cols = _tile_ranges(h, settings.tile, settings.overlap), _tile_ranges(w, settings.tile, settings.overlap)
     for i in range(n):
         if spans[i] <= 0:
@@ -113,11 +125,14 @@ def upsample_planes(model: Any, planes: np.ndarray, settings: InferenceSettings,
                 group = items[start:start + settings.batch]
                 batch = torch.from_numpy(
                     np.stack([normalised[i, r[0]:r[1], c[0]:c[1]] for i, r, c in group])[:, None]).to(settings.device)
+                extra: dict[str, Any] = {}
                 if bound_aware:
                     bound = np.array([eb / spans[i] for i, _, _ in group], dtype=np.float32)
-                    pred = model(batch, torch.from_numpy(bound).to(settings.device))
-                else:
-                    pred = model(batch)
+                    extra["bound"] = torch.from_numpy(bound).to(settings.device)
+                if with_context:
+                    extra["context"] = torch.from_numpy(
+                        np.stack([scaled[i, :, r[0]:r[1], c[0]:c[1]] for i, r, c in group])).to(settings.device)
+                pred = model(batch, **extra)
                 pred = pred.clamp_(0.0, 1.0)
                 pred = pred[:, 0].to("cpu", torch.float64).numpy()
                 for (i, r, c), p in zip(group, pred):

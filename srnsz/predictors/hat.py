@@ -57,16 +57,23 @@ def hat_level_prediction(model: Any, fine_view: np.ndarray, settings: InferenceS
     ``eb`` of the truth: float64 array of the view's shape, NaN where the network gives no prediction (coarse
     points; 3D points odd in every axis)."""
     coarse = fine_view[(slice(None, None, 2),) * fine_view.ndim]
+    with_context = bool(getattr(model, "context_planes", False))
     if fine_view.ndim == 2:
-        up = upsample_planes(model, coarse[None], settings, eb)[0]
+        context = np.stack([coarse, coarse])[None] if with_context else None
+        up = upsample_planes(model, coarse[None], settings, eb, context)[0]
         pred = up[: fine_view.shape[0], : fine_view.shape[1]].copy()
         pred[::2, ::2] = np.nan
         return pred
     total = np.zeros(fine_view.shape, dtype=np.float64)
     count = np.zeros(fine_view.shape, dtype=np.uint8)
     for axis in range(3):
-        planes = np.moveaxis(coarse, axis, 0)
-        up = upsample_planes(model, np.ascontiguousarray(planes), settings, eb)
+        planes = np.ascontiguousarray(np.moveaxis(coarse, axis, 0))
+        context = None
+        if with_context:
+            n = planes.shape[0]
+            before, after = np.maximum(np.arange(n) - 1, 0), np.minimum(np.arange(n) + 1, n - 1)
+            context = np.stack([planes[before], planes[after]], axis=1)
+        up = upsample_planes(model, planes, settings, eb, context)
         others = [n for a, n in enumerate(fine_view.shape) if a != axis]
         up = up[:, : others[0], : others[1]]
         target_total = np.moveaxis(total, axis, 0)[::2]
