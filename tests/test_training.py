@@ -193,7 +193,8 @@ def test_a_manifest_that_is_not_an_object_is_a_clear_error(tmp_path):
 
 def test_finetune_starts_from_zoo_weights(user_field, tmp_path, with_test_weights):
     """init=<weights> trains from those weights (sha256-checked), whose architecture and kwargs win; the finetune
-    recipe adds the bound channel with zero weights, so it starts predicting exactly as the zoo network."""
+    recipe adds the bound channel and the context planes with zero weights, so it starts predicting exactly as the
+    zoo network."""
     from training.train import build_network
 
     overrides = ["experiment=finetune", "network=hat_tiny", "init=test_hat", f"data.train_files=[{user_field}]",
@@ -203,13 +204,15 @@ def test_finetune_starts_from_zoo_weights(user_field, tmp_path, with_test_weight
     start, architecture, kwargs = build_network(_compose(overrides))
     zoo, _ = load_pretrained("test_hat")
     assert architecture == "hat_tiny" and kwargs["depths"] == [1] and kwargs["bound_channel"]
+    assert kwargs["context_planes"] and start.conv_first.weight.shape[1] == 4
     for (name, a), b in zip(start.state_dict().items(), zoo.state_dict().values()):
         torch.testing.assert_close(a[:, :1] if name == "conv_first.weight" else a, b)
     assert not start.state_dict()["conv_first.weight"][:, 1:].any()
     lr = torch.rand(2, 1, 8, 8)
     with torch.no_grad():
-        torch.testing.assert_close(start.eval()(lr, torch.tensor([1e-2, 1e-4])), zoo(lr))
-    plain, _, plain_kwargs = build_network(_compose(overrides + ["network.bound_channel=false"]))
+        torch.testing.assert_close(start.eval()(lr, torch.tensor([1e-2, 1e-4]), torch.rand(2, 2, 8, 8)), zoo(lr))
+    plain, _, plain_kwargs = build_network(_compose(overrides + ["network.bound_channel=false",
+                                                                 "network.context_planes=false"]))
     assert not plain_kwargs["bound_channel"] and plain.conv_first.weight.shape[1] == 1
     result = run(_compose(overrides))
     assert result.step == 2
@@ -221,10 +224,11 @@ def test_the_finetune_recipe_starts_from_the_shipped_fast_network():
     from training.train import build_network
 
     start, architecture, kwargs = build_network(_compose(["experiment=finetune", "data.train_files=[x.npy]"]))
-    zoo, entry = load_pretrained("hat_nano_bound")
-    assert architecture == entry.architecture == "hat_nano" and kwargs["bound_channel"]
-    for a, b in zip(start.state_dict().values(), zoo.state_dict().values()):
-        assert torch.equal(a, b)
+    zoo, entry = load_pretrained("hat_nano_series")
+    assert architecture == entry.architecture == "hat_nano" and kwargs["bound_channel"] and kwargs["context_planes"]
+    for (name, a), b in zip(start.state_dict().items(), zoo.state_dict().values()):
+        assert torch.equal(a[:, :2] if name == "conv_first.weight" else a, b)
+    assert not start.state_dict()["conv_first.weight"][:, 2:].any()
 
 
 def test_bound_inputs_are_srnsz_reconstructions_on_the_coarse_lattice(tmp_path):
