@@ -320,6 +320,31 @@ def test_a_network_that_cannot_win_runs_on_a_sample_only(monkeypatch, shape):
     assert_bound(data, recon, 1e-3)
 
 
+def test_a_network_must_win_the_crop_by_the_minimum_gain_to_run_on_the_whole_field(monkeypatch):
+    """The same field and network: used with the minimum gain it clears on the crop, interp (and the network on the
+    crop only) when the minimum is raised above what it gains there."""
+    import srnsz.predictors.hat as hat_module
+
+    data = smooth_field((80, 72, 64)).astype(np.float64)
+    assert data.size > hat_module.SAMPLE_MIN_POINTS
+    seen: list[int] = []
+    real = hat_module.hat_level_prediction
+
+    def spy(model, view, settings, eb):
+        seen.append(view.size)
+        return real(model, view, settings, eb)
+
+    monkeypatch.setattr(hat_module, "hat_level_prediction", spy)
+    monkeypatch.setattr(hat_module, "SAMPLE_MIN_GAIN", 1.0)
+    used, _ = _hat(data, 1e-5)
+    assert srnsz.info(used).predictor == "hat" and max(seen) == data.size
+    seen.clear()
+    monkeypatch.setattr(hat_module, "SAMPLE_MIN_GAIN", 100.0)
+    kept, recon = _hat(data, 1e-5)
+    assert srnsz.info(kept).predictor == "interp" and seen and max(seen) < data.size / 4
+    assert_bound(data, recon, 1e-5)
+
+
 def test_several_networks_the_sample_picks_one_and_the_stream_names_it():
     data = smooth_field((320, 300), seed=4)
     stream, recon = _hat(data, 1e-2, model="noisy_hat,near_cubic_hat")

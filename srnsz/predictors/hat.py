@@ -28,6 +28,12 @@ DEFAULT_BLOCK = {2: 32, 3: 8}
 # cannot win, asking for hat then costs little more than interp); fields this small are not sampled.
 SAMPLE_SHARE = 1 / 16
 SAMPLE_MIN_POINTS = 1 << 16
+# On a crop the network must make the stream at least this much smaller (plain size / network size) to be run on the
+# whole field. Measured with hat_nano_series (2026-11-30, 9 fields x 2 bounds): where the whole field then lost, the
+# crop had shown 1.006-1.016 (and the full run cost 5-10x interp's time for nothing); where it won, 1.045-1.14 (its
+# whole-field gain 1.018-1.24: a central crop overstates it). Fields small enough to be their own sample skip this:
+# the network has run on all of it already and the smaller finished stream is kept either way.
+SAMPLE_MIN_GAIN = 1.03
 # A crop side below this many points leaves the network planes too small to show what it does on the field
 # (Gray-Scott 64^3 at 1e-3: a 25^3 crop declined a network that gains 1.24x on the whole field, a 32^3 one did not).
 SAMPLE_MIN_SIDE = 32
@@ -185,16 +191,16 @@ class HatPredictor(InterpPredictor):
     def _sample_choice(self, base: InterpPredictor, candidates: list[tuple[Any, Any]], device: str,
                        data: np.ndarray, eb: float, free: np.ndarray | None) -> int | None:
         """Which of the candidate networks makes a sample of the field smallest, flags included, if any beats
-        interpolation there (else None). The sample is a central crop of about SAMPLE_SHARE of the points, at least
-        SAMPLE_MIN_SIDE along each axis (:func:`crop_sides`; the whole field when it has at most SAMPLE_MIN_POINTS;
-        one network on such a field is not tried first)."""
+        interpolation there -- on a crop by at least SAMPLE_MIN_GAIN -- (else None). The sample is a central crop of
+        about SAMPLE_SHARE of the points, at least SAMPLE_MIN_SIDE along each axis (:func:`crop_sides`; the whole
+        field when it has at most SAMPLE_MIN_POINTS; one network on such a field is not tried first)."""
         small = data.size <= SAMPLE_MIN_POINTS
         if small and len(candidates) == 1:
             return 0
         sides = list(data.shape) if small else crop_sides(data.shape, SAMPLE_SHARE, SAMPLE_MIN_SIDE)
         key = tuple(slice((n - m) // 2, (n - m) // 2 + m) for n, m in zip(data.shape, sides))
         crop, crop_free = np.ascontiguousarray(data[key]), None if free is None else np.ascontiguousarray(free[key])
-        best, best_size = None, base.encode(crop, eb, None, crop_free).nbytes
+        best, best_size = None, base.encode(crop, eb, None, crop_free).nbytes / (1.0 if small else SAMPLE_MIN_GAIN)
         for index, (model, _) in enumerate(candidates):
             passes = HatPasses(model, self._settings(device), self.hat_levels, self.block_size, eb)
             with_hat = base.encode(crop, eb, None, crop_free, passes)
