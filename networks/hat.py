@@ -320,25 +320,25 @@ class HAT(nn.Module):
 def with_bound_channel(model: HAT, kwargs: dict) -> HAT:
     """A copy of ``model`` (built with registry ``kwargs``) that also takes the bound channel, its weights zero
     there: it predicts exactly as ``model`` until fine-tuning teaches it to use the bound."""
-    if model.bound_channel:
-        return model
-    widened = _hat(**{**kwargs, "bound_channel": True})
-    state = model.state_dict()
-    weight = state["conv_first.weight"]
-    state["conv_first.weight"] = torch.cat([weight, torch.zeros_like(weight)], dim=1)
-    widened.load_state_dict(state, strict=True)
-    return widened.to(weight.device).train(model.training)
+    return _with_zero_inputs(model, kwargs, "bound_channel", channels=1, position=1)
 
 
 def with_context_planes(model: HAT, kwargs: dict) -> HAT:
     """A copy of ``model`` (built with registry ``kwargs``) that also takes the context planes, its weights zero
     there: it predicts exactly as ``model`` until training teaches it to use them."""
-    if model.context_planes:
+    return _with_zero_inputs(model, kwargs, "context_planes", channels=2, position=1 + int(model.bound_channel))
+
+
+def _with_zero_inputs(model: HAT, kwargs: dict, switch: str, channels: int, position: int) -> HAT:
+    """``model`` rebuilt with ``switch`` on: ``channels`` more input channels at ``position`` of conv_first (the
+    order forward concatenates them in), their weights zero; ``model`` itself if the switch is already on."""
+    if getattr(model, switch):
         return model
-    widened = _hat(**{**kwargs, "context_planes": True})
+    widened = _hat(**{**kwargs, switch: True})
     state = model.state_dict()
     weight = state["conv_first.weight"]
-    state["conv_first.weight"] = torch.cat([weight, weight.new_zeros(weight.shape[0], 2, *weight.shape[2:])], dim=1)
+    zeros = weight.new_zeros(weight.shape[0], channels, *weight.shape[2:])
+    state["conv_first.weight"] = torch.cat([weight[:, :position], zeros, weight[:, position:]], dim=1)
     widened.load_state_dict(state, strict=True)
     return widened.to(weight.device).train(model.training)
 

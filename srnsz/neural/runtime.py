@@ -75,6 +75,16 @@ def _tile_ranges(n: int, tile: int, overlap: int) -> list[tuple[int, int, int, i
     return out
 
 
+def _scaled(values: np.ndarray, lows: np.ndarray, spans: np.ndarray) -> np.ndarray:
+    """(N, ...) values -> float32 (v - lows[n]) / spans[n] per leading index (0 where not finite or no span)."""
+    shape = (-1,) + (1,) * (values.ndim - 1)
+    lows, spans = lows.reshape(shape), spans.reshape(shape)
+    with np.errstate(invalid="ignore", over="ignore"):
+        shifted = np.where(np.isfinite(values), values.astype(np.float64) - lows, 0.0)
+        scaled = np.divide(shifted, spans, out=np.zeros_like(shifted), where=spans > 0)
+    return scaled.astype(np.float32)
+
+
 def upsample_planes(model: Any, planes: np.ndarray, settings: InferenceSettings, eb: float = 0.0,
                     context: np.ndarray | None = None) -> np.ndarray:
     """x2 super-resolution of each coarse plane: (N, h, w) float -> (N, 2h, 2w) float64 in data units.
@@ -100,17 +110,9 @@ def upsample_planes(model: Any, planes: np.ndarray, settings: InferenceSettings,
     lows = np.where(np.isfinite(lows), lows, 0.0)
     highs = np.where(np.isfinite(highs), highs, 0.0)
     spans = highs - lows
-    with np.errstate(invalid="ignore", over="ignore"):
-        normalised = np.where(finite, planes.astype(np.float64) - lows[:, None, None], 0.0)
-        normalised = np.divide(normalised, spans[:, None, None], out=np.zeros_like(normalised),
-                               where=spans[:, None, None] > 0)
-    normalised = normalised.astype(np.float32)
+    normalised = _scaled(planes, lows, spans)
     if with_context:
-        with np.errstate(invalid="ignore", over="ignore"):
-            scaled = np.where(np.isfinite(context), context.astype(np.float64) - lows[:, None, None, None], 0.0)
-            scaled = np.divide(scaled, spans[:, None, None, None], out=np.zeros_like(scaled),
-                               where=spans[:, None, None, None] > 0)
-        scaled = scaled.astype(np.float32)
+        scaled = _scaled(context, lows, spans)
     rows, cols = _tile_ranges(h, settings.tile, settings.overlap), _tile_ranges(w, settings.tile, settings.overlap)
     for i in range(n):
         if spans[i] <= 0:
