@@ -1,6 +1,7 @@
 """Write a golden stream of the current format (only when the format version changes on purpose):
 python tests/make_golden.py v1_2   (name: the format version, as in tests/data/golden_<name>.srnsz)
 python tests/make_golden.py hat    (a stream of the shipped hat_tiny_bound network: its predictions must not drift)
+python tests/make_golden.py hat_v1_5    (format 1.5: hat_nano_series, also on the planes decoded within a level)
 
 Keep the older ones: each must keep decoding to the same values (tests/test_golden.py)."""
 
@@ -21,11 +22,20 @@ if __name__ == "__main__":
 
         hat_module.SAMPLE_MIN_GAIN = 1.0  # the decision the stored stream was made with (test_golden does the same)
         data = smooth_field((40, 48, 56), seed=7)
-        stream = srnsz.compress(data, 1e-3, "rel", predictor="hat", model="hat_tiny_bound", device="cpu")
+        stream = srnsz.compress(data, 1e-3, "rel", predictor="hat", model="hat_tiny_bound", device="cpu",
+                                decoded_planes=False)
         assert srnsz.info(stream).predictor == "hat"
         (HERE / "golden_hat.srnsz").write_bytes(stream)
         np.save(HERE / "golden_hat_original.npy", data)
         np.save(HERE / "golden_hat_expected.npy", srnsz.decompress(stream))
+        print(name, srnsz.info(stream).format_version, len(stream), "bytes")
+        sys.exit(0)
+    if name == "hat_v1_5":  # format 1.5: the shipped default network, also on the planes decoded within a level
+        data = np.load(HERE / "golden_hat_original.npy")
+        stream = srnsz.compress(data, 1e-3, "rel", predictor="hat", model="hat_nano_series", device="cpu")
+        assert srnsz.info(stream).predictor == "hat" and srnsz.info(stream).format_version == "1.5"
+        (HERE / "golden_hat_v1_5.srnsz").write_bytes(stream)
+        np.save(HERE / "golden_hat_v1_5_expected.npy", srnsz.decompress(stream))
         print(name, srnsz.info(stream).format_version, len(stream), "bytes")
         sys.exit(0)
     # v1 (format 1.0) used a (12, 17, 23) field; later ones are larger so every coding method can win a level.

@@ -73,5 +73,24 @@ def test_hat_stream_of_the_shipped_network_still_decodes_and_is_reproduced(monke
     import srnsz.predictors.hat as hat_module
 
     monkeypatch.setattr(hat_module, "SAMPLE_MIN_GAIN", 1.0)
-    again = srnsz.compress(original, 1e-3, "rel", predictor="hat", model="hat_tiny_bound", device="cpu")
+    # Made before the network also ran on the planes decoded within a level (format 1.5): that is switched off.
+    again = srnsz.compress(original, 1e-3, "rel", predictor="hat", model="hat_tiny_bound", device="cpu",
+                           decoded_planes=False)
+    assert again == stream
+
+
+def test_hat_stream_with_decoded_planes_still_decodes_and_is_reproduced():
+    torch = pytest.importorskip("torch")
+    stream = (DATA / "golden_hat_v1_5.srnsz").read_bytes()
+    made_with = srnsz.info(stream)
+    assert made_with.predictor == "hat" and made_with.predictor_params["hat"]["decoded_planes"] is True
+    assert made_with.format_version == "1.5"
+    header_torch = read_container(stream).header["numerics"]["torch"]
+    if torch.__version__.split("+")[0] != header_torch.split("+")[0]:
+        pytest.skip(f"the golden hat stream was made with torch {header_torch}; this is torch {torch.__version__}")
+    original = np.load(DATA / "golden_hat_original.npy")
+    recon = srnsz.decompress(stream)
+    assert np.array_equal(recon.view(np.uint32), np.load(DATA / "golden_hat_v1_5_expected.npy").view(np.uint32))
+    assert_bound(original, recon, made_with.error_bound["abs"])
+    again = srnsz.compress(original, 1e-3, "rel", predictor="hat", model="hat_nano_series", device="cpu")
     assert again == stream

@@ -117,7 +117,7 @@ def test_a_context_network_is_given_the_neighbouring_planes_and_decodes_exactly(
         return real_forward(model, x, bound, context)
 
     monkeypatch.setattr(networks.hat.HAT, "forward", forward)
-    stream, recon = _hat(data, 1e-3, model="context_hat")
+    stream, recon = _hat(data, 1e-3, model="context_hat", decoded_planes=False)  # the coarse planes only
     assert srnsz.info(stream).predictor == "hat" and calls
     assert_bound(data, recon, 1e-3)
     assert all(c.shape == (x.shape[0], 2, *x.shape[2:]) for x, c in calls)
@@ -134,6 +134,62 @@ def test_a_context_network_is_given_the_neighbouring_planes_and_decodes_exactly(
         torch.testing.assert_close((after - after.min()) / (after.max() - after.min()), x[1, 0], rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="coarse planes beside"):
         networks.create_model("hat_tiny", context_planes=True)(torch.zeros(1, 1, 8, 8))
+
+
+@pytest.mark.parametrize("traversal,planes", [
+    ("sequential", {(0, 0), (1, 0), (2, 0), (0, 1), (1, 1)}),  # the odd planes along the last axis come too late
+    ("multidim", {(a, parity) for a in range(3) for parity in (0, 1)})])
+def test_planes_decoded_within_a_level_are_upsampled_once_their_inputs_are(traversal, planes, force_hat,
+                                                                            monkeypatch):
+    """3D (decoded_planes, the default): the network also upsamples the odd planes along an axis, once every input
+    point of those planes is decoded. Compressing, the inputs it is given are the final reconstruction (where a
+    point is not decoded yet the compressor's array still holds the original), decoding the same; format 1.5."""
+    import srnsz.predictors.hat as hat_module
+
+    calls: list[tuple[int, int, np.ndarray]] = []
+    real = hat_module.plane_predictions
+
+    def spy(model, view, axis, parity, settings, eb):
+        calls.append((axis, parity, np.moveaxis(view, axis, 0)[parity::2, ::2, ::2].copy()))
+        return real(model, view, axis, parity, settings, eb)
+
+    monkeypatch.setattr(hat_module, "plane_predictions", spy)
+    data = smooth_field((20, 33, 40)).astype(np.float64)
+    stream, recon = _hat(data, 1e-3, traversal=traversal, dim_order=(0, 1, 2))
+    info = srnsz.info(stream)
+    assert info.predictor == "hat" and info.predictor_params["hat"]["decoded_planes"] is True
+    assert info.format_version == "1.5"
+    assert_bound(data, recon, 1e-3)
+    compressing, decoding = calls[: len(calls) // 2], calls[len(calls) // 2:]
+    assert {(a, parity) for a, parity, _ in compressing} == planes and len(compressing) == len(planes)
+    for (axis, parity, inputs), (*same, decoded_inputs) in zip(compressing, decoding):
+        assert (axis, parity) == tuple(same) and np.array_equal(inputs, decoded_inputs)
+        assert np.array_equal(inputs, np.moveaxis(recon, axis, 0)[parity::2, ::2, ::2])
+        assert not np.array_equal(inputs, np.moveaxis(data, axis, 0)[parity::2, ::2, ::2])
+    calls.clear()
+    coarse_only, _ = _hat(data, 1e-3, traversal=traversal, dim_order=(0, 1, 2), decoded_planes=False)
+    assert {(a, parity) for a, parity, _ in calls} == {(0, 0), (1, 0), (2, 0)}
+    assert "decoded_planes" not in srnsz.info(coarse_only).predictor_params["hat"]
+    assert srnsz.info(coarse_only).format_version == "1.2"
+
+
+def test_decoded_planes_leave_2d_streams_as_they_were(force_hat):
+    data = smooth_field((64, 80))
+    assert _hat(data, 1e-3)[0] == _hat(data, 1e-3, decoded_planes=False)[0]
+    assert srnsz.info(_hat(data, 1e-3)[0]).format_version == "1.2"
+    with pytest.raises(srnsz.errors.InvalidInputError, match="decoded_planes"):
+        _hat(data, 1e-3, decoded_planes="yes")
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_a_tampered_decoded_planes_switch_is_refused(value, force_hat):
+    from srnsz.errors import StreamFormatError
+    from srnsz.format.container import read_container, write_container
+
+    parsed = read_container(_hat(smooth_field((20, 33, 40)), 1e-3)[0])
+    parsed.header["predictor"]["params"]["hat"]["decoded_planes"] = value
+    with pytest.raises(StreamFormatError, match="decoded_planes"):
+        srnsz.decompress(write_container(parsed.header, parsed.sections, 5))
 
 
 def test_3d_uses_slices_along_every_axis(force_hat):
@@ -304,19 +360,19 @@ def test_a_network_that_cannot_win_runs_on_a_sample_only(monkeypatch, shape):
     import srnsz.predictors.hat as hat_module
 
     seen: list[tuple[int, ...]] = []
-    real = hat_module.hat_level_prediction
+    real = hat_module.plane_predictions
 
-    def spy(model, view, settings, eb):
+    def spy(model, view, axis, parity, settings, eb):
         seen.append(view.shape)
-        return real(model, view, settings, eb)
+        return real(model, view, axis, parity, settings, eb)
 
-    monkeypatch.setattr(hat_module, "hat_level_prediction", spy)
+    monkeypatch.setattr(hat_module, "plane_predictions", spy)
     data = smooth_field(shape)
     assert data.size > hat_module.SAMPLE_MIN_POINTS
     stream, recon = _hat(data, 1e-3, model="noisy_hat")
     assert srnsz.info(stream).predictor == "interp"
     assert seen and all(np.prod(s) < data.size / 4 for s in seen)
-    assert min(seen[0]) >= hat_module.SAMPLE_MIN_SIDE
+    assert min(seen[0][-len(shape):]) >= hat_module.SAMPLE_MIN_SIDE  # 2D fields are passed as one plane
     assert_bound(data, recon, 1e-3)
 
 
@@ -328,13 +384,13 @@ def test_a_network_must_win_the_crop_by_the_minimum_gain_to_run_on_the_whole_fie
     data = smooth_field((80, 72, 64)).astype(np.float64)
     assert data.size > hat_module.SAMPLE_MIN_POINTS
     seen: list[int] = []
-    real = hat_module.hat_level_prediction
+    real = hat_module.plane_predictions
 
-    def spy(model, view, settings, eb):
+    def spy(model, view, axis, parity, settings, eb):
         seen.append(view.size)
-        return real(model, view, settings, eb)
+        return real(model, view, axis, parity, settings, eb)
 
-    monkeypatch.setattr(hat_module, "hat_level_prediction", spy)
+    monkeypatch.setattr(hat_module, "plane_predictions", spy)
     monkeypatch.setattr(hat_module, "SAMPLE_MIN_GAIN", 1.0)
     used, _ = _hat(data, 1e-5)
     assert srnsz.info(used).predictor == "hat" and max(seen) == data.size

@@ -10,6 +10,7 @@ and interpolation has the smaller L1 error on it; one flag per block and pass go
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from srnsz.predictors.base import Encoded, Predictor, Progress, register_predict
 from srnsz.predictors.interp import InterpPredictor, PassPrediction
 
 DEFAULT_BLOCK = {2: 32, 3: 8}
+DECODED_PLANES_FORMAT_MINOR = 5  # 3D hat streams whose network also runs on planes decoded within a level
 # The network runs on the whole field only if it wins on a central crop of about this share of the points (where it
 # cannot win, asking for hat then costs little more than interp); fields this small are not sampled.
 SAMPLE_SHARE = 1 / 16
@@ -57,39 +59,24 @@ def crop_sides(shape: tuple[int, ...], share: float, min_side: int) -> list[int]
     return [fixed.get(a, min(n, max(floors[a], round(n * factor)))) for a, n in enumerate(shape)]
 
 
-def hat_level_prediction(model: Any, fine_view: np.ndarray, settings: InferenceSettings, eb: float = 0.0
-                         ) -> np.ndarray:
-    """HAT predictions for a level's lattice ``fine_view`` (2D or 3D) from its even points, which are within
-    ``eb`` of the truth: float64 array of the view's shape, NaN where the network gives no prediction (coarse
-    points; 3D points odd in every axis)."""
-    coarse = fine_view[(slice(None, None, 2),) * fine_view.ndim]
-    with_context = bool(getattr(model, "context_planes", False))
-    if fine_view.ndim == 2:
-        context = np.stack([coarse, coarse])[None] if with_context else None
-        up = upsample_planes(model, coarse[None], settings, eb, context)[0]
-        pred = up[: fine_view.shape[0], : fine_view.shape[1]].copy()
-        pred[::2, ::2] = np.nan
-        return pred
-    total = np.zeros(fine_view.shape, dtype=np.float64)
-    count = np.zeros(fine_view.shape, dtype=np.uint8)
-    for axis in range(3):
-        planes = np.ascontiguousarray(np.moveaxis(coarse, axis, 0))
-        context = None
-        if with_context:
-            n = planes.shape[0]
-            before, after = np.maximum(np.arange(n) - 1, 0), np.minimum(np.arange(n) + 1, n - 1)
-            context = np.stack([planes[before], planes[after]], axis=1)
-        up = upsample_planes(model, planes, settings, eb, context)
-        others = [n for a, n in enumerate(fine_view.shape) if a != axis]
-        up = up[:, : others[0], : others[1]]
-        target_total = np.moveaxis(total, axis, 0)[::2]
-        target_count = np.moveaxis(count, axis, 0)[::2]
-        target_total += up
-        target_count += 1
-    with np.errstate(invalid="ignore", divide="ignore"):
-        pred = np.where(count > 0, total / np.maximum(count, 1), np.nan)
-    pred[::2, ::2, ::2] = np.nan
-    return pred
+def plane_predictions(model: Any, fine_view: np.ndarray, axis: int, parity: int, settings: InferenceSettings,
+                      eb: float = 0.0) -> np.ndarray:
+    """HAT x2 upsampling of the planes of a 3D lattice ``fine_view`` at the indices of ``parity`` (0 even, 1 odd)
+    along ``axis``, each from its points even along the other two axes (within ``eb`` of the truth; a network
+    with context planes also gets those of the planes of the same parity before and after, the plane itself at
+    the ends): float64 array of shape ``np.moveaxis(fine_view, axis, 0)[parity::2].shape``, its in-plane even
+    points included (they are the inputs, not predictions)."""
+    fine_planes = np.moveaxis(fine_view, axis, 0)[parity::2]
+    planes = np.ascontiguousarray(fine_planes[:, ::2, ::2])
+    if planes.shape[0] == 0:
+        return np.zeros(fine_planes.shape)
+    context = None
+    if getattr(model, "context_planes", False):
+        n = planes.shape[0]
+        before, after = np.maximum(np.arange(n) - 1, 0), np.minimum(np.arange(n) + 1, n - 1)
+        context = np.stack([planes[before], planes[after]], axis=1)
+    up = upsample_planes(model, planes, settings, eb, context)
+    return up[:, : fine_planes.shape[1], : fine_planes.shape[2]]
 
 
 @register_predictor
@@ -113,7 +100,7 @@ class HatPredictor(InterpPredictor):
 
     def __init__(self, model: str = "hat_nano_series", hat_levels: int = 1, block_size: int = 0,
                  device: str = "auto", threads: int = 2, batch: int = 16, tile: int = 128, overlap: int = 8,
-                 tune: str = "fast", **interp_options: Any) -> None:
+                 decoded_planes: bool = True, tune: str = "fast", **interp_options: Any) -> None:
         super().__init__(tune=tune, **interp_options)
         if hat_levels < 0:
             raise InvalidInputError(f"hat_levels must be >= 0, got {hat_levels}")
@@ -126,13 +113,17 @@ class HatPredictor(InterpPredictor):
             raise InvalidInputError(f"bad inference settings threads={threads} batch={batch} tile={tile} "
                                     f"overlap={overlap} (need threads, batch >= 1, tile >= 8, 0 <= overlap < tile/4)")
         self.device, self.threads, self.batch, self.tile, self.overlap = device, threads, batch, tile, overlap
+        if not isinstance(decoded_planes, bool):
+            raise InvalidInputError(f"decoded_planes must be true or false, got {decoded_planes!r}")
+        self.decoded_planes = decoded_planes
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> HatPredictor:
         try:
             hat = params["hat"]
             return cls(model=hat["weights"], hat_levels=hat["hat_levels"], block_size=hat["block_size"],
-                       tune="off", **hat["inference"], **params["config"])
+                       decoded_planes=hat.get("decoded_planes", False), tune="off", **hat["inference"],
+                       **params["config"])
         except (KeyError, TypeError, InvalidInputError) as exc:
             raise StreamFormatError(f"the hat predictor parameters are invalid ({exc})") from None
 
@@ -147,6 +138,10 @@ class HatPredictor(InterpPredictor):
 
     def _settings(self, device: str) -> InferenceSettings:
         return InferenceSettings(device, self.threads, self.batch, self.tile, self.overlap)
+
+    def _passes(self, model: Any, device: str, eb: float, recorded: np.ndarray | None = None) -> HatPasses:
+        return HatPasses(model, self._settings(device), self.hat_levels, self.block_size, eb, recorded,
+                         self.decoded_planes)
 
     def compress(self, data: np.ndarray, eb: float, progress: Progress | None = None,
                  free: np.ndarray | None = None) -> Encoded:
@@ -165,7 +160,7 @@ class HatPredictor(InterpPredictor):
             encoded.predictor = "interp"
             return encoded
         name, (model, entry) = names[chosen], candidates[chosen]
-        passes = HatPasses(model, self._settings(device), self.hat_levels, self.block_size, eb)
+        passes = self._passes(model, device, eb)
         encoded = base.encode(data, eb, progress, free, passes)
         flags = passes.chosen()
         if not flags.any():
@@ -180,6 +175,10 @@ class HatPredictor(InterpPredictor):
                                  "hat_levels": self.hat_levels, "block_size": self.block_size,
                                  "inference": self._settings(device).to_params(),
                                  "blocks_hat": int(flags.sum()), "blocks_total": int(flags.size)}
+        if self.decoded_planes and data.ndim == 3:
+            # Only 3D fields have planes decoded within a level; a 2D stream stays what it was (format 1.2).
+            encoded.params["hat"]["decoded_planes"] = True
+            encoded.format_minor = max(encoded.format_minor or 0, DECODED_PLANES_FORMAT_MINOR)
         encoded.numerics = {"torch": torch.__version__}
         # Blocks won on L1 error may not pay for their flags and the weights reference: the pipeline keeps the
         # plain interp stream when its finished stream is smaller, so asking for the network never costs a byte.
@@ -202,7 +201,7 @@ class HatPredictor(InterpPredictor):
         crop, crop_free = np.ascontiguousarray(data[key]), None if free is None else np.ascontiguousarray(free[key])
         best, best_size = None, base.encode(crop, eb, None, crop_free).nbytes / (1.0 if small else SAMPLE_MIN_GAIN)
         for index, (model, _) in enumerate(candidates):
-            passes = HatPasses(model, self._settings(device), self.hat_levels, self.block_size, eb)
+            passes = self._passes(model, device, eb)
             with_hat = base.encode(crop, eb, None, crop_free, passes)
             flags = passes.chosen()
             if not flags.any():
@@ -218,41 +217,98 @@ class HatPredictor(InterpPredictor):
         device = resolve_device(self.device)
         model, _ = cached_model(self.model_name, device, sha256=hat.get("sha256"))
         flags = np.unpackbits(np.frombuffer(lossless.unpack(sections["FLAG"], "flag"), np.uint8)).astype(bool)
-        passes = HatPasses(model, self._settings(device), self.hat_levels, self.block_size, eb, flags)
+        passes = self._passes(model, device, eb, flags)
         return self.decode(sections, params, shape, dtype, eb, progress, passes)
+
+
+# A plane view's weight at a point odd along one in-plane axis (between two inputs) and odd along both (between
+# four): such a view is the worse of the two (L1 error 1.2-1.8x on Gray-Scott at rel 1e-2 / 1e-3, the shipped and
+# a fine-tuned network), so it counts half where a better one is there too. Integers keep the one-kind means exact.
+PLANE_VIEW_WEIGHTS = {"edge": 2, "centre": 1}
+
+
+@dataclass
+class LevelViews:
+    """The HAT plane views of one level added so far, over the full field: ``total`` the weighted sum of their
+    predictions, ``weight`` the sum of their weights (PLANE_VIEW_WEIGHTS), ``known`` the lattice points decoded so
+    far (2D fields are one plane: their arrays get a leading axis of 1)."""
+
+    level: int
+    key: tuple[slice, ...]  # the level's lattice in the field
+    total: np.ndarray
+    weight: np.ndarray
+    known: np.ndarray
+    added: set[tuple[int, int]] = field(default_factory=set)
+
+    @classmethod
+    def start(cls, level: int, key: tuple[slice, ...], shape: tuple[int, ...]) -> LevelViews:
+        """A level's views before its first pass: none added, the lattice's points even along every axis known."""
+        views = cls(level, key, np.zeros(shape), np.zeros(shape, np.uint8), np.zeros(shape, bool))
+        views._lattice(views.known)[::2, ::2, ::2] = True
+        return views
+
+    def _lattice(self, array: np.ndarray) -> np.ndarray:
+        lattice = array[self.key]
+        return lattice if lattice.ndim == 3 else lattice[None]
+
+    def plane_inputs_known(self, axis: int, parity: int) -> bool:
+        """Whether the points of the ``parity`` planes along ``axis`` that are even in-plane are all decoded."""
+        inputs = np.moveaxis(self._lattice(self.known), axis, 0)[parity::2, ::2, ::2]
+        return inputs.size > 0 and bool(inputs.all())
+
+    def add(self, axis: int, parity: int, predictions: np.ndarray) -> None:
+        """Add the ``parity`` planes along ``axis`` (:func:`plane_predictions`' output) to the views."""
+        weights = np.full(predictions.shape[1:], PLANE_VIEW_WEIGHTS["edge"], np.uint8)
+        weights[::2, ::2] = 0
+        weights[1::2, 1::2] = PLANE_VIEW_WEIGHTS["centre"]
+        np.moveaxis(self._lattice(self.total), axis, 0)[parity::2] += predictions * weights
+        np.moveaxis(self._lattice(self.weight), axis, 0)[parity::2] += weights
+        self.added.add((axis, parity))
 
 
 class HatPasses:
     """The interp traversal's hook (:class:`srnsz.predictors.interp.PassHook`) that puts HAT into the finest
     ``hat_levels`` levels, for one compression or decompression at bound ``eb`` (given to networks that take it).
 
-    Compressing (``recorded`` None), each pass of a HAT level chooses per block whichever of HAT and
-    interpolation has the smaller L1 error and appends its choices to ``flags``; decoding, it takes them from
-    ``recorded`` (the unpacked FLAG section) in the same order."""
+    At a HAT level the network upsamples x2 the planes whose points even in-plane are known: in 2D the field, in 3D
+    the even planes along every axis (their points even in-plane are the coarse lattice) and, with
+    ``decoded_planes``, the odd planes along an axis once the pass holding their even points is decoded; a point's
+    prediction averages the views holding it (PLANE_VIEW_WEIGHTS). Compressing (``recorded`` None), each pass of a
+    HAT level chooses per block whichever of HAT and interpolation has the smaller L1 error and appends its choices
+    to ``flags``; decoding, it takes them from ``recorded`` (the unpacked FLAG section) in the same order."""
 
     def __init__(self, model: Any, settings: InferenceSettings, hat_levels: int, block_size: int, eb: float,
-                 recorded: np.ndarray | None = None) -> None:
+                 recorded: np.ndarray | None = None, decoded_planes: bool = False) -> None:
         self.model, self.settings, self.hat_levels, self.block_size = model, settings, hat_levels, block_size
-        self.eb = eb
+        self.eb, self.decoded_planes = eb, decoded_planes
         self.recorded, self.used = recorded, 0
         self.flags: list[np.ndarray] = []
-        self._maps: dict[int, np.ndarray] = {}
+        self._views: LevelViews | None = None
         self._ids: tuple[np.ndarray, int] | None = None
 
     def chosen(self) -> np.ndarray:
         """Every block choice made while compressing, in pass order (what the FLAG section stores)."""
         return np.concatenate(self.flags) if self.flags else np.zeros(0, bool)
 
-    def _level_map(self, plan: Plan, level: int, rec: np.ndarray) -> np.ndarray:
-        """Full-shape array of HAT predictions for the points new at ``level`` (NaN elsewhere), cached."""
-        if level not in self._maps:
-            t = plan.stride(level)
-            key = tuple(slice(0, None, t) for _ in rec.shape)
-            full = np.full(rec.shape, np.nan)
-            full[key] = hat_level_prediction(self.model, rec[key], self.settings, self.eb)
-            self._maps.clear()  # one level at a time keeps memory to one extra field
-            self._maps[level] = full
-        return self._maps[level]
+    def _predictions(self, p: Pass, plan: Plan, rec: np.ndarray) -> np.ndarray:
+        """Full-shape HAT predictions for the targets of pass ``p`` (NaN where no view holds them) from the plane
+        views known before it; then marks its targets known (the traversal decodes them before the next pass)."""
+        views = self._views
+        if views is None or views.level != p.level:
+            t = plan.stride(p.level)
+            self._views = views = LevelViews.start(p.level, tuple(slice(0, None, t) for _ in rec.shape), rec.shape)
+        lattice = rec[views.key] if rec.ndim == 3 else rec[views.key][None]
+        for axis in range(3 if rec.ndim == 3 else 1):
+            for parity in (0, 1) if self.decoded_planes else (0,):
+                if (axis, parity) not in views.added and views.plane_inputs_known(axis, parity):
+                    views.add(axis, parity, plane_predictions(self.model, lattice, axis, parity, self.settings,
+                                                              self.eb))
+        total, weight = views.total[p.key], views.weight[p.key]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            predictions = np.where(weight > 0, total / np.maximum(weight, 1), np.nan)
+        if self.decoded_planes:
+            views.known[p.key][odd_along(p.axis, rec.ndim)] = True
+        return predictions
 
     def _choices(self, n_blocks: int) -> np.ndarray:
         if self.recorded is None or self.used + n_blocks > self.recorded.size:
@@ -264,7 +320,7 @@ class HatPasses:
                  interp: PassPrediction) -> PassPrediction:
         if p.level < plan.levels - self.hat_levels:
             return interp
-        hat_view = self._level_map(plan, p.level, rec)[p.key]
+        hat_view = self._predictions(p, plan, rec)
         if self._ids is None:
             self._ids = block_ids(rec.shape, self.block_size or DEFAULT_BLOCK[rec.ndim])
         ids, n_blocks = self._ids
