@@ -78,8 +78,8 @@ def fields(ndims: tuple[int, ...], names: list[str] | None = None) -> list[tuple
     return out
 
 
-def hat_table(rels: list[float], model: str, names: list[str] | None = None) -> None:
-    print(f"model {model}")
+def hat_table(rels: list[float], model: str, names: list[str] | None = None, decoded_planes: bool = True) -> None:
+    print(f"model {model}, decoded_planes {decoded_planes}")
     print("| field | rel eb | interp CR | hat CR | hat/interp | HAT blocks | hat MB/s c/d | interp MB/s c/d | "
           "hat/interp compress time | net % of compress |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -87,14 +87,14 @@ def hat_table(rels: list[float], model: str, names: list[str] | None = None) -> 
     costs: list[float] = []  # compress time hat / interp where the interp stream was kept
     chosen = fields((2, 3), names)
     first = chosen[0][1]
-    run(first, 1e-2 * float(np.ptp(first)), "hat", model=model)  # torch and the weights loaded before timing
+    run(first, 1e-2 * float(np.ptp(first)), "hat", model=model, decoded_planes=decoded_planes)  # torch and the weights loaded before timing
     for name, data in chosen:
         valid = valid_mask(data, MissingRule())
         value_range = float(np.ptp(data[valid].astype(np.float64)))
         for rel in rels:
             eb = rel * value_range
             base = run(data, eb, "interp")
-            ours = run(data, eb, "hat", model=model)
+            ours = run(data, eb, "hat", model=model, decoded_planes=decoded_planes)
             h = ours["params"].get("hat")
             share = f"{h['blocks_hat']}/{h['blocks_total']}" if h else "interp stream kept"
             gains[rel].append(ours["cr"] / base["cr"])
@@ -148,9 +148,11 @@ def main() -> None:
     parser.add_argument("--rel", type=float, nargs="+")
     parser.add_argument("--model", default="hat_tiny", help="hat weights name(s), comma-separated")
     parser.add_argument("--fields", nargs="+", help="fields under ../shared/data (default: every one directly in it)")
+    parser.add_argument("--coarse-planes-only", action="store_true",
+                        help="hat without decoded_planes (the network on the coarse planes only, format <= 1.4)")
     args = parser.parse_args()
     if args.which == "hat":
-        hat_table(args.rel or [1e-2, 5e-3], args.model, args.fields)
+        hat_table(args.rel or [1e-2, 5e-3], args.model, args.fields, not args.coarse_planes_only)
     else:
         ae_table(args.rel or [1e-2])
 

@@ -376,6 +376,29 @@ def test_a_network_that_cannot_win_runs_on_a_sample_only(monkeypatch, shape):
     assert_bound(data, recon, 1e-3)
 
 
+def test_on_the_sample_a_network_is_given_up_after_a_first_pass_that_does_not_pay(monkeypatch):
+    """A network whose first pass on the crop leaves more than SAMPLE_GIVE_UP of interpolation's L1 error is dropped
+    there, before the planes decoded within the level are upsampled; without that rule they are."""
+    import srnsz.predictors.hat as hat_module
+
+    calls: list[tuple[int, int]] = []
+    real = hat_module.plane_predictions
+
+    def spy(model, view, axis, parity, settings, eb):
+        calls.append((axis, parity))
+        return real(model, view, axis, parity, settings, eb)
+
+    monkeypatch.setattr(hat_module, "plane_predictions", spy)
+    data = smooth_field((72, 70, 66))
+    stream, recon = _hat(data, 1e-3, model="noisy_hat")
+    assert srnsz.info(stream).predictor == "interp" and sorted(calls) == [(0, 0), (1, 0), (2, 0)]
+    assert_bound(data, recon, 1e-3)
+    calls.clear()
+    monkeypatch.setattr(hat_module, "SAMPLE_GIVE_UP", float("inf"))
+    assert srnsz.info(_hat(data, 1e-3, model="noisy_hat")[0]).predictor == "interp"
+    assert {parity for _, parity in calls} == {0, 1}
+
+
 def test_a_network_must_win_the_crop_by_the_minimum_gain_to_run_on_the_whole_field(monkeypatch):
     """The same field and network: used with the minimum gain it clears on the crop, interp (and the network on the
     crop only) when the minimum is raised above what it gains there."""

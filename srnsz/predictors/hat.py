@@ -39,6 +39,11 @@ SAMPLE_MIN_GAIN = 1.03
 # A crop side below this many points leaves the network planes too small to show what it does on the field
 # (Gray-Scott 64^3 at 1e-3: a 25^3 crop declined a network that gains 1.24x on the whole field, a 32^3 one did not).
 SAMPLE_MIN_SIDE = 32
+# On the crop the network is given up as soon as its first pass leaves the block choices' L1 error above this share
+# of interpolation's (before the planes decoded within the level double the network's work). Measured with
+# hat_nano_series (2026-12-01, 14 3D fields x rel 1e-2/1e-3/1e-4): every crop that then won had 0.43-0.80 there
+# but one (ipsl_tos at 1e-2: 0.90, whole-field gain 1.021); 26 of the 36 that lost had 0.85-1.0.
+SAMPLE_GIVE_UP = 0.85
 
 
 def crop_sides(shape: tuple[int, ...], share: float, min_side: int) -> list[int]:
@@ -190,7 +195,8 @@ class HatPredictor(InterpPredictor):
     def _sample_choice(self, base: InterpPredictor, candidates: list[tuple[Any, Any]], device: str,
                        data: np.ndarray, eb: float, free: np.ndarray | None) -> int | None:
         """Which of the candidate networks makes a sample of the field smallest, flags included, if any beats
-        interpolation there -- on a crop by at least SAMPLE_MIN_GAIN -- (else None). The sample is a central crop of
+        interpolation there -- on a crop by at least SAMPLE_MIN_GAIN, after a first pass that passes SAMPLE_GIVE_UP --
+        (else None). The sample is a central crop of
         about SAMPLE_SHARE of the points, at least SAMPLE_MIN_SIDE along each axis (:func:`crop_sides`; the whole
         field when it has at most SAMPLE_MIN_POINTS; one network on such a field is not tried first)."""
         small = data.size <= SAMPLE_MIN_POINTS
@@ -202,7 +208,11 @@ class HatPredictor(InterpPredictor):
         best, best_size = None, base.encode(crop, eb, None, crop_free).nbytes / (1.0 if small else SAMPLE_MIN_GAIN)
         for index, (model, _) in enumerate(candidates):
             passes = self._passes(model, device, eb)
-            with_hat = base.encode(crop, eb, None, crop_free, passes)
+            passes.give_up_above = SAMPLE_GIVE_UP
+            try:
+                with_hat = base.encode(crop, eb, None, crop_free, passes)
+            except NetworkGivenUp:
+                continue
             flags = passes.chosen()
             if not flags.any():
                 continue
@@ -225,6 +235,11 @@ class HatPredictor(InterpPredictor):
 # four): such a view is the worse of the two (L1 error 1.2-1.8x on Gray-Scott at rel 1e-2 / 1e-3, the shipped and
 # a fine-tuned network), so it counts half where a better one is there too. Integers keep the one-kind means exact.
 PLANE_VIEW_WEIGHTS = {"edge": 2, "centre": 1}
+
+
+class NetworkGivenUp(Exception):
+    """Raised by :class:`HatPasses` (compressing a sample, ``give_up_above`` set) when the network is not worth
+    running further."""
 
 
 @dataclass
@@ -283,6 +298,9 @@ class HatPasses:
         self.eb, self.decoded_planes = eb, decoded_planes
         self.recorded, self.used = recorded, 0
         self.flags: list[np.ndarray] = []
+        self.errors: list[tuple[float, float]] = []  # compressing, per HAT pass: L1 of interp, of the block choices
+        # Compressing: raise NetworkGivenUp when the first HAT pass leaves the choices' L1 above this share of interp's
+        self.give_up_above: float | None = None
         self._views: LevelViews | None = None
         self._ids: tuple[np.ndarray, int] | None = None
 
@@ -345,6 +363,11 @@ class HatPasses:
                 hat_error += np.bincount(block, e_hat.ravel(), n_blocks)
             choose_hat = hat_error < interp_error
             self.flags.append(choose_hat)
+            self.errors.append((float(interp_error.sum()), float(np.minimum(hat_error, interp_error).sum())))
+            interp_l1, chosen_l1 = self.errors[0]
+            if self.give_up_above is not None and len(self.errors) == 1 and not (
+                    interp_l1 > 0 and chosen_l1 <= self.give_up_above * interp_l1):
+                raise NetworkGivenUp(f"the first HAT pass leaves L1 {chosen_l1:.4g} of interpolation's {interp_l1:.4g}")
 
         def predict(c: tuple[slice, ...]) -> np.ndarray:
             hat = hat_view[c][odd]
