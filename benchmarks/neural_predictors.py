@@ -87,7 +87,8 @@ def hat_table(rels: list[float], model: str, names: list[str] | None = None, dec
     costs: list[float] = []  # compress time hat / interp where the interp stream was kept
     chosen = fields((2, 3), names)
     first = chosen[0][1]
-    run(first, 1e-2 * float(np.ptp(first)), "hat", model=model, decoded_planes=decoded_planes)  # torch and the weights loaded before timing
+    # torch and the weights loaded before timing
+    run(first, 1e-2 * float(np.ptp(first)), "hat", model=model, decoded_planes=decoded_planes)
     for name, data in chosen:
         valid = valid_mask(data, MissingRule())
         value_range = float(np.ptp(data[valid].astype(np.float64)))

@@ -47,10 +47,13 @@ def _weights_on_path(weights_dir, monkeypatch):
 
 @pytest.fixture()
 def force_hat(monkeypatch):
-    """Keep the HAT stream even where the plain interp stream would be smaller (tests of the HAT mechanics)."""
+    """Keep the HAT stream even where the plain interp stream would be smaller, and never give the network up after
+    its first pass (tests of the HAT mechanics)."""
     import srnsz.api as api_module
+    import srnsz.predictors.hat as hat_module
 
     monkeypatch.setattr(api_module, "smallest", lambda streams: streams[0])
+    monkeypatch.setattr(hat_module, "SAMPLE_GIVE_UP", float("inf"))
 
 
 def _hat(data, eb, **kw):
@@ -397,6 +400,13 @@ def test_on_the_sample_a_network_is_given_up_after_a_first_pass_that_does_not_pa
     monkeypatch.setattr(hat_module, "SAMPLE_GIVE_UP", float("inf"))
     assert srnsz.info(_hat(data, 1e-3, model="noisy_hat")[0]).predictor == "interp"
     assert {parity for _, parity in calls} == {0, 1}
+    calls.clear()
+    monkeypatch.setattr(hat_module, "SAMPLE_GIVE_UP", 0.85)
+    small = smooth_field((20, 33, 40))  # its own sample: the rule applies to the field itself
+    assert small.size <= hat_module.SAMPLE_MIN_POINTS
+    stream, recon = _hat(small, 1e-3, model="noisy_hat")
+    assert srnsz.info(stream).predictor == "interp" and sorted(calls) == [(0, 0), (1, 0), (2, 0)]
+    assert_bound(small, recon, 1e-3)
 
 
 def test_a_network_must_win_the_crop_by_the_minimum_gain_to_run_on_the_whole_field(monkeypatch):

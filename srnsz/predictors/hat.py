@@ -166,7 +166,16 @@ class HatPredictor(InterpPredictor):
             return encoded
         name, (model, entry) = names[chosen], candidates[chosen]
         passes = self._passes(model, device, eb)
-        encoded = base.encode(data, eb, progress, free, passes)
+        unsampled = data.size <= SAMPLE_MIN_POINTS and len(candidates) == 1
+        if unsampled:
+            # A field this small is its own sample: the first-pass rule applies to it directly.
+            passes.give_up_above = SAMPLE_GIVE_UP
+        try:
+            encoded = base.encode(data, eb, None if unsampled else progress, free, passes)
+        except NetworkGivenUp:
+            encoded = base.encode(data, eb, progress, free)
+            encoded.predictor = "interp"
+            return encoded
         flags = passes.chosen()
         if not flags.any():
             # Every block kept interpolation, so codes and reconstruction are exactly the interp ones: the
@@ -198,7 +207,8 @@ class HatPredictor(InterpPredictor):
         interpolation there -- on a crop by at least SAMPLE_MIN_GAIN, after a first pass that passes SAMPLE_GIVE_UP --
         (else None). The sample is a central crop of
         about SAMPLE_SHARE of the points, at least SAMPLE_MIN_SIDE along each axis (:func:`crop_sides`; the whole
-        field when it has at most SAMPLE_MIN_POINTS; one network on such a field is not tried first)."""
+        field when it has at most SAMPLE_MIN_POINTS; one network on such a field is not tried first: :meth:`compress`
+        applies SAMPLE_GIVE_UP to it directly)."""
         small = data.size <= SAMPLE_MIN_POINTS
         if small and len(candidates) == 1:
             return 0
