@@ -39,8 +39,9 @@ SAMPLE_MIN_GAIN = 1.03
 # A crop side below this many points leaves the network planes too small to show what it does on the field
 # (Gray-Scott 64^3 at 1e-3: a 25^3 crop declined a network that gains 1.24x on the whole field, a 32^3 one did not).
 SAMPLE_MIN_SIDE = 32
-# On the crop the network is given up as soon as its first pass leaves the block choices' L1 error above this share
-# of interpolation's (before the planes decoded within the level double the network's work). Measured with
+# In 3D with decoded planes, on the crop (or a field too small to sample) the network is given up as soon as its first
+# pass leaves the block choices' L1 error above this share of interpolation's, before the planes decoded within the
+# level double its work (2D fields: the network has done all its work by then, no rule). Measured with
 # hat_nano_series (2026-12-01, 14 3D fields x rel 1e-2/1e-3/1e-4): every crop that then won had 0.43-0.80 there
 # but one (ipsl_tos at 1e-2: 0.90, whole-field gain 1.021); 26 of the 36 that lost had 0.85-1.0.
 SAMPLE_GIVE_UP = 0.85
@@ -148,6 +149,11 @@ class HatPredictor(InterpPredictor):
         return HatPasses(model, self._settings(device), self.hat_levels, self.block_size, eb, recorded,
                          self.decoded_planes)
 
+    def _gives_up(self, ndim: int) -> bool:
+        """Whether SAMPLE_GIVE_UP applies: where the decoded planes are still to come after the first pass (3D), not
+        in 2D, where the network has done all its work by then."""
+        return self.decoded_planes and ndim == 3
+
     def compress(self, data: np.ndarray, eb: float, progress: Progress | None = None,
                  free: np.ndarray | None = None) -> Encoded:
         base = self.tuned(data, eb, free) if self.tune != "off" else self
@@ -167,7 +173,7 @@ class HatPredictor(InterpPredictor):
         name, (model, entry) = names[chosen], candidates[chosen]
         passes = self._passes(model, device, eb)
         unsampled = data.size <= SAMPLE_MIN_POINTS and len(candidates) == 1
-        if unsampled:
+        if unsampled and self._gives_up(data.ndim):
             # A field this small is its own sample: the first-pass rule applies to it directly.
             passes.give_up_above = SAMPLE_GIVE_UP
         try:
@@ -218,7 +224,8 @@ class HatPredictor(InterpPredictor):
         best, best_size = None, base.encode(crop, eb, None, crop_free).nbytes / (1.0 if small else SAMPLE_MIN_GAIN)
         for index, (model, _) in enumerate(candidates):
             passes = self._passes(model, device, eb)
-            passes.give_up_above = SAMPLE_GIVE_UP
+            if self._gives_up(data.ndim):
+                passes.give_up_above = SAMPLE_GIVE_UP
             try:
                 with_hat = base.encode(crop, eb, None, crop_free, passes)
             except NetworkGivenUp:
