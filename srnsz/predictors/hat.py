@@ -149,7 +149,7 @@ class HatPredictor(InterpPredictor):
         return HatPasses(model, self._settings(device), self.hat_levels, self.block_size, eb, recorded,
                          self.decoded_planes)
 
-    def _gives_up(self, ndim: int) -> bool:
+    def gives_up_after_first_pass(self, ndim: int) -> bool:
         """Whether SAMPLE_GIVE_UP applies: where the decoded planes are still to come after the first pass (3D), not
         in 2D, where the network has done all its work by then."""
         return self.decoded_planes and ndim == 3
@@ -173,7 +173,7 @@ class HatPredictor(InterpPredictor):
         name, (model, entry) = names[chosen], candidates[chosen]
         passes = self._passes(model, device, eb)
         unsampled = data.size <= SAMPLE_MIN_POINTS and len(candidates) == 1
-        if unsampled and self._gives_up(data.ndim):
+        if unsampled and self.gives_up_after_first_pass(data.ndim):
             # A field this small is its own sample: the first-pass rule applies to it directly.
             passes.give_up_above = SAMPLE_GIVE_UP
         try:
@@ -224,7 +224,7 @@ class HatPredictor(InterpPredictor):
         best, best_size = None, base.encode(crop, eb, None, crop_free).nbytes / (1.0 if small else SAMPLE_MIN_GAIN)
         for index, (model, _) in enumerate(candidates):
             passes = self._passes(model, device, eb)
-            if self._gives_up(data.ndim):
+            if self.gives_up_after_first_pass(data.ndim):
                 passes.give_up_above = SAMPLE_GIVE_UP
             try:
                 with_hat = base.encode(crop, eb, None, crop_free, passes)
