@@ -176,6 +176,22 @@ def test_planes_decoded_within_a_level_are_upsampled_once_their_inputs_are(trave
     assert srnsz.info(coarse_only).format_version == "1.2"
 
 
+def test_the_network_runs_under_the_sequential_traversal_in_3d_unless_the_caller_fixed_one():
+    """With decoded planes a 3D field's network stream uses the sequential traversal (tuned for it) where the tuner
+    chose multidim; the plain stream keeps the tuned configuration; a traversal the caller fixed is kept."""
+    from srnsz.predictors.hat import HatPredictor
+    from srnsz.predictors.interp import InterpPredictor
+
+    data = smooth_field((24, 40, 36))
+    eb = 1e-3 * float(np.ptp(data))
+    tuned_multidim = InterpPredictor(traversal="multidim", kind="cubic", tune="off")
+    chosen = HatPredictor(kind="cubic").network_configuration(tuned_multidim, data, eb, None)
+    assert chosen.config.traversal == "sequential" and chosen.config.kind == "cubic"
+    for kept in (HatPredictor(traversal="multidim"), HatPredictor(decoded_planes=False)):
+        assert kept.network_configuration(tuned_multidim, data, eb, None) is tuned_multidim
+    assert HatPredictor().network_configuration(tuned_multidim, data[0], eb, None) is tuned_multidim
+
+
 def test_decoded_planes_leave_2d_streams_as_they_were(force_hat):
     data = smooth_field((64, 80))
     assert _hat(data, 1e-3)[0] == _hat(data, 1e-3, decoded_planes=False)[0]

@@ -274,6 +274,14 @@ class InterpPredictor(Predictor):
         """This predictor's options with ``chosen`` over them, tuning off."""
         return InterpPredictor(tune="off", **{**asdict(self.config), **self._encoder_options(), **chosen})
 
+    def tuned_with(self, data: np.ndarray, eb: float, free: np.ndarray | None = None, **forced: Any
+                   ) -> InterpPredictor:
+        """:meth:`tuned` with the ``forced`` options fixed too (the ones fixed by the caller stay fixed)."""
+        kept = {name: value for name, value in asdict(self.config).items() if name in self.fixed}
+        bias = self.round_bias if "round_bias" in self.fixed else None
+        return InterpPredictor(tune=self.tune, free_mode=self.free_mode, free_slack=self.free_slack, round_bias=bias,
+                               **{**kept, **forced}).tuned(data, eb, free)
+
     def _sampling(self, shape: tuple[int, ...], for_psnr: bool = False) -> tuple[int, int, float]:
         """(block side, full_points, fraction) of the trial samples (see sample_blocks). The psnr mode samples
         larger blocks and more of them: the dead zone and the level-wise bounds act across levels, and on the
