@@ -365,8 +365,9 @@ def cmd_info(args: argparse.Namespace) -> None:
     hat = i.predictor_params.get("hat")
     if isinstance(hat, dict) and "weights" in hat:
         inference = hat.get("inference", {})
+        planes = ", also on the planes decoded within a level" if hat.get("decoded_planes") is True else ""
         print(f"network        : {hat['weights']} (sha256 {str(hat.get('sha256', ''))[:16]}...), blocks "
-              f"{hat.get('blocks_hat')}/{hat.get('blocks_total')}; decodes on {inference.get('device')!r} with "
+              f"{hat.get('blocks_hat')}/{hat.get('blocks_total')}{planes}; decodes on {inference.get('device')!r} with "
               f"{inference.get('threads')} threads, as it was made (needs that device and these weights)")
     print(f"size           : {i.compressed_bytes} bytes, ratio {i.ratio:.2f}")
     for line in _missing_lines(i.missing, int(np.prod(i.shape))):

@@ -143,7 +143,7 @@ def test_a_context_network_is_given_the_neighbouring_planes_and_decodes_exactly(
     ("sequential", {(0, 0), (1, 0), (2, 0), (0, 1), (1, 1)}),  # the odd planes along the last axis come too late
     ("multidim", {(a, parity) for a in range(3) for parity in (0, 1)})])
 def test_planes_decoded_within_a_level_are_upsampled_once_their_inputs_are(traversal, planes, force_hat,
-                                                                            monkeypatch):
+                                                                            monkeypatch, tmp_path):
     """3D (decoded_planes, the default): the network also upsamples the odd planes along an axis, once every input
     point of those planes is decoded. Compressing, the inputs it is given are the final reconstruction (where a
     point is not decoded yet the compressor's array still holds the original), decoding the same; format 1.5."""
@@ -169,6 +169,11 @@ def test_planes_decoded_within_a_level_are_upsampled_once_their_inputs_are(trave
         assert (axis, parity) == tuple(same) and np.array_equal(inputs, decoded_inputs)
         assert np.array_equal(inputs, np.moveaxis(recon, axis, 0)[parity::2, ::2, ::2])
         assert not np.array_equal(inputs, np.moveaxis(data, axis, 0)[parity::2, ::2, ::2])
+    if traversal == "sequential":  # srnsz info says so
+        from test_cli import run
+
+        (tmp_path / "s.srnsz").write_bytes(stream)
+        assert "also on the planes decoded within a level" in run("info", str(tmp_path / "s.srnsz")).stdout
     calls.clear()
     coarse_only, _ = _hat(data, 1e-3, traversal=traversal, dim_order=(0, 1, 2), decoded_planes=False)
     assert {(a, parity) for a, parity, _ in calls} == {(0, 0), (1, 0), (2, 0)}
