@@ -203,11 +203,11 @@ def test_decoded_planes_leave_2d_streams_as_they_were(force_hat):
     assert srnsz.info(_hat(data, 1e-3)[0]).format_version == "1.2"
     with pytest.raises(srnsz.errors.InvalidInputError, match="decoded_planes"):
         _hat(data, 1e-3, decoded_planes="yes")
-    # the first-pass give-up guards the decoded planes' cost: 3D only, and only with them
+    # the decoded planes, and the first-pass give-up that guards their cost: 3D only, and only with them
     from srnsz.predictors.hat import HatPredictor
 
-    assert [HatPredictor().gives_up_after_first_pass(2), HatPredictor().gives_up_after_first_pass(3)] == [False, True]
-    assert not HatPredictor(decoded_planes=False).gives_up_after_first_pass(3)
+    assert [HatPredictor().uses_decoded_planes(2), HatPredictor().uses_decoded_planes(3)] == [False, True]
+    assert not HatPredictor(decoded_planes=False).uses_decoded_planes(3)
 
 
 @pytest.mark.parametrize("value", ["yes", 1, None])

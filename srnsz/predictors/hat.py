@@ -150,9 +150,10 @@ class HatPredictor(InterpPredictor):
         return HatPasses(model, self._settings(device), self.hat_levels, self.block_size, eb, recorded,
                          self.decoded_planes)
 
-    def gives_up_after_first_pass(self, ndim: int) -> bool:
-        """Whether SAMPLE_GIVE_UP applies: where the decoded planes are still to come after the first pass (3D), not
-        in 2D, where the network has done all its work by then."""
+    def uses_decoded_planes(self, ndim: int) -> bool:
+        """Whether streams of an ``ndim`` field use the decoded planes (3D only: 2D fields have none). It also
+        decides where SAMPLE_GIVE_UP applies (the decoded planes are still to come after the first pass) and the
+        traversal under the network (:meth:`network_configuration`)."""
         return self.decoded_planes and ndim == 3
 
     def network_configuration(self, base: InterpPredictor, data: np.ndarray, eb: float, free: np.ndarray | None
@@ -162,7 +163,7 @@ class HatPredictor(InterpPredictor):
         caller fixed the traversal): there the network's stream was 7-12% smaller sequential on every Gray-Scott
         field and bound measured (2026-12-01: 3 fields x rel 1e-2/1e-3, a fine-tuned and the shipped network), and
         the network runs on 5 plane sets instead of 6."""
-        if not self.gives_up_after_first_pass(data.ndim) or "traversal" in self.fixed or \
+        if not self.uses_decoded_planes(data.ndim) or "traversal" in self.fixed or \
                 base.config.traversal == "sequential":
             return base
         return self.tuned_with(data, eb, free, traversal="sequential")
@@ -178,7 +179,10 @@ class HatPredictor(InterpPredictor):
         names = [n.strip() for n in self.model_name.split(",") if n.strip()]
         candidates = [cached_model(name, device) for name in names]
         network_base = self.network_configuration(base, data, eb, free)
-        chosen = self._sample_choice(base, network_base, candidates, device, data, eb, free)
+        # One network on a field small enough to be its own sample is not tried first: the first-pass rule applies to
+        # the field itself below.
+        unsampled = data.size <= SAMPLE_MIN_POINTS and len(candidates) == 1
+        chosen = 0 if unsampled else self._sample_choice(base, network_base, candidates, device, data, eb, free)
         if chosen is None:
             # No network wins on a sample of the field: the plain interp stream, at interp's cost.
             encoded = base.encode(data, eb, progress, free)
@@ -186,9 +190,7 @@ class HatPredictor(InterpPredictor):
             return encoded
         name, (model, entry) = names[chosen], candidates[chosen]
         passes = self._passes(model, device, eb)
-        unsampled = data.size <= SAMPLE_MIN_POINTS and len(candidates) == 1
-        if unsampled and self.gives_up_after_first_pass(data.ndim):
-            # A field this small is its own sample: the first-pass rule applies to it directly.
+        if unsampled and self.uses_decoded_planes(data.ndim):
             passes.give_up_above = SAMPLE_GIVE_UP
         try:
             encoded = network_base.encode(data, eb, None if unsampled else progress, free, passes)
@@ -210,8 +212,7 @@ class HatPredictor(InterpPredictor):
                                  "hat_levels": self.hat_levels, "block_size": self.block_size,
                                  "inference": self._settings(device).to_params(),
                                  "blocks_hat": int(flags.sum()), "blocks_total": int(flags.size)}
-        if self.decoded_planes and data.ndim == 3:
-            # Only 3D fields have planes decoded within a level; a 2D stream stays what it was (format 1.2).
+        if self.uses_decoded_planes(data.ndim):  # a 2D stream stays what it was (format 1.2)
             encoded.params["hat"]["decoded_planes"] = True
             encoded.format_minor = max(encoded.format_minor or 0, DECODED_PLANES_FORMAT_MINOR)
         encoded.numerics = {"torch": torch.__version__}
@@ -227,20 +228,16 @@ class HatPredictor(InterpPredictor):
                        free: np.ndarray | None) -> int | None:
         """Which of the candidate networks makes a sample of the field smallest, flags included, if any beats
         interpolation there -- on a crop by at least SAMPLE_MIN_GAIN, after a first pass that passes SAMPLE_GIVE_UP --
-        (else None). The sample is a central crop of
-        about SAMPLE_SHARE of the points, at least SAMPLE_MIN_SIDE along each axis (:func:`crop_sides`; the whole
-        field when it has at most SAMPLE_MIN_POINTS; one network on such a field is not tried first: :meth:`compress`
-        applies SAMPLE_GIVE_UP to it directly)."""
+        (else None). The sample is a central crop of about SAMPLE_SHARE of the points, at least SAMPLE_MIN_SIDE along
+        each axis (:func:`crop_sides`; the whole field when it has at most SAMPLE_MIN_POINTS)."""
         small = data.size <= SAMPLE_MIN_POINTS
-        if small and len(candidates) == 1:
-            return 0
         sides = list(data.shape) if small else crop_sides(data.shape, SAMPLE_SHARE, SAMPLE_MIN_SIDE)
         key = tuple(slice((n - m) // 2, (n - m) // 2 + m) for n, m in zip(data.shape, sides))
         crop, crop_free = np.ascontiguousarray(data[key]), None if free is None else np.ascontiguousarray(free[key])
         best, best_size = None, base.encode(crop, eb, None, crop_free).nbytes / (1.0 if small else SAMPLE_MIN_GAIN)
         for index, (model, _) in enumerate(candidates):
             passes = self._passes(model, device, eb)
-            if self.gives_up_after_first_pass(data.ndim):
+            if self.uses_decoded_planes(data.ndim):
                 passes.give_up_above = SAMPLE_GIVE_UP
             try:
                 with_hat = network_base.encode(crop, eb, None, crop_free, passes)
