@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from srnsz import missing
+from srnsz import missing, restoration
 from srnsz.bounds import ErrorBound
 from srnsz.errors import InvalidInputError, ReconstructionMismatchError, SrnszError, StreamFormatError
 from srnsz.eval.metrics import bound_held
@@ -63,7 +63,7 @@ def _verify_bound(data: np.ndarray, recon: np.ndarray, eb: float, missing_mask: 
 def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp", *, rel: float | None = None,
              progress: Progress | None = None, fill_value: float | Sequence[float] | None = None,
              valid_range: Sequence[float | None] | None = None, detect_fills: bool = True,
-             metadata: VariableMeta | None = None, **options: Any) -> bytes:
+             metadata: VariableMeta | None = None, restoration: bool = True, **options: Any) -> bytes:
     """Compress a float32/float64 array of 1-4 dimensions so that |x - x'| <= eb_abs for every valid value.
 
     eb, mode: the error bound (see :class:`srnsz.bounds.ErrorBound`; ``rel`` is a fraction of the value range
@@ -74,6 +74,8 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     (a repeated extreme far outside the rest, e.g. 1e20). A resolved bound of 0 stores the data losslessly.
     metadata: a NetCDF/HDF5 variable's name, dimensions, attributes and coordinates (:mod:`srnsz.io.cf`), stored
     losslessly so that decompressing to a file restores them.
+    restoration: in the psnr mode, let the stream carry a restoration filter (srnsz.restoration: fewer bits at the
+    same PSNR on smooth fields, a pointwise bound up to 1.5x the one the quantizer held; format 1.6) where it pays.
     """
     data = _as_field(array)
     bound = ErrorBound(mode, eb, rel)
@@ -94,7 +96,7 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     else:
         field, side = missing.extend_into_missing(data, mask), missing.encode(mask, data)
     if mode == "psnr" and chosen.lossy:
-        eb_abs, encoded = compress_for_psnr(chosen, field, mask, float(eb), eb_abs, progress)
+        eb_abs, encoded = compress_for_psnr(chosen, field, mask, float(eb), eb_abs, progress, restoration)
     elif mode == "ssim" and chosen.lossy:
         eb_abs, encoded = compress_for_ssim(chosen, field, mask, float(eb), eb_abs, progress)
     else:
@@ -175,6 +177,7 @@ class StreamInfo:
     format_version: str
     created_by: str
     missing: dict[str, Any] = field(default_factory=dict)  # the missing-value rule and what it found (header)
+    restoration: bool = False  # the decoder runs a restoration filter on the reconstruction (srnsz.restoration)
 
     @property
     def ratio(self) -> float:
@@ -234,7 +237,7 @@ def info(data: bytes) -> StreamInfo:
     h = container.header
     return StreamInfo(shape, h["dtype"], dict(h["error_bound"]), name, params, len(raw),
                       int(np.prod(shape)) * dtype.itemsize, f"{container.version[0]}.{container.version[1]}",
-                      str(h.get("created_by", "")), _missing_header(h))
+                      str(h.get("created_by", "")), _missing_header(h), restoration.SECTION in container.sections)
 
 
 def variable_metadata(data: bytes) -> VariableMeta | None:
@@ -254,6 +257,12 @@ def decompress(data: bytes, progress: Progress | None = None) -> np.ndarray:
     numerics = str(container.header.get("numerics"))
     try:
         recon = predictor.decompress(container.sections, params, shape, dtype, eb, progress)
+        if restoration.SECTION in container.sections:
+            if container.version[1] < restoration.FORMAT_MINOR:
+                raise StreamFormatError(f"section {restoration.SECTION} is not part of format "
+                                        f"{container.version[0]}.{container.version[1]} (damaged stream)")
+            recon = restoration.apply_restoration(recon, restoration.RestorationFilter.from_bytes(
+                container.sections[restoration.SECTION], len(shape)))
         points = _missing_header(container.header).get("points", 0)
         if points:
             mask, values = missing.decode(container.sections, shape, dtype, points)

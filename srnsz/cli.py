@@ -82,6 +82,9 @@ def _add_bound(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-fill-detection", action="store_true",
                    help="do not treat undeclared fill values (a huge or far-off repeated extreme, e.g. 1e20) as "
                         "missing")
+    p.add_argument("--no-restoration", action="store_true",
+                   help="psnr mode: no restoration filter in the stream (by default one is added where it saves "
+                        "bits; the stream is then format 1.6 and its stated bound up to 1.5x the quantizer's)")
     p.add_argument("--predictor", choices=list_predictors(), help="default interp")
     p.add_argument("--kind", choices=CONFIG_KINDS, help="spline of the interp predictor (default: tuned)")
     p.add_argument("--tune", choices=TUNE_MODES, help="interp tuning on sampled blocks (default fast; best also "
@@ -171,6 +174,8 @@ def _compress_field(source: CFField, args: argparse.Namespace, name: str, option
     for note in source.notes:
         print(f"note: {note}", file=sys.stderr)
     options = {**options, **_missing_options(args, source.rule)}
+    if args.no_restoration:
+        options["restoration"] = False
     if source.meta is not None:
         options["metadata"] = source.meta
     if args.target_psnr is not None or args.target_ratio is not None:
@@ -267,6 +272,8 @@ def _compress_chunked(args: argparse.Namespace) -> None:
         raise SrnszError("--chunk takes a bound (--eb/--mode), not a target")
     name, options = _predictor_and_options(args)
     options.update(_missing_options(args, declared_rule(args.input, args.var, args.dtype, args.shape)))
+    if args.no_restoration:
+        options["restoration"] = False
     with open_lazy(args.input, args.dtype, args.shape, args.var) as array:
         with progress_bar(int(np.prod(array.shape)), "compress") as update:
             def write(tmp: Path) -> None:
@@ -362,6 +369,8 @@ def cmd_info(args: argparse.Namespace) -> None:
     print(f"shape, dtype   : {i.shape} {i.dtype}")
     print(f"error bound    : {i.error_bound}")
     print(f"predictor      : {i.predictor} {i.predictor_params.get('config', '')}")
+    if i.restoration:
+        print("restoration    : a least-squares filter run on the reconstruction (its clip is in the bound)")
     hat = i.predictor_params.get("hat")
     if isinstance(hat, dict) and "weights" in hat:
         inference = hat.get("inference", {})

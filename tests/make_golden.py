@@ -2,6 +2,7 @@
 python tests/make_golden.py v1_2   (name: the format version, as in tests/data/golden_<name>.srnsz)
 python tests/make_golden.py hat    (a stream of the shipped hat_tiny_bound network: its predictions must not drift)
 python tests/make_golden.py hat_v1_5    (format 1.5: hat_nano_series, also on the planes decoded within a level)
+python tests/make_golden.py v1_6   (format 1.6: a psnr stream with a restoration filter)
 
 Keep the older ones: each must keep decoding to the same values (tests/test_golden.py)."""
 
@@ -48,8 +49,11 @@ if __name__ == "__main__":
         data[3, 20, 20:25] = -999.0
         options = {"fill_value": -999.0}
     if name == "v1_4":  # 1.4: the quintic spline (here in the psnr mode, with a dead zone)
-        bound, options = (60.0, "psnr"), {"kind": "quintic", "round_bias": 0.1}
+        bound, options = (60.0, "psnr"), {"kind": "quintic", "round_bias": 0.1, "restoration": False}
+    if name == "v1_6":  # 1.6: a restoration filter (psnr mode)
+        bound = (40.0, "psnr")
     stream = srnsz.compress(data, *bound, **options)
+    assert name != "v1_6" or srnsz.info(stream).restoration
     (HERE / f"golden_{name}.srnsz").write_bytes(stream)
     originals = {"v1": "golden_v1_original.npy", "v1_1": "golden_field.npy", "v1_2": "golden_field.npy"}
     np.save(HERE / originals.get(name, f"golden_{name}_original.npy"), data)

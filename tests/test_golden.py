@@ -18,7 +18,7 @@ ORIGINALS = {"v1": "golden_v1_original.npy", "v1_1": "golden_field.npy", "v1_2":
 
 
 @pytest.mark.parametrize("name,version", [("v1", "1.0"), ("v1_1", "1.1"), ("v1_2", "1.2"), ("v1_3", "1.3"),
-                                          ("v1_4", "1.4")])
+                                          ("v1_4", "1.4"), ("v1_6", "1.6")])
 def test_golden_stream_still_decodes(name, version):
     stream = (DATA / f"golden_{name}.srnsz").read_bytes()
     expected = np.load(DATA / f"golden_{name}_expected.npy")
@@ -41,9 +41,16 @@ def test_current_writer_reproduces_its_golden_stream():
 
 def test_quintic_psnr_stream_is_reproduced():
     original = np.load(DATA / "golden_v1_4_original.npy")
-    stream = srnsz.compress(original, 60.0, "psnr", kind="quintic", round_bias=0.1)
+    stream = srnsz.compress(original, 60.0, "psnr", kind="quintic", round_bias=0.1, restoration=False)
     assert stream == (DATA / "golden_v1_4.srnsz").read_bytes()
     assert srnsz.info(stream).predictor_params["config"]["kind"] == "quintic"
+
+
+def test_restored_psnr_stream_is_reproduced():
+    original = np.load(DATA / "golden_v1_6_original.npy")
+    stream = srnsz.compress(original, 40.0, "psnr")
+    assert stream == (DATA / "golden_v1_6.srnsz").read_bytes()
+    assert srnsz.info(stream).restoration
 
 
 def test_fields_without_missing_values_keep_their_format_1_2_bytes():

@@ -99,10 +99,15 @@ def test_round_bias_is_for_the_psnr_mode_only() -> None:
     assert srnsz.compress(data, 1e-3) == srnsz.compress(data, 1e-3, round_bias=0.0)
     with pytest.raises(srnsz.SrnszError, match="psnr"):
         srnsz.compress(data, 1e-3, round_bias=0.1)
-    fixed = srnsz.compress(data, 50.0, "psnr", round_bias=0.2)
+    fixed = srnsz.compress(data, 50.0, "psnr", round_bias=0.2, restoration=False)
     stated = srnsz.info(fixed).error_bound["abs"]
     assert_bound(data, srnsz.decompress(fixed), stated)
     assert stated == pytest.approx(1.4 * srnsz.info(fixed).predictor_params["level_bounds"][-1])
+    restored = srnsz.compress(data, 50.0, "psnr", round_bias=0.2)  # the filter's clip adds half the held bound
+    assert srnsz.info(restored).restoration
+    stated = srnsz.info(restored).error_bound["abs"]
+    assert_bound(data, srnsz.decompress(restored), stated)
+    assert stated == pytest.approx(1.5 * 1.4 * srnsz.info(restored).predictor_params["level_bounds"][-1])
 
 
 @pytest.mark.parametrize("case", ["one", "constant", "all_nan", "huge", "tiny", "inf", "float64_4d"])

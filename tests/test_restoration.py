@@ -1,0 +1,141 @@
+"""The restoration filter (srnsz.restoration) and the psnr-mode streams that carry one (format 1.6)."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+
+import srnsz
+from srnsz.errors import StreamFormatError
+from srnsz.eval.metrics import psnr_over
+from srnsz.format.container import read_container
+from srnsz.restoration import (
+    CLIP_SHARE,
+    SECTION,
+    RestorationFilter,
+    apply_restoration,
+    class_count,
+    fit_restoration,
+    group_count,
+)
+from tests.conftest import assert_bound, smooth_field
+
+
+def _noisy(shape: tuple[int, ...], dtype=np.float32, seed: int = 0) -> tuple[np.ndarray, np.ndarray, float]:
+    """(original, a reconstruction of it within the returned bound: a checkerboard error, which the neighbours
+    see, plus white noise)."""
+    rng = np.random.default_rng(seed)
+    original = smooth_field(shape, dtype, seed=seed, waves=2)
+    bound = 0.02 * float(original.max() - original.min())
+    checkerboard = np.where(np.indices(shape).sum(axis=0) % 2 == 0, 0.6, -0.6)
+    error = (checkerboard + rng.uniform(-0.3, 0.3, shape)) * bound
+    return original, (original + error).astype(dtype), bound
+
+
+@pytest.mark.parametrize("shape", [(2001,), (80, 67), (20, 25, 31), (6, 8, 9, 11)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("per_parity", [False, True])
+def test_filter_lowers_the_error_and_moves_no_value_past_its_clip(shape, dtype, per_parity) -> None:
+    original, recon, bound = _noisy(shape, dtype)
+    restoration = fit_restoration(recon, original, None, bound, per_parity)
+    assert restoration is not None
+    assert restoration.weights.shape == (class_count(len(shape), per_parity), group_count(len(shape)))
+    assert restoration.clip == CLIP_SHARE * bound
+    restored = apply_restoration(recon, restoration)
+    assert restored.dtype == recon.dtype and restored.shape == recon.shape
+    assert np.abs(restored.astype(np.float64) - recon).max() <= restoration.clip
+    assert_bound(original, restored, bound + restoration.clip)
+    assert psnr_over(original, restored) > psnr_over(original, recon) + 0.5
+
+
+def test_filter_is_fitted_on_the_valid_points_only() -> None:
+    original, recon, bound = _noisy((30, 40))
+    valid = np.ones(original.shape, dtype=bool)
+    valid[:, :10] = False
+    garbage = original.copy()
+    garbage[~valid] = 1e6  # what the fit must not see
+    assert fit_restoration(recon, garbage, valid, bound).to_bytes() == \
+        fit_restoration(recon, original, valid, bound).to_bytes()
+
+
+def test_filter_refuses_what_it_cannot_fit() -> None:
+    original, recon, bound = _noisy((40, 40))
+    assert fit_restoration(recon, original, None, 0.0) is None
+    broken = recon.copy()
+    broken[3, 3] = np.nan
+    assert fit_restoration(broken, original, None, bound) is None
+    assert fit_restoration(recon[:3, :3], original[:3, :3], None, bound) is None  # 2 or 3 points per class
+
+
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+def test_filter_bytes_round_trip_and_damage_is_refused(ndim) -> None:
+    original, recon, bound = _noisy((200, 24, 16)[:ndim] if ndim < 3 else (20, 24, 16))
+    restoration = fit_restoration(recon, original, None, bound)
+    payload = restoration.to_bytes()
+    again = RestorationFilter.from_bytes(payload, ndim)
+    assert np.array_equal(apply_restoration(recon, again), apply_restoration(recon, restoration))
+    with pytest.raises(StreamFormatError, match="bytes"):
+        RestorationFilter.from_bytes(payload[:-4], ndim)
+    with pytest.raises(StreamFormatError, match="non-finite or negative"):
+        RestorationFilter.from_bytes(struct.pack("<d", -1.0) + payload[8:], ndim)
+    with pytest.raises(StreamFormatError, match="non-finite"):
+        RestorationFilter.from_bytes(payload[:-4] + np.float32(np.inf).tobytes(), ndim)
+    with pytest.raises(StreamFormatError, match="dimensions"):
+        apply_restoration(recon.ravel(), restoration) if ndim > 1 else apply_restoration(recon[None], restoration)
+
+
+def _smooth_3d() -> np.ndarray:
+    return smooth_field((40, 48, 56), seed=11, waves=6)
+
+
+def test_psnr_stream_with_a_filter_is_smaller_meets_its_target_and_states_the_wider_bound() -> None:
+    data = _smooth_3d()
+    plain = srnsz.compress(data, 50.0, "psnr", restoration=False)
+    stream = srnsz.compress(data, 50.0, "psnr")
+    info = srnsz.info(stream)
+    assert info.restoration and info.format_version == "1.6" and SECTION in read_container(stream).sections
+    assert not srnsz.info(plain).restoration and srnsz.info(plain).format_version != "1.6"
+    assert len(stream) < 0.97 * len(plain)
+    recon = srnsz.decompress(stream)
+    assert psnr_over(data, recon) >= 50.0
+    assert_bound(data, recon, info.error_bound["abs"])
+
+
+def test_bound_modes_never_carry_a_filter() -> None:
+    data = _smooth_3d()
+    for mode, eb in (("rel", 1e-2), ("abs", 0.05)):
+        assert not srnsz.info(srnsz.compress(data, eb, mode)).restoration
+
+
+def test_filter_with_missing_values_and_float64() -> None:
+    data = _smooth_3d().astype(np.float64)
+    data[:, :6, :7] = np.nan
+    data[5, 20, 30] = np.inf
+    stream = srnsz.compress(data, 55.0, "psnr")
+    recon = srnsz.decompress(stream)
+    assert srnsz.info(stream).restoration
+    bad = ~np.isfinite(data)
+    assert np.array_equal(recon[bad].view(np.uint64), data[bad].view(np.uint64))
+    assert psnr_over(data, recon, ~bad) >= 55.0
+    assert_bound(np.where(bad, 0, data), np.where(bad, 0, recon), srnsz.info(stream).error_bound["abs"])
+
+
+def test_a_filter_section_in_an_older_format_is_refused() -> None:
+    stream = bytearray(srnsz.compress(_smooth_3d(), 50.0, "psnr"))
+    assert srnsz.info(bytes(stream)).restoration
+    stream[10:12] = struct.pack("<H", 5)  # the version's minor, outside every CRC
+    with pytest.raises(StreamFormatError, match="RSTR"):
+        srnsz.decompress(bytes(stream))
+
+
+def test_cli_no_restoration(tmp_path) -> None:
+    from srnsz.cli import main
+
+    data = _smooth_3d()
+    np.save(tmp_path / "x.npy", data)
+    for flags, name in (([], "on.srnsz"), (["--no-restoration"], "off.srnsz")):
+        main(["compress", str(tmp_path / "x.npy"), "-o", str(tmp_path / name), "--mode", "psnr", "--eb", "50", *flags])
+    assert srnsz.info((tmp_path / "on.srnsz").read_bytes()).restoration
+    assert not srnsz.info((tmp_path / "off.srnsz").read_bytes()).restoration
