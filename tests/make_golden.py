@@ -3,6 +3,7 @@ python tests/make_golden.py v1_2   (name: the format version, as in tests/data/g
 python tests/make_golden.py hat    (a stream of the shipped hat_tiny_bound network: its predictions must not drift)
 python tests/make_golden.py hat_v1_5    (format 1.5: hat_nano_series, also on the planes decoded within a level)
 python tests/make_golden.py v1_6   (format 1.6: a psnr stream with a restoration filter)
+python tests/make_golden.py v1_6_rows   (format 1.6: a psnr stream with codes coded as row differences)
 
 Keep the older ones: each must keep decoding to the same values (tests/test_golden.py)."""
 
@@ -13,8 +14,17 @@ import numpy as np
 from conftest import smooth_field
 
 import srnsz
+from srnsz.coding.batch import METHOD_ROW_DELTAS
+from srnsz.coding.entropy import coding_methods
+from srnsz.format.container import read_container
 
 HERE = Path(__file__).parent / "data"
+
+
+def profile_field() -> np.ndarray:
+    """A small geopotential-like field: an exponential vertical profile, nearly the same at every horizontal point."""
+    z, y, x = np.meshgrid(np.arange(17), np.arange(24), np.arange(32), indexing="ij")
+    return (np.exp(z / 4.0) * 1000 + 3 * np.sin(y / 5.0) * np.cos(x / 6.0)).astype(np.float32)
 
 if __name__ == "__main__":
     name = sys.argv[1]
@@ -49,11 +59,15 @@ if __name__ == "__main__":
         data[3, 20, 20:25] = -999.0
         options = {"fill_value": -999.0}
     if name == "v1_4":  # 1.4: the quintic spline (here in the psnr mode, with a dead zone)
-        bound, options = (60.0, "psnr"), {"kind": "quintic", "round_bias": 0.1, "restoration": False}
+        bound, options = (60.0, "psnr"), {"kind": "quintic", "round_bias": 0.1, "restoration": False,
+                                              "row_deltas": False}
     if name == "v1_6":  # 1.6: a restoration filter (psnr mode)
         bound = (40.0, "psnr")
+    if name == "v1_6_rows":  # 1.6: codes coded as row differences (psnr mode, a vertical profile)
+        data, bound = profile_field(), (90.0, "psnr")
     stream = srnsz.compress(data, *bound, **options)
     assert name != "v1_6" or srnsz.info(stream).restoration
+    assert name != "v1_6_rows" or METHOD_ROW_DELTAS in coding_methods(read_container(stream).sections["CODE"])
     (HERE / f"golden_{name}.srnsz").write_bytes(stream)
     originals = {"v1": "golden_v1_original.npy", "v1_1": "golden_field.npy", "v1_2": "golden_field.npy"}
     np.save(HERE / originals.get(name, f"golden_{name}_original.npy"), data)

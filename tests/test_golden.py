@@ -9,6 +9,8 @@ import pytest
 from conftest import assert_bound
 
 import srnsz
+from srnsz.coding.batch import METHOD_ROW_DELTAS
+from srnsz.coding.entropy import coding_methods
 from srnsz.format.container import read_container
 
 DATA = Path(__file__).parent / "data"
@@ -18,7 +20,8 @@ ORIGINALS = {"v1": "golden_v1_original.npy", "v1_1": "golden_field.npy", "v1_2":
 
 
 @pytest.mark.parametrize("name,version", [("v1", "1.0"), ("v1_1", "1.1"), ("v1_2", "1.2"), ("v1_3", "1.3"),
-                                          ("v1_4", "1.4"), ("v1_6", "1.6")])
+                                          ("v1_4", "1.4"), ("v1_6", "1.6"),
+                                          ("v1_6_rows", "1.6")])
 def test_golden_stream_still_decodes(name, version):
     stream = (DATA / f"golden_{name}.srnsz").read_bytes()
     expected = np.load(DATA / f"golden_{name}_expected.npy")
@@ -41,7 +44,8 @@ def test_current_writer_reproduces_its_golden_stream():
 
 def test_quintic_psnr_stream_is_reproduced():
     original = np.load(DATA / "golden_v1_4_original.npy")
-    stream = srnsz.compress(original, 60.0, "psnr", kind="quintic", round_bias=0.1, restoration=False)
+    stream = srnsz.compress(original, 60.0, "psnr", kind="quintic", round_bias=0.1, restoration=False,
+                            row_deltas=False)
     assert stream == (DATA / "golden_v1_4.srnsz").read_bytes()
     assert srnsz.info(stream).predictor_params["config"]["kind"] == "quintic"
 
@@ -51,6 +55,13 @@ def test_restored_psnr_stream_is_reproduced():
     stream = srnsz.compress(original, 40.0, "psnr")
     assert stream == (DATA / "golden_v1_6.srnsz").read_bytes()
     assert srnsz.info(stream).restoration
+
+
+def test_row_difference_psnr_stream_is_reproduced():
+    original = np.load(DATA / "golden_v1_6_rows_original.npy")
+    stream = srnsz.compress(original, 90.0, "psnr")
+    assert stream == (DATA / "golden_v1_6_rows.srnsz").read_bytes()
+    assert METHOD_ROW_DELTAS in coding_methods(read_container(stream).sections["CODE"])
 
 
 def test_fields_without_missing_values_keep_their_format_1_2_bytes():

@@ -1,4 +1,5 @@
-"""The restoration filter (srnsz.restoration) and the psnr-mode streams that carry one (format 1.6)."""
+"""The psnr mode's format 1.6 features: the restoration filter (srnsz.restoration) and codes coded as row
+differences (srnsz.coding.batch.METHOD_ROW_DELTAS)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import numpy as np
 import pytest
 
 import srnsz
+from srnsz.coding.batch import METHOD_ROW_DELTAS, CodeBatch, row_deltas, undo_row_deltas
+from srnsz.coding.entropy import CodeReader, ContextCodeWriter, coding_methods
 from srnsz.errors import StreamFormatError
 from srnsz.eval.metrics import psnr_over
 from srnsz.format.container import read_container
+from srnsz.quantizer import ESCAPE, RADIUS
 from srnsz.restoration import (
     CLIP_SHARE,
     SECTION,
@@ -139,3 +143,63 @@ def test_cli_no_restoration(tmp_path) -> None:
         main(["compress", str(tmp_path / "x.npy"), "-o", str(tmp_path / name), "--mode", "psnr", "--eb", "50", *flags])
     assert srnsz.info((tmp_path / "on.srnsz").read_bytes()).restoration
     assert not srnsz.info((tmp_path / "off.srnsz").read_bytes()).restoration
+
+
+# Row differences of the codes (coding.batch.METHOD_ROW_DELTAS, format 1.6), the psnr mode's other coding change.
+
+@pytest.mark.parametrize("shape", [(), (1, 1), (30, 100), (5, 40, 100)])
+def test_row_deltas_round_trip_and_refuse_what_they_cannot_hold(shape) -> None:
+    rng = np.random.default_rng(5)
+    n = int(np.prod(shape)) if shape else 777
+    codes = np.rint(rng.laplace(0, 50, n)).astype(np.int16)
+    codes[::11] = rng.choice([32767, -32767, 0, 5], codes[::11].size)
+    batch = CodeBatch(codes, np.zeros(n, np.uint8), 0, None, shape)
+    deltas = row_deltas(batch)
+    if deltas is None:  # a jump from -32767 to 32767 does not fit
+        assert np.abs(np.diff(codes.astype(np.int32).reshape(shape or (-1,)), axis=-1)).max() > RADIUS
+        codes = codes // 2
+        deltas = row_deltas(CodeBatch(codes, batch.contexts, 0, None, shape))
+    assert np.array_equal(undo_row_deltas(deltas.codes, shape), codes)
+    codes[n // 2] = ESCAPE
+    assert row_deltas(CodeBatch(codes, batch.contexts, 0, None, shape)) is None
+    if n > 1:  # two deltas of 20000 in a row sum past the range
+        with pytest.raises(StreamFormatError, match="code range"):
+            undo_row_deltas(np.full(n, 20000, np.int16), (n,))
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_writer_codes_rows_as_differences_only_where_allowed_and_smaller(allowed) -> None:
+    rng = np.random.default_rng(6)
+    row = np.rint(rng.normal(0, 30, 64)).astype(np.int16)
+    repeating = np.tile(row, (40, 1))  # the same codes along every column: rows differ by nothing
+    noisy = np.rint(rng.laplace(0, 3, (40, 64))).astype(np.int16)
+    writer = ContextCodeWriter(row_deltas=allowed)
+    contexts = np.zeros(repeating.size, np.uint8)
+    writer.write(repeating.T.ravel(), contexts, 0, None, (64, 40))
+    writer.write(noisy.ravel(), contexts, 1, None, (40, 64))
+    payload = writer.finish()
+    assert (METHOD_ROW_DELTAS in coding_methods(payload)) == allowed
+    reader = CodeReader(payload)
+    assert np.array_equal(reader.read(contexts, 0, None, (64, 40)), repeating.T.ravel())
+    assert np.array_equal(reader.read(contexts, 1, None, (40, 64)), noisy.ravel())
+    if allowed:
+        assert len(payload) < len(ContextCodeWriter(batches=writer.batches).finish())
+
+
+def _profile_field() -> np.ndarray:
+    """A geopotential-like field: an exponential vertical profile, nearly the same at every horizontal point."""
+    z, y, x = np.meshgrid(np.arange(17), np.arange(48), np.arange(64), indexing="ij")
+    return (np.exp(z / 4.0) * 1000 + 3 * np.sin(y / 9.0) * np.cos(x / 11.0)).astype(np.float32)
+
+
+def test_psnr_stream_codes_repeating_rows_as_differences_and_bound_modes_never_do() -> None:
+    data = _profile_field()
+    stream = srnsz.compress(data, 90.0, "psnr")
+    assert METHOD_ROW_DELTAS in coding_methods(read_container(stream).sections["CODE"])
+    assert srnsz.info(stream).format_version == "1.6"
+    recon = srnsz.decompress(stream)
+    assert psnr_over(data, recon) >= 90.0
+    assert_bound(data, recon, srnsz.info(stream).error_bound["abs"])
+    for eb in (1e-3, 1e-5):
+        plain = srnsz.compress(data, eb, "rel")
+        assert METHOD_ROW_DELTAS not in coding_methods(read_container(plain).sections["CODE"])

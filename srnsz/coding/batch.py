@@ -8,17 +8,23 @@ coding method (docs/format.md).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from srnsz.coding.context import N_DETAILS
+from srnsz.errors import StreamFormatError
+from srnsz.quantizer import CODE_DTYPE, ESCAPE, RADIUS
 
 N_CONTEXTS = 16
 METHOD_CONTEXT = 1  # static context range coding (srnsz.coding.static)
 METHOD_ZSTD = 2  # zstd of the raw codes (srnsz.coding.plain)
 METHOD_ADAPTIVE = 3  # adaptive context coding, format 1.1, read only (srnsz.coding.adaptive)
 METHOD_MIXING = 4  # context mixing, format 1.2 (srnsz.coding.context_mixing)
+# Context mixing of the differences of the codes along each row (the last axis of a batch's shape), format 1.6,
+# written only where the writer is allowed to (the psnr mode) and smaller: codes that repeat along rows (a vertical
+# profile's interpolation error, the same at every horizontal point: NCEP Z3 at 90 dB, -22%) cost little then.
+METHOD_ROW_DELTAS = 5
 
 
 @dataclass
@@ -58,3 +64,24 @@ def context_groups(contexts: np.ndarray) -> tuple[np.ndarray, list[tuple[int, in
     return order, runs
 
 
+
+
+def row_deltas(batch: CodeBatch) -> CodeBatch | None:
+    """``batch`` with each code replaced by its difference from the previous code of its row (the first of a row
+    kept); None where a code is ESCAPE or a difference leaves [-RADIUS, RADIUS]."""
+    if np.any(batch.codes == ESCAPE):
+        return None
+    rows = batch.codes.astype(np.int32).reshape(batch.shape or (-1,))
+    deltas = np.diff(rows, axis=-1, prepend=0)
+    if deltas.size and np.abs(deltas).max() > RADIUS:
+        return None
+    return replace(batch, codes=deltas.astype(CODE_DTYPE).ravel())
+
+
+def undo_row_deltas(deltas: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The codes (n,) int16 whose :func:`row_deltas` in layout ``shape`` are ``deltas`` (n,); a clear error where
+    they sum past the code range (a damaged stream)."""
+    rows = np.cumsum(deltas.astype(np.int64).reshape(shape or (-1,)), axis=-1)
+    if rows.size and np.abs(rows).max() > RADIUS:
+        raise StreamFormatError("the code section is corrupted (row differences leave the code range)")
+    return rows.astype(CODE_DTYPE).ravel()

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from srnsz.coding.batch import METHOD_MIXING, CodeBatch
+from srnsz.coding.batch import METHOD_MIXING, METHOD_ROW_DELTAS, CodeBatch, row_deltas, undo_row_deltas
 from srnsz.errors import SrnszError, StreamFormatError
 from srnsz.quantizer import CODE_DTYPE
 
@@ -228,3 +228,19 @@ class MixingReader:
 
     def read(self, batch: CodeBatch) -> np.ndarray:
         return self._decoder.decode(batch.contexts, batch.detail, batch.shape)
+
+
+def encode_row_deltas(batches: list[CodeBatch]) -> bytes | None:
+    """Context mixing of the batches' row differences (METHOD_ROW_DELTAS), or None where a batch has none."""
+    deltas = [row_deltas(b) for b in batches]
+    if any(d is None for d in deltas):
+        return None
+    return bytes([METHOD_ROW_DELTAS]) + encode_mixing(deltas)[1:]
+
+
+class RowDeltaReader:
+    def __init__(self, body: bytes) -> None:
+        self._decoder = MixingDecoder(body)
+
+    def read(self, batch: CodeBatch) -> np.ndarray:
+        return undo_row_deltas(self._decoder.decode(batch.contexts, batch.detail, batch.shape), batch.shape)

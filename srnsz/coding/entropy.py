@@ -9,7 +9,9 @@ Per table the writer keeps the smallest of:
   it sees the codes of the point's neighbours in the same batch (needs the batch's ``shape``);
 - static context coding: one distribution per (table, context), counted by the encoder and stored in the
   stream, so codes in quiet regions (all zero neighbours) cost far below one bit;
-- zstd on the raw codes, which wins where the codes repeat exactly over long stretches (very smooth fields).
+- zstd on the raw codes, which wins where the codes repeat exactly over long stretches (very smooth fields);
+- where the writer allows it (``row_deltas``, the psnr mode; format 1.6): context mixing of the codes' differences
+  along each row of a batch.
 
 The reader also decodes adaptive context coding (format 1.1, srnsz.coding.adaptive), which context mixing
 replaced in the writer (smaller on all but a few small tables of the shared fields).
@@ -27,23 +29,25 @@ from srnsz.coding.batch import (
     METHOD_ADAPTIVE,
     METHOD_CONTEXT,
     METHOD_MIXING,
+    METHOD_ROW_DELTAS,
     METHOD_ZSTD,
     N_CONTEXTS,
     CodeBatch,
     by_table,
 )
-from srnsz.coding.context_mixing import MixingReader, encode_mixing
+from srnsz.coding.context_mixing import MixingReader, RowDeltaReader, encode_mixing, encode_row_deltas
 from srnsz.coding.plain import PlainReader, encode_zstd, plain_codes
 from srnsz.coding.static import StaticReader, encode_static
 from srnsz.errors import StreamFormatError
 from srnsz.quantizer import CODE_DTYPE
 
-__all__ = ["N_CONTEXTS", "CodeReader", "ContextCodeWriter", "open_substream"]
+__all__ = ["N_CONTEXTS", "CodeReader", "ContextCodeWriter", "coding_methods", "open_substream"]
 QUICK_ZSTD_LEVEL = 6
 STRONG_ZSTD_LEVEL = 19
 # Above 64 KiB of raw codes the strong level was tried 94 times on the shared fields at rel 1e-2..1e-4 and never
 # won, for 12% of the compression time (4 MiB was the cap before).
 STRONG_ZSTD_MAX_BYTES = 1 << 16
+SubstreamReader = StaticReader | PlainReader | AdaptiveReader | MixingReader | RowDeltaReader
 
 
 @dataclass
@@ -51,6 +55,7 @@ class ContextCodeWriter:
     """Collects code batches; :meth:`finish` returns the coded bytes."""
 
     batches: list[CodeBatch] = field(default_factory=list)
+    row_deltas: bool = False  # may code a table as row differences (METHOD_ROW_DELTAS, format 1.6)
 
     def write(self, codes: np.ndarray, contexts: np.ndarray, table: int, detail: np.ndarray | None = None,
               shape: tuple[int, ...] = ()) -> None:
@@ -70,6 +75,9 @@ class ContextCodeWriter:
         parts = [struct.pack("<I", len(tables))]
         for table, mine in tables.items():
             modelled, (width, raw) = min(encode_static(mine), encode_mixing(mine), key=len), plain_codes(mine)
+            deltas = encode_row_deltas(mine) if self.row_deltas else None
+            if deltas is not None and len(deltas) < len(modelled):
+                modelled = deltas
             quick = encode_zstd(width, raw, QUICK_ZSTD_LEVEL)
             best = min(modelled, quick, key=len)
             # The strong zstd level pays on small streams only and gains at most ~30% over the quick one:
@@ -84,7 +92,7 @@ class CodeReader:
     """Hands back code batches in the order they were written."""
 
     def __init__(self, payload: bytes) -> None:
-        self._tables: dict[int, StaticReader | PlainReader | AdaptiveReader | MixingReader] = {}
+        self._tables: dict[int, SubstreamReader] = {}
         try:
             (n,) = struct.unpack_from("<I", payload, 0)
             pos = 4
@@ -108,7 +116,17 @@ class CodeReader:
         return self._tables[table].read(CodeBatch(np.empty(0, CODE_DTYPE), contexts, table, detail, shape))
 
 
-def open_substream(body: bytes) -> StaticReader | PlainReader | AdaptiveReader | MixingReader:
+def coding_methods(payload: bytes) -> set[int]:
+    """The coding methods of the tables of a CODE section written by :class:`ContextCodeWriter`."""
+    methods, (n,), pos = set(), struct.unpack_from("<I", payload, 0), 4
+    for _ in range(n):
+        _, size = struct.unpack_from("<II", payload, pos)
+        methods.add(payload[pos + 8])
+        pos += 8 + size
+    return methods
+
+
+def open_substream(body: bytes) -> SubstreamReader:
     method, rest = body[0], body[1:]
     if method == METHOD_CONTEXT:
         return StaticReader(rest)
@@ -118,4 +136,6 @@ def open_substream(body: bytes) -> StaticReader | PlainReader | AdaptiveReader |
         return AdaptiveReader(rest)
     if method == METHOD_MIXING:
         return MixingReader(rest)
+    if method == METHOD_ROW_DELTAS:
+        return RowDeltaReader(rest)
     raise StreamFormatError(f"the code section uses unknown coding method {method}")

@@ -10,8 +10,9 @@ import numpy as np
 
 from srnsz.bounds import finite_range, search_bound
 from srnsz.coding import lossless
+from srnsz.coding.batch import METHOD_ROW_DELTAS
 from srnsz.coding.context import curvature_details, magnitudes, multi_view_contexts, neighbour_contexts
-from srnsz.coding.entropy import CodeReader, ContextCodeWriter
+from srnsz.coding.entropy import CodeReader, ContextCodeWriter, coding_methods
 from srnsz.decomposition.blend import Samples, blend, choose_weights, valid_weights
 from srnsz.decomposition.grid import CHUNK_POINTS, TRAVERSALS, Pass, Plan, chunks, make_plan, odd_along
 from srnsz.decomposition.interpolation import KINDS, predict_odd
@@ -25,6 +26,7 @@ CONFIG_KINDS = (*KINDS, "quintic", "fitted")
 FAST_KINDS = ("linear", "fitted")
 SIZE_KINDS = ("linear", "cubic", "fitted")  # tune="best" in the bound modes
 QUINTIC_FORMAT_MINOR = 4  # streams of the quintic spline are format 1.4 (older readers refuse them clearly)
+ROW_DELTAS_FORMAT_MINOR = 6  # streams with a table coded as row differences (the psnr mode) are format 1.6
 
 
 @dataclass(frozen=True)
@@ -185,13 +187,14 @@ class InterpPredictor(Predictor):
     can_preview = True
 
     def __init__(self, tune: str = "fast", free_mode: str = "follow", free_slack: float = FREE_SLACK_DEFAULT,
-                 round_bias: float | None = None, **options: Any) -> None:
+                 round_bias: float | None = None, row_deltas: bool | None = None, **options: Any) -> None:
         if tune not in TUNE_MODES:
             raise InvalidInputError(f"tune must be one of {TUNE_MODES}, got {tune!r}")
         if free_mode not in FREE_MODES:
             raise InvalidInputError(f"free_mode must be one of {FREE_MODES}, got {free_mode!r}")
-        # free_* and round_bias are encoder-only (see FREE_OPTIONS, ROUND_BIAS_OPTIONS), not in the header
-        self.tune, self.free_mode = tune, free_mode
+        # free_*, round_bias and row_deltas are encoder-only (see FREE_OPTIONS, ROUND_BIAS_OPTIONS,
+        # coding.batch.METHOD_ROW_DELTAS), not in the header
+        self.tune, self.free_mode, self.row_deltas = tune, free_mode, bool(row_deltas)
         try:  # a round_bias left open (None) is 0 unless the psnr mode tunes it
             self.free_slack, self.round_bias = float(free_slack), float(round_bias or 0.0)
         except (TypeError, ValueError):
@@ -199,7 +202,8 @@ class InterpPredictor(Predictor):
                                     f"{round_bias!r}") from None
         if not 0 <= self.round_bias < 0.5:
             raise InvalidInputError(f"round_bias must be in [0, 0.5), got {round_bias!r}")
-        self.fixed = frozenset(options) | ({"round_bias"} if round_bias is not None else set())
+        self.fixed = (frozenset(options) | ({"round_bias"} if round_bias is not None else set())
+                      | ({"row_deltas"} if row_deltas is not None else set()))
         self.config = InterpConfig(**options)
 
     def tuned(self, data: np.ndarray, eb: float, free: np.ndarray | None = None) -> InterpPredictor:
@@ -228,9 +232,11 @@ class InterpPredictor(Predictor):
         The bound is first searched on large sampled blocks with the current options. At high rates (at least
         HIGH_RATE_BITS per value there) the error is close to uniform in every configuration and the options of
         :meth:`tuned` at that bound are kept. Below, greedy stages (rounding bias, spline, traversal, level-wise
-        bounds) score each option by its bits at the target, found by its own bound search on the sample."""
+        bounds) score each option by its bits at the target, found by its own bound search on the sample. The
+        coder may code a level's codes as row differences where smaller (not in the trials' estimates)."""
+        deltas = {"row_deltas": self.row_deltas if "row_deltas" in self.fixed else True}
         if self.tune == "off":
-            return self, eb
+            return self._with(deltas), eb
         trial, sample, valid = self._sample_trials(data, free, for_psnr=True)
         value_range = finite_range(data, free)
         original = sample.astype(np.float64)[valid]
@@ -256,7 +262,7 @@ class InterpPredictor(Predictor):
         at, base_bits = reach({}, eb, 0.2)
         if base_bits >= HIGH_RATE_BITS:
             stages = self._tuning_stages(data.ndim, has_free, for_psnr=True)
-            return self._tuned_for_size(at, stages, trial), at
+            return self._tuned_for_size(at, stages, trial)._with(deltas), at
         reached: dict[tuple, tuple[float, float]] = {}
 
         def bits_at_target(options: dict[str, Any]) -> float:
@@ -268,7 +274,8 @@ class InterpPredictor(Predictor):
         chosen: dict[str, Any] = {}
         for stage in self._tuning_stages(data.ndim, has_free, for_psnr=True, low_rate=True):
             chosen = min(({**chosen, **option} for option in stage), key=bits_at_target)
-        return self._with(chosen), reached.get(tuple(sorted(chosen.items())), (at, 0.0))[0]
+        return (self._with({**chosen, **deltas}),
+                reached.get(tuple(sorted(chosen.items())), (at, 0.0))[0])
 
     def _with(self, chosen: dict[str, Any]) -> InterpPredictor:
         """This predictor's options with ``chosen`` over them, tuning off."""
@@ -280,7 +287,7 @@ class InterpPredictor(Predictor):
         kept = {name: value for name, value in asdict(self.config).items() if name in self.fixed}
         bias = self.round_bias if "round_bias" in self.fixed else None
         return InterpPredictor(tune=self.tune, free_mode=self.free_mode, free_slack=self.free_slack, round_bias=bias,
-                               **{**kept, **forced}).tuned(data, eb, free)
+                               row_deltas=self.row_deltas, **{**kept, **forced}).tuned(data, eb, free)
 
     def _sampling(self, shape: tuple[int, ...], for_psnr: bool = False) -> tuple[int, int, float]:
         """(block side, full_points, fraction) of the trial samples (see sample_blocks). The psnr mode samples
@@ -318,7 +325,8 @@ class InterpPredictor(Predictor):
         return trial, sample_data, valid
 
     def _encoder_options(self) -> dict[str, Any]:
-        return {"free_mode": self.free_mode, "free_slack": self.free_slack, "round_bias": self.round_bias}
+        return {"free_mode": self.free_mode, "free_slack": self.free_slack, "round_bias": self.round_bias,
+                "row_deltas": self.row_deltas}
 
     def _free_as_nan(self, data: np.ndarray, free: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
         """(data, free) as the passes see them: with free_mode "nan", free points become NaN (and are no longer
@@ -459,7 +467,8 @@ class InterpPredictor(Predictor):
         anchors = np.ascontiguousarray(data[plan.anchor_key])
         if progress:
             progress(anchors.size)
-        sections = {"ANCH": lossless.pack(anchors.tobytes()), "CODE": writer.finish()}
+        code = writer.finish()
+        sections = {"ANCH": lossless.pack(anchors.tobytes()), "CODE": code}
         if escaped_values.size:
             sections["ESCP"] = lossless.pack(escaped_values.tobytes())
         config = {**asdict(self.config), "dim_order": list(plan.dim_order)}
@@ -468,8 +477,10 @@ class InterpPredictor(Predictor):
         if blends:
             params["blend_weights"] = [list(w) for w in blends]
         held = held_bound(eb, self.round_bias)
+        needs = [QUINTIC_FORMAT_MINOR if self.config.kind == "quintic" else None,
+                 ROW_DELTAS_FORMAT_MINOR if METHOD_ROW_DELTAS in coding_methods(code) else None]
         return Encoded(sections, params, rec, max_error=held if held != eb else None,
-                       format_minor=QUINTIC_FORMAT_MINOR if self.config.kind == "quintic" else None)
+                       format_minor=max((n for n in needs if n is not None), default=None))
 
     def preview(self, data: np.ndarray, eb: float, free: np.ndarray | None = None) -> np.ndarray:
         """What :meth:`encode` reconstructs at ``eb`` (this configuration as it is), without the entropy coding."""
@@ -490,7 +501,7 @@ class InterpPredictor(Predictor):
         bounds = self.level_bounds(plan, eb)
         rec = data.copy()
         mag = np.zeros(data.shape, dtype=np.uint8)
-        writer = ContextCodeWriter()
+        writer = ContextCodeWriter(row_deltas=self.row_deltas)
         run = _Run()
         escaped: list[np.ndarray] = []
         for p in plan.passes():
