@@ -134,7 +134,7 @@ def test_a_filter_section_in_an_older_format_is_refused() -> None:
         srnsz.decompress(bytes(stream))
 
 
-def test_cli_no_restoration(tmp_path) -> None:
+def test_cli_no_restoration(tmp_path, capsys) -> None:
     from srnsz.cli import main
 
     data = _smooth_3d()
@@ -143,6 +143,9 @@ def test_cli_no_restoration(tmp_path) -> None:
         main(["compress", str(tmp_path / "x.npy"), "-o", str(tmp_path / name), "--mode", "psnr", "--eb", "50", *flags])
     assert srnsz.info((tmp_path / "on.srnsz").read_bytes()).restoration
     assert not srnsz.info((tmp_path / "off.srnsz").read_bytes()).restoration
+    capsys.readouterr()
+    main(["info", str(tmp_path / "on.srnsz")])
+    assert "restoration    : a least-squares filter" in capsys.readouterr().out
 
 
 # Row differences of the codes (coding.batch.METHOD_ROW_DELTAS, format 1.6), the psnr mode's other coding change.
