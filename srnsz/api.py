@@ -74,8 +74,9 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     (a repeated extreme far outside the rest, e.g. 1e20). A resolved bound of 0 stores the data losslessly.
     metadata: a NetCDF/HDF5 variable's name, dimensions, attributes and coordinates (:mod:`srnsz.io.cf`), stored
     losslessly so that decompressing to a file restores them.
-    restoration: in the psnr mode, let the stream carry a restoration filter (srnsz.restoration: fewer bits at the
-    same PSNR on smooth fields, a pointwise bound up to 1.5x the one the quantizer held; format 1.6) where it pays.
+    restoration: in the psnr and ssim modes, let the stream carry a restoration filter (srnsz.restoration: fewer
+    bits at the same quality on smooth fields, a pointwise bound up to 1.5x the one the quantizer held; format 1.6)
+    where it pays.
     """
     data = _as_field(array)
     bound = ErrorBound(mode, eb, rel)
@@ -98,7 +99,7 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     if mode == "psnr" and chosen.lossy:
         eb_abs, encoded = compress_for_psnr(chosen, field, mask, float(eb), eb_abs, progress, restoration)
     elif mode == "ssim" and chosen.lossy:
-        eb_abs, encoded = compress_for_ssim(chosen, field, mask, float(eb), eb_abs, progress)
+        eb_abs, encoded = compress_for_ssim(chosen, field, mask, float(eb), eb_abs, progress, restoration)
     else:
         encoded = chosen.compress(field, eb_abs, progress, mask)
     stream = _Stream(data, bound, eb_abs, found, rule, {} if metadata is None else metadata.to_sections())

@@ -206,3 +206,16 @@ def test_psnr_stream_codes_repeating_rows_as_differences_and_bound_modes_never_d
     for eb in (1e-3, 1e-5):
         plain = srnsz.compress(data, eb, "rel")
         assert METHOD_ROW_DELTAS not in coding_methods(read_container(plain).sections["CODE"])
+
+
+def test_ssim_stream_with_a_filter_meets_its_target_and_is_smaller() -> None:
+    from srnsz.eval.metrics import ssim_over
+
+    data = _smooth_3d()
+    plain = srnsz.compress(data, 0.999, "ssim", restoration=False)
+    stream = srnsz.compress(data, 0.999, "ssim")
+    assert srnsz.info(stream).restoration and not srnsz.info(plain).restoration
+    assert len(stream) < len(plain)
+    recon = srnsz.decompress(stream)
+    assert ssim_over(data, recon) >= 0.999
+    assert_bound(data, recon, srnsz.info(stream).error_bound["abs"])

@@ -13,7 +13,8 @@ across whole compressions, for any predictor, is srnsz.pipeline.targets.)
 
 :func:`compress_for_ssim` does the same for an SSIM target: the bound is searched on previews with the SSIM on a dB
 scale (bounds.ssim_db), once with the options the size tuner picks and once with those the psnr tuner picks at the
-PSNR that first bound reached; the smaller stream is kept. It needs a predictor that previews (interp).
+PSNR that first bound reached; the smaller stream is kept, and a restoration filter is tried on it as in the psnr
+mode. It needs a predictor that previews (interp).
 """
 
 from __future__ import annotations
@@ -62,19 +63,23 @@ def compress_for_psnr(predictor: Predictor, field: np.ndarray, mask: np.ndarray 
     eb, encoded = meet_psnr(field, mask, target_db, eb, encoded, lambda e: tuned.compress(field, e, None, mask))
     candidates = [(held(encoded, eb), encoded)]
     if restoration and tuned.can_preview:
-        restored = _with_restoration(tuned, field, mask, target_db, eb, held(encoded, eb) / eb, encoded)
+        restored = _with_restoration(tuned, field, mask, lambda recon: psnr_over(field, recon, valid), target_db, eb,
+                                     encoded)
         if restored is not None:
             candidates.append(restored)
     return min(candidates, key=lambda c: c[1].nbytes)
 
 
-def _with_restoration(tuned: Predictor, field: np.ndarray, mask: np.ndarray | None, target_db: float, eb: float,
-                      widening: float, plain: Encoded) -> tuple[float, Encoded] | None:
+def _with_restoration(tuned: Predictor, field: np.ndarray, mask: np.ndarray | None,
+                      quality: Callable[[np.ndarray], float], target_db: float, eb: float, plain: Encoded
+                      ) -> tuple[float, Encoded] | None:
     """(bound held, encoding) with a restoration filter (srnsz.restoration) at the largest bound whose restored
-    reconstruction reaches ``target_db``, or None where the filter is not expected to pay at ``eb`` (the bound
-    ``plain`` was made at; ``widening``: its held bound over ``eb``) or the result misses the target."""
+    reconstruction reaches ``target_db`` by ``quality`` (dB of a reconstruction, about -20 dB per decade of the
+    bound), or None where the filter is not expected to pay at ``eb`` (the bound ``plain`` was made at) or the
+    result misses the target."""
     valid = None if mask is None else ~mask
-    plain_db = psnr_over(field, plain.recon, valid)
+    widening = held(plain, eb) / eb  # a dead-zone quantizer holds a wider bound than it was given
+    plain_db = quality(plain.recon)
 
     def restored(recon: np.ndarray, bound: float, per_parity: bool) -> tuple[RestorationFilter, np.ndarray] | None:
         found = fit_restoration(recon, field, valid, bound, per_parity)
@@ -86,24 +91,23 @@ def _with_restoration(tuned: Predictor, field: np.ndarray, mask: np.ndarray | No
     for per_parity in (False, True):
         first = restored(plain.recon, widening * eb, per_parity)
         if first is not None:
-            gain = psnr_over(field, first[1], valid) - plain_db
+            gain = quality(first[1]) - plain_db
             options.append((gain * per_db - len(first[0].to_bytes()), gain, per_parity))
     if not options or max(options)[0] <= 0:
         return None
     _, gain, per_parity = max(options)
 
-    def psnr_at(bound: float) -> float:
-        preview = tuned.preview(field, bound, mask)
-        result = restored(preview, widening * bound, per_parity)
-        return -math.inf if result is None else psnr_over(field, result[1], valid)
+    def quality_at(bound: float) -> float:
+        result = restored(tuned.preview(field, bound, mask), widening * bound, per_parity)
+        return -math.inf if result is None else quality(result[1])
 
-    found, _ = search_bound(psnr_at, target_db, eb * 10.0 ** (gain / 20.0), TOLERANCE_DB, BOUND_SEARCH_TRIALS)
+    found, _ = search_bound(quality_at, target_db, eb * 10.0 ** (gain / 20.0), TOLERANCE_DB, BOUND_SEARCH_TRIALS)
     if found is None or found.eb <= eb:
         return None
     encoded = tuned.compress(field, found.eb, None, mask)
     bound = held(encoded, found.eb)
     result = restored(encoded.recon, bound, per_parity)
-    if result is None or psnr_over(field, result[1], valid) < target_db:
+    if result is None or quality(result[1]) < target_db:
         return None
     restoration, recon = result
     minor = max(encoded.format_minor or 0, RESTORATION_FORMAT_MINOR)
@@ -138,9 +142,11 @@ def meet_psnr(data: np.ndarray, mask: np.ndarray | None, target_db: float, eb_ab
 
 
 def compress_for_ssim(predictor: Predictor, field: np.ndarray, mask: np.ndarray | None, target: float,
-                      eb_abs: float, progress: Progress | None = None) -> tuple[float, Encoded]:
+                      eb_abs: float, progress: Progress | None = None, restoration: bool = True
+                      ) -> tuple[float, Encoded]:
     """(pointwise bound the encoding holds, encoding) of ``field`` whose mean SSIM over the points outside
-    ``mask`` is at least ``target`` (in (0, 1)); ``eb_abs`` is a first guess of the bound (data units)."""
+    ``mask`` is at least ``target`` (in (0, 1)); ``eb_abs`` is a first guess of the bound (data units). With
+    ``restoration``, an encoding with a restoration filter competes where the filter is expected to pay."""
     if sum(n > 1 for n in field.shape) < 2:
         raise InvalidInputError(f"the ssim mode needs a field of 2 or more dimensions, got shape {field.shape}")
     if not predictor.can_preview:
@@ -149,21 +155,25 @@ def compress_for_ssim(predictor: Predictor, field: np.ndarray, mask: np.ndarray 
     valid = None if mask is None else ~mask
     goal = ssim_db(target)
 
+    def quality(recon: np.ndarray) -> float:
+        return ssim_db(ssim_over(field, recon, valid))
+
     def reach(chosen: Predictor, start: float) -> float | None:
-        found, _ = search_bound(lambda eb: ssim_db(ssim_over(field, chosen.preview(field, eb, mask), valid)),
-                                     goal, start, TOLERANCE_DB, 2 * BOUND_SEARCH_TRIALS)
+        found, _ = search_bound(lambda eb: quality(chosen.preview(field, eb, mask)), goal, start, TOLERANCE_DB,
+                                2 * BOUND_SEARCH_TRIALS)
         return None if found is None else found.eb
 
     sized = predictor.tuned(field, eb_abs, mask)
     eb_sized = reach(sized, eb_abs)
     if eb_sized is None:  # not even a bound 10^-12 of the guess: store the field as exactly as the predictor can
         raise InvalidInputError(f"no bound reaches an SSIM of {target} on this field; ask for eb=0 (lossless)")
-    candidates = [(eb_sized, sized.compress(field, eb_sized, progress, mask))]
+    candidates = [(eb_sized, sized.compress(field, eb_sized, progress, mask), sized)]
     psnr = psnr_over(field, candidates[0][1].recon, valid)
     if np.isfinite(psnr):
         tuned, start = predictor.for_psnr(field, eb_sized, mask, psnr)
         eb_tuned = reach(tuned, start) if tuned is not sized else None
         if eb_tuned is not None:
-            candidates.append((eb_tuned, tuned.compress(field, eb_tuned, None, mask)))
-    eb, encoded = min(candidates, key=lambda c: c[1].nbytes)
-    return held(encoded, eb), encoded
+            candidates.append((eb_tuned, tuned.compress(field, eb_tuned, None, mask), tuned))
+    eb, encoded, chosen = min(candidates, key=lambda c: c[1].nbytes)
+    restored = _with_restoration(chosen, field, mask, quality, goal, eb, encoded) if restoration else None
+    return min([(held(encoded, eb), encoded), *([restored] if restored else [])], key=lambda c: c[1].nbytes)
