@@ -22,7 +22,7 @@ METHOD_ZSTD = 2  # zstd of the raw codes (srnsz.coding.plain)
 METHOD_ADAPTIVE = 3  # adaptive context coding, format 1.1, read only (srnsz.coding.adaptive)
 METHOD_MIXING = 4  # context mixing, format 1.2 (srnsz.coding.context_mixing)
 # Context mixing of the differences of the codes along each row (the last axis of a batch's shape), format 1.6,
-# written only where the writer is allowed to (the psnr mode) and smaller: codes that repeat along rows (a vertical
+# written only where the writer is allowed to (the quality modes) and smaller: codes that repeat along rows (a vertical
 # profile's interpolation error, the same at every horizontal point: NCEP Z3 at 90 dB, -22%) cost little then.
 METHOD_ROW_DELTAS = 5
 

@@ -10,7 +10,7 @@ Per table the writer keeps the smallest of:
 - static context coding: one distribution per (table, context), counted by the encoder and stored in the
   stream, so codes in quiet regions (all zero neighbours) cost far below one bit;
 - zstd on the raw codes, which wins where the codes repeat exactly over long stretches (very smooth fields);
-- where the writer allows it (``row_deltas``, the psnr mode; format 1.6): context mixing of the codes' differences
+- where the writer allows it (``row_deltas``, the quality modes; format 1.6): context mixing of the codes' differences
   along each row of a batch.
 
 The reader also decodes adaptive context coding (format 1.1, srnsz.coding.adaptive), which context mixing

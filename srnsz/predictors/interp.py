@@ -26,7 +26,7 @@ CONFIG_KINDS = (*KINDS, "quintic", "fitted")
 FAST_KINDS = ("linear", "fitted")
 SIZE_KINDS = ("linear", "cubic", "fitted")  # tune="best" in the bound modes
 QUINTIC_FORMAT_MINOR = 4  # streams of the quintic spline are format 1.4 (older readers refuse them clearly)
-ROW_DELTAS_FORMAT_MINOR = 6  # streams with a table coded as row differences (the psnr mode) are format 1.6
+ROW_DELTAS_FORMAT_MINOR = 6  # streams with a table coded as row differences (quality modes) are format 1.6
 
 
 @dataclass(frozen=True)
