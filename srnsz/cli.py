@@ -83,8 +83,9 @@ def _add_bound(p: argparse.ArgumentParser) -> None:
                    help="do not treat undeclared fill values (a huge or far-off repeated extreme, e.g. 1e20) as "
                         "missing")
     p.add_argument("--no-restoration", action="store_true",
-                   help="psnr mode: no restoration filter in the stream (by default one is added where it saves "
-                        "bits; the stream is then format 1.6 and its stated bound up to 1.5x the quantizer's)")
+                   help="psnr and ssim modes: no restoration filter in the stream (by default one is added where "
+                        "it saves bits; the stream is then format 1.6 and its stated bound up to 1.5x the "
+                        "quantizer's)")
     p.add_argument("--predictor", choices=list_predictors(), help="default interp")
     p.add_argument("--kind", choices=CONFIG_KINDS, help="spline of the interp predictor (default: tuned)")
     p.add_argument("--tune", choices=TUNE_MODES, help="interp tuning on sampled blocks (default fast; best also "

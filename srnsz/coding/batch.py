@@ -64,8 +64,6 @@ def context_groups(contexts: np.ndarray) -> tuple[np.ndarray, list[tuple[int, in
     return order, runs
 
 
-
-
 def row_deltas(batch: CodeBatch) -> CodeBatch | None:
     """``batch`` with each code replaced by its difference from the previous code of its row (the first of a row
     kept); None where a code is ESCAPE or a difference leaves [-RADIUS, RADIUS]."""
