@@ -219,3 +219,31 @@ def test_ssim_stream_with_a_filter_meets_its_target_and_is_smaller() -> None:
     recon = srnsz.decompress(stream)
     assert ssim_over(data, recon) >= 0.999
     assert_bound(data, recon, srnsz.info(stream).error_bound["abs"])
+
+
+@pytest.mark.parametrize("make", ["restored", "rows"])
+def test_damaged_1_6_streams_give_clear_errors(make) -> None:
+    from srnsz.errors import ReconstructionMismatchError
+    from srnsz.format.container import write_container
+
+    stream = (srnsz.compress(_smooth_3d(), 50.0, "psnr") if make == "restored"
+              else srnsz.compress(_profile_field(), 90.0, "psnr"))
+    container = read_container(stream)
+    assert SECTION in container.sections if make == "restored" else \
+        METHOD_ROW_DELTAS in coding_methods(container.sections["CODE"])
+    for pos in range(12, len(stream), max(1, len(stream) // 150)):
+        damaged = bytearray(stream)
+        damaged[pos] ^= 0x5A
+        with pytest.raises((StreamFormatError, ReconstructionMismatchError)):
+            srnsz.decompress(bytes(damaged))
+    # Sections rewritten with valid CRCs (a hostile stream): caught by their checks or the checksum.
+    if make == "restored":
+        payload = bytearray(container.sections[SECTION])
+        payload[:8] = struct.pack("<d", 1e30)  # a huge clip
+        forged = {**container.sections, SECTION: bytes(payload)}
+    else:
+        code = bytearray(container.sections["CODE"])
+        code[len(code) // 2] ^= 0xFF
+        forged = {**container.sections, "CODE": bytes(code)}
+    with pytest.raises((StreamFormatError, ReconstructionMismatchError)):
+        srnsz.decompress(write_container(container.header, forged, container.version[1]))
