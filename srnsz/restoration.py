@@ -3,20 +3,20 @@
 A reconstruction's error is not white: interpolation leaves smooth, class-dependent residue that the point's own
 neighbours predict. The compressor fits, per parity class of a point (which axes its index is odd along, 2^ndim
 classes: the classes of the finest interpolation level; or one class where the stream is too small to pay for
-more coefficients), a filter over its 3^ndim neighbourhood, mirror-symmetric
-along every axis, in the form of a correction
+more coefficients), a filter over its 3^ndim neighbourhood, mirror-symmetric along every axis, in the form of a
+correction
 
     y = r + bias[c] + weight[c, 0] * (r - centre) + sum_g weight[c, g] * sum_{o in g} (r[x + o] - r[x])
 
 (g: the 2^ndim - 1 groups of neighbour offsets with the same |offset| pattern, then per axis the pair of points two
-steps away along it; edges replicated), by least
-squares against the original values, and writes the coefficients into the stream (section ``RSTR``, format 1.6).
-The same idea as the adaptive loop filter of video coders (HEVC/VVC ALF) and the Wiener post-filters of image
-restoration. Each corrected value is then kept within ``clip`` of the reconstruction (a point that leaves that
-box keeps its reconstruction), so a stream whose reconstruction held the bound ``e`` holds ``e + clip`` after
-the filter. Measured (2026-12-01, 7 shared fields at 50/70/90 dB): +0.3 to +1.9 dB at 50-70 dB on smooth fields,
-+0.0 to +0.8 dB at 90 dB; keeping corrections within ``e / 2`` did as well as within ``e``; the pairs two steps
-away along the axes added 0.1-0.5 dB (5 fields, 50-70 dB).
+steps away along it; edges replicated), by least squares against the original values, and writes the coefficients
+into the stream (section ``RSTR``, format 1.6). The same idea as the adaptive loop filter of video coders
+(HEVC/VVC ALF) and the Wiener post-filters of image restoration. Each correction is clipped at ``clip`` (the
+projection onto a box around the reconstruction, which, when the box holds the original, never moves a value away
+from it), so a stream whose reconstruction held the bound ``e`` holds ``e + clip`` after the filter. Measured
+(2026-12-01, 7 shared fields at 50/70/90 dB): +0.3 to +1.9 dB at 50-70 dB on smooth fields, +0.0 to +0.8 dB at
+90 dB; clipping at ``e / 2`` did as well as at ``e``; the pairs two steps away along the axes added 0.1-0.5 dB
+(5 fields, 50-70 dB).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ SECTION = "RSTR"
 FORMAT_MINOR = 6  # streams with a restoration filter
 CLIP_SHARE = 0.5  # corrections are kept within this share of the reconstruction's own pointwise bound
 _HEAD = struct.Struct("<dd")
-SLAB_POINTS = 1 << 18  # features are built a slab at a time: 8 float64 arrays of this size, not of the field
+SLAB_POINTS = 1 << 18  # features are built a slab at a time: 2^ndim + ndim float64 arrays of this size
 
 
 def class_count(ndim: int, per_parity: bool = True) -> int:
