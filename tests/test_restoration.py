@@ -163,8 +163,10 @@ def test_row_deltas_round_trip_and_refuse_what_they_cannot_hold(shape) -> None:
         codes = codes // 2
         deltas = row_deltas(CodeBatch(codes, batch.contexts, 0, None, shape))
     assert np.array_equal(undo_row_deltas(deltas.codes, shape), codes)
-    codes[n // 2] = ESCAPE
-    assert row_deltas(CodeBatch(codes, batch.contexts, 0, None, shape)) is None
+    codes[n // 2] = codes[0] = ESCAPE  # escapes stay escapes; the codes after them differ from the last plain one
+    deltas = row_deltas(CodeBatch(codes, batch.contexts, 0, None, shape))
+    assert np.array_equal(deltas.codes == ESCAPE, codes == ESCAPE)
+    assert np.array_equal(undo_row_deltas(deltas.codes, shape), codes)
     if n > 1:  # two deltas of 20000 in a row sum past the range
         with pytest.raises(StreamFormatError, match="code range"):
             undo_row_deltas(np.full(n, 20000, np.int16), (n,))

@@ -231,7 +231,8 @@ class MixingReader:
 
 
 def encode_row_deltas(batches: list[CodeBatch]) -> bytes | None:
-    """Context mixing of the batches' row differences (METHOD_ROW_DELTAS), or None where a batch has none."""
+    """Context mixing of the batches' row differences (METHOD_ROW_DELTAS), or None where a batch has none (a
+    difference out of the code range)."""
     deltas = [row_deltas(b) for b in batches]
     if any(d is None for d in deltas):
         return None
