@@ -273,8 +273,6 @@ def _compress_chunked(args: argparse.Namespace) -> None:
         raise SrnszError("--chunk takes a bound (--eb/--mode), not a target")
     name, options = _predictor_and_options(args)
     options.update(_missing_options(args, declared_rule(args.input, args.var, args.dtype, args.shape)))
-    if args.no_restoration:
-        options["restoration"] = False
     with open_lazy(args.input, args.dtype, args.shape, args.var) as array:
         with progress_bar(int(np.prod(array.shape)), "compress") as update:
             def write(tmp: Path) -> None:
