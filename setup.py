@@ -25,5 +25,5 @@ class BuildWithAssets(build_py):
 
 
 # The context-mixing coder's inner loop (srnsz/coding/_mixing.c), loaded with ctypes by srnsz.coding.context_mixing.
-setup(ext_modules=[Extension("srnsz.coding._mixing", ["srnsz/coding/_mixing.c"], extra_compile_args=["-O2"])],
+setup(ext_modules=[Extension("srnsz.coding._mixing", ["srnsz/coding/_mixing.c"], extra_compile_args=["-O3"])],
       cmdclass={"build_py": BuildWithAssets})

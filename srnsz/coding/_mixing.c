@@ -28,16 +28,24 @@
 
 typedef struct {
     int encoding;
-    int32_t *models; /* (entries, 2): probability of a 1 (16 bits), times used: one cache line per model */
-    int64_t entries;
-    int32_t *weights; /* (sets, N_INPUTS) */
-    int32_t *apm;     /* (sets * 33) */
-    int64_t *coder;   /* x1, x2, x, pos */
-    uint8_t *buf;
+    int32_t *restrict models; /* (entries, 2): probability of a 1 (16 bits), times used: one cache line per model */
+    int32_t *restrict weights; /* (sets, N_INPUTS) */
+    int32_t *restrict apm;     /* (sets * 33) */
+    uint8_t *restrict buf;
     int64_t buf_size;
-    const int32_t *stretch, *squash;
-    const int64_t *rate, *offsets;
+    const int32_t *restrict stretch, *restrict squash;
+    const int64_t *restrict rate;
+    /* the arithmetic coder's registers (the caller's coder array holds them between calls) */
+    uint32_t x1, x2, x;
+    int64_t pos;
+    /* the point being coded: each model's index without its slot term, and the mixer / APM contexts */
+    int64_t base[N_INPUTS - 1];
+    int64_t a, d;
 } State;
+
+/* Each model's index is base + slot * stride, the slot being the decision slot or its shared form (sh). */
+static const int64_t SLOT_STRIDE[N_INPUTS - 1] = {16 * 16, NC * NC, NC * NC * NC, 16 * NC, 16 * 16, N_EXACT, N_EXACT};
+static const int USES_SHARED_SLOT[N_INPUTS - 1] = {0, 1, 1, 1, 1, 0, 0};
 
 static inline int64_t clamp(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
@@ -59,68 +67,59 @@ static inline int exact_class(int64_t code) {
     return (int)(2 + clamp(code, -15, 16) + 15);
 }
 
-static inline int code_bit(State *st, int bit, int64_t p) {
-    int64_t *c = st->coder;
-    int64_t x1 = c[0], x2 = c[1];
-    int64_t xmid = x1 + ((x2 - x1) >> 12) * p;
-    if (!st->encoding) bit = c[2] <= xmid ? 1 : 0;
+static inline __attribute__((always_inline)) int code_bit(State *st, int bit, uint32_t p) {
+    uint32_t x1 = st->x1, x2 = st->x2;
+    uint32_t xmid = x1 + ((x2 - x1) >> 12) * p;
+    if (!st->encoding) bit = st->x <= xmid ? 1 : 0;
     if (bit) x2 = xmid; else x1 = xmid + 1;
-    int64_t pos = c[3];
-    while (((x1 ^ x2) & 0xFF000000) == 0) {
+    while (((x1 ^ x2) & 0xFF000000u) == 0) {
+        int64_t pos = st->pos;
         if (st->encoding) {
             if (pos < st->buf_size) st->buf[pos] = (uint8_t)(x2 >> 24);
         } else {
-            int64_t nxt = pos + 4 < st->buf_size ? st->buf[pos + 4] : 0;
-            c[2] = ((c[2] << 8) & 0xFFFFFFFF) | nxt;
+            uint32_t nxt = pos + 4 < st->buf_size ? st->buf[pos + 4] : 0;
+            st->x = (st->x << 8) | nxt;
         }
-        pos += 1;
-        x1 = (x1 << 8) & 0xFFFFFFFF;
-        x2 = ((x2 << 8) & 0xFFFFFFFF) | 255;
+        st->pos = pos + 1;
+        x1 <<= 8;
+        x2 = (x2 << 8) | 255;
     }
-    c[0] = x1; c[1] = x2; c[3] = pos;
+    st->x1 = x1; st->x2 = x2;
     return bit;
 }
 
-static int decide(State *st, int64_t s, int bit, const int64_t *point) {
-    int64_t a = point[0], d = point[1], cl = point[2], cu = point[3], cf = point[4], sb = point[5];
-    int64_t eu = point[6], el = point[7];
+static inline __attribute__((always_inline)) int decide(State *st, int64_t s, int bit) {
     int64_t sh = s < TAIL_SLOT ? s : (s < LOW_SLOT ? TAIL_SLOT : TAIL_SLOT + 1);
-    const int64_t *o = st->offsets;
-    int64_t idx[N_INPUTS - 1], x[N_INPUTS];
-    idx[0] = o[0] + (s * 16 + a) * 16 + d;
-    idx[1] = o[1] + (sh * NC + cl) * NC + cu;
-    idx[2] = o[2] + ((sh * NC + cl) * NC + cu) * NC + cf;
-    idx[3] = o[3] + (sh * 16 + d) * NC + cl;
-    idx[4] = o[4] + (sh * 16 + a) * 16 + sb;
-    idx[5] = o[5] + s * N_EXACT + eu;
-    idx[6] = o[6] + s * N_EXACT + el;
-    int32_t *m = st->models;
-    int32_t *w = st->weights + (s * 16 + a) * N_INPUTS;
-    int64_t dot = 0;
+    int32_t *restrict m = st->models;
+    int32_t *restrict w = st->weights + (s * 16 + st->a) * N_INPUTS;
+    int64_t idx[N_INPUTS - 1];
+    int32_t x[N_INPUTS - 1];
+    int64_t dot = (int64_t)w[N_INPUTS - 1] * 256;
     for (int i = 0; i < N_INPUTS - 1; i++) {
-        x[i] = st->stretch[m[2 * idx[i]] >> 4];
+        idx[i] = 2 * (st->base[i] + (USES_SHARED_SLOT[i] ? sh : s) * SLOT_STRIDE[i]);
+        x[i] = st->stretch[m[idx[i]] >> 4];
         dot += (int64_t)w[i] * x[i];
     }
-    x[N_INPUTS - 1] = 256;
-    dot += (int64_t)w[N_INPUTS - 1] * 256;
     int64_t mixed = clamp(dot >> MIX_SHIFT, -2047, 2047);
     int64_t p = st->squash[mixed + 2047];
-    int64_t lo = (s * 16 + d) * 33 + ((mixed + 2047) >> 7);
+    int64_t lo = (s * 16 + st->d) * 33 + ((mixed + 2047) >> 7);
     int64_t frac = (mixed + 2047) & 127;
-    int64_t refined = ((int64_t)st->apm[lo] * (128 - frac) + (int64_t)st->apm[lo + 1] * frac) >> 11;
+    int32_t *restrict apm = st->apm;
+    int64_t refined = ((int64_t)apm[lo] * (128 - frac) + (int64_t)apm[lo + 1] * frac) >> 11;
     int64_t final = clamp((p * (4 - APM_WEIGHT) + refined * APM_WEIGHT) >> 2, 1, 4095);
-    bit = code_bit(st, bit, final);
+    bit = code_bit(st, bit, (uint32_t)final);
     int64_t near = lo + (frac >> 6);
-    st->apm[near] = (int32_t)(st->apm[near] + ((((int64_t)bit << 16) - st->apm[near]) >> APM_RATE));
+    apm[near] = (int32_t)(apm[near] + ((((int64_t)bit << 16) - apm[near]) >> APM_RATE));
     int64_t err = ((int64_t)bit << 12) - p;
-    for (int i = 0; i < N_INPUTS; i++)
-        w[i] = (int32_t)clamp(w[i] + ((x[i] * err) >> LEARNING_SHIFT), -WEIGHT_LIMIT, WEIGHT_LIMIT);
+    for (int i = 0; i < N_INPUTS - 1; i++)
+        w[i] = (int32_t)clamp(w[i] + (((int64_t)x[i] * err) >> LEARNING_SHIFT), -WEIGHT_LIMIT, WEIGHT_LIMIT);
+    w[N_INPUTS - 1] = (int32_t)clamp(w[N_INPUTS - 1] + ((256 * err) >> LEARNING_SHIFT), -WEIGHT_LIMIT, WEIGHT_LIMIT);
     int64_t target = (int64_t)bit << 16;
     for (int i = 0; i < N_INPUTS - 1; i++) {
-        int32_t *model = m + 2 * idx[i];
-        int64_t n = model[1];
+        int32_t *restrict model = m + idx[i];
+        int32_t n = model[1];
         model[0] = (int32_t)clamp(model[0] + (((target - model[0]) * st->rate[n]) >> 16), 16, 65520);
-        if (n < LIMIT) model[1] = (int32_t)(n + 1);
+        if (n < LIMIT) model[1] = n + 1;
     }
     return bit;
 }
@@ -130,58 +129,72 @@ int64_t srnsz_code_batch(int encoding, int16_t *codes, int64_t size, const uint8
                          int32_t *weights, int32_t *apm, int64_t *coder, uint8_t *buf, int64_t buf_size,
                          const int32_t *stretch, const int32_t *squash, const int64_t *rate,
                          const int64_t *offsets, int64_t start) {
-    State st = {encoding, models, entries, weights, apm, coder, buf, buf_size, stretch, squash, rate, offsets};
-    int64_t point[8];
+    (void)entries;
+    State st;
+    st.encoding = encoding; st.models = models; st.weights = weights; st.apm = apm; st.buf = buf;
+    st.buf_size = buf_size; st.stretch = stretch; st.squash = squash; st.rate = rate;
+    st.x1 = (uint32_t)coder[0]; st.x2 = (uint32_t)coder[1]; st.x = (uint32_t)coder[2]; st.pos = coder[3];
     int64_t plane = n1 * n2;
-    for (int64_t t = start; t < size; t++) {
-        if (encoding && coder[3] + MAX_CODE_BYTES > buf_size) return t;
-        int64_t i2 = t % n2, i1 = (t / n2) % n1;
+    /* position of t within its (n1, n2) plane, kept by counting instead of dividing */
+    int64_t i2 = start % n2, i1 = (start / n2) % n1;
+    int64_t t = start;
+    int64_t result = size;
+    for (; t < size; t++) {
+        if (encoding && st.pos + MAX_CODE_BYTES > buf_size) { result = t; break; }
         int64_t left = i2 > 0 ? codes[t - 1] : 0;
         int64_t up = i1 > 0 ? codes[t - n2] : 0;
         int64_t front = t >= plane ? codes[t - plane] : 0;
         int64_t total = capped_magnitude(left) + capped_magnitude(up) + capped_magnitude(front);
         int64_t bucket = 0;
         while (total > 0) { bucket++; total >>= 1; }
-        point[0] = contexts[t] & 15;
-        point[1] = details[t] & 15;
-        point[2] = i2 > 0 ? neighbour_class(left) : 0;
-        point[3] = i1 > 0 ? neighbour_class(up) : 0;
-        point[4] = t >= plane ? neighbour_class(front) : 0;
-        point[5] = bucket;
-        point[6] = i1 > 0 ? exact_class(up) : 0;
-        point[7] = i2 > 0 ? exact_class(left) : 0;
+        int64_t a = contexts[t] & 15, d = details[t] & 15;
+        int64_t cl = i2 > 0 ? neighbour_class(left) : 0;
+        int64_t cu = i1 > 0 ? neighbour_class(up) : 0;
+        int64_t cf = t >= plane ? neighbour_class(front) : 0;
+        int64_t eu = i1 > 0 ? exact_class(up) : 0;
+        int64_t el = i2 > 0 ? exact_class(left) : 0;
+        st.a = a; st.d = d;
+        st.base[0] = offsets[0] + a * 16 + d;
+        st.base[1] = offsets[1] + cl * NC + cu;
+        st.base[2] = offsets[2] + (cl * NC + cu) * NC + cf;
+        st.base[3] = offsets[3] + d * NC + cl;
+        st.base[4] = offsets[4] + a * 16 + bucket;
+        st.base[5] = offsets[5] + eu;
+        st.base[6] = offsets[6] + el;
         int64_t value = encoding ? codes[t] : 0;
         int64_t magnitude = value < 0 ? -value : value;
         int64_t m = 0;
-        if (decide(&st, 0, magnitude ? 1 : 0, point)) {
-            if (decide(&st, 1, value == -32768, point)) {
+        if (decide(&st, 0, magnitude ? 1 : 0)) {
+            if (decide(&st, 1, value == -32768)) {
                 m = -32768;
             } else {
-                int negative = decide(&st, 2, value < 0, point);
+                int negative = decide(&st, 2, value < 0);
                 m = 1;
-                while (m < UNARY_MAX && decide(&st, 2 + m, magnitude > m, point)) m++;
+                while (m < UNARY_MAX && decide(&st, 2 + m, magnitude > m)) m++;
                 if (m == UNARY_MAX) {
                     int64_t r = encoding ? magnitude - UNARY_MAX : 0;
                     int64_t length = 0;
                     while ((r >> length) > 0) length++;
                     int64_t nbits = 0;
-                    while (nbits < TAIL_BITS && decide(&st, TAIL_SLOT + nbits, length > nbits, point)) nbits++;
+                    while (nbits < TAIL_BITS && decide(&st, TAIL_SLOT + nbits, length > nbits)) nbits++;
                     int64_t rec = nbits > 0 ? 1 : 0;
                     for (int64_t k = nbits - 2; k >= 0; k--) {
                         int bit;
-                        if (rec < 16) bit = decide(&st, LOW_SLOT + nbits * 16 + rec, (int)((r >> k) & 1), point);
+                        if (rec < 16) bit = decide(&st, LOW_SLOT + nbits * 16 + rec, (int)((r >> k) & 1));
                         else bit = code_bit(&st, (int)((r >> k) & 1), 2048);
                         rec = (rec << 1) | bit;
                     }
                     m = UNARY_MAX + rec;
-                    if (m > 32767) return -1; /* only a damaged stream decodes a code beyond the radius */
+                    if (m > 32767) { result = -1; break; } /* only a damaged stream decodes a code beyond the radius */
                 }
                 if (negative) m = -m;
             }
         }
         if (!encoding) codes[t] = (int16_t)m;
+        if (++i2 == n2) { i2 = 0; if (++i1 == n1) i1 = 0; }
     }
-    return size;
+    coder[0] = st.x1; coder[1] = st.x2; coder[2] = st.x; coder[3] = st.pos;
+    return result;
 }
 
 /* The constants above, for the Python side to check against its own at import (a stale build fails loudly). */
