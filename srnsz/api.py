@@ -143,7 +143,8 @@ class _Stream:
         }
         if mask is not None:  # suspects alone are told to the user, not written: the stream stays 1.2
             header["missing"] = _missing_record(self.rule, self.found, mask, data.dtype)
-        needed = [MISSING_FORMAT_MINOR if "missing" in header or self.metadata else None, encoded.format_minor]
+        needed = [MISSING_FORMAT_MINOR if "missing" in header or self.metadata else None, encoded.format_minor,
+                  missing.format_minor(side)]
         minor = max((m for m in needed if m is not None), default=None)
         return write_container(header, {**encoded.sections, **side, **self.metadata}, minor)
 

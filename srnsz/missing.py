@@ -26,6 +26,7 @@ import numpy as np
 
 from srnsz.coding import lossless
 from srnsz.coding.entropy import CodeReader, ContextCodeWriter
+from srnsz.coding.entropy import format_minor as entropy_format_minor
 from srnsz.errors import InvalidInputError, StreamFormatError
 
 # An extreme value this large in magnitude, with every other value at most HUGE_SHARE of it in magnitude, is a
@@ -373,6 +374,12 @@ def undo_delta_layout(bits: np.ndarray) -> np.ndarray:
     if out.ndim >= 3:
         out = np.bitwise_xor.accumulate(out, axis=0)
     return out
+
+
+def format_minor(sections: dict[str, bytes]) -> int | None:
+    """The stream format minor version the MASK section of :func:`encode` needs beyond 1.3 (None: no more)."""
+    mask = sections.get("MASK", b"")
+    return entropy_format_minor(mask[1:]) if mask[:1] == bytes([MASK_MIXED]) else None
 
 
 def encode(mask: np.ndarray, data: np.ndarray) -> dict[str, bytes]:

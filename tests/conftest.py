@@ -72,3 +72,13 @@ def test_weights(tmp_path_factory):
 def with_test_weights(test_weights, monkeypatch):
     monkeypatch.setenv("SRNSZ_WEIGHTS", str(test_weights))
     return test_weights
+
+
+@pytest.fixture()
+def binarisation_1(monkeypatch):
+    """New streams written with the context-mixing binarisation of formats 1.2-1.6, as the frozen golden streams of
+    those formats were."""
+    from srnsz.coding import entropy
+    from srnsz.coding.context_mixing import BINARISATION_1
+
+    monkeypatch.setattr(entropy, "WRITTEN_BINARISATION", BINARISATION_1)

@@ -4,6 +4,9 @@ python tests/make_golden.py hat    (a stream of the shipped hat_tiny_bound netwo
 python tests/make_golden.py hat_v1_5    (format 1.5: hat_nano_series, also on the planes decoded within a level)
 python tests/make_golden.py v1_6   (format 1.6: a psnr stream with a restoration filter)
 python tests/make_golden.py v1_6_rows   (format 1.6: a psnr stream with codes coded as row differences)
+python tests/make_golden.py v1_7   (format 1.7: binarisation 2 of the context mixing, large codes and missing values)
+python tests/make_golden.py v1_7_rows   (format 1.7: row differences with binarisation 2)
+Streams of formats 1.2-1.6 are written with binarisation 1, as they were.
 
 Keep the older ones: each must keep decoding to the same values (tests/test_golden.py)."""
 
@@ -14,7 +17,8 @@ import numpy as np
 from conftest import smooth_field
 
 import srnsz
-from srnsz.coding.batch import METHOD_ROW_DELTAS
+from srnsz.coding import entropy
+from srnsz.coding.context_mixing import BINARISATION_1, BINARISATION_2
 from srnsz.coding.entropy import coding_methods
 from srnsz.format.container import read_container
 
@@ -28,6 +32,8 @@ def profile_field() -> np.ndarray:
 
 if __name__ == "__main__":
     name = sys.argv[1]
+    if not name.startswith("v1_7"):
+        entropy.WRITTEN_BINARISATION = BINARISATION_1
     if name == "hat":  # the network wins blocks on this field at rel 1e-3 (hat_tiny_bound, CPU, 2 threads)
         import srnsz.predictors.hat as hat_module
 
@@ -63,11 +69,18 @@ if __name__ == "__main__":
                                               "row_deltas": False}
     if name == "v1_6":  # 1.6: a restoration filter (psnr mode)
         bound = (40.0, "psnr")
-    if name == "v1_6_rows":  # 1.6: codes coded as row differences (psnr mode, a vertical profile)
+    if name in ("v1_6_rows", "v1_7_rows"):  # codes coded as row differences (psnr mode, a vertical profile)
         data, bound = profile_field(), (90.0, "psnr")
+    if name == "v1_7":  # 1.7: binarisation 2; a small bound for long Exp-Golomb tails, missing values, escapes
+        data[:, :9, :11] = np.float32(1e20)
+        data[5, 10, 12] += 0.8 * np.ptp(data[:, 9:, 11:])  # a spike: its code escapes at this bound
+        bound = (1e-6, "rel")
     stream = srnsz.compress(data, *bound, **options)
     assert name != "v1_6" or srnsz.info(stream).restoration
-    assert name != "v1_6_rows" or METHOD_ROW_DELTAS in coding_methods(read_container(stream).sections["CODE"])
+    methods = coding_methods(read_container(stream).sections["CODE"])
+    assert name != "v1_6_rows" or BINARISATION_1.row_delta_method in methods
+    assert name != "v1_7_rows" or BINARISATION_2.row_delta_method in methods
+    assert name != "v1_7" or BINARISATION_2.method in methods
     (HERE / f"golden_{name}.srnsz").write_bytes(stream)
     originals = {"v1": "golden_v1_original.npy", "v1_1": "golden_field.npy", "v1_2": "golden_field.npy"}
     np.save(HERE / originals.get(name, f"golden_{name}_original.npy"), data)

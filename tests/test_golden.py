@@ -9,7 +9,7 @@ import pytest
 from conftest import assert_bound
 
 import srnsz
-from srnsz.coding.batch import METHOD_ROW_DELTAS
+from srnsz.coding.context_mixing import BINARISATION_1, BINARISATION_2
 from srnsz.coding.entropy import coding_methods
 from srnsz.format.container import read_container
 
@@ -21,7 +21,7 @@ ORIGINALS = {"v1": "golden_v1_original.npy", "v1_1": "golden_field.npy", "v1_2":
 
 @pytest.mark.parametrize("name,version", [("v1", "1.0"), ("v1_1", "1.1"), ("v1_2", "1.2"), ("v1_3", "1.3"),
                                           ("v1_4", "1.4"), ("v1_6", "1.6"),
-                                          ("v1_6_rows", "1.6")])
+                                          ("v1_6_rows", "1.6"), ("v1_7", "1.7"), ("v1_7_rows", "1.7")])
 def test_golden_stream_still_decodes(name, version):
     stream = (DATA / f"golden_{name}.srnsz").read_bytes()
     expected = np.load(DATA / f"golden_{name}_expected.npy")
@@ -32,7 +32,7 @@ def test_golden_stream_still_decodes(name, version):
     assert srnsz.info(stream).format_version == version
 
 
-def test_current_writer_reproduces_its_golden_stream():
+def test_current_writer_reproduces_its_golden_stream(binarisation_1):
     # The format is frozen: the same field, bound and options must give the same bytes.
     original = np.load(DATA / "golden_v1_3_original.npy")
     stream = srnsz.compress(original, 1e-3, "rel", fill_value=-999.0)
@@ -42,7 +42,7 @@ def test_current_writer_reproduces_its_golden_stream():
     assert np.array_equal(srnsz.decompress(stream)[missing].view(np.uint32), original[missing].view(np.uint32))
 
 
-def test_quintic_psnr_stream_is_reproduced():
+def test_quintic_psnr_stream_is_reproduced(binarisation_1):
     original = np.load(DATA / "golden_v1_4_original.npy")
     stream = srnsz.compress(original, 60.0, "psnr", kind="quintic", round_bias=0.1, restoration=False,
                             row_deltas=False)
@@ -50,27 +50,39 @@ def test_quintic_psnr_stream_is_reproduced():
     assert srnsz.info(stream).predictor_params["config"]["kind"] == "quintic"
 
 
-def test_restored_psnr_stream_is_reproduced():
+def test_restored_psnr_stream_is_reproduced(binarisation_1):
     original = np.load(DATA / "golden_v1_6_original.npy")
     stream = srnsz.compress(original, 40.0, "psnr")
     assert stream == (DATA / "golden_v1_6.srnsz").read_bytes()
     assert srnsz.info(stream).restoration
 
 
-def test_row_difference_psnr_stream_is_reproduced():
+def test_row_difference_psnr_stream_is_reproduced(binarisation_1):
     original = np.load(DATA / "golden_v1_6_rows_original.npy")
     stream = srnsz.compress(original, 90.0, "psnr")
     assert stream == (DATA / "golden_v1_6_rows.srnsz").read_bytes()
-    assert METHOD_ROW_DELTAS in coding_methods(read_container(stream).sections["CODE"])
+    assert BINARISATION_1.row_delta_method in coding_methods(read_container(stream).sections["CODE"])
 
 
-def test_fields_without_missing_values_keep_their_format_1_2_bytes():
+def test_binarisation_2_streams_are_reproduced():
+    # Format 1.7: every context-mixed table in binarisation 2; long Exp-Golomb tails, escapes and missing values
+    original = np.load(DATA / "golden_v1_7_original.npy")
+    stream = srnsz.compress(original, 1e-6, "rel")
+    assert stream == (DATA / "golden_v1_7.srnsz").read_bytes()
+    assert coding_methods(read_container(stream).sections["CODE"]) == {BINARISATION_2.method}
+    rows = np.load(DATA / "golden_v1_7_rows_original.npy")
+    stream = srnsz.compress(rows, 90.0, "psnr")
+    assert stream == (DATA / "golden_v1_7_rows.srnsz").read_bytes()
+    assert BINARISATION_2.row_delta_method in coding_methods(read_container(stream).sections["CODE"])
+
+
+def test_fields_without_missing_values_keep_their_format_1_2_bytes(binarisation_1):
     # Written by the commit before missing values (caf3d49): a field with nothing missing is coded as before.
     original = np.load(DATA / "golden_v1_2_finite_original.npy")
     assert srnsz.compress(original, 1e-3, "rel") == (DATA / "golden_v1_2_finite.srnsz").read_bytes()
 
 
-def test_hat_stream_of_the_shipped_network_still_decodes_and_is_reproduced(monkeypatch):
+def test_hat_stream_of_the_shipped_network_still_decodes_and_is_reproduced(monkeypatch, binarisation_1):
     # The decoder recomputes the network's predictions: any change to the inference code that moves a bit breaks
     # every hat stream users hold. Exact reproduction is promised for the same torch build (the stream records it).
     torch = pytest.importorskip("torch")
@@ -97,7 +109,7 @@ def test_hat_stream_of_the_shipped_network_still_decodes_and_is_reproduced(monke
     assert again == stream
 
 
-def test_hat_stream_with_decoded_planes_still_decodes_and_is_reproduced():
+def test_hat_stream_with_decoded_planes_still_decodes_and_is_reproduced(binarisation_1):
     torch = pytest.importorskip("torch")
     stream = (DATA / "golden_hat_v1_5.srnsz").read_bytes()
     made_with = srnsz.info(stream)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import srnsz
-from srnsz.coding.batch import METHOD_ROW_DELTAS, CodeBatch, row_deltas, undo_row_deltas
+from srnsz.coding.batch import CodeBatch, row_deltas, undo_row_deltas
+from srnsz.coding.context_mixing import BINARISATION_2
 from srnsz.coding.entropy import CodeReader, ContextCodeWriter, coding_methods
 from srnsz.errors import StreamFormatError
 from srnsz.eval.metrics import psnr_over
@@ -25,6 +26,8 @@ from srnsz.restoration import (
     group_count,
 )
 from tests.conftest import assert_bound, smooth_field
+
+ROW_DELTAS = BINARISATION_2.row_delta_method  # new streams' row differences (format 1.7)
 
 
 def _noisy(shape: tuple[int, ...], dtype=np.float32, seed: int = 0) -> tuple[np.ndarray, np.ndarray, float]:
@@ -99,8 +102,8 @@ def test_psnr_stream_with_a_filter_is_smaller_meets_its_target_and_states_the_wi
     plain = srnsz.compress(data, 50.0, "psnr", restoration=False)
     stream = srnsz.compress(data, 50.0, "psnr")
     info = srnsz.info(stream)
-    assert info.restoration and info.format_version == "1.6" and SECTION in read_container(stream).sections
-    assert not srnsz.info(plain).restoration and srnsz.info(plain).format_version != "1.6"
+    assert info.restoration and info.format_version == "1.7" and SECTION in read_container(stream).sections
+    assert not srnsz.info(plain).restoration and SECTION not in read_container(plain).sections
     assert len(stream) < 0.97 * len(plain)
     recon = srnsz.decompress(stream)
     assert psnr_over(data, recon) >= 50.0
@@ -183,7 +186,7 @@ def test_writer_codes_rows_as_differences_only_where_allowed_and_smaller(allowed
     writer.write(repeating.T.ravel(), contexts, 0, None, (64, 40))
     writer.write(noisy.ravel(), contexts, 1, None, (40, 64))
     payload = writer.finish()
-    assert (METHOD_ROW_DELTAS in coding_methods(payload)) == allowed
+    assert (ROW_DELTAS in coding_methods(payload)) == allowed
     reader = CodeReader(payload)
     assert np.array_equal(reader.read(contexts, 0, None, (64, 40)), repeating.T.ravel())
     assert np.array_equal(reader.read(contexts, 1, None, (40, 64)), noisy.ravel())
@@ -200,14 +203,14 @@ def _profile_field() -> np.ndarray:
 def test_psnr_stream_codes_repeating_rows_as_differences_and_bound_modes_never_do() -> None:
     data = _profile_field()
     stream = srnsz.compress(data, 90.0, "psnr")
-    assert METHOD_ROW_DELTAS in coding_methods(read_container(stream).sections["CODE"])
-    assert srnsz.info(stream).format_version == "1.6"
+    assert ROW_DELTAS in coding_methods(read_container(stream).sections["CODE"])
+    assert srnsz.info(stream).format_version == "1.7"
     recon = srnsz.decompress(stream)
     assert psnr_over(data, recon) >= 90.0
     assert_bound(data, recon, srnsz.info(stream).error_bound["abs"])
     for eb in (1e-3, 1e-5):
         plain = srnsz.compress(data, eb, "rel")
-        assert METHOD_ROW_DELTAS not in coding_methods(read_container(plain).sections["CODE"])
+        assert ROW_DELTAS not in coding_methods(read_container(plain).sections["CODE"])
 
 
 def test_ssim_stream_with_a_filter_meets_its_target_and_is_smaller() -> None:
@@ -232,7 +235,7 @@ def test_damaged_1_6_streams_give_clear_errors(make) -> None:
               else srnsz.compress(_profile_field(), 90.0, "psnr"))
     container = read_container(stream)
     assert SECTION in container.sections if make == "restored" else \
-        METHOD_ROW_DELTAS in coding_methods(container.sections["CODE"])
+        ROW_DELTAS in coding_methods(container.sections["CODE"])
     for pos in range(12, len(stream), max(1, len(stream) // 150)):
         damaged = bytearray(stream)
         damaged[pos] ^= 0x5A

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 from conftest import assert_bound, smooth_field
 from legacy_adaptive import encode_adaptive
 
 import srnsz
-from srnsz.coding.batch import METHOD_MIXING, CodeBatch
-from srnsz.coding.context_mixing import MixingDecoder, MixingEncoder, encode_mixing
-from srnsz.coding.entropy import CodeReader, ContextCodeWriter, open_substream
+from srnsz.coding.batch import CodeBatch
+from srnsz.coding.context_mixing import BINARISATION_2, BINARISATIONS, MixingDecoder, MixingEncoder, encode_mixing
+from srnsz.coding.entropy import WRITTEN_BINARISATION, CodeReader, ContextCodeWriter, open_substream
 from srnsz.coding.static import encode_static
 from srnsz.decomposition.grid import TRAVERSALS, make_plan
 from srnsz.decomposition.interpolation import KINDS, predict_odd
@@ -74,7 +76,8 @@ def test_entropy_coder_round_trip(scale):
         assert np.array_equal(reader.read(contexts, table), codes)
 
 
-@pytest.mark.parametrize("encode", [encode_static, encode_adaptive, encode_mixing])
+@pytest.mark.parametrize("encode", [encode_static, encode_adaptive,
+                                    *(partial(encode_mixing, binarisation=b) for b in BINARISATIONS.values())])
 def test_each_context_coding_round_trips_extreme_codes_and_details(encode):
     rng = np.random.default_rng(3)
     batches = []
@@ -98,7 +101,7 @@ def test_context_mixing_uses_details_and_is_chosen():
     writer = ContextCodeWriter()
     writer.write(codes, np.zeros(codes.size, np.uint8), 0, detail)
     blob = writer.finish()
-    assert blob[12] == METHOD_MIXING  # after the table count, table id and size
+    assert blob[12] == WRITTEN_BINARISATION.method  # after the table count, table id and size
     assert len(blob) < 0.02 * codes.size
     assert writer.estimated_bytes() < 0.02 * codes.size
     assert np.array_equal(CodeReader(blob).read(np.zeros(codes.size, np.uint8), 0, detail), codes)
@@ -125,12 +128,13 @@ def test_context_mixing_tables_are_the_format_s():
     assert cm.STRETCH[2048] == 0 and cm.SQUASH[2047] == 2048 and cm.RATE[0] == 43690
 
 
-def test_context_mixing_decoder_survives_garbage():
+@pytest.mark.parametrize("binarisation", BINARISATIONS.values(), ids=lambda b: f"binarisation{b.ident}")
+def test_context_mixing_decoder_survives_garbage(binarisation):
     # Damaged payloads decode to some codes without reading out of bounds (the container's CRC and the
     # reconstruction checksum reject them later).
     rng = np.random.default_rng(6)
-    for size in (0, 1, 5, 1000):
-        decoder = MixingDecoder(rng.integers(0, 256, size).astype(np.uint8).tobytes())
+    for size in (0, 1, 5, 1000, 100000):
+        decoder = MixingDecoder(rng.integers(0, 256, size).astype(np.uint8).tobytes(), binarisation)
         try:
             codes = decoder.decode(rng.integers(0, 16, 5000).astype(np.uint8), None, (50, 100))
         except StreamFormatError:
@@ -143,9 +147,9 @@ def test_context_mixing_refuses_layouts_that_do_not_fit_the_batch(shape):
     # The compiled loop indexes neighbours by the layout: a wrong one must never reach it.
     codes, contexts = np.zeros(12, np.int16), np.zeros(12, np.uint8)
     with pytest.raises(ValueError, match="layout"):
-        MixingEncoder().encode(codes, contexts, None, shape)
+        MixingEncoder(BINARISATION_2).encode(codes, contexts, None, shape)
     with pytest.raises(ValueError, match="layout"):
-        MixingDecoder(b"\0" * 8).decode(contexts, None, shape)
+        MixingDecoder(b"\0" * 8, BINARISATION_2).decode(contexts, None, shape)
 
 
 def test_context_coding_beats_order0_on_quiet_regions():

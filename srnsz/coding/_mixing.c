@@ -88,8 +88,7 @@ static inline __attribute__((always_inline)) int code_bit(State *st, int bit, ui
     return bit;
 }
 
-static inline __attribute__((always_inline)) int decide(State *st, int64_t s, int bit) {
-    int64_t sh = s < TAIL_SLOT ? s : (s < LOW_SLOT ? TAIL_SLOT : TAIL_SLOT + 1);
+static inline __attribute__((always_inline)) int decide(State *st, int64_t s, int64_t sh, int bit) {
     int32_t *restrict m = st->models;
     int32_t *restrict w = st->weights + (s * 16 + st->a) * N_INPUTS;
     int64_t idx[N_INPUTS - 1];
@@ -124,7 +123,22 @@ static inline __attribute__((always_inline)) int decide(State *st, int64_t s, in
     return bit;
 }
 
-int64_t srnsz_code_batch(int encoding, int16_t *codes, int64_t size, const uint8_t *contexts,
+static inline int64_t shared_slot1(int64_t s) { return s < TAIL_SLOT ? s : (s < LOW_SLOT ? TAIL_SLOT : TAIL_SLOT + 1); }
+#define DECIDE1(s, bit) decide(&st, (s), shared_slot1(s), (bit))
+
+/* Binarisation 2 (format 1.7): fewer decisions for large codes. nonzero; m > k for k = 1..LADDER; from m > LADDER
+ * on, escape?; then r = m - LADDER - 1 in Exp-Golomb (length n of r + 1 in unary, then its n low bits, the first
+ * four below the leading one modelled per (n, prefix)); the sign last, in one of three slots by magnitude. */
+#define LADDER 4
+#define B2_ESCAPE (LADDER + 1)
+#define B2_LENGTH (B2_ESCAPE + 1)
+#define B2_MAX_LENGTH 14
+#define B2_SIGN (B2_LENGTH + B2_MAX_LENGTH)
+#define B2_LOW (B2_SIGN + 3)
+static inline int64_t shared_slot2(int64_t s) { return s < B2_LOW ? s : B2_LOW; }
+#define DECIDE2(s, bit) decide(&st, (s), shared_slot2(s), (bit))
+
+int64_t srnsz_code_batch(int binarisation, int encoding, int16_t *codes, int64_t size, const uint8_t *contexts,
                          const uint8_t *details, int64_t n1, int64_t n2, int32_t *models, int64_t entries,
                          int32_t *weights, int32_t *apm, int64_t *coder, uint8_t *buf, int64_t buf_size,
                          const int32_t *stretch, const int32_t *squash, const int64_t *rate,
@@ -164,30 +178,56 @@ int64_t srnsz_code_batch(int encoding, int16_t *codes, int64_t size, const uint8
         int64_t value = encoding ? codes[t] : 0;
         int64_t magnitude = value < 0 ? -value : value;
         int64_t m = 0;
-        if (decide(&st, 0, magnitude ? 1 : 0)) {
-            if (decide(&st, 1, value == -32768)) {
+        if (binarisation == 1) {
+            if (DECIDE1(0, magnitude ? 1 : 0)) {
+                if (DECIDE1(1, value == -32768)) {
+                    m = -32768;
+                } else {
+                    int negative = DECIDE1(2, value < 0);
+                    m = 1;
+                    while (m < UNARY_MAX && DECIDE1(2 + m, magnitude > m)) m++;
+                    if (m == UNARY_MAX) {
+                        int64_t r = encoding ? magnitude - UNARY_MAX : 0;
+                        int64_t length = 0;
+                        while ((r >> length) > 0) length++;
+                        int64_t nbits = 0;
+                        while (nbits < TAIL_BITS && DECIDE1(TAIL_SLOT + nbits, length > nbits)) nbits++;
+                        int64_t rec = nbits > 0 ? 1 : 0;
+                        for (int64_t k = nbits - 2; k >= 0; k--) {
+                            int bit;
+                            if (rec < 16) bit = DECIDE1(LOW_SLOT + nbits * 16 + rec, (int)((r >> k) & 1));
+                            else bit = code_bit(&st, (int)((r >> k) & 1), 2048);
+                            rec = (rec << 1) | bit;
+                        }
+                        m = UNARY_MAX + rec;
+                        if (m > 32767) { result = -1; break; } /* only a damaged stream decodes a code beyond the radius */
+                    }
+                    if (negative) m = -m;
+                }
+            }
+        } else if (DECIDE2(0, magnitude ? 1 : 0)) {
+            int escape = value == -32768;
+            if (escape) magnitude = 32767 + LADDER; /* past every ladder step: the escape decision comes next */
+            m = 1;
+            while (m <= LADDER && DECIDE2(m, magnitude > m)) m++;
+            if (m > LADDER && DECIDE2(B2_ESCAPE, escape)) {
                 m = -32768;
             } else {
-                int negative = decide(&st, 2, value < 0);
-                m = 1;
-                while (m < UNARY_MAX && decide(&st, 2 + m, magnitude > m)) m++;
-                if (m == UNARY_MAX) {
-                    int64_t r = encoding ? magnitude - UNARY_MAX : 0;
-                    int64_t length = 0;
-                    while ((r >> length) > 0) length++;
-                    int64_t nbits = 0;
-                    while (nbits < TAIL_BITS && decide(&st, TAIL_SLOT + nbits, length > nbits)) nbits++;
-                    int64_t rec = nbits > 0 ? 1 : 0;
-                    for (int64_t k = nbits - 2; k >= 0; k--) {
+                if (m > LADDER) {
+                    int64_t v = encoding ? magnitude - LADDER : 0; /* r + 1 >= 1 */
+                    int64_t n = 0;
+                    while (n < B2_MAX_LENGTH && DECIDE2(B2_LENGTH + n, (v >> (n + 1)) > 0)) n++;
+                    int64_t rec = 1;
+                    for (int64_t k = n - 1; k >= 0; k--) {
                         int bit;
-                        if (rec < 16) bit = decide(&st, LOW_SLOT + nbits * 16 + rec, (int)((r >> k) & 1));
-                        else bit = code_bit(&st, (int)((r >> k) & 1), 2048);
+                        if (rec < 16) bit = DECIDE2(B2_LOW + n * 16 + rec, (int)((v >> k) & 1));
+                        else bit = code_bit(&st, (int)((v >> k) & 1), 2048);
                         rec = (rec << 1) | bit;
                     }
-                    m = UNARY_MAX + rec;
+                    m = LADDER + rec;
                     if (m > 32767) { result = -1; break; } /* only a damaged stream decodes a code beyond the radius */
                 }
-                if (negative) m = -m;
+                if (DECIDE2(B2_SIGN + (m == 1 ? 0 : (m <= LADDER ? 1 : 2)), value < 0)) m = -m;
             }
         }
         if (!encoding) codes[t] = (int16_t)m;
@@ -200,8 +240,8 @@ int64_t srnsz_code_batch(int encoding, int16_t *codes, int64_t size, const uint8
 /* The constants above, for the Python side to check against its own at import (a stale build fails loudly). */
 void srnsz_mixing_constants(int64_t *out) {
     const int64_t values[] = {UNARY_MAX, TAIL_BITS, NC, N_EXACT, N_INPUTS, LIMIT, MIX_SHIFT, MAX_CODE_BYTES,
-                              LEARNING_SHIFT, APM_RATE, APM_WEIGHT, MODEL_LAYOUT};
-    for (int i = 0; i < 12; i++) out[i] = values[i];
+                              LEARNING_SHIFT, APM_RATE, APM_WEIGHT, MODEL_LAYOUT, LADDER, B2_MAX_LENGTH, B2_LOW};
+    for (int i = 0; i < 15; i++) out[i] = values[i];
 }
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_mixing", NULL, -1, NULL};

@@ -26,6 +26,9 @@ METHOD_MIXING = 4  # context mixing, format 1.2 (srnsz.coding.context_mixing)
 # rows cost little then (a vertical profile's interpolation error, the same at every horizontal point: NCEP Z3 at
 # 90 dB -22%; Gray-Scott at 85-95 dB -16%). Differences along columns or in 2D added nothing (probe, 5 fields).
 METHOD_ROW_DELTAS = 5
+# Format 1.7: the same two with binarisation 2 (fewer binary decisions for large codes: srnsz.coding.context_mixing)
+METHOD_MIXING_2 = 6
+METHOD_ROW_DELTAS_2 = 7
 
 
 @dataclass

@@ -5,8 +5,9 @@ from data the decoder already has), optionally a detail (0..N_DETAILS-1, a secon
 table id (the level). The decoder asks for batches in the same order with the same contexts and details.
 Per table the writer keeps the smallest of:
 
-- context mixing (srnsz.coding.context_mixing, format 1.2): codes one at a time, so besides the contexts and details
-  it sees the codes of the point's neighbours in the same batch (needs the batch's ``shape``);
+- context mixing (srnsz.coding.context_mixing, format 1.2; binarisation 2 since format 1.7): codes one at a time, so
+  besides the contexts and details it sees the codes of the point's neighbours in the same batch (needs the batch's
+  ``shape``);
 - static context coding: one distribution per (table, context), counted by the encoder and stored in the
   stream, so codes in quiet regions (all zero neighbours) cost far below one bit;
 - zstd on the raw codes, which wins where the codes repeat exactly over long stretches (very smooth fields);
@@ -28,25 +29,37 @@ from srnsz.coding.adaptive import AdaptiveReader
 from srnsz.coding.batch import (
     METHOD_ADAPTIVE,
     METHOD_CONTEXT,
-    METHOD_MIXING,
-    METHOD_ROW_DELTAS,
     METHOD_ZSTD,
     N_CONTEXTS,
     CodeBatch,
     by_table,
 )
-from srnsz.coding.context_mixing import MixingReader, RowDeltaReader, encode_mixing, encode_row_deltas
+from srnsz.coding.context_mixing import (
+    BINARISATION_1,
+    BINARISATION_2,
+    BINARISATIONS,
+    Binarisation,
+    MixingReader,
+    RowDeltaReader,
+    encode_mixing,
+    encode_row_deltas,
+)
 from srnsz.coding.plain import PlainReader, encode_zstd, plain_codes
 from srnsz.coding.static import StaticReader, encode_static
 from srnsz.errors import StreamFormatError
 from srnsz.quantizer import CODE_DTYPE
 
-__all__ = ["N_CONTEXTS", "CodeReader", "ContextCodeWriter", "coding_methods", "open_substream"]
+__all__ = ["N_CONTEXTS", "CodeReader", "ContextCodeWriter", "coding_methods", "format_minor", "open_substream"]
 QUICK_ZSTD_LEVEL = 6
 STRONG_ZSTD_LEVEL = 19
 # Above 64 KiB of raw codes the strong level was tried 94 times on the shared fields at rel 1e-2..1e-4 and never
 # won, for 12% of the compression time (4 MiB was the cap before).
 STRONG_ZSTD_MAX_BYTES = 1 << 16
+# The context-mixing binarisation new streams use (format 1.7); tests set BINARISATION_1 to reproduce the frozen
+# streams of formats 1.2-1.6.
+WRITTEN_BINARISATION = BINARISATION_2
+MIXING_2_FORMAT_MINOR = 7
+ROW_DELTAS_FORMAT_MINOR = 6
 SubstreamReader = StaticReader | PlainReader | AdaptiveReader | MixingReader | RowDeltaReader
 
 
@@ -56,6 +69,7 @@ class ContextCodeWriter:
 
     batches: list[CodeBatch] = field(default_factory=list)
     row_deltas: bool = False  # may code a table as row differences (METHOD_ROW_DELTAS, format 1.6)
+    binarisation: Binarisation | None = None  # of the context mixing; None: WRITTEN_BINARISATION
 
     def write(self, codes: np.ndarray, contexts: np.ndarray, table: int, detail: np.ndarray | None = None,
               shape: tuple[int, ...] = ()) -> None:
@@ -67,15 +81,18 @@ class ContextCodeWriter:
     def estimated_bytes(self) -> int:
         """What :meth:`finish` would take, give or take the other codings (which rarely win): the
         context-mixing coding, run for real (it is fast). For trial compressions."""
-        return sum(len(encode_mixing(mine)) for mine in by_table(self.batches).values())
+        binarisation = self.binarisation or WRITTEN_BINARISATION
+        return sum(len(encode_mixing(mine, binarisation)) for mine in by_table(self.batches).values())
 
     def finish(self) -> bytes:
         """One sub-stream per table, each in whichever coding is smaller for it."""
         tables = by_table(self.batches)
+        binarisation = self.binarisation or WRITTEN_BINARISATION
         parts = [struct.pack("<I", len(tables))]
         for table, mine in tables.items():
-            modelled, (width, raw) = min(encode_static(mine), encode_mixing(mine), key=len), plain_codes(mine)
-            deltas = encode_row_deltas(mine) if self.row_deltas else None
+            mixed = encode_mixing(mine, binarisation)
+            modelled, (width, raw) = min(encode_static(mine), mixed, key=len), plain_codes(mine)
+            deltas = encode_row_deltas(mine, binarisation) if self.row_deltas else None
             if deltas is not None and len(deltas) < len(modelled):
                 modelled = deltas
             quick = encode_zstd(width, raw, QUICK_ZSTD_LEVEL)
@@ -126,6 +143,14 @@ def coding_methods(payload: bytes) -> set[int]:
     return methods
 
 
+def format_minor(payload: bytes) -> int | None:
+    """The stream format minor version a CODE section written by :class:`ContextCodeWriter` needs (None: 1.2)."""
+    methods = coding_methods(payload)
+    if methods & {BINARISATION_2.method, BINARISATION_2.row_delta_method}:
+        return MIXING_2_FORMAT_MINOR
+    return ROW_DELTAS_FORMAT_MINOR if BINARISATION_1.row_delta_method in methods else None
+
+
 def open_substream(body: bytes) -> SubstreamReader:
     method, rest = body[0], body[1:]
     if method == METHOD_CONTEXT:
@@ -134,8 +159,9 @@ def open_substream(body: bytes) -> SubstreamReader:
         return PlainReader(rest)
     if method == METHOD_ADAPTIVE:
         return AdaptiveReader(rest)
-    if method == METHOD_MIXING:
-        return MixingReader(rest)
-    if method == METHOD_ROW_DELTAS:
-        return RowDeltaReader(rest)
+    for binarisation in BINARISATIONS.values():
+        if method == binarisation.method:
+            return MixingReader(rest, binarisation)
+        if method == binarisation.row_delta_method:
+            return RowDeltaReader(rest, binarisation)
     raise StreamFormatError(f"the code section uses unknown coding method {method}")

@@ -31,8 +31,9 @@ VERSION_MINOR = 2  # 1.1: context details and adaptive coding; 1.2: context mixi
 # written only by streams that have them, so every other stream stays 1.2 byte for byte; 1.4: the quintic spline
 # of the interp predictor (config kind "quintic"), written only by streams that use it; 1.5: 3D hat streams whose
 # network also upsamples the planes decoded earlier in a level (hat parameter "decoded_planes"); 1.6: a restoration
-# filter run on the reconstruction (section RSTR, quality modes), written only by streams that carry one.
-NEWEST_MINOR = 6
+# filter run on the reconstruction (section RSTR, quality modes), written only by streams that carry one; 1.7: context
+# mixing with binarisation 2 (coding methods 6 and 7), which every stream whose codes are context-mixed uses.
+NEWEST_MINOR = 7
 _PREFIX = struct.Struct("<HH")
 _SECTION = struct.Struct("<4sQI")
 _END = b"END!"

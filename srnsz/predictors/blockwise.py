@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from srnsz.coding import lossless
-from srnsz.coding.entropy import CodeReader, ContextCodeWriter
+from srnsz.coding.entropy import CodeReader, ContextCodeWriter, format_minor
 from srnsz.decomposition.dualquant import difference, integrate, integrate_block, prequantize, reconstruct
 from srnsz.decomposition.tiling import block_ids, block_order, chunk_keys
 from srnsz.errors import InvalidInputError, StreamFormatError
@@ -109,7 +109,8 @@ class LorenzoPredictor(Predictor):
         _GridStreams.pack(sections, pq.escaped, pq.raw, [big])
         if progress:
             progress(data.size)
-        return Encoded(sections, {"layers": layers}, reconstruct(pq.d, eb, data.dtype, pq.escaped, pq.raw))
+        return Encoded(sections, {"layers": layers}, reconstruct(pq.d, eb, data.dtype, pq.escaped, pq.raw),
+                       format_minor=format_minor(sections["CODE"]))
 
     def decompress(self, sections: dict[str, bytes], params: dict[str, Any], shape: tuple[int, ...],
                    dtype: np.dtype, eb: float, progress: Progress | None = None) -> np.ndarray:
@@ -233,7 +234,7 @@ class AutoencoderPredictor(Predictor):
         import torch
 
         return Encoded(sections, params, reconstruct(pq.d, eb, data.dtype, pq.escaped, pq.raw),
-                       numerics={"torch": torch.__version__})
+                       numerics={"torch": torch.__version__}, format_minor=format_minor(sections["CODE"]))
 
     def decompress(self, sections: dict[str, bytes], params: dict[str, Any], shape: tuple[int, ...],
                    dtype: np.dtype, eb: float, progress: Progress | None = None) -> np.ndarray:

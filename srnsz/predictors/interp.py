@@ -10,9 +10,8 @@ import numpy as np
 
 from srnsz.bounds import finite_range, search_bound
 from srnsz.coding import lossless
-from srnsz.coding.batch import METHOD_ROW_DELTAS
 from srnsz.coding.context import curvature_details, magnitudes, multi_view_contexts, neighbour_contexts
-from srnsz.coding.entropy import CodeReader, ContextCodeWriter, coding_methods
+from srnsz.coding.entropy import CodeReader, ContextCodeWriter, format_minor
 from srnsz.decomposition.blend import Samples, blend, choose_weights, valid_weights
 from srnsz.decomposition.grid import CHUNK_POINTS, TRAVERSALS, Pass, Plan, chunks, make_plan, odd_along
 from srnsz.decomposition.interpolation import KINDS, predict_odd
@@ -26,7 +25,6 @@ CONFIG_KINDS = (*KINDS, "quintic", "fitted")
 FAST_KINDS = ("linear", "fitted")
 SIZE_KINDS = ("linear", "cubic", "fitted")  # tune="best" in the bound modes
 QUINTIC_FORMAT_MINOR = 4  # streams of the quintic spline are format 1.4 (older readers refuse them clearly)
-ROW_DELTAS_FORMAT_MINOR = 6  # streams with a table coded as row differences (quality modes) are format 1.6
 
 
 @dataclass(frozen=True)
@@ -477,8 +475,7 @@ class InterpPredictor(Predictor):
         if blends:
             params["blend_weights"] = [list(w) for w in blends]
         held = held_bound(eb, self.round_bias)
-        needs = [QUINTIC_FORMAT_MINOR if self.config.kind == "quintic" else None,
-                 ROW_DELTAS_FORMAT_MINOR if METHOD_ROW_DELTAS in coding_methods(code) else None]
+        needs = [QUINTIC_FORMAT_MINOR if self.config.kind == "quintic" else None, format_minor(code)]
         return Encoded(sections, params, rec, max_error=held if held != eb else None,
                        format_minor=max((n for n in needs if n is not None), default=None))
 
