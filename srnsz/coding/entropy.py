@@ -46,15 +46,23 @@ from srnsz.coding.context_mixing import (
 )
 from srnsz.coding.plain import PlainReader, encode_zstd, plain_codes
 from srnsz.coding.static import StaticReader, encode_static
+from srnsz.coding.static import size_lower_bound as static_size_lower_bound
 from srnsz.errors import StreamFormatError
 from srnsz.quantizer import CODE_DTYPE
 
 __all__ = ["N_CONTEXTS", "CodeReader", "ContextCodeWriter", "coding_methods", "format_minor", "open_substream"]
 QUICK_ZSTD_LEVEL = 6
+# Level 1 first: on the codes of the shared fields level 6 was at most 1.23x smaller than it (234 tables), so a level-1
+# frame above twice the modelled bytes leaves zstd out (4x less zstd time; zstd never won there)
+SCREEN_ZSTD_LEVEL = 1
+ZSTD_SCREEN_FACTOR = 2.0
 STRONG_ZSTD_LEVEL = 19
 # Above 64 KiB of raw codes the strong level was tried 94 times on the shared fields at rel 1e-2..1e-4 and never
 # won, for 12% of the compression time (4 MiB was the cap before).
 STRONG_ZSTD_MAX_BYTES = 1 << 16
+# The static coder is tried only where the entropy of its codes given their contexts is below the mixing bytes plus
+# this: on the shared fields it was then skipped for half its time and never won before (compress 6% faster)
+STATIC_SLACK_BITS = 64
 # The context-mixing binarisation new streams use (format 1.7); tests set BINARISATION_1 to reproduce the frozen
 # streams of formats 1.2-1.6.
 WRITTEN_BINARISATION = BINARISATION_2
@@ -91,16 +99,22 @@ class ContextCodeWriter:
         parts = [struct.pack("<I", len(tables))]
         for table, mine in tables.items():
             mixed = encode_mixing(mine, binarisation)
-            modelled, (width, raw) = min(encode_static(mine), mixed, key=len), plain_codes(mine)
+            # the static coder only where it might be smaller (its payload has a few words of slack at the end)
+            may_win = static_size_lower_bound(mine) < 8 * len(mixed) + STATIC_SLACK_BITS
+            modelled = min(encode_static(mine), mixed, key=len) if may_win else mixed
+            width, raw = plain_codes(mine)
             deltas = encode_row_deltas(mine, binarisation) if self.row_deltas else None
             if deltas is not None and len(deltas) < len(modelled):
                 modelled = deltas
-            quick = encode_zstd(width, raw, QUICK_ZSTD_LEVEL)
-            best = min(modelled, quick, key=len)
-            # The strong zstd level pays on small streams only and gains at most ~30% over the quick one:
-            # try it only where it can win.
-            if len(raw) <= STRONG_ZSTD_MAX_BYTES and len(quick) < 1.4 * len(modelled):
-                best = min(best, encode_zstd(width, raw, STRONG_ZSTD_LEVEL), key=len)
+            best = modelled
+            # zstd's levels only where its fastest one comes within ZSTD_SCREEN_FACTOR of the modelled bytes
+            if len(encode_zstd(width, raw, SCREEN_ZSTD_LEVEL)) < ZSTD_SCREEN_FACTOR * len(modelled):
+                quick = encode_zstd(width, raw, QUICK_ZSTD_LEVEL)
+                best = min(modelled, quick, key=len)
+                # The strong zstd level pays on small streams only and gains at most ~30% over the quick one:
+                # try it only where it can win.
+                if len(raw) <= STRONG_ZSTD_MAX_BYTES and len(quick) < 1.4 * len(modelled):
+                    best = min(best, encode_zstd(width, raw, STRONG_ZSTD_LEVEL), key=len)
             parts.append(struct.pack("<II", table, len(best)) + best)
         return b"".join(parts)
 

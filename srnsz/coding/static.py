@@ -105,6 +105,22 @@ def _parse_models(blob: bytes) -> dict[tuple[int, int], _Model]:
     return models
 
 
+_BOUND_SYMBOLS = 32  # codes beyond +-this are one symbol in size_lower_bound (merging symbols lowers the entropy)
+
+
+def size_lower_bound(batches: list[CodeBatch]) -> float:
+    """Bits that no coding of ``batches`` by this method goes below: the empirical entropy of their codes given
+    their context (each context's counts are the best static distribution for it; the stored tables come on top),
+    with codes beyond +-_BOUND_SYMBOLS merged. Lets the writer skip this coder where it cannot win."""
+    contexts, codes = _joined(batches)
+    symbols = 2 * _BOUND_SYMBOLS + 1
+    joint = contexts * symbols + np.clip(codes, -_BOUND_SYMBOLS, _BOUND_SYMBOLS) + _BOUND_SYMBOLS
+    counts = np.bincount(joint, minlength=N_CONTEXTS * symbols).reshape(N_CONTEXTS, symbols)
+    per_context = np.broadcast_to(counts.sum(axis=1, keepdims=True), counts.shape)
+    seen = counts > 0
+    return float((counts[seen] * np.log2(per_context[seen] / counts[seen])).sum())
+
+
 def encode_static(batches: list[CodeBatch]) -> bytes:
     models = _build_models(batches)
     encoder = constriction.stream.queue.RangeEncoder()
