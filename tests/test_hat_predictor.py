@@ -403,9 +403,15 @@ def test_a_network_that_cannot_win_runs_on_a_sample_only(monkeypatch, shape):
     assert_bound(data, recon, 1e-3)
 
 
+def _two_even_plane_sets(calls: list[tuple[int, int]]) -> bool:
+    """The network ran on the even planes along two different axes, nothing else."""
+    return len(calls) == 2 and {parity for _, parity in calls} == {0} and len({axis for axis, _ in calls}) == 2
+
+
 def test_on_the_sample_a_network_is_given_up_after_a_first_pass_that_does_not_pay(monkeypatch):
     """A network whose first pass on the crop leaves more than SAMPLE_GIVE_UP of interpolation's L1 error is dropped
-    there, before the planes decoded within the level are upsampled; without that rule they are."""
+    there, before the planes decoded within the level are upsampled (and before the even planes along the first
+    pass's axis, which hold none of its targets); without that rule they are."""
     import srnsz.predictors.hat as hat_module
 
     calls: list[tuple[int, int]] = []
@@ -418,7 +424,7 @@ def test_on_the_sample_a_network_is_given_up_after_a_first_pass_that_does_not_pa
     monkeypatch.setattr(hat_module, "plane_predictions", spy)
     data = smooth_field((72, 70, 66))
     stream, recon = _hat(data, 1e-3, model="noisy_hat")
-    assert srnsz.info(stream).predictor == "interp" and sorted(calls) == [(0, 0), (1, 0), (2, 0)]
+    assert srnsz.info(stream).predictor == "interp" and _two_even_plane_sets(calls)
     assert_bound(data, recon, 1e-3)
     calls.clear()
     monkeypatch.setattr(hat_module, "SAMPLE_GIVE_UP", float("inf"))
@@ -429,7 +435,7 @@ def test_on_the_sample_a_network_is_given_up_after_a_first_pass_that_does_not_pa
     small = smooth_field((20, 33, 40))  # its own sample: the rule applies to the field itself
     assert small.size <= hat_module.SAMPLE_MIN_POINTS
     stream, recon = _hat(small, 1e-3, model="noisy_hat")
-    assert srnsz.info(stream).predictor == "interp" and sorted(calls) == [(0, 0), (1, 0), (2, 0)]
+    assert srnsz.info(stream).predictor == "interp" and _two_even_plane_sets(calls)
     assert_bound(small, recon, 1e-3)
 
 

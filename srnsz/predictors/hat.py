@@ -346,11 +346,14 @@ class HatPasses:
             t = plan.stride(p.level)
             self._views = views = LevelViews.start(p.level, tuple(slice(0, None, t) for _ in rec.shape), rec.shape)
         lattice = rec[views.key] if rec.ndim == 3 else rec[views.key][None]
-        for axis in range(3 if rec.ndim == 3 else 1):
-            for parity in (0, 1) if self.decoded_planes else (0,):
-                if (axis, parity) not in views.added and views.plane_inputs_known(axis, parity):
-                    views.add(axis, parity, plane_predictions(self.model, lattice, axis, parity, self.settings,
-                                                              self.eb))
+        axes = range(3 if rec.ndim == 3 else 1)
+        # The even planes along a 3D level's first (sequential) pass axis hold none of its targets: they wait for the
+        # second pass, so a network given up after the first pass costs two plane sets, not three. The sum of the
+        # views is unchanged: even planes still come before odd ones, and two views add up the same in any order.
+        deferred = p.axis if rec.ndim == 3 and not views.added and not p.also else None
+        for axis, parity in [(axis, 0) for axis in axes] + [(axis, 1) for axis in axes if self.decoded_planes]:
+            if (axis, parity) not in views.added and axis != deferred and views.plane_inputs_known(axis, parity):
+                views.add(axis, parity, plane_predictions(self.model, lattice, axis, parity, self.settings, self.eb))
         total, weight = views.total[p.key], views.weight[p.key]
         with np.errstate(invalid="ignore", divide="ignore"):
             predictions = np.where(weight > 0, total / np.maximum(weight, 1), np.nan)
