@@ -152,6 +152,21 @@ def test_context_mixing_refuses_layouts_that_do_not_fit_the_batch(shape):
         MixingDecoder(b"\0" * 8, BINARISATION_2).decode(contexts, None, shape)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_static_size_lower_bound_is_below_every_static_payload(seed):
+    # The writer skips the static coder where this bound exceeds the mixing bytes: it must never exceed the real size.
+    from srnsz.coding.static import size_lower_bound
+
+    rng = np.random.default_rng(seed)
+    batches = []
+    for n in (1, 50, 3000, 40000):
+        codes = np.rint(rng.laplace(0, [0.3, 2, 40, 900][seed], n)).clip(-32767, 32767).astype(np.int16)
+        codes[:: 17] = 0
+        batches.append(CodeBatch(codes, rng.integers(0, 16 if seed % 2 else 2, n).astype(np.uint8), 0))
+        assert size_lower_bound(batches) <= 8 * len(encode_static(batches))
+    assert size_lower_bound([CodeBatch(np.zeros(100, np.int16), np.zeros(100, np.uint8), 0)]) == 0.0
+
+
 def test_context_coding_beats_order0_on_quiet_regions():
     # Zero codes with zero contexts, busy codes with busy contexts: context coding must exploit it.
     rng = np.random.default_rng(2)
