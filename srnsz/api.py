@@ -80,9 +80,10 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     """
     data = _as_field(array)
     bound = ErrorBound(mode, eb, rel)
-    if options.get("round_bias") and mode not in ("psnr", "ssim"):
-        raise InvalidInputError("round_bias (a dead zone that widens the error beyond the bound it is given) is "
-                                "for the quality modes (psnr, ssim) only, which state the wider bound in the stream")
+    for widening in ("round_bias", "lone_slack"):
+        if options.get(widening) and mode not in ("psnr", "ssim"):
+            raise InvalidInputError(f"{widening} (widens the error beyond the bound it is given) is for the quality "
+                                    "modes (psnr, ssim) only, which state the wider bound in the stream")
     rule = missing.MissingRule.of(fill_value, valid_range, detect_fills)
     found = missing.find_missing(data, rule)
     mask = found.mask

@@ -6,6 +6,7 @@ python tests/make_golden.py v1_6   (format 1.6: a psnr stream with a restoration
 python tests/make_golden.py v1_6_rows   (format 1.6: a psnr stream with codes coded as row differences)
 python tests/make_golden.py v1_7   (format 1.7: binarisation 2 of the context mixing, large codes and missing values)
 python tests/make_golden.py v1_7_rows   (format 1.7: row differences with binarisation 2)
+python tests/make_golden.py v1_7_lone   (format 1.7: a psnr stream whose lone codes were dropped; encoder only)
 Streams of formats 1.2-1.6 are written with binarisation 1, as they were.
 
 Keep the older ones: each must keep decoding to the same values (tests/test_golden.py)."""
@@ -66,11 +67,13 @@ if __name__ == "__main__":
         options = {"fill_value": -999.0}
     if name == "v1_4":  # 1.4: the quintic spline (here in the psnr mode, with a dead zone)
         bound, options = (60.0, "psnr"), {"kind": "quintic", "round_bias": 0.1, "restoration": False,
-                                              "row_deltas": False}
+                                              "row_deltas": False, "lone_slack": 0.0}
     if name == "v1_6":  # 1.6: a restoration filter (psnr mode)
-        bound = (40.0, "psnr")
+        bound, options = (40.0, "psnr"), {"lone_slack": 0.0}  # psnr streams older than the lone codes: none dropped
     if name in ("v1_6_rows", "v1_7_rows"):  # codes coded as row differences (psnr mode, a vertical profile)
-        data, bound = profile_field(), (90.0, "psnr")
+        data, bound, options = profile_field(), (90.0, "psnr"), {"lone_slack": 0.0}
+    if name == "v1_7_lone":  # the psnr mode at a low rate, where dropping lone codes pays on this field
+        data, bound = smooth_field((20, 30, 40), seed=7, noise=0.002), (35.0, "psnr")
     if name == "v1_7":  # 1.7: binarisation 2; a small bound for long Exp-Golomb tails, missing values, escapes
         data[:, :9, :11] = np.float32(1e20)
         data[5, 10, 12] += 0.8 * np.ptp(data[:, 9:, 11:])  # a spike: its code escapes at this bound
@@ -81,6 +84,7 @@ if __name__ == "__main__":
     assert name != "v1_6_rows" or BINARISATION_1.row_delta_method in methods
     assert name != "v1_7_rows" or BINARISATION_2.row_delta_method in methods
     assert name != "v1_7" or BINARISATION_2.method in methods
+    assert name != "v1_7_lone" or stream != srnsz.compress(data, *bound, lone_slack=0.0)
     (HERE / f"golden_{name}.srnsz").write_bytes(stream)
     originals = {"v1": "golden_v1_original.npy", "v1_1": "golden_field.npy", "v1_2": "golden_field.npy"}
     np.save(HERE / originals.get(name, f"golden_{name}_original.npy"), data)

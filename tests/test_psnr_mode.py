@@ -39,6 +39,64 @@ def test_round_bias_is_validated() -> None:
     for bad in (-0.1, 0.5, "x"):
         with pytest.raises(srnsz.SrnszError, match="round_bias"):
             srnsz.compress(data, 1e-2, round_bias=bad)
+    for bad in (-0.1, 1.5, "x"):
+        with pytest.raises(srnsz.SrnszError, match="lone_slack"):
+            srnsz.compress(data, 50.0, "psnr", lone_slack=bad)
+
+
+def _lone_case() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x, pred, the codes lone codes leave at eb 1, bias 0, slack 0.25) on a 6x8 grid (axes 0, 1) in a batch of 2
+    blocks (axis 2). Residuals of 1.2 (code 1, within the slack): alone at (1, 1); a pair (4, 1)-(4, 2) (one
+    neighbour each, two if the batch axis counted); a cross centred on (2, 5) (four neighbours: kept) whose arms have
+    one each. 1.8 (code 1, beyond the slack) alone at (5, 7): kept. -1.2 at (0, 0) in the second block only."""
+    residual = np.zeros((6, 8, 2))
+    for i, j in ((1, 1), (4, 1), (4, 2), (2, 5), (1, 5), (3, 5), (2, 4), (2, 6)):
+        residual[i, j] = 1.2
+    residual[5, 7] = 1.8
+    residual[0, 0, 1] = -1.2
+    rng = np.random.default_rng(3)
+    pred = rng.normal(0.0, 10.0, residual.shape)
+    kept = np.zeros(residual.shape, np.int16)
+    kept[2, 5], kept[5, 7] = 1, 1
+    return (pred + residual + rng.uniform(-0.05, 0.05, residual.shape)).astype(np.float32), pred, kept
+
+
+def test_lone_codes_are_dropped_within_the_slack_and_only_where_lone() -> None:
+    from srnsz.quantizer import LONE_NEIGHBOURS, drop_lone_codes, held_bound, quantize, reconstruct
+
+    x, pred, kept = _lone_case()
+    q = quantize(x.ravel(), pred.ravel(), 1.0)
+    assert np.count_nonzero(q.codes) == 9 * 2 + 1 and LONE_NEIGHBOURS == 1
+    dropped = drop_lone_codes(q, x.ravel(), pred.ravel(), x.shape, (0, 1), 1.0, 0.0, 0.25)
+    assert np.array_equal(dropped.codes.reshape(x.shape), kept)
+    err = np.abs(x.astype(np.float64).ravel() - dropped.recon.astype(np.float64))
+    assert err.max() <= held_bound(1.0, 0.0, 0.25) == 1.5
+    assert np.array_equal(reconstruct(pred.ravel(), dropped.codes, 1.0, x.dtype, dropped.escaped), dropped.recon)
+    assert np.count_nonzero(q.codes) == 9 * 2 + 1  # q itself is left alone
+    # a dead zone widens the slack's bound alike; nothing lone within it: q comes back as it is
+    assert held_bound(1.0, 0.1, 0.25) == pytest.approx(1.7)
+    assert drop_lone_codes(q, x.ravel(), pred.ravel() + 5.0, x.shape, (0, 1), 1.0, 0.0, 0.25) is q
+
+
+def test_lone_slack_is_for_the_quality_modes_and_states_its_bound() -> None:
+    data = smooth_field((30, 40, 50), noise=0.002)
+    assert srnsz.compress(data, 1e-3) == srnsz.compress(data, 1e-3, lone_slack=0.0)
+    with pytest.raises(srnsz.SrnszError, match="psnr"):
+        srnsz.compress(data, 1e-3, lone_slack=0.25)
+    plain = srnsz.compress(data, 50.0, "psnr", round_bias=0.1, lone_slack=0.0, restoration=False)
+    lone = srnsz.compress(data, 50.0, "psnr", round_bias=0.1, lone_slack=0.25, restoration=False)
+    recon = srnsz.decompress(lone)
+    stated = srnsz.info(lone).error_bound["abs"]
+    assert_bound(data, recon, stated)
+    assert stated == pytest.approx(1.7 * srnsz.info(lone).predictor_params["level_bounds"][-1])
+    assert psnr_over(data, recon) >= 50.0 and psnr_over(data, srnsz.decompress(plain)) >= 50.0
+    # at one bound: fewer bytes, for errors beyond the bins (within the slack)
+    from srnsz.predictors.interp import InterpPredictor
+
+    eb = 0.1  # a low rate (0.9 bits per value here); at high rates dropping may not pay
+    kept, dropped = (InterpPredictor("off", lone_slack=s).encode(data, eb) for s in (0.0, 0.25))
+    assert dropped.nbytes < kept.nbytes and dropped.max_error == pytest.approx(1.5 * eb) and kept.max_error is None
+    assert eb < np.abs(dropped.recon.astype(np.float64) - data).max() <= 1.5 * eb
 
 
 def test_bound_search_finds_the_largest_bound_within_the_tolerance() -> None:
