@@ -161,7 +161,7 @@ LEVEL_BOUND_OPTIONS = ({"alpha": 1.5, "beta": 3.0}, {"alpha": 2.0, "beta": 4.0})
 # Rounding biases (dead zones, see srnsz.quantizer) the psnr mode tries: at 50 dB a bias of 0.05-0.1 saved 10-19%
 # of the bits at the same PSNR on Gray-Scott and ECHAM5 T, at 90 dB it cost 1% on vorticity: chosen per field.
 ROUND_BIAS_OPTIONS = ({"round_bias": 0.0}, {"round_bias": 0.05}, {"round_bias": 0.1}, {"round_bias": 0.2})
-# Lone codes dropped within this slack (bins; srnsz.quantizer.drop_lone_codes), tried after the dead zone at low
+# Lone codes dropped within this slack (bins; srnsz.quantizer.drop_lone_codes), tried before the dead zone at low
 # rates: 0.25 saved as much as 0.5 or 1 on ECHAM5 T and NCEP U at 50 dB, and widens the stated bound least.
 LONE_SLACK_OPTIONS = ({"lone_slack": 0.25},)
 # ... and kept only where the sample's estimate shows them saving at least 2%: on the three CTH fields at 90 dB where
