@@ -78,6 +78,19 @@ def test_lone_codes_are_dropped_within_the_slack_and_only_where_lone() -> None:
     assert drop_lone_codes(q, x.ravel(), pred.ravel() + 5.0, x.shape, (0, 1), 1.0, 0.0, 0.25) is q
 
 
+def test_the_ssim_mode_keeps_lone_codes(monkeypatch) -> None:
+    # dropping lone codes is chosen for the PSNR: here the psnr tuner at the ssim mode's PSNR would drop them (the
+    # stream would differ), but the ssim mode keeps them (what it did before lone codes)
+    from srnsz.predictors.interp import InterpPredictor
+
+    data = smooth_field((20, 30, 40), seed=3, noise=0.002)
+    stream = srnsz.compress(data, 0.99, "ssim")
+    assert stream == srnsz.compress(data, 0.99, "ssim", lone_slack=0.0)
+    tune_for_psnr = InterpPredictor.for_psnr
+    monkeypatch.setattr(InterpPredictor, "for_psnr", lambda self, *args, for_ssim=False: tune_for_psnr(self, *args))
+    assert srnsz.compress(data, 0.99, "ssim") != stream
+
+
 def test_lone_slack_is_for_the_quality_modes_and_states_its_bound() -> None:
     data = smooth_field((30, 40, 50), noise=0.002)
     assert srnsz.compress(data, 1e-3) == srnsz.compress(data, 1e-3, lone_slack=0.0)

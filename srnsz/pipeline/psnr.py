@@ -170,7 +170,7 @@ def compress_for_ssim(predictor: Predictor, field: np.ndarray, mask: np.ndarray 
     candidates = [(eb_sized, sized.compress(field, eb_sized, progress, mask), sized)]
     psnr = psnr_over(field, candidates[0][1].recon, valid)
     if np.isfinite(psnr):
-        tuned, start = predictor.for_psnr(field, eb_sized, mask, psnr)
+        tuned, start = predictor.for_psnr(field, eb_sized, mask, psnr, for_ssim=True)
         eb_tuned = reach(tuned, start) if tuned is not sized else None
         if eb_tuned is not None:
             candidates.append((eb_tuned, tuned.compress(field, eb_tuned, None, mask), tuned))

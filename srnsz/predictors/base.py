@@ -76,12 +76,14 @@ class Predictor(ABC):
         :meth:`compress` makes), tuning off; itself when it has nothing to choose or chooses inside compress."""
         return self
 
-    def for_psnr(self, data: np.ndarray, eb: float, free: np.ndarray | None, target_db: float
-                 ) -> tuple[Predictor, float]:
+    def for_psnr(self, data: np.ndarray, eb: float, free: np.ndarray | None, target_db: float,
+                 for_ssim: bool = False) -> tuple[Predictor, float]:
         """(predictor, bound to start from) for the psnr mode: a predictor whose open choices are made for the
         fewest bits at ``target_db`` over the valid points rather than for the smallest stream at ``eb`` (data
         units; the uniform-error estimate of the target), and a better estimate of the bound reaching the target
-        when it has one. Default: itself and ``eb`` (its compress tunes as in the other modes)."""
+        when it has one; ``for_ssim``: for the ssim mode, which then searches the bound for its SSIM (choices that
+        buy PSNR at SSIM's expense left out). Default: itself and ``eb`` (its compress tunes as in the other
+        modes)."""
         return self, eb
 
     def preview(self, data: np.ndarray, eb: float, free: np.ndarray | None = None) -> np.ndarray:

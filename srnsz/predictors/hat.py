@@ -134,8 +134,8 @@ class HatPredictor(InterpPredictor):
         except (KeyError, TypeError, InvalidInputError) as exc:
             raise StreamFormatError(f"the hat predictor parameters are invalid ({exc})") from None
 
-    def for_psnr(self, data: np.ndarray, eb: float, free: np.ndarray | None, target_db: float
-                 ) -> tuple[Predictor, float]:
+    def for_psnr(self, data: np.ndarray, eb: float, free: np.ndarray | None, target_db: float,
+                 for_ssim: bool = False) -> tuple[Predictor, float]:
         """Not tuned for the PSNR: whether the network pays is decided in :meth:`compress` (see
         :meth:`Predictor.for_psnr`)."""
         return self, eb
