@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from srnsz.decomposition.grid import along
+
 RADIUS = 32767
 ESCAPE = -32768  # the one int16 value outside [-RADIUS, RADIUS]
 CODE_DTYPE = np.int16
@@ -92,11 +94,9 @@ def drop_lone_codes(q: Quantized, x: np.ndarray, pred: np.ndarray, shape: tuple[
     nonzero = (codes != 0).astype(np.uint8)
     neighbours = np.zeros(shape, np.uint8)
     for axis in axes:
-        ahead = [slice(None)] * len(shape)
-        behind = [slice(None)] * len(shape)
-        ahead[axis], behind[axis] = slice(1, None), slice(None, -1)
-        neighbours[tuple(ahead)] += nonzero[tuple(behind)]
-        neighbours[tuple(behind)] += nonzero[tuple(ahead)]
+        ahead, behind = along(len(shape), axis, slice(1, None)), along(len(shape), axis, slice(None, -1))
+        neighbours[ahead] += nonzero[behind]
+        neighbours[behind] += nonzero[ahead]
     bound = held_bound(eb, round_bias, lone_slack)
     with np.errstate(invalid="ignore", over="ignore"):
         lone = ((codes == 1) | (codes == -1)).ravel() & (neighbours.ravel() <= LONE_NEIGHBOURS)

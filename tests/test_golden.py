@@ -19,6 +19,13 @@ DATA = Path(__file__).parent / "data"
 ORIGINALS = {"v1": "golden_v1_original.npy", "v1_1": "golden_field.npy", "v1_2": "golden_field.npy"}
 
 
+def reproduced(name: str, *args, **options) -> bytes:
+    """The stream srnsz.compress(golden_<name>_original, *args, **options) writes now, asserted to be the golden one."""
+    stream = srnsz.compress(np.load(DATA / f"golden_{name}_original.npy"), *args, **options)
+    assert stream == (DATA / f"golden_{name}.srnsz").read_bytes()
+    return stream
+
+
 @pytest.mark.parametrize("name,version", [("v1", "1.0"), ("v1_1", "1.1"), ("v1_2", "1.2"), ("v1_3", "1.3"),
                                           ("v1_4", "1.4"), ("v1_6", "1.6"),
                                           ("v1_6_rows", "1.6"), ("v1_7", "1.7"), ("v1_7_rows", "1.7"),
@@ -44,45 +51,33 @@ def test_current_writer_reproduces_its_golden_stream(binarisation_1):
 
 
 def test_quintic_psnr_stream_is_reproduced(binarisation_1):
-    original = np.load(DATA / "golden_v1_4_original.npy")
-    stream = srnsz.compress(original, 60.0, "psnr", kind="quintic", round_bias=0.1, restoration=False,
-                            row_deltas=False, lone_slack=0.0)
-    assert stream == (DATA / "golden_v1_4.srnsz").read_bytes()
+    stream = reproduced("v1_4", 60.0, "psnr", kind="quintic", round_bias=0.1, restoration=False, row_deltas=False,
+                        lone_slack=0.0)
     assert srnsz.info(stream).predictor_params["config"]["kind"] == "quintic"
 
 
 def test_restored_psnr_stream_is_reproduced(binarisation_1):
-    original = np.load(DATA / "golden_v1_6_original.npy")
-    stream = srnsz.compress(original, 40.0, "psnr", lone_slack=0.0)  # written before lone codes were dropped
-    assert stream == (DATA / "golden_v1_6.srnsz").read_bytes()
+    stream = reproduced("v1_6", 40.0, "psnr", lone_slack=0.0)  # written before lone codes were dropped
     assert srnsz.info(stream).restoration
 
 
 def test_row_difference_psnr_stream_is_reproduced(binarisation_1):
-    original = np.load(DATA / "golden_v1_6_rows_original.npy")
-    stream = srnsz.compress(original, 90.0, "psnr", lone_slack=0.0)
-    assert stream == (DATA / "golden_v1_6_rows.srnsz").read_bytes()
+    stream = reproduced("v1_6_rows", 90.0, "psnr", lone_slack=0.0)
     assert BINARISATION_1.row_delta_method in coding_methods(read_container(stream).sections["CODE"])
 
 
 def test_binarisation_2_streams_are_reproduced():
     # Format 1.7: every context-mixed table in binarisation 2; long Exp-Golomb tails, escapes and missing values
-    original = np.load(DATA / "golden_v1_7_original.npy")
-    stream = srnsz.compress(original, 1e-6, "rel")
-    assert stream == (DATA / "golden_v1_7.srnsz").read_bytes()
+    stream = reproduced("v1_7", 1e-6, "rel")
     assert coding_methods(read_container(stream).sections["CODE"]) == {BINARISATION_2.method}
-    rows = np.load(DATA / "golden_v1_7_rows_original.npy")
-    stream = srnsz.compress(rows, 90.0, "psnr", lone_slack=0.0)
-    assert stream == (DATA / "golden_v1_7_rows.srnsz").read_bytes()
+    stream = reproduced("v1_7_rows", 90.0, "psnr", lone_slack=0.0)
     assert BINARISATION_2.row_delta_method in coding_methods(read_container(stream).sections["CODE"])
 
 
 def test_psnr_stream_with_lone_codes_dropped_is_reproduced():
     # the encoder's choice (no format change): the psnr mode drops lone codes on this field at this PSNR
-    original = np.load(DATA / "golden_v1_7_lone_original.npy")
-    stream = srnsz.compress(original, 40.0, "psnr")
-    assert stream == (DATA / "golden_v1_7_lone.srnsz").read_bytes()
-    assert stream != srnsz.compress(original, 40.0, "psnr", lone_slack=0.0)
+    stream = reproduced("v1_7_lone", 40.0, "psnr")
+    assert stream != srnsz.compress(np.load(DATA / "golden_v1_7_lone_original.npy"), 40.0, "psnr", lone_slack=0.0)
 
 
 def test_fields_without_missing_values_keep_their_format_1_2_bytes(binarisation_1):
