@@ -1,4 +1,5 @@
-"""Speed side by side: srnsz (one stream per field; chunked with 1 and N threads on a large field), SZ3, SPERR, ZFP.
+"""Speed side by side: srnsz (one stream per field; chunked with 1 and N threads on a large field), srnsz's fast
+profile, SZ3, SPERR, ZFP.
 
     python benchmarks/speed.py [--rel 1e-2 1e-3 1e-4] [--large-mb 256] [--threads 2] [--codecs srnsz sz3 ...]
 
@@ -30,9 +31,10 @@ CHUNK = 128
 
 def _compressors() -> dict:
     """name -> (compress(data, eb) -> blob, decompress(blob, like) -> array, size(blob) -> bytes)."""
-    def srnsz_pair():
+    def srnsz_pair(profile: str = "best"):
         import srnsz
-        return (lambda d, eb: srnsz.compress(d, eb, "abs"), lambda b, like: srnsz.decompress(b), len)
+        options = {"profile": profile} if profile != "best" else {}  # older checkouts have no profiles
+        return (lambda d, eb: srnsz.compress(d, eb, "abs", **options), lambda b, like: srnsz.decompress(b), len)
 
     def sz3_pair():
         from pysz import sz, szConfig, szErrorBoundMode
@@ -57,7 +59,8 @@ def _compressors() -> dict:
         return (lambda d, eb: zfpy.compress_numpy(np.ascontiguousarray(d), tolerance=eb),
                 lambda b, like: zfpy.decompress_numpy(b), len)
 
-    return {"srnsz": srnsz_pair, "sz3": sz3_pair, "sperr": sperr_pair, "zfp": zfp_pair}
+    return {"srnsz": srnsz_pair, "srnsz-fast": lambda: srnsz_pair("fast"), "sz3": sz3_pair, "sperr": sperr_pair,
+            "zfp": zfp_pair}
 
 
 def large_field(megabytes: float) -> np.ndarray:
@@ -125,12 +128,13 @@ def _one_large(spec: dict) -> dict:
     data = large_field(spec["mb"])
     eb = spec["rel"] * float(data.max() - data.min())
     base = _reset_peak()
-    if spec["codec"] == "srnsz":
+    if spec["codec"] in ("srnsz", "srnsz-fast"):
         from srnsz.io import chunked
 
         buf = io.BytesIO()
         t = time.perf_counter()
-        chunked.compress_chunked(data, buf, eb, "abs", chunk=(CHUNK,) * 3, threads=spec["threads"])
+        options = {"profile": "fast"} if spec["codec"] == "srnsz-fast" else {}
+        chunked.compress_chunked(data, buf, eb, "abs", chunk=(CHUNK,) * 3, threads=spec["threads"], **options)
         tc = time.perf_counter() - t
         peak_c = _rss_mb() - base
         blob = buf.getvalue()
@@ -182,7 +186,7 @@ def large(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rel", type=float, nargs="+", default=[1e-2, 1e-3, 1e-4])
-    parser.add_argument("--codecs", nargs="+", default=["srnsz", "sz3", "sperr", "zfp"])
+    parser.add_argument("--codecs", nargs="+", default=["srnsz", "srnsz-fast", "sz3", "sperr", "zfp"])
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     parser.add_argument("--large-mb", type=float, default=256.0, help="0: skip the large field")
     parser.add_argument("--large-rel", type=float, default=1e-3)

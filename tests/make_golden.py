@@ -7,6 +7,7 @@ python tests/make_golden.py v1_6_rows   (format 1.6: a psnr stream with codes co
 python tests/make_golden.py v1_7   (format 1.7: binarisation 2 of the context mixing, large codes and missing values)
 python tests/make_golden.py v1_7_rows   (format 1.7: row differences with binarisation 2)
 python tests/make_golden.py v1_7_lone   (format 1.7: a psnr stream whose lone codes were dropped; encoder only)
+python tests/make_golden.py v1_8_fast   (format 1.8: the fast profile's two-model mixing, as v1_7's field and bound)
 Streams of formats 1.2-1.6 are written with binarisation 1, as they were.
 
 Keep the older ones: each must keep decoding to the same values (tests/test_golden.py)."""
@@ -19,7 +20,7 @@ from conftest import smooth_field
 
 import srnsz
 from srnsz.coding import entropy
-from srnsz.coding.context_mixing import BINARISATION_1, BINARISATION_2
+from srnsz.coding.context_mixing import BINARISATION_1, BINARISATION_2, BINARISATION_3
 from srnsz.coding.entropy import coding_methods
 from srnsz.format.container import read_container
 
@@ -33,7 +34,7 @@ def profile_field() -> np.ndarray:
 
 if __name__ == "__main__":
     name = sys.argv[1]
-    if not name.startswith("v1_7"):
+    if not name.startswith(("v1_7", "v1_8")):
         entropy.WRITTEN_BINARISATION = BINARISATION_1
     if name == "hat":  # the network wins blocks on this field at rel 1e-3 (hat_tiny_bound, CPU, 2 threads)
         import srnsz.predictors.hat as hat_module
@@ -74,7 +75,9 @@ if __name__ == "__main__":
         data, bound, options = profile_field(), (90.0, "psnr"), {"lone_slack": 0.0}
     if name == "v1_7_lone":  # the psnr mode at a low rate, where dropping lone codes pays on this field
         data, bound = smooth_field((20, 30, 40), seed=3, noise=0.002), (40.0, "psnr")
-    if name == "v1_7":  # 1.7: binarisation 2; a small bound for long Exp-Golomb tails, missing values, escapes
+    if name == "v1_8_fast":
+        options = {"profile": "fast"}
+    if name in ("v1_7", "v1_8_fast"):  # a small bound for long Exp-Golomb tails, missing values, escapes
         data[:, :9, :11] = np.float32(1e20)
         data[5, 10, 12] += 0.8 * np.ptp(data[:, 9:, 11:])  # a spike: its code escapes at this bound
         bound = (1e-6, "rel")
@@ -84,6 +87,7 @@ if __name__ == "__main__":
     assert name != "v1_6_rows" or BINARISATION_1.row_delta_method in methods
     assert name != "v1_7_rows" or BINARISATION_2.row_delta_method in methods
     assert name != "v1_7" or BINARISATION_2.method in methods
+    assert name != "v1_8_fast" or methods == {BINARISATION_3.method}
     assert name != "v1_7_lone" or stream != srnsz.compress(data, *bound, lone_slack=0.0)
     (HERE / f"golden_{name}.srnsz").write_bytes(stream)
     originals = {"v1": "golden_v1_original.npy", "v1_1": "golden_field.npy", "v1_2": "golden_field.npy"}

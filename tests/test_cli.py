@@ -37,6 +37,17 @@ def test_compress_decompress_npy(npy, tmp_path):
     assert "ratio" in run("info", str(out)).stdout
 
 
+def test_fast_profile(npy, tmp_path):
+    path, data = npy
+    out, back = tmp_path / "f.srnsz", tmp_path / "back.npy"
+    run("compress", str(path), "-o", str(out), "--eb", "1e-3", "--profile", "fast")
+    run("decompress", str(out), "-o", str(back))
+    assert_bound(data, np.load(back), srnsz.info(out.read_bytes()).error_bound["abs"])
+    assert srnsz.info(out.read_bytes()).format_version == "1.8"
+    assert "invalid choice" in run("compress", str(path), "-o", str(tmp_path / "g"), "--profile", "x", ok=False).stderr
+    assert not (tmp_path / "g").exists()
+
+
 def test_a_closed_stdout_ends_quietly(npy, tmp_path):
     """`srnsz info x | head -1`: when the reader has gone, no error message and no traceback, SIGPIPE's status."""
     import os

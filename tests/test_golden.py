@@ -9,7 +9,7 @@ import pytest
 from conftest import assert_bound
 
 import srnsz
-from srnsz.coding.context_mixing import BINARISATION_1, BINARISATION_2
+from srnsz.coding.context_mixing import BINARISATION_1, BINARISATION_2, BINARISATION_3
 from srnsz.coding.entropy import coding_methods
 from srnsz.format.container import read_container
 
@@ -29,7 +29,7 @@ def reproduced(name: str, *args, **options) -> bytes:
 @pytest.mark.parametrize("name,version", [("v1", "1.0"), ("v1_1", "1.1"), ("v1_2", "1.2"), ("v1_3", "1.3"),
                                           ("v1_4", "1.4"), ("v1_6", "1.6"),
                                           ("v1_6_rows", "1.6"), ("v1_7", "1.7"), ("v1_7_rows", "1.7"),
-                                          ("v1_7_lone", "1.7")])
+                                          ("v1_7_lone", "1.7"), ("v1_8_fast", "1.8")])
 def test_golden_stream_still_decodes(name, version):
     stream = (DATA / f"golden_{name}.srnsz").read_bytes()
     expected = np.load(DATA / f"golden_{name}_expected.npy")
@@ -128,3 +128,9 @@ def test_hat_stream_with_decoded_planes_still_decodes_and_is_reproduced(binarisa
     assert_bound(original, recon, made_with.error_bound["abs"])
     again = srnsz.compress(original, 1e-3, "rel", predictor="hat", model="hat_nano_series", device="cpu")
     assert again == stream
+
+
+def test_fast_profile_stream_is_reproduced():
+    # Format 1.8: every table in binarisation 3 (the fast profile), on v1_7's field and bound
+    stream = reproduced("v1_8_fast", 1e-6, "rel", profile="fast")
+    assert coding_methods(read_container(stream).sections["CODE"]) == {BINARISATION_3.method}

@@ -17,7 +17,8 @@ PREDICTOR_OPTIONS = {
     "interp": [{}, {"tune": "best"}, {"kind": "linear"}, {"kind": "cubic", "tune": "off"},
                {"dim_order": (2, 0, 1), "anchor_stride": 8},
                {"traversal": "multidim", "alpha": 1.0, "beta": 1.0}, {"traversal": "sequential", "beta": 4.0},
-               {"kind": "fitted", "tune": "off"}, {"kind": "fitted", "traversal": "multidim", "tune": "off"}],
+               {"kind": "fitted", "tune": "off"}, {"kind": "fitted", "traversal": "multidim", "tune": "off"},
+               {"profile": "fast"}, {"profile": "fast", "kind": "linear", "dim_order": (2, 0, 1)}],
     "hat": [{"model": "test_hat", "device": "cpu"}, {"model": "test_hat", "device": "cpu", "traversal": "multidim"},
             {"model": "test_hat", "device": "cpu", "hat_levels": 2, "block_size": 4, "kind": "linear", "tune": "off"},
             {"model": "test_hat", "device": "cpu", "kind": "fitted", "tune": "off"}],
@@ -33,10 +34,11 @@ def test_every_registered_predictor_is_covered():
 
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_shapes_and_dtypes(shape, dtype):
+@pytest.mark.parametrize("profile", list(srnsz.api.PROFILES))
+def test_shapes_and_dtypes(shape, dtype, profile):
     data = smooth_field(shape, dtype)
     for eb in (1e-1, 1e-3):
-        recon, _, eb_abs = roundtrip(data, eb, "rel")
+        recon, _, eb_abs = roundtrip(data, eb, "rel", profile=profile)
         assert_bound(data, recon, eb_abs)
 
 

@@ -29,6 +29,8 @@ METHOD_ROW_DELTAS = 5
 # Format 1.7: the same two with binarisation 2 (fewer binary decisions for large codes: srnsz.coding.context_mixing)
 METHOD_MIXING_2 = 6
 METHOD_ROW_DELTAS_2 = 7
+# Format 1.8: binarisation 3, two mixed models per decision (the fast profile, srnsz.coding.context_mixing)
+METHOD_MIXING_FAST = 8
 
 
 @dataclass

@@ -14,6 +14,9 @@ Per table the writer keeps the smallest of:
 - where the writer allows it (``row_deltas``, the quality modes; format 1.6): context mixing of the codes' differences
   along each row of a batch.
 
+A ``fast`` writer (the fast profile, format 1.8) codes every table with the two-model mix (binarisation 3) and
+tries nothing else.
+
 The reader also decodes adaptive context coding (format 1.1, srnsz.coding.adaptive), which context mixing
 replaced in the writer (smaller on all but a few small tables of the shared fields).
 """
@@ -37,6 +40,7 @@ from srnsz.coding.batch import (
 from srnsz.coding.context_mixing import (
     BINARISATION_1,
     BINARISATION_2,
+    BINARISATION_3,
     BINARISATIONS,
     Binarisation,
     MixingReader,
@@ -67,6 +71,7 @@ STATIC_SLACK_BITS = 64
 # streams of formats 1.2-1.6.
 WRITTEN_BINARISATION = BINARISATION_2
 MIXING_2_FORMAT_MINOR = 7
+FAST_MIXING_FORMAT_MINOR = 8
 ROW_DELTAS_FORMAT_MINOR = 6
 SubstreamReader = StaticReader | PlainReader | AdaptiveReader | MixingReader | RowDeltaReader
 
@@ -78,6 +83,7 @@ class ContextCodeWriter:
     batches: list[CodeBatch] = field(default_factory=list)
     row_deltas: bool = False  # may code a table as row differences (METHOD_ROW_DELTAS, format 1.6)
     binarisation: Binarisation | None = None  # of the context mixing; None: WRITTEN_BINARISATION
+    fast: bool = False  # every table in binarisation 3 (the fast profile), no other coding tried
 
     def write(self, codes: np.ndarray, contexts: np.ndarray, table: int, detail: np.ndarray | None = None,
               shape: tuple[int, ...] = ()) -> None:
@@ -89,7 +95,7 @@ class ContextCodeWriter:
     def estimated_bytes(self) -> int:
         """What :meth:`finish` would take, give or take the other codings (which rarely win): the
         context-mixing coding, run for real (it is fast). For trial compressions."""
-        binarisation = self.binarisation or WRITTEN_BINARISATION
+        binarisation = BINARISATION_3 if self.fast else self.binarisation or WRITTEN_BINARISATION
         return sum(len(encode_mixing(mine, binarisation)) for mine in by_table(self.batches).values())
 
     def finish(self) -> bytes:
@@ -98,6 +104,10 @@ class ContextCodeWriter:
         binarisation = self.binarisation or WRITTEN_BINARISATION
         parts = [struct.pack("<I", len(tables))]
         for table, mine in tables.items():
+            if self.fast:
+                fast = encode_mixing(mine, BINARISATION_3)
+                parts.append(struct.pack("<II", table, len(fast)) + fast)
+                continue
             mixed = encode_mixing(mine, binarisation)
             # the static coder only where it might be smaller (its payload has a few words of slack at the end)
             may_win = static_size_lower_bound(mine) < 8 * len(mixed) + STATIC_SLACK_BITS
@@ -160,6 +170,8 @@ def coding_methods(payload: bytes) -> set[int]:
 def format_minor(payload: bytes) -> int | None:
     """The stream format minor version a CODE section written by :class:`ContextCodeWriter` needs (None: 1.2)."""
     methods = coding_methods(payload)
+    if BINARISATION_3.method in methods:
+        return FAST_MIXING_FORMAT_MINOR
     if methods & {BINARISATION_2.method, BINARISATION_2.row_delta_method}:
         return MIXING_2_FORMAT_MINOR
     return ROW_DELTAS_FORMAT_MINOR if BINARISATION_1.row_delta_method in methods else None
