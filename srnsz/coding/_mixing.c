@@ -228,12 +228,13 @@ static inline __attribute__((always_inline)) int64_t code_b2(State *st, int64_t 
     return decide_b2(st, B2_SIGN + (m == 1 ? 0 : (m <= LADDER ? 1 : 2)), value < 0, fast) ? -m : m;
 }
 
-int64_t srnsz_code_batch(int binarisation, int encoding, int16_t *codes, int64_t size, const uint8_t *contexts,
-                         const uint8_t *details, int64_t n1, int64_t n2, int32_t *models, int64_t entries,
-                         int32_t *weights, int32_t *apm, int64_t *coder, uint8_t *buf, int64_t buf_size,
-                         const int32_t *stretch, const int32_t *squash, const int64_t *rate,
-                         const int64_t *offsets, int64_t start) {
-    (void)entries;
+/* The batch loop, inlined once per binarisation (a constant there) so that each copy computes only its own
+ * contexts. */
+static inline __attribute__((always_inline)) int64_t code_batch(
+        const int binarisation, int encoding, int16_t *codes, int64_t size, const uint8_t *contexts,
+        const uint8_t *details, int64_t n1, int64_t n2, int32_t *models, int32_t *weights, int32_t *apm,
+        int64_t *coder, uint8_t *buf, int64_t buf_size, const int32_t *stretch, const int32_t *squash,
+        const int64_t *rate, const int64_t *offsets, int64_t start) {
     State st;
     st.encoding = encoding; st.models = models; st.weights = weights; st.apm = apm; st.buf = buf;
     st.buf_size = buf_size; st.stretch = stretch; st.squash = squash; st.rate = rate;
@@ -255,20 +256,21 @@ int64_t srnsz_code_batch(int binarisation, int encoding, int16_t *codes, int64_t
         int64_t cl = i2 > 0 ? neighbour_class(left) : 0;
         int64_t cu = i1 > 0 ? neighbour_class(up) : 0;
         int64_t cf = t >= plane ? neighbour_class(front) : 0;
-        int64_t eu = i1 > 0 ? exact_class(up) : 0;
-        int64_t el = i2 > 0 ? exact_class(left) : 0;
-        st.a = a; st.d = d;
-        st.base[0] = offsets[0] + a * 16 + d;
-        st.base[1] = offsets[1] + cl * NC + cu;
-        st.base[2] = offsets[2] + (cl * NC + cu) * NC + cf;
-        st.base[3] = offsets[3] + d * NC + cl;
-        st.base[4] = offsets[4] + a * 16 + bucket;
-        st.base[5] = offsets[5] + eu;
-        st.base[6] = offsets[6] + el;
         if (binarisation == 3) {
             st.base[0] = offsets[0] + (a * 8 + (bucket < 7 ? bucket : 7)) * 16 + d;
             st.base[1] = offsets[1] + (cl * NC + cu) * NC + cf;
             st.base[2] = offsets[0] + B2_LOW * FAST_STRIDE_0;
+        } else {
+            int64_t eu = i1 > 0 ? exact_class(up) : 0;
+            int64_t el = i2 > 0 ? exact_class(left) : 0;
+            st.a = a; st.d = d;
+            st.base[0] = offsets[0] + a * 16 + d;
+            st.base[1] = offsets[1] + cl * NC + cu;
+            st.base[2] = offsets[2] + (cl * NC + cu) * NC + cf;
+            st.base[3] = offsets[3] + d * NC + cl;
+            st.base[4] = offsets[4] + a * 16 + bucket;
+            st.base[5] = offsets[5] + eu;
+            st.base[6] = offsets[6] + el;
         }
         int64_t value = encoding ? codes[t] : 0;
         int64_t magnitude = value < 0 ? -value : value;
@@ -304,6 +306,22 @@ int64_t srnsz_code_batch(int binarisation, int encoding, int16_t *codes, int64_t
     }
     coder[0] = st.x1; coder[1] = st.x2; coder[2] = st.x; coder[3] = st.pos;
     return result;
+}
+
+int64_t srnsz_code_batch(int binarisation, int encoding, int16_t *codes, int64_t size, const uint8_t *contexts,
+                         const uint8_t *details, int64_t n1, int64_t n2, int32_t *models, int64_t entries,
+                         int32_t *weights, int32_t *apm, int64_t *coder, uint8_t *buf, int64_t buf_size,
+                         const int32_t *stretch, const int32_t *squash, const int64_t *rate,
+                         const int64_t *offsets, int64_t start) {
+    (void)entries;
+#define CODE_BATCH(b) code_batch((b), encoding, codes, size, contexts, details, n1, n2, models, weights, apm, coder, \
+                                 buf, buf_size, stretch, squash, rate, offsets, start)
+    switch (binarisation) {
+        case 1: return CODE_BATCH(1);
+        case 2: return CODE_BATCH(2);
+        default: return CODE_BATCH(3);
+    }
+#undef CODE_BATCH
 }
 
 /* The constants above, for the Python side to check against its own at import (a stale build fails loudly). */
