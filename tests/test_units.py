@@ -287,3 +287,39 @@ def test_quintic_spline_reproduces_quintics_inside_and_is_cubic_near_the_ends():
         assert predict_odd(lines[:, :n], 1, "quintic").shape == cubic[:, : n // 2].shape
     assert np.array_equal(predict_odd(np.full((3, 30), 0.1, np.float32), 1, "quintic"),
                           np.full((3, 15), np.float32(0.1), np.float64))  # constants stay exact
+
+
+def numpy_curvature_details(cubic: list[np.ndarray], linear: list[np.ndarray], bin_width: float) -> np.ndarray:
+    """The details as numpy computed them before the C kernel (the reference the streams were written with)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        gaps = [c - lin for c, lin in zip(cubic, linear)]
+        for gap in gaps:
+            gap[~np.isfinite(gap)] = np.nan
+        gap = sum(gaps) / (len(gaps) * bin_width)
+        bucket = np.clip(np.frexp(np.minimum(np.abs(gap), 8.0) * 8.0)[1], 0, 6)
+        detail = np.where(gap > 0, 8 + bucket, 8 - bucket)
+    detail[np.isnan(gap)] = 15
+    return detail.astype(np.uint8)
+
+
+@pytest.mark.parametrize("n_views", [1, 2, 3])
+def test_curvature_details_match_numpy(n_views):
+    from srnsz.coding.context import curvature_details
+
+    rng = np.random.default_rng(n_views)
+    shape = (7, 301)
+    # gaps around every bucket edge (2^-3..2^2 bins and their float neighbours), zeros of both signs, huge values
+    # (overflowing sums), NaN and infinities
+    edges = np.array([0.0, -0.0, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 1e300, np.inf, -np.inf, np.nan])
+    specials = np.concatenate([edges, -edges, np.nextafter(edges, 0), np.nextafter(edges, np.inf)])
+    cubic, linear = [], []
+    for _ in range(n_views):
+        c = rng.normal(0, 3, shape) * 10.0 ** rng.integers(-3, 3, shape)
+        c.flat[rng.choice(c.size, specials.size, replace=False)] = specials
+        lin = np.where(rng.random(shape) < 0.7, 0.0, rng.normal(0, 1, shape))
+        lin.flat[rng.choice(lin.size, 5, replace=False)] = [np.nan, np.inf, -np.inf, 1e300, -1e300]
+        cubic.append(c)
+        linear.append(lin)
+    for bin_width in (0.5, 1.0, 3e-7):
+        got = curvature_details(lambda i, kind: (cubic if kind == "cubic" else linear)[i], n_views, bin_width)
+        assert np.array_equal(got, numpy_curvature_details(cubic, linear, bin_width))

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import importlib.util
 import math
 from dataclasses import dataclass
 
@@ -37,6 +36,7 @@ from srnsz.coding.batch import (
     row_deltas,
     undo_row_deltas,
 )
+from srnsz.coding.compiled import load_library
 from srnsz.errors import SrnszError, StreamFormatError
 from srnsz.quantizer import CODE_DTYPE
 
@@ -160,11 +160,7 @@ _FRESH: dict[int, tuple[np.ndarray, ...]] = {}
 
 def _load_kernel() -> ctypes._CFuncPtr:
     """The compiled batch coder (srnsz/coding/_mixing.c, built by ``pip install``), called through ctypes."""
-    spec = importlib.util.find_spec("srnsz.coding._mixing")
-    if spec is None or spec.origin is None:
-        raise SrnszError("srnsz's compiled coder (srnsz/coding/_mixing.c) is not built; reinstall srnsz with pip, "
-                         "which compiles it (it needs a C compiler)")
-    library = ctypes.CDLL(spec.origin)
+    library = load_library("srnsz.coding._mixing", "srnsz/coding/_mixing.c")
     built = np.zeros(len(_SHARED_CONSTANTS), np.int64)
     library.srnsz_mixing_constants(ctypes.c_void_p(built.ctypes.data))
     if tuple(built) != _SHARED_CONSTANTS:
