@@ -14,6 +14,7 @@ import pytest
 from conftest import assert_bound, smooth_field
 
 import srnsz
+from srnsz.bounds import ErrorBound
 from srnsz.cli import main
 from srnsz.decomposition.tiling import chunk_keys
 from srnsz.errors import StreamFormatError
@@ -88,6 +89,13 @@ def test_chunked_streams_are_the_same_bytes_for_every_thread_count(field, tmp_pa
         main(["decompress", str(tmp_path / f"f{threads}.srnsz"), "-o", str(tmp_path / f"b{threads}.npy"),
               "--threads", threads])
     assert (tmp_path / "f1.srnsz").read_bytes() == (tmp_path / "f2.srnsz").read_bytes() == streams[0]
+    # the fast profile: the same bytes for every thread count too
+    fast = [io.BytesIO() for _ in range(2)]
+    for threads, buf in zip((1, 2), fast):
+        chunked.compress_chunked(field, buf, eb=1e-3, mode="rel", chunk=(8, 16, 16), threads=threads, profile="fast")
+    assert fast[0].getvalue() == fast[1].getvalue() != streams[0]
+    eb = ErrorBound("rel", 1e-3).resolve(field)
+    assert_bound(field, chunked.decompress_chunked(io.BytesIO(fast[0].getvalue())), eb)
     assert np.array_equal(np.load(tmp_path / "b2.npy").view(np.uint32), decoded[0].view(np.uint32))
 
 
