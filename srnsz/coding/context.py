@@ -93,6 +93,8 @@ def curvature_details(splines: Splines, n_views: int, bin_width: float) -> np.nd
     a numpy version took 10 passes over the data, a quarter of the fast profile's decoding)."""
     cubic = [np.ascontiguousarray(splines(i, "cubic"), np.float64) for i in range(n_views)]
     linear = [np.ascontiguousarray(splines(i, "linear"), np.float64) for i in range(n_views)]
+    if any(a.shape != cubic[0].shape for a in (*cubic, *linear)):  # the kernel reads out.size values of each
+        raise ValueError("the spline predictions of a pass's views must have one shape")
     out = np.empty(cubic[0].shape, np.uint8)
     pointers = np.array([a.ctypes.data for a in (*cubic, *linear)], np.uintp)
     _DETAILS_KERNEL(pointers.ctypes.data, pointers.ctypes.data + n_views * pointers.itemsize, n_views, out.size,
