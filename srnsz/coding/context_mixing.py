@@ -123,7 +123,7 @@ BINARISATION_1 = Binarisation(1, N_SLOTS, _TAIL_SLOT + 2, METHOD_MIXING, METHOD_
 BINARISATION_2 = Binarisation(2, _B2_LOW_SLOT + (_B2_MAX_LENGTH + 1) * 16, _B2_LOW_SLOT + 1, METHOD_MIXING_2,
                               METHOD_ROW_DELTAS_2, False)
 # Format 1.8, the fast profile: binarisation 2's decisions, two mixed models each instead of six and no APM: on the
-# shared fields' codes (tune off, cubic) 2-3.4x faster for 4-5% more bytes (geo, rel 1e-2..1e-4). No row differences.
+# shared fields' codes (tune off, cubic) 2-2.4x faster for 4-6% more bytes (geo, rel 1e-2..1e-4). No row differences.
 BINARISATION_3 = Binarisation(3, BINARISATION_2.n_slots, BINARISATION_2.shared_slots, METHOD_MIXING_FAST, -1, False,
                               fast=True)
 BINARISATIONS = {b.method: b for b in (BINARISATION_1, BINARISATION_2, BINARISATION_3)}
