@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from srnsz.coding.compiled import load_library
+from srnsz.compiled import load_library
 from srnsz.decomposition.grid import along
 from srnsz.quantizer import ESCAPE
 

@@ -36,7 +36,7 @@ from srnsz.coding.batch import (
     row_deltas,
     undo_row_deltas,
 )
-from srnsz.coding.compiled import load_library
+from srnsz.compiled import load_library
 from srnsz.errors import SrnszError, StreamFormatError
 from srnsz.quantizer import CODE_DTYPE
 

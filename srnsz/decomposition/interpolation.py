@@ -11,47 +11,51 @@ All arithmetic is float64, so inputs of equal value predict that value exactly (
 
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 
+from srnsz.compiled import load_library
 from srnsz.decomposition.grid import along
 
 KINDS = ("linear", "cubic")  # the splines the fitted kind blends; predict_odd also takes "quintic"
 F64 = np.float64
+MAX_DIMS = 32  # as srnsz/decomposition/_interpolation.c
 
 
 def predict_odd(v: np.ndarray, axis: int, kind: str) -> np.ndarray:
     """Predict ``v[..., 1::2, ...]`` (odd indices along ``axis``) from the even ones.
 
     v: lattice view, any dtype, n = v.shape[axis] >= 2. Returns float64 with the shape of the odd slice.
+    Linear and cubic run in C (srnsz/decomposition/_interpolation.c, the formulas of the module docstring in the
+    order numpy evaluated them before: the same bits, but for the sign and payload of a NaN, which no stream sees:
+    non-finite predictions are replaced before use); quintic adds its interior in numpy.
     """
     if kind == "quintic":
         return _predict_quintic(v, axis)
-    n = v.shape[axis]
+    if kind not in KINDS or v.ndim > MAX_DIMS:
+        raise ValueError(f"cannot predict along a {v.ndim}-D view with spline kind {kind!r}")
+    if v.dtype not in (np.float32, np.float64):
+        v = v.astype(F64)  # exact for the integers and float16 this ever sees
     shape = list(v.shape)
-    shape[axis] = n // 2
+    shape[axis] = v.shape[axis] // 2
     out = np.empty(shape, dtype=F64)
-    # Odd point j = 2i + 1; the vectorised range [lo, stop) of i has its whole stencil inside the line.
-    if kind == "cubic":
-        lo, stop = 1, (n - 5) // 2 + 1 if n >= 7 else 1
-        if stop > lo:
-            dst = out[along(out.ndim, axis, slice(lo, stop))]
-            np.add(v[along(v.ndim, axis, slice(2 * lo, 2 * stop, 2))],
-                   v[along(v.ndim, axis, slice(2 * lo + 2, 2 * stop + 2, 2))], out=dst, dtype=F64)
-            dst *= 9.0
-            dst -= v[along(v.ndim, axis, slice(2 * lo - 2, 2 * stop - 2, 2))]
-            dst -= v[along(v.ndim, axis, slice(2 * lo + 4, 2 * stop + 4, 2))]
-            dst /= 16.0
-    else:
-        lo, stop = 0, (n - 1) // 2
-        if stop > lo:
-            dst = out[along(out.ndim, axis, slice(lo, stop))]
-            np.add(v[along(v.ndim, axis, slice(0, 2 * stop, 2))], v[along(v.ndim, axis, slice(2, 2 * stop + 2, 2))],
-                   out=dst, dtype=F64)
-            dst *= 0.5
-    half = n // 2
-    for i in [*range(min(lo, half)), *range(max(stop, lo), half)]:  # the points outside [lo, stop)
-        _predict_boundary(v, axis, n, 2 * i + 1, kind, out[along(out.ndim, axis, i)])
+    dims = np.array([v.shape, v.strides, out.strides], np.int64)
+    _PREDICT_KERNEL(v.ctypes.data, v.itemsize, v.ndim, dims[0].ctypes.data, dims[1].ctypes.data, axis,
+                    int(kind == "cubic"), out.ctypes.data, dims[2].ctypes.data)
     return out
+
+
+def _load_predict_kernel() -> ctypes._CFuncPtr:
+    kernel = load_library("srnsz.decomposition._interpolation",
+                          "srnsz/decomposition/_interpolation.c").srnsz_predict_odd
+    p, i = ctypes.c_void_p, ctypes.c_int64
+    kernel.argtypes = [p, i, i, p, p, i, i, p, p]
+    kernel.restype = None
+    return kernel
+
+
+_PREDICT_KERNEL = _load_predict_kernel()
 
 
 def _predict_quintic(v: np.ndarray, axis: int) -> np.ndarray:
@@ -71,24 +75,3 @@ def _predict_quintic(v: np.ndarray, axis: int) -> np.ndarray:
         dst += 3.0 * (even(-4).astype(F64) + even(6))
         dst /= 256.0
     return out
-
-
-def _predict_boundary(v: np.ndarray, axis: int, n: int, j: int, kind: str, dst: np.ndarray) -> None:
-    def at(k: int) -> np.ndarray:
-        return v[along(v.ndim, axis, k)].astype(F64)
-
-    has_r1, has_l3, has_r3 = j + 1 <= n - 1, j >= 3, j + 3 <= n - 1
-    if has_r1 and kind == "cubic" and has_l3 and has_r3:
-        dst[...] = (-at(j - 3) + 9.0 * at(j - 1) + 9.0 * at(j + 1) - at(j + 3)) / 16.0
-    elif has_r1 and kind == "cubic" and has_r3:
-        dst[...] = (3.0 * at(j - 1) + 6.0 * at(j + 1) - at(j + 3)) / 8.0
-    elif has_r1 and kind == "cubic" and has_l3:
-        dst[...] = (-at(j - 3) + 6.0 * at(j - 1) + 3.0 * at(j + 1)) / 8.0
-    elif has_r1:
-        dst[...] = (at(j - 1) + at(j + 1)) * 0.5
-    elif has_l3 and kind == "cubic" and j >= 5:
-        dst[...] = (3.0 * at(j - 5) - 10.0 * at(j - 3) + 15.0 * at(j - 1)) / 8.0
-    elif has_l3:
-        dst[...] = 1.5 * at(j - 1) - 0.5 * at(j - 3)
-    else:
-        dst[...] = at(j - 1)
