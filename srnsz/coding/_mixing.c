@@ -132,20 +132,6 @@ static inline __attribute__((always_inline)) int decide(State *st, int64_t s, in
     return bit;
 }
 
-/* The low ``count`` bits of ``value`` below its leading one, most significant first, the first four by a context tree
- * (slot ``slot_base + 16 n + prefix``, ``prefix`` starting at ``rec``), the rest at p = 1/2; returns the prefix with
- * them appended (decoding: the value read). */
-static inline __attribute__((always_inline)) int64_t tree_bits(State *st, int64_t value, int64_t count, int64_t rec,
-                                                               int64_t slot_base, int64_t n, int64_t shared, int b2) {
-    for (int64_t k = count - 1; k >= 0; k--) {
-        int bit;
-        if (rec < 16) bit = decide(st, slot_base + n * 16 + rec, shared, (int)((value >> k) & 1), b2);
-        else bit = code_bit(st, (int)((value >> k) & 1), 2048);
-        rec = (rec << 1) | bit;
-    }
-    return rec;
-}
-
 static inline int64_t shared_slot1(int64_t s) { return s < TAIL_SLOT ? s : (s < LOW_SLOT ? TAIL_SLOT : TAIL_SLOT + 1); }
 #define DECIDE1(s, bit) decide(&st, (s), shared_slot1(s), (bit), 0)
 
@@ -187,45 +173,53 @@ static inline __attribute__((always_inline)) int decide_fast(State *st, int64_t 
     return bit;
 }
 
-static inline __attribute__((always_inline)) int decide_b2(State *st, int64_t s, int bit, const int fast) {
-    int64_t sh = s < B2_LOW ? s : B2_LOW;
-    return fast ? decide_fast(st, s, sh, bit) : decide(st, s, sh, bit, 1);
+/* One decision of binarisation 1, 2 (the six- or seven-model mix: ``decide``) or 3 (``decide_fast``). */
+static inline __attribute__((always_inline)) int decide_as(State *st, int64_t s, int64_t sh, int bit,
+                                                           const int binarisation) {
+    return binarisation == 3 ? decide_fast(st, s, sh, bit) : decide(st, s, sh, bit, binarisation == 2);
 }
 
-/* The tail bits of binarisation 2 and 3 (tree_bits with the fast models where ``fast``). */
-static inline __attribute__((always_inline)) int64_t tree_bits_b2(State *st, int64_t value, int64_t count,
-                                                                  int64_t n, const int fast) {
-    int64_t rec = 1;
+/* The low ``count`` bits of ``value`` below its leading one, most significant first, the first four by a context tree
+ * (slot ``slot_base + 16 n + prefix``, ``prefix`` starting at ``rec``), the rest at p = 1/2; returns the prefix with
+ * them appended (decoding: the value read). */
+static inline __attribute__((always_inline)) int64_t tree_bits(State *st, int64_t value, int64_t count, int64_t rec,
+                                                               int64_t slot_base, int64_t n, int64_t shared,
+                                                               const int binarisation) {
     for (int64_t k = count - 1; k >= 0; k--) {
         int bit;
-        if (rec < 16) bit = decide_b2(st, B2_LOW + n * 16 + rec, (int)((value >> k) & 1), fast);
+        if (rec < 16) bit = decide_as(st, slot_base + n * 16 + rec, shared, (int)((value >> k) & 1), binarisation);
         else bit = code_bit(st, (int)((value >> k) & 1), 2048);
         rec = (rec << 1) | bit;
     }
     return rec;
 }
 
+/* A decision of binarisation 2 or 3: the neighbour models share one slot among the tail tree's. */
+static inline __attribute__((always_inline)) int decide_b2(State *st, int64_t s, int bit, const int binarisation) {
+    return decide_as(st, s, s < B2_LOW ? s : B2_LOW, bit, binarisation);
+}
+
 #define BEYOND_RADIUS INT64_MIN
-/* One code in binarisation 2 (or 3: ``fast``): nonzero; m > k for k = 1..LADDER; from m > LADDER on, escape?; then
+/* One code in binarisation 2 or 3: nonzero; m > k for k = 1..LADDER; from m > LADDER on, escape?; then
  * r = m - LADDER - 1 in Exp-Golomb (length n of r + 1 in unary, then its n low bits, the first four below the
  * leading one modelled per (n, prefix)); the sign last, in one of three slots by magnitude. Returns the code
  * (decoding: the one read), or BEYOND_RADIUS for a code only a damaged stream holds. */
-static inline __attribute__((always_inline)) int64_t code_b2(State *st, int64_t value, const int fast) {
+static inline __attribute__((always_inline)) int64_t code_b2(State *st, int64_t value, const int binarisation) {
     int64_t magnitude = value < 0 ? -value : value;
-    if (!decide_b2(st, 0, magnitude ? 1 : 0, fast)) return 0;
+    if (!decide_b2(st, 0, magnitude ? 1 : 0, binarisation)) return 0;
     int escape = value == -32768;
     if (escape) magnitude = 32767 + LADDER; /* past every ladder step: the escape decision comes next */
     int64_t m = 1;
-    while (m <= LADDER && decide_b2(st, m, magnitude > m, fast)) m++;
-    if (m > LADDER && decide_b2(st, B2_ESCAPE, escape, fast)) return -32768;
+    while (m <= LADDER && decide_b2(st, m, magnitude > m, binarisation)) m++;
+    if (m > LADDER && decide_b2(st, B2_ESCAPE, escape, binarisation)) return -32768;
     if (m > LADDER) {
         int64_t v = st->encoding ? magnitude - LADDER : 0; /* r + 1 >= 1 */
         int64_t n = 0;
-        while (n < B2_MAX_LENGTH && decide_b2(st, B2_LENGTH + n, (v >> (n + 1)) > 0, fast)) n++;
-        m = LADDER + tree_bits_b2(st, v, n, n, fast);
+        while (n < B2_MAX_LENGTH && decide_b2(st, B2_LENGTH + n, (v >> (n + 1)) > 0, binarisation)) n++;
+        m = LADDER + tree_bits(st, v, n, 1, B2_LOW, n, B2_LOW, binarisation);
         if (m > 32767) return BEYOND_RADIUS; /* only a damaged stream decodes a code beyond the radius */
     }
-    return decide_b2(st, B2_SIGN + (m == 1 ? 0 : (m <= LADDER ? 1 : 2)), value < 0, fast) ? -m : m;
+    return decide_b2(st, B2_SIGN + (m == 1 ? 0 : (m <= LADDER ? 1 : 2)), value < 0, binarisation) ? -m : m;
 }
 
 /* The batch loop, inlined once per binarisation (a constant there) so that each copy computes only its own
@@ -290,7 +284,7 @@ static inline __attribute__((always_inline)) int64_t code_batch(
                         int64_t nbits = 0;
                         while (nbits < TAIL_BITS && DECIDE1(TAIL_SLOT + nbits, length > nbits)) nbits++;
                         int64_t rec = tree_bits(&st, r, nbits - 1, nbits > 0 ? 1 : 0, LOW_SLOT, nbits,
-                                                TAIL_SLOT + 1, 0);
+                                                TAIL_SLOT + 1, 1);
                         m = UNARY_MAX + rec;
                         if (m > 32767) { result = -1; break; } /* only a damaged stream decodes a code beyond the radius */
                     }
@@ -298,7 +292,7 @@ static inline __attribute__((always_inline)) int64_t code_batch(
                 }
             }
         } else {
-            m = code_b2(&st, value, binarisation == 3);
+            m = code_b2(&st, value, binarisation);
             if (m == BEYOND_RADIUS) { result = -1; break; }
         }
         if (!encoding) codes[t] = (int16_t)m;
