@@ -92,41 +92,45 @@ class ContextCodeWriter:
         n; () = one line), whose neighbours the context mixing reads."""
         self.batches.append(CodeBatch(codes.astype(CODE_DTYPE, copy=False), contexts, table, detail, shape))
 
+    def mixing(self) -> Binarisation:
+        """The context mixing this writer codes with: binarisation 3 if ``fast``, else ``binarisation``."""
+        return BINARISATION_3 if self.fast else self.binarisation or WRITTEN_BINARISATION
+
     def estimated_bytes(self) -> int:
         """What :meth:`finish` would take, give or take the other codings (which rarely win): the
         context-mixing coding, run for real (it is fast). For trial compressions."""
-        binarisation = BINARISATION_3 if self.fast else self.binarisation or WRITTEN_BINARISATION
-        return sum(len(encode_mixing(mine, binarisation)) for mine in by_table(self.batches).values())
+        return sum(len(encode_mixing(mine, self.mixing())) for mine in by_table(self.batches).values())
 
     def finish(self) -> bytes:
-        """One sub-stream per table, each in whichever coding is smaller for it."""
+        """One sub-stream per table, each in whichever coding is smaller for it (``fast``: the context mixing)."""
         tables = by_table(self.batches)
-        binarisation = self.binarisation or WRITTEN_BINARISATION
+        binarisation = self.mixing()
         parts = [struct.pack("<I", len(tables))]
         for table, mine in tables.items():
-            if self.fast:
-                fast = encode_mixing(mine, BINARISATION_3)
-                parts.append(struct.pack("<II", table, len(fast)) + fast)
-                continue
             mixed = encode_mixing(mine, binarisation)
-            # the static coder only where it might be smaller (its payload has a few words of slack at the end)
-            may_win = static_size_lower_bound(mine) < 8 * len(mixed) + STATIC_SLACK_BITS
-            modelled = min(encode_static(mine), mixed, key=len) if may_win else mixed
-            width, raw = plain_codes(mine)
-            deltas = encode_row_deltas(mine, binarisation) if self.row_deltas else None
-            if deltas is not None and len(deltas) < len(modelled):
-                modelled = deltas
-            best = modelled
-            # zstd's levels only where its fastest one comes within ZSTD_SCREEN_FACTOR of the modelled bytes
-            if len(encode_zstd(width, raw, SCREEN_ZSTD_LEVEL)) < ZSTD_SCREEN_FACTOR * len(modelled):
-                quick = encode_zstd(width, raw, QUICK_ZSTD_LEVEL)
-                best = min(modelled, quick, key=len)
-                # The strong zstd level pays on small streams only and gains at most ~30% over the quick one:
-                # try it only where it can win.
-                if len(raw) <= STRONG_ZSTD_MAX_BYTES and len(quick) < 1.4 * len(modelled):
-                    best = min(best, encode_zstd(width, raw, STRONG_ZSTD_LEVEL), key=len)
+            best = mixed if self.fast else self._smallest(mine, mixed, binarisation)
             parts.append(struct.pack("<II", table, len(best)) + best)
         return b"".join(parts)
+
+    def _smallest(self, mine: list[CodeBatch], mixed: bytes, binarisation: Binarisation) -> bytes:
+        """The smallest coding of one table's batches ``mine`` whose context mixing gave ``mixed``."""
+        # the static coder only where it might be smaller (its payload has a few words of slack at the end)
+        may_win = static_size_lower_bound(mine) < 8 * len(mixed) + STATIC_SLACK_BITS
+        modelled = min(encode_static(mine), mixed, key=len) if may_win else mixed
+        width, raw = plain_codes(mine)
+        deltas = encode_row_deltas(mine, binarisation) if self.row_deltas else None
+        if deltas is not None and len(deltas) < len(modelled):
+            modelled = deltas
+        best = modelled
+        # zstd's levels only where its fastest one comes within ZSTD_SCREEN_FACTOR of the modelled bytes
+        if len(encode_zstd(width, raw, SCREEN_ZSTD_LEVEL)) < ZSTD_SCREEN_FACTOR * len(modelled):
+            quick = encode_zstd(width, raw, QUICK_ZSTD_LEVEL)
+            best = min(modelled, quick, key=len)
+            # The strong zstd level pays on small streams only and gains at most ~30% over the quick one:
+            # try it only where it can win.
+            if len(raw) <= STRONG_ZSTD_MAX_BYTES and len(quick) < 1.4 * len(modelled):
+                best = min(best, encode_zstd(width, raw, STRONG_ZSTD_LEVEL), key=len)
+        return best
 
 
 class CodeReader:

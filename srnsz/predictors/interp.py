@@ -173,6 +173,8 @@ TUNE_BLOCK = {3: 16, 4: 8}
 # two-model coder (binarisation 3, format 1.8). On the shared fields at rel 1e-2 / 1e-3 against the best profile: the
 # trials and blend fits were half of the compression time for 10-14% of the ratio; the coder 2x faster for 4-6%.
 FAST_PROFILE = {"tune": "off", "kind": "cubic", "traversal": "sequential", "fast_coding": True}
+# Encoder-only options a caller may leave open (None): the tuners may choose them, the others stay as given.
+OPEN_ENCODER_OPTIONS = ("round_bias", "lone_slack", "row_deltas", "fast_coding")
 # The psnr mode's trials: fields up to PSNR_TUNE_FULL_POINTS whole, else a quarter of them in large blocks.
 PSNR_TUNE_BLOCK = {1: 256, 2: 64, 3: 32, 4: 16}
 PSNR_TUNE_FULL_POINTS = 1 << 18
@@ -215,10 +217,8 @@ class InterpPredictor(Predictor):
             raise InvalidInputError(f"round_bias must be in [0, 0.5), got {round_bias!r}")
         if not 0 <= self.lone_slack <= 1:
             raise InvalidInputError(f"lone_slack must be in [0, 1] (bins), got {lone_slack!r}")
-        self.fixed = (frozenset(options) | ({"round_bias"} if round_bias is not None else set())
-                      | ({"lone_slack"} if lone_slack is not None else set())
-                      | ({"row_deltas"} if row_deltas is not None else set())
-                      | ({"fast_coding"} if fast_coding is not None else set()))
+        given = dict(zip(OPEN_ENCODER_OPTIONS, (round_bias, lone_slack, row_deltas, fast_coding)))
+        self.fixed = frozenset(options) | {name for name, value in given.items() if value is not None}
         self.config = InterpConfig(**options)
 
     def tuned(self, data: np.ndarray, eb: float, free: np.ndarray | None = None) -> InterpPredictor:
@@ -307,8 +307,7 @@ class InterpPredictor(Predictor):
     def with_fixed(self, **forced: Any) -> InterpPredictor:
         """This predictor as the caller made it (before tuning) with the ``forced`` options fixed too."""
         kept = {name: value for name, value in asdict(self.config).items() if name in self.fixed}
-        encoder = {name: getattr(self, name) if name in self.fixed else None
-                   for name in ("round_bias", "lone_slack", "row_deltas", "fast_coding")}
+        encoder = {name: getattr(self, name) if name in self.fixed else None for name in OPEN_ENCODER_OPTIONS}
         return InterpPredictor(tune=self.tune, free_mode=self.free_mode, free_slack=self.free_slack,
                                **{**encoder, **kept, **forced})
 
