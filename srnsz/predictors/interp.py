@@ -152,6 +152,7 @@ class SampleTrial:
     recon: np.ndarray
 
 
+Trial = Callable[[dict[str, Any], float], SampleTrial]  # (options, bound) -> trial compression of the sample
 TUNE_MODES = ("fast", "best", "off")
 # Share of the field that trial compressions sample, per mode.
 TUNE_FRACTIONS = {"fast": TUNE_FRACTION, "best": 2 * TUNE_FRACTION}
@@ -169,6 +170,13 @@ LONE_SLACK_OPTIONS = ({"lone_slack": 0.25},)
 LONE_MIN_GAIN = 1.02
 # Sampled blocks span this many grid steps (at most the anchor stride): many small blocks spread the sample.
 TUNE_BLOCK = {3: 16, 4: 8}
+# The multidim check (_tuned_for_size): where the multidim traversal wins the size tuner's small blocks, it must also
+# beat the best sequential option on the psnr mode's larger sample (PSNR_TUNE_*) to be chosen. On the small blocks
+# it won 5 of 60 field/bound pairs (14 shared fields and 5 time-series snapshots, rel 1e-2..1e-4, 2026-12-01) and the
+# whole field was smaller sequential in 4 of them (Gray-Scott t4000 10.8%, grayscott_pypde 9.5%, turbulence s19 2.7%,
+# NCEP U 2.1%: sample multidim / sequential 0.97-0.99, whole field 1.02-1.12); the larger sample ranked all 5 right
+# (1.00-1.11 there, and 0.984 on COSMO at 1e-2, where multidim is 1.1% smaller). Asked only then: it costs two trial
+# compressions of up to a quarter of the field.
 # The fast profile (api.compress(profile="fast")): no trial compressions, the cubic spline one axis at a time and the
 # two-model coder (binarisation 3, format 1.8). On the shared fields at rel 1e-2 / 1e-3 against the best profile: the
 # trials and blend fits were half of the compression time for 10-14% of the ratio; the coder 2x faster for 4-6%.
@@ -230,14 +238,32 @@ class InterpPredictor(Predictor):
         if self.tune == "off":
             return self
         stages = self._tuning_stages(data.ndim, free is not None and bool(free.any()))
-        return self._tuned_for_size(eb, stages, self._sample_trials(data, free)[0]) if stages else self
+        if not stages:
+            return self
+        large: list[Trial] = []
 
-    def _tuned_for_size(self, eb: float, stages: list[list[dict[str, Any]]],
-                        trial: Callable[[dict[str, Any], float], SampleTrial]) -> InterpPredictor:
-        """This predictor with the options of ``stages`` chosen greedily for the smallest ``trial`` at ``eb``."""
+        def large_trial() -> Trial:  # built only where the multidim traversal wins the small blocks
+            if not large:
+                large.append(self._sample_trials(data, free, for_psnr=True)[0])
+            return large[0]
+
+        return self._tuned_for_size(eb, stages, self._sample_trials(data, free)[0], large_trial)
+
+    def _tuned_for_size(self, eb: float, stages: list[list[dict[str, Any]]], trial: Trial,
+                        multidim_check: Callable[[], Trial] | None = None) -> InterpPredictor:
+        """This predictor with the options of ``stages`` chosen greedily for the smallest ``trial`` at ``eb``; where
+        the multidim traversal wins a stage and ``multidim_check`` gives a second trial (on larger blocks), it must
+        also beat the stage's best sequential option there (the multidim check, noted at TUNE_BLOCK)."""
         chosen: dict[str, Any] = {}
         for stage in stages:
-            chosen = min(({**chosen, **option} for option in stage), key=lambda o: trial(o, eb).nbytes)
+            options = [{**chosen, **option} for option in stage]
+            best = min(options, key=lambda o: trial(o, eb).nbytes)
+            sequential = [o for o in options if o.get("traversal") == "sequential"]
+            if multidim_check is not None and best.get("traversal") == "multidim" and sequential:
+                rival = min(sequential, key=lambda o: trial(o, eb).nbytes)
+                check = multidim_check()
+                best = min((rival, best), key=lambda o: check(o, eb).nbytes)
+            chosen = best
         return self._with(chosen)
 
     def for_psnr(self, data: np.ndarray, eb: float, free: np.ndarray | None, target_db: float,
@@ -326,7 +352,7 @@ class InterpPredictor(Predictor):
         return min(stride, TUNE_BLOCK.get(len(shape), 8)), TUNE_FULL_POINTS, TUNE_FRACTIONS[self.tune]
 
     def _sample_trials(self, data: np.ndarray, free: np.ndarray | None, for_psnr: bool = False
-                       ) -> tuple[Callable[[dict[str, Any], float], SampleTrial], np.ndarray, np.ndarray]:
+                       ) -> tuple[Trial, np.ndarray, np.ndarray]:
         """((options, bound) -> the trial compression of the sampled blocks of ``data`` with ``options`` over this
         predictor's, each computed once; the sampled data; the sampled mask of valid points)."""
         stride, full_points, fraction = self._sampling(data.shape, for_psnr)
