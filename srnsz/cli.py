@@ -94,7 +94,7 @@ def _add_bound(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tune", choices=TUNE_MODES, help="interp tuning on sampled blocks (default fast; best also "
                    "tries level-wise bounds on a sample twice as large)")
     p.add_argument("--model", help="hat: weights name from pretrained/manifest.json or SRNSZ_WEIGHTS "
-                                   "(default hat_nano_series); several, comma-separated: the one that wins "
+                                   "(default hat_pico_series); several, comma-separated: the one that wins "
                                    "on a sample")
     p.add_argument("--hat-levels", type=int, help="hat: how many of the finest levels use the network (default 1)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="hat: where the network runs (default auto)")

@@ -25,6 +25,11 @@ from srnsz.predictors.base import Encoded, Predictor, Progress, register_predict
 from srnsz.predictors.interp import InterpPredictor, PassPrediction
 
 DEFAULT_BLOCK = {2: 32, 3: 8}
+# The default network. hat_pico_series against hat_nano_series (2026-12-01, `benchmarks/neural_predictors.py hat`, 15
+# shared fields and 4 time-series snapshots, rel 1e-2 / 1e-3): geo-mean gain over interp 1.046 / 1.029 against
+# 1.055 / 1.037; where the network is used, compress 1.1-3.0 MB/s against 0.9-1.6, decompress 2.3-4.7 against
+# 1.8-2.7; where the interp stream is kept, compress time / interp's median 1.6x (max 2.8x) against 1.8x (3.0x).
+DEFAULT_MODEL = "hat_pico_series"
 DECODED_PLANES_FORMAT_MINOR = 5  # 3D hat streams whose network also runs on planes decoded within a level
 # The network runs on the whole field only if it wins on a central crop of about this share of the points (where it
 # cannot win, asking for hat then costs little more than interp); fields this small are not sampled.
@@ -90,8 +95,9 @@ def plane_predictions(model: Any, fine_view: np.ndarray, axis: int, parity: int,
 class HatPredictor(InterpPredictor):
     """``interp`` on the coarse levels, HAT (competing per block with interpolation) on the finest ones.
 
-    model: weights name from the manifest (``hat_nano_series``: the fast network, given the bound, trained on
-    srnsz's own reconstructions of the shared fields and time series; ``hat_tiny_bound_series``: 4x its inference
+    model: weights name from the manifest (``hat_pico_series``, the default: the smallest network, given the bound,
+    trained on srnsz's own reconstructions of the shared fields and time series; ``hat_nano_series``: 2-3x its
+    inference time for ~1% more ratio where a network pays (DEFAULT_MODEL); ``hat_tiny_bound_series``: 4x hat_nano's
     time, the same data; ``hat_tiny_bound``: that on fewer snapshots; ``hat_tiny``: the earlier clean-input
     network), or several, comma-separated: the one that makes
     a sample of the field smallest is used and recorded, none when interpolation wins there;
@@ -105,7 +111,7 @@ class HatPredictor(InterpPredictor):
     name = "hat"
     can_preview = False  # running the network is the expensive part of compressing
 
-    def __init__(self, model: str = "hat_nano_series", hat_levels: int = 1, block_size: int = 0,
+    def __init__(self, model: str = DEFAULT_MODEL, hat_levels: int = 1, block_size: int = 0,
                  device: str = "auto", threads: int = 2, batch: int = 16, tile: int = 128, overlap: int = 8,
                  decoded_planes: bool = True, tune: str = "fast", **interp_options: Any) -> None:
         super().__init__(tune=tune, **interp_options)
@@ -234,13 +240,15 @@ class HatPredictor(InterpPredictor):
         sides = list(data.shape) if small else crop_sides(data.shape, SAMPLE_SHARE, SAMPLE_MIN_SIDE)
         key = tuple(slice((n - m) // 2, (n - m) // 2 + m) for n, m in zip(data.shape, sides))
         crop, crop_free = np.ascontiguousarray(data[key]), None if free is None else np.ascontiguousarray(free[key])
-        best, best_size = None, base.encode(crop, eb, None, crop_free).nbytes / (1.0 if small else SAMPLE_MIN_GAIN)
+        # Trial sizes (the context-mixing bytes, the sections not packed): a fifth of the sample's time beside the
+        # network went into trying the other codings and packing, which do not change which is smaller.
+        best, best_size = None, base.trial(crop, eb, crop_free).nbytes / (1.0 if small else SAMPLE_MIN_GAIN)
         for index, (model, _) in enumerate(candidates):
             passes = self._passes(model, device, eb)
             if self.uses_decoded_planes(data.ndim):
                 passes.give_up_above = SAMPLE_GIVE_UP
             try:
-                with_hat = network_base.encode(crop, eb, None, crop_free, passes)
+                with_hat = network_base.trial(crop, eb, crop_free, passes)
             except NetworkGivenUp:
                 continue
             flags = passes.chosen()

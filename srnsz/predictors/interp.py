@@ -372,7 +372,7 @@ class InterpPredictor(Predictor):
             config = {**config, "dim_order": tuple(a + 1 for a in order), "anchor_stride": stride}
             key = (*sorted(config.items()), eb)
             if key not in tried:  # each stage's first option is the previous stage's winner
-                tried[key] = InterpPredictor(tune="off", **config)._trial(sample_data, eb, sample_free)
+                tried[key] = InterpPredictor(tune="off", **config).trial(sample_data, eb, sample_free)
             return tried[key]
 
         return trial, sample_data, valid
@@ -420,12 +420,14 @@ class InterpPredictor(Predictor):
             stages.append(list(FREE_OPTIONS))
         return [stage for stage in stages if len(stage) > 1]
 
-    def _trial(self, sample: np.ndarray, eb: float, free: np.ndarray | None = None) -> SampleTrial:
+    def trial(self, sample: np.ndarray, eb: float, free: np.ndarray | None = None, hook: PassHook | None = None
+              ) -> SampleTrial:
         """Estimated stream size for ``sample`` (codes and escapes; anchors are the same for every trial) and its
-        reconstruction. Escaped NaN are free points (free_mode "nan"): the pipeline stores them anyway, so they
-        count nothing."""
+        reconstruction, this configuration as it is, ``hook`` as in :meth:`encode`: the context-mixing bytes of the
+        codes without trying the other codings or packing the sections. Escaped NaN are free points (free_mode
+        "nan"): the pipeline stores them anyway, so they count nothing."""
         sample, free = self._free_as_nan(sample, free)
-        _, rec, writer, escaped, _ = self._encode_passes(sample, eb, None, free)
+        _, rec, writer, escaped, _ = self._encode_passes(sample, eb, None, free, hook)
         return SampleTrial(writer.estimated_bytes() + escaped[np.isfinite(escaped)].nbytes, rec)
 
     @classmethod
