@@ -56,10 +56,11 @@ from srnsz.quantizer import CODE_DTYPE
 
 __all__ = ["N_CONTEXTS", "CodeReader", "ContextCodeWriter", "coding_methods", "format_minor", "open_substream"]
 QUICK_ZSTD_LEVEL = 6
-# Level 1 first: on the codes of the shared fields level 6 was at most 1.23x smaller than it (234 tables), so a level-1
-# frame above twice the modelled bytes leaves zstd out (4x less zstd time; zstd never won there)
+# Level 1 first: on the codes of the shared fields level 6 was at most 1.23x smaller than it (234 tables; 237 tables
+# and again 1.23x on 2026-12-01), so a level-1 frame above 1.3x the modelled bytes leaves zstd out (zstd never won;
+# level 6 came within 4% of the modelled bytes once). 2.0 before: levels 6 and 19 then ran on 204 of 237 tables.
 SCREEN_ZSTD_LEVEL = 1
-ZSTD_SCREEN_FACTOR = 2.0
+ZSTD_SCREEN_FACTOR = 1.3
 STRONG_ZSTD_LEVEL = 19
 # Above 64 KiB of raw codes the strong level was tried 94 times on the shared fields at rel 1e-2..1e-4 and never
 # won, for 12% of the compression time (4 MiB was the cap before).
