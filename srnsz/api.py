@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from srnsz import missing, restoration
+from srnsz.blas_threads import one_blas_thread
 from srnsz.bounds import ErrorBound
 from srnsz.errors import InvalidInputError, ReconstructionMismatchError, SrnszError, StreamFormatError
 from srnsz.eval.metrics import bound_held
@@ -76,6 +77,7 @@ def _verify_bound(data: np.ndarray, recon: np.ndarray, eb: float, missing_mask: 
         raise SrnszError("internal error: the reconstruction breaks the error bound; please report this")
 
 
+@one_blas_thread
 def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp", *, rel: float | None = None,
              progress: Progress | None = None, fill_value: float | Sequence[float] | None = None,
              valid_range: Sequence[float | None] | None = None, detect_fills: bool = True,
@@ -267,6 +269,7 @@ def variable_metadata(data: bytes) -> VariableMeta | None:
     return VariableMeta.from_sections(read_container(_as_bytes(data)).sections)
 
 
+@one_blas_thread
 def decompress(data: bytes, progress: Progress | None = None) -> np.ndarray:
     """Decode a stream made by :func:`compress`; returns the reconstruction (shape and dtype as compressed).
 
