@@ -40,3 +40,12 @@ def test_concurrent_calls_restore_the_setting_once_all_are_done():
             streams = list(pool.map(lambda f: srnsz.compress(f, 1e-3), fields))
             list(pool.map(srnsz.decompress, streams))
         assert set(openblas_threads()) == {2}
+
+
+def test_the_setting_comes_back_after_an_error():
+    with threadpool_limits(limits=2, user_api="blas"):
+        with pytest.raises(srnsz.InvalidInputError):
+            srnsz.compress(np.zeros((4, 4), np.int32), 1e-3)
+        with pytest.raises(srnsz.StreamFormatError):
+            srnsz.decompress(b"not a stream")
+        assert set(openblas_threads()) == {2}
