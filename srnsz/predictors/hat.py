@@ -27,8 +27,8 @@ from srnsz.predictors.interp import InterpPredictor, PassPrediction
 DEFAULT_BLOCK = {2: 32, 3: 8}
 # The default network. hat_pico_series against hat_nano_series (2026-12-01, `benchmarks/neural_predictors.py hat`, 15
 # shared fields and 4 time-series snapshots, rel 1e-2 / 1e-3): geo-mean gain over interp 1.046 / 1.029 against
-# 1.055 / 1.037; where the network is used, compress 1.1-3.0 MB/s against 0.9-1.6, decompress 2.3-4.7 against
-# 1.8-2.7; where the interp stream is kept, compress time / interp's median 1.6x (max 2.8x) against 1.8x (3.0x).
+# 1.055 / 1.037; where the network is used, compress 1.8-3.1 MB/s against 0.9-2.3, decompress 2.9-6.5 against
+# 1.0-4.4; where the interp stream is kept, compress time / interp's median 1.4x (max 2.5x) against 1.5x (2.6x).
 DEFAULT_MODEL = "hat_pico_series"
 DECODED_PLANES_FORMAT_MINOR = 5  # 3D hat streams whose network also runs on planes decoded within a level
 # The network runs on the whole field only if it wins on a central crop of about this share of the points (where it

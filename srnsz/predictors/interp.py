@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -240,13 +241,8 @@ class InterpPredictor(Predictor):
         stages = self._tuning_stages(data.ndim, free is not None and bool(free.any()))
         if not stages:
             return self
-        large: list[Trial] = []
-
-        def large_trial() -> Trial:  # built only where the multidim traversal wins the small blocks
-            if not large:
-                large.append(self._sample_trials(data, free, for_psnr=True)[0])
-            return large[0]
-
+        # the larger sample is cut only where the multidim traversal wins the small blocks
+        large_trial = functools.cache(lambda: self._sample_trials(data, free, for_psnr=True)[0])
         return self._tuned_for_size(eb, stages, self._sample_trials(data, free)[0], large_trial)
 
     def _tuned_for_size(self, eb: float, stages: list[list[dict[str, Any]]], trial: Trial,
