@@ -12,6 +12,7 @@ concurrent calls (chunks on several threads) share one limit.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -21,6 +22,17 @@ Function = TypeVar("Function", bound=Callable[..., Any])
 _LOCK = threading.Lock()
 _active = 0  # calls inside one_blas_thread, all threads together
 _limiter: Any = None  # threadpoolctl's handle while any is
+
+
+def _fresh_after_fork() -> None:
+    """A forked child (chunked worker processes) starts with its own lock and count: the parent's lock may have been
+    held by another thread at the fork, and the parent's calls do not run in the child."""
+    global _LOCK, _active, _limiter
+    _LOCK, _active, _limiter = threading.Lock(), 0, None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_after_fork)
 
 
 @functools.cache

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -49,3 +51,19 @@ def test_the_setting_comes_back_after_an_error():
         with pytest.raises(srnsz.StreamFormatError):
             srnsz.decompress(b"not a stream")
         assert set(openblas_threads()) == {2}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_a_child_forked_while_the_lock_is_held_still_compresses():
+    from srnsz import blas_threads
+
+    data = smooth_field((30, 40), seed=1).astype(np.float32)
+    context = multiprocessing.get_context("fork")
+    with blas_threads._LOCK:  # as if another thread were entering compress at the fork
+        child = context.Process(target=srnsz.compress, args=(data, 1e-3), daemon=True)
+        child.start()
+    child.join(timeout=60)
+    hung = child.is_alive()
+    if hung:
+        child.kill()
+    assert not hung and child.exitcode == 0
