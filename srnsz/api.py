@@ -29,7 +29,7 @@ MISSING_FORMAT_MINOR = 3  # streams with missing values or variable metadata are
 MAX_NDIM = 4
 SMALL_FIELD = 4096
 # Profiles: the interp predictor's options each one sets (the caller's options override them). "best": the best ratio
-# (trial compressions, context mixing); "fast": about 4x faster to compress and 2x to decompress at 12-17% lower
+# (trial compressions, context mixing); "fast": about 4x faster to compress and 2x to decompress at 12-18% lower
 # ratio on the shared fields (see FAST_PROFILE).
 PROFILES: dict[str, dict[str, Any]] = {"best": {}, "fast": FAST_PROFILE}
 

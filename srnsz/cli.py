@@ -89,7 +89,7 @@ def _add_bound(p: argparse.ArgumentParser) -> None:
     p.add_argument("--predictor", choices=list_predictors(), help="default interp")
     p.add_argument("--profile", choices=list(api.PROFILES),
                    help="best (default): the best ratio; fast: interp without trial compressions and with a lighter "
-                        "coder: about 4x faster to compress and 2x to decompress at 12-17%% lower ratio (format 1.8)")
+                        "coder: about 4x faster to compress and 2x to decompress at 12-18%% lower ratio (format 1.8)")
     p.add_argument("--kind", choices=CONFIG_KINDS, help="spline of the interp predictor (default: tuned)")
     p.add_argument("--tune", choices=TUNE_MODES, help="interp tuning on sampled blocks (default fast; best also "
                    "tries level-wise bounds on a sample twice as large)")
