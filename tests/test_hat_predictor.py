@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_bound, smooth_field
+from conftest import SHARED_DATA, assert_bound, smooth_field
 
 torch = pytest.importorskip("torch")
 
@@ -53,7 +53,14 @@ def force_hat(monkeypatch):
     import srnsz.predictors.hat as hat_module
 
     monkeypatch.setattr(api_module, "smallest", lambda streams: streams[0])
+    _never_give_up(monkeypatch, hat_module)
+
+
+def _never_give_up(monkeypatch, hat_module) -> None:
+    """Switch off every first-pass rule (hat.GiveUp)."""
     monkeypatch.setattr(hat_module, "SAMPLE_GIVE_UP", float("inf"))
+    monkeypatch.setattr(hat_module, "SAMPLE_GIVE_UP_BEYOND", float("inf"))
+    monkeypatch.setattr(hat_module, "NETWORK_STREAM_BYTES", -float("inf"))
 
 
 def _hat(data, eb, **kw):
@@ -427,16 +434,66 @@ def test_on_the_sample_a_network_is_given_up_after_a_first_pass_that_does_not_pa
     assert srnsz.info(stream).predictor == "interp" and _two_even_plane_sets(calls)
     assert_bound(data, recon, 1e-3)
     calls.clear()
-    monkeypatch.setattr(hat_module, "SAMPLE_GIVE_UP", float("inf"))
+    names = ("SAMPLE_GIVE_UP", "SAMPLE_GIVE_UP_BEYOND", "NETWORK_STREAM_BYTES")
+    rules = {name: getattr(hat_module, name) for name in names}
+    _never_give_up(monkeypatch, hat_module)
     assert srnsz.info(_hat(data, 1e-3, model="noisy_hat")[0]).predictor == "interp"
     assert {parity for _, parity in calls} == {0, 1}
     calls.clear()
-    monkeypatch.setattr(hat_module, "SAMPLE_GIVE_UP", 0.90)
+    for name, value in rules.items():
+        monkeypatch.setattr(hat_module, name, value)
     small = smooth_field((20, 33, 40))  # its own sample: the rule applies to the field itself
     assert small.size <= hat_module.SAMPLE_MIN_POINTS
     stream, recon = _hat(small, 1e-3, model="noisy_hat")
     assert srnsz.info(stream).predictor == "interp" and _two_even_plane_sets(calls)
     assert_bound(small, recon, 1e-3)
+
+
+def test_the_first_pass_rules_each_give_a_network_up():
+    """Each rule of hat.GiveUp alone ends the trial: L1 above its share, more points beyond the bound than
+    interpolation, too few bytes to save for what a network stream adds; a first pass that passes all three does
+    not, and without an estimate of the plain stream the third does not apply."""
+    from srnsz.predictors.hat import FirstPassErrors, GiveUp
+
+    rule = GiveUp(l1_share=0.9, beyond_share=1.0, stream_bytes=192, min_gain=1.25, plain_bytes=10_000)
+    interp = FirstPassErrors(l1=100.0, beyond=50.0, bits=40.0)
+    assert rule.reason(interp, FirstPassErrors(l1=80.0, beyond=40.0, bits=20.0), flag_bytes=100) is None
+    assert "L1" in rule.reason(interp, FirstPassErrors(l1=95.0, beyond=40.0, bits=20.0), flag_bytes=100)
+    assert "beyond the bound" in rule.reason(interp, FirstPassErrors(l1=50.0, beyond=51.0, bits=20.0), flag_bytes=100)
+    # 1 - 28 / 40 of 10,000 bytes: 3,000 to save; 192 + 100 + 2,000 needed; 3,092 with 900 bytes of flags
+    assert rule.reason(interp, FirstPassErrors(l1=80.0, beyond=40.0, bits=28.0), flag_bytes=100) is None
+    needs = rule.reason(interp, FirstPassErrors(l1=80.0, beyond=40.0, bits=28.0), flag_bytes=900)
+    assert "save about 3000 bytes" in needs and "needs 3092" in needs
+    assert GiveUp(0.9, 1.0, 192, 1.25).reason(interp, FirstPassErrors(80.0, 40.0, 39.9), flag_bytes=900) is None
+    assert "L1" in rule.reason(FirstPassErrors(0.0, 0.0, 0.0), FirstPassErrors(0.0, 0.0, 0.0), flag_bytes=0)
+    # a sample of a quarter of the field: 1 - 34 / 40 of 40,000 bytes, 6,000 to save; 192 + 4 x (100 + 2,000) needed
+    quarter = GiveUp(0.9, 1.0, 192, 1.25, plain_bytes=10_000, scale=4.0)
+    assert "save about 6000 bytes, a network stream needs 8592" in quarter.reason(
+        interp, FirstPassErrors(80.0, 40.0, 34.0), flag_bytes=100)
+    assert quarter.reason(interp, FirstPassErrors(80.0, 40.0, 16.0), flag_bytes=100) is None
+
+
+@pytest.mark.parametrize("name", ["ncep_climo_Z3_17x64x128", "cth_voidfrac"])
+def test_on_shared_fields_the_new_first_pass_rules_end_a_losing_network_early(name, monkeypatch):
+    """At rel 1e-2 the shipped network passes the L1 rule on these crops but loses there (NCEP Z3: about 120 bytes
+    to save; CTH void fraction: more points beyond the bound): it is given up after two plane sets."""
+    import srnsz.predictors.hat as hat_module
+
+    path = SHARED_DATA / f"{name}.npy"
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    monkeypatch.delenv("SRNSZ_WEIGHTS")
+    calls: list[tuple[int, int]] = []
+    real = hat_module.plane_predictions
+
+    def spy(model, view, axis, parity, settings, eb):
+        calls.append((axis, parity))
+        return real(model, view, axis, parity, settings, eb)
+
+    monkeypatch.setattr(hat_module, "plane_predictions", spy)
+    data = np.load(path)
+    stream = srnsz.compress(data, 1e-2, "rel", predictor="hat")
+    assert srnsz.info(stream).predictor == "interp" and _two_even_plane_sets(calls)
 
 
 def test_a_network_must_win_the_crop_by_the_minimum_gain_to_run_on_the_whole_field(monkeypatch):
