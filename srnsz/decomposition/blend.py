@@ -10,6 +10,7 @@ stream header, so decoding never fits anything.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -55,13 +56,20 @@ def _least_squares(samples: Samples, k: int) -> np.ndarray | None:
     return np.concatenate([[1.0 - rest.sum()], rest]) if np.all(np.isfinite(rest)) else None
 
 
+@functools.cache
+def _fixed_candidates(k: int) -> tuple[tuple[float, ...], ...]:
+    """Each single axis, then the plain mean, snapped (the same for every pass with ``k`` predictions: snapping them
+    anew was 3-5% of the compression time, shared fields, rel 1e-2..1e-4)."""
+    return tuple(snap(np.eye(k)[a]) for a in range(k)) + (snap(np.ones(k)),)
+
+
 def choose_weights(samples: Samples, k: int) -> tuple[float, ...]:
     """Blend weights (k,) for a pass.
 
     samples: called twice; each call yields chunks of (predictions (n, k) float64, originals (n,) float64),
     finite rows only.
     """
-    candidates = [snap(np.eye(k)[a]) for a in range(k)] + [snap(np.ones(k))]
+    candidates = list(_fixed_candidates(k))
     fitted = _least_squares(samples, k)
     if fitted is not None:
         candidates.append(snap(fitted))
