@@ -501,7 +501,7 @@ class InterpPredictor(Predictor):
                 pred = np.stack([splines.finite(c, i, kind).ravel() for i, kind in views], 1)
                 with np.errstate(invalid="ignore", over="ignore"):
                     keep = np.isfinite(x) & np.isfinite(pred @ np.ones(len(views)))
-                yield pred[keep], x[keep]
+                yield (pred, x) if keep.all() else (pred[keep], x[keep])  # no copies where all are finite
 
         if target[odd].size * len(views) > CHUNK_POINTS:
             return samples  # recomputed on each call: memory stays at one chunk
