@@ -410,15 +410,9 @@ def test_a_network_that_cannot_win_runs_on_a_sample_only(monkeypatch, shape):
     assert_bound(data, recon, 1e-3)
 
 
-def _two_even_plane_sets(calls: list[tuple[int, int]]) -> bool:
-    """The network ran on the even planes along two different axes, nothing else."""
-    return len(calls) == 2 and {parity for _, parity in calls} == {0} and len({axis for axis, _ in calls}) == 2
-
-
-def test_on_the_sample_a_network_is_given_up_after_a_first_pass_that_does_not_pay(monkeypatch):
-    """A network whose first pass on the crop leaves more than SAMPLE_GIVE_UP of interpolation's L1 error is dropped
-    there, before the planes decoded within the level are upsampled (and before the even planes along the first
-    pass's axis, which hold none of its targets); without that rule they are."""
+@pytest.fixture()
+def plane_calls(monkeypatch) -> list[tuple[int, int]]:
+    """(axis, parity) of every plane set the network upsamples, in order, while the test runs."""
     import srnsz.predictors.hat as hat_module
 
     calls: list[tuple[int, int]] = []
@@ -429,6 +423,21 @@ def test_on_the_sample_a_network_is_given_up_after_a_first_pass_that_does_not_pa
         return real(model, view, axis, parity, settings, eb)
 
     monkeypatch.setattr(hat_module, "plane_predictions", spy)
+    return calls
+
+
+def _two_even_plane_sets(calls: list[tuple[int, int]]) -> bool:
+    """The network ran on the even planes along two different axes, nothing else."""
+    return len(calls) == 2 and {parity for _, parity in calls} == {0} and len({axis for axis, _ in calls}) == 2
+
+
+def test_on_the_sample_a_network_is_given_up_after_a_first_pass_that_does_not_pay(monkeypatch, plane_calls):
+    """A network whose first pass on the crop leaves more than SAMPLE_GIVE_UP of interpolation's L1 error is dropped
+    there, before the planes decoded within the level are upsampled (and before the even planes along the first
+    pass's axis, which hold none of its targets); without that rule they are."""
+    import srnsz.predictors.hat as hat_module
+
+    calls = plane_calls
     data = smooth_field((72, 70, 66))
     stream, recon = _hat(data, 1e-3, model="noisy_hat")
     assert srnsz.info(stream).predictor == "interp" and _two_even_plane_sets(calls)
@@ -474,26 +483,15 @@ def test_the_first_pass_rules_each_give_a_network_up():
 
 
 @pytest.mark.parametrize("name", ["ncep_climo_Z3_17x64x128", "cth_voidfrac"])
-def test_on_shared_fields_the_new_first_pass_rules_end_a_losing_network_early(name, monkeypatch):
+def test_on_shared_fields_the_new_first_pass_rules_end_a_losing_network_early(name, monkeypatch, plane_calls):
     """At rel 1e-2 the shipped network passes the L1 rule on these crops but loses there (NCEP Z3: about 120 bytes
     to save; CTH void fraction: more points beyond the bound): it is given up after two plane sets."""
-    import srnsz.predictors.hat as hat_module
-
     path = SHARED_DATA / f"{name}.npy"
     if not path.exists():
         pytest.skip(f"{path} not present")
     monkeypatch.delenv("SRNSZ_WEIGHTS")
-    calls: list[tuple[int, int]] = []
-    real = hat_module.plane_predictions
-
-    def spy(model, view, axis, parity, settings, eb):
-        calls.append((axis, parity))
-        return real(model, view, axis, parity, settings, eb)
-
-    monkeypatch.setattr(hat_module, "plane_predictions", spy)
-    data = np.load(path)
-    stream = srnsz.compress(data, 1e-2, "rel", predictor="hat")
-    assert srnsz.info(stream).predictor == "interp" and _two_even_plane_sets(calls)
+    stream = srnsz.compress(np.load(path), 1e-2, "rel", predictor="hat")
+    assert srnsz.info(stream).predictor == "interp" and _two_even_plane_sets(plane_calls)
 
 
 def test_a_network_must_win_the_crop_by_the_minimum_gain_to_run_on_the_whole_field(monkeypatch):
