@@ -55,12 +55,13 @@ SAMPLE_GIVE_UP = 0.90
 # given up where its block choices leave more points off by more than the bound (more nonzero codes) than
 # interpolation, or where the bytes they would save -- the plain stream's, estimated from the crop, times the share of
 # sum log2(1 + |error| / 2 eb) they remove -- do not cover what a network stream adds (NETWORK_STREAM_BYTES, its flags
-# at one bit each) and the crop's SAMPLE_MIN_GAIN. Measured (2026-12-01, 15 shared 3D fields x rel 1e-2/1e-3/1e-4 with
-# hat_pico_series and hat_nano_series; Gray-Scott run A t4000-t8500 and CCSM members 57/59/60 with the shipped and
-# fine-tuned networks): of the crops that passed the L1 rule, the first rule caught CTH void fraction (1.14-1.66x
-# interp's points beyond the bound; its crops lost, 0.82-0.90) and CTH pressure (nano, 1e-3), the second NCEP Z3 (pico
-# at 1e-2 and 1e-3, nano at 1e-2: 120-350 bytes to save of 360-450 needed; pico's crops lost, 0.73 and 0.89); every
-# crop that won passed both (their shares of the points beyond 0.18-0.97, their savings 2.3-19x what was needed).
+# at one bit each) and the crop's SAMPLE_MIN_GAIN. Measured (2026-12-01, 147 first passes: the 12 shared 3D fields x
+# rel 1e-2/1e-3/1e-4 with hat_pico_series and hat_nano_series; Gray-Scott run A t4000-t8500 and CCSM members 57/59/60
+# with the shipped and fine-tuned networks): of the crops that passed the L1 rule, the first rule caught CTH void
+# fraction (1.14-1.66x interp's points beyond the bound; its crops lost, 0.82-0.90) and CTH pressure (nano, 1e-3), the
+# second NCEP Z3 (pico at 1e-2 and 1e-3, nano at 1e-2: 120-350 bytes to save of 360-450 needed; pico's crops lost, 0.73
+# and 0.89); every crop that won passed both (their shares of the points beyond 0.18-0.97, their savings 2.3-19x what
+# was needed).
 SAMPLE_GIVE_UP_BEYOND = 1.0
 # What a hat stream carries beyond the interp stream of the same codes besides its flags: the header's hat parameters
 # (weights name, sha256, inference settings; 174-184 bytes on three fields) and the FLAG section's framing.
