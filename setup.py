@@ -25,11 +25,13 @@ class BuildWithAssets(build_py):
 
 
 # The context-mixing coder's inner loop (srnsz/coding/_mixing.c), loaded with ctypes by srnsz.coding.context_mixing,
-# the context details (srnsz/coding/_details.c) and the spline predictions (srnsz/decomposition/_interpolation.c):
-# floating point that must match numpy's, so no fused multiply-adds.
+# the context details (srnsz/coding/_details.c), the spline predictions (srnsz/decomposition/_interpolation.c) and the
+# quantizer (srnsz/_quantizer.c): floating point that must match numpy's, so no fused multiply-adds.
 setup(ext_modules=[Extension("srnsz.coding._mixing", ["srnsz/coding/_mixing.c"], extra_compile_args=["-O3"]),
                    Extension("srnsz.coding._details", ["srnsz/coding/_details.c"],
                              extra_compile_args=["-O3", "-ffp-contract=off"]),
                    Extension("srnsz.decomposition._interpolation", ["srnsz/decomposition/_interpolation.c"],
+                             extra_compile_args=["-O3", "-ffp-contract=off"]),
+                   Extension("srnsz._quantizer", ["srnsz/_quantizer.c"],
                              extra_compile_args=["-O3", "-ffp-contract=off"])],
       cmdclass={"build_py": BuildWithAssets})

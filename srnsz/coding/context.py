@@ -26,11 +26,19 @@ _LUT = np.minimum(np.ceil(np.log2(np.maximum(np.arange(_SUM_CAP + 1), 1))).astyp
                   + (np.arange(_SUM_CAP + 1) > 0), 8).astype(np.uint8)
 
 
+def _magnitude_table() -> np.ndarray:
+    codes = np.arange(-32768, 32768).astype(np.int16)
+    table = np.minimum(np.abs(codes.astype(np.int32)), ESCAPE_MAGNITUDE - 1).astype(np.uint8)
+    table[codes == ESCAPE] = ESCAPE_MAGNITUDE
+    return np.roll(table, -32768)  # indexed by the code's bits as uint16
+
+
+_MAGNITUDES = _magnitude_table()
+
+
 def magnitudes(codes: np.ndarray) -> np.ndarray:
-    """uint8 magnitude of int16 codes for the map."""
-    mag = np.minimum(np.abs(codes.astype(np.int32)), ESCAPE_MAGNITUDE - 1).astype(np.uint8)
-    mag[codes == ESCAPE] = ESCAPE_MAGNITUDE
-    return mag
+    """uint8 magnitude of int16 codes for the map: min(|code|, 254), 255 for ESCAPE (one table lookup)."""
+    return _MAGNITUDES[np.ascontiguousarray(codes, np.int16).view(np.uint16)]
 
 
 def neighbour_contexts(mag_view: np.ndarray, axis: int) -> np.ndarray:
@@ -43,8 +51,11 @@ def neighbour_contexts(mag_view: np.ndarray, axis: int) -> np.ndarray:
 
 
 def to_context(sums: np.ndarray) -> np.ndarray:
-    """Context (uint8) of neighbour magnitude sums."""
-    return _LUT[np.minimum(sums, _SUM_CAP)]
+    """Context (uint8, the shape of ``sums``) of neighbour magnitude sums (uint16)."""
+    sums = np.ascontiguousarray(sums, np.uint16)
+    out = np.empty(sums.shape, np.uint8)
+    _SUM_CONTEXTS_KERNEL(sums.ctypes.data, sums.size, _LUT.ctypes.data, _SUM_CAP, out.ctypes.data)
+    return out
 
 
 def multi_view_contexts(mag_views: list[np.ndarray], axes: list[int]) -> np.ndarray:
@@ -54,28 +65,25 @@ def multi_view_contexts(mag_views: list[np.ndarray], axes: list[int]) -> np.ndar
 
 
 def neighbour_sums(mag_view: np.ndarray, axis: int) -> np.ndarray:
-    """uint16 magnitude sums behind :func:`neighbour_contexts` (before the context table)."""
+    """uint16 magnitude sums behind :func:`neighbour_contexts` (before the context table): for each odd index along
+    ``axis`` (shape: ``mag_view``'s with ``n // 2`` along ``axis``), the magnitudes of its two neighbours along
+    ``axis`` (the left one twice where the last odd point has no right one); then, axis by axis (each step sees the
+    previous ones), plus half the sum of the two neighbours across (edges repeated). In C
+    (srnsz/coding/_details.c)."""
     nd, m = mag_view.ndim, mag_view.shape[axis] // 2
-    even = mag_view[along(nd, axis, slice(0, 2 * m + 1, 2))].astype(np.uint16)  # m or m + 1 along axis
-    right = even[along(nd, axis, slice(1, m + 1))]
-    if right.shape[axis] < m:  # the last odd point has no right neighbour: the left one counts twice
-        right = np.concatenate([right, even[along(nd, axis, slice(m - 1, m))]], axis=axis)
-    total = even[along(nd, axis, slice(0, m))] + right
-    # then, axis by axis (each step sees the previous ones), half the sum of the neighbours across (edges
-    # repeated); plain slicing, as np.pad's and np.moveaxis's overheads dominated on small lattices
-    for other in range(nd):
-        if other == axis or total.shape[other] < 2:
-            continue
-        head, tail = along(nd, other, slice(None, -1)), along(nd, other, slice(1, None))
-        first, last = along(nd, other, slice(0, 1)), along(nd, other, slice(-1, None))
-        across = np.empty_like(total)
-        across[tail] = total[head]
-        across[first] = total[first]
-        across[head] += total[tail]
-        across[last] += total[last]
-        across //= 2
-        total += across
-    return total
+    if mag_view.dtype != np.uint8:
+        raise ValueError(f"the magnitude map is uint8, got {mag_view.dtype}")
+    even = mag_view[along(nd, axis, slice(0, 2 * m + 1, 2))]  # m or m + 1 along axis; a view, read in place
+    shape = list(even.shape)
+    shape[axis] = m
+    out = np.empty(shape, np.uint16)
+    if out.size == 0:
+        return out
+    layout = np.array([*shape, *even.strides], np.int64)
+    if _NEIGHBOUR_SUMS_KERNEL(even.ctypes.data, nd, layout.ctypes.data, layout.ctypes.data + nd * 8, axis,
+                              even.shape[axis], out.ctypes.data):
+        raise MemoryError("no memory for the context sums' row scratch")
+    return out
 
 
 # |cubic - linear| in bins (2 eb) -> 0..6 (edges 2^-3..2^2), signed -> detail 2..14 (8 = agree); not finite -> 15
@@ -110,4 +118,22 @@ def _load_details_kernel() -> ctypes._CFuncPtr:
     return kernel
 
 
+def _load_neighbour_sums_kernel() -> ctypes._CFuncPtr:
+    kernel = load_library("srnsz.coding._details", "srnsz/coding/_details.c").srnsz_neighbour_sums
+    p, i = ctypes.c_void_p, ctypes.c_int64
+    kernel.argtypes = [p, i, p, p, i, i, p]
+    kernel.restype = ctypes.c_int
+    return kernel
+
+
+def _load_sum_contexts_kernel() -> ctypes._CFuncPtr:
+    kernel = load_library("srnsz.coding._details", "srnsz/coding/_details.c").srnsz_sum_contexts
+    p, i = ctypes.c_void_p, ctypes.c_int64
+    kernel.argtypes = [p, i, p, i, p]
+    kernel.restype = None
+    return kernel
+
+
 _DETAILS_KERNEL = _load_details_kernel()
+_SUM_CONTEXTS_KERNEL = _load_sum_contexts_kernel()
+_NEIGHBOUR_SUMS_KERNEL = _load_neighbour_sums_kernel()
