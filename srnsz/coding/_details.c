@@ -2,7 +2,8 @@
  * cubic and linear spline predictions, one pass over the data instead of numpy's ten; it must give the bytes numpy
  * gives (tests compare them): the same float64 operations in the same order, no contraction into fused
  * multiply-adds. neighbour_sums: the magnitude sums behind the contexts, the uint16 arithmetic of the numpy
- * version it replaced (kept in the tests as their oracle), without its fifteen temporaries.
+ * version it replaced (kept in the tests as their oracle), without its fifteen temporaries; the code magnitudes
+ * and the contexts of the sums, one pass each.
  * Loaded with ctypes; the module init below only lets setuptools build it as an extension. */
 #include <Python.h>
 #include <math.h>
@@ -13,20 +14,34 @@
 
 /* out[i] = the detail of sum over views v of (cubic[v][i] - linear[v][i]) (NaN where a difference is not finite),
  * divided by ``divisor`` (n_views * bin width): 8 +- the number of edges at or below its magnitude, 15 if NaN. */
+static inline uint8_t detail_of(double sum, double divisor) {
+    double g = sum / divisor;
+    double magnitude = fabs(g);
+    int bucket = (magnitude >= 0.125) + (magnitude >= 0.25) + (magnitude >= 0.5) + (magnitude >= 1.0) +
+                 (magnitude >= 2.0) + (magnitude >= 4.0);
+    int detail = (g > 0) ? 8 + bucket : 8 - bucket;
+    int not_a_number = g != g;
+    return (uint8_t)(not_a_number ? N_DETAILS - 1 : detail); /* no branch on the data: its signs are random */
+}
+
 void srnsz_curvature_details(const double *const *cubic, const double *const *linear, int64_t n_views, int64_t n,
-                             double divisor, uint8_t *out) {
+                             double divisor, uint8_t *restrict out) {
+    if (n_views == 1) { /* most passes; out (bytes) could alias the pointer arrays without this copy */
+        const double *restrict c = cubic[0], *restrict l = linear[0];
+        for (int64_t i = 0; i < n; i++) {
+            double gap = c[i] - l[i];
+            out[i] = detail_of(gap + (gap - gap), divisor); /* NaN where gap is not finite (the sign of a zero
+                                                              * may change: its detail is 8 either way) */
+        }
+        return;
+    }
     for (int64_t i = 0; i < n; i++) {
         double sum = 0.0;
         for (int64_t v = 0; v < n_views; v++) {
             double gap = cubic[v][i] - linear[v][i];
             sum += isfinite(gap) ? gap : NAN;
         }
-        double g = sum / divisor;
-        if (isnan(g)) { out[i] = N_DETAILS - 1; continue; }
-        double magnitude = fabs(g);
-        int bucket = (magnitude >= 0.125) + (magnitude >= 0.25) + (magnitude >= 0.5) + (magnitude >= 1.0) +
-                     (magnitude >= 2.0) + (magnitude >= 4.0);
-        out[i] = (uint8_t)(g > 0 ? 8 + bucket : 8 - bucket);
+        out[i] = detail_of(sum, divisor);
     }
 }
 
@@ -84,6 +99,14 @@ int srnsz_neighbour_sums(const uint8_t *even, int64_t nd, const int64_t *shape, 
         free(previous);
     }
     return 0;
+}
+
+/* out[i] = min(|codes[i]|, escape_magnitude - 1), escape_magnitude where codes[i] is ``escape``: the magnitude map. */
+void srnsz_code_magnitudes(const int16_t *codes, int64_t n, int16_t escape, uint8_t escape_magnitude, uint8_t *out) {
+    for (int64_t i = 0; i < n; i++) {
+        int32_t c = codes[i], m = c < 0 ? -c : c;
+        out[i] = c == escape ? escape_magnitude : (uint8_t)(m < escape_magnitude - 1 ? m : escape_magnitude - 1);
+    }
 }
 
 /* out[i] = table[min(sums[i], cap)]: the contexts of neighbour magnitude sums (the table is the caller's). */

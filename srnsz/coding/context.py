@@ -26,19 +26,12 @@ _LUT = np.minimum(np.ceil(np.log2(np.maximum(np.arange(_SUM_CAP + 1), 1))).astyp
                   + (np.arange(_SUM_CAP + 1) > 0), 8).astype(np.uint8)
 
 
-def _magnitude_table() -> np.ndarray:
-    codes = np.arange(-32768, 32768).astype(np.int16)
-    table = np.minimum(np.abs(codes.astype(np.int32)), ESCAPE_MAGNITUDE - 1).astype(np.uint8)
-    table[codes == ESCAPE] = ESCAPE_MAGNITUDE
-    return np.roll(table, -32768)  # indexed by the code's bits as uint16
-
-
-_MAGNITUDES = _magnitude_table()
-
-
 def magnitudes(codes: np.ndarray) -> np.ndarray:
-    """uint8 magnitude of int16 codes for the map: min(|code|, 254), 255 for ESCAPE (one table lookup)."""
-    return _MAGNITUDES[np.ascontiguousarray(codes, np.int16).view(np.uint16)]
+    """uint8 magnitude of int16 codes for the map (the codes' shape): min(|code|, 254), 255 for ESCAPE. In C."""
+    codes = np.ascontiguousarray(codes, np.int16)
+    out = np.empty(codes.shape, np.uint8)
+    _MAGNITUDES_KERNEL(codes.ctypes.data, codes.size, ESCAPE, ESCAPE_MAGNITUDE, out.ctypes.data)
+    return out
 
 
 def neighbour_contexts(mag_view: np.ndarray, axis: int) -> np.ndarray:
@@ -126,6 +119,13 @@ def _load_neighbour_sums_kernel() -> ctypes._CFuncPtr:
     return kernel
 
 
+def _load_magnitudes_kernel() -> ctypes._CFuncPtr:
+    kernel = load_library("srnsz.coding._details", "srnsz/coding/_details.c").srnsz_code_magnitudes
+    kernel.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int16, ctypes.c_uint8, ctypes.c_void_p]
+    kernel.restype = None
+    return kernel
+
+
 def _load_sum_contexts_kernel() -> ctypes._CFuncPtr:
     kernel = load_library("srnsz.coding._details", "srnsz/coding/_details.c").srnsz_sum_contexts
     p, i = ctypes.c_void_p, ctypes.c_int64
@@ -136,4 +136,5 @@ def _load_sum_contexts_kernel() -> ctypes._CFuncPtr:
 
 _DETAILS_KERNEL = _load_details_kernel()
 _SUM_CONTEXTS_KERNEL = _load_sum_contexts_kernel()
+_MAGNITUDES_KERNEL = _load_magnitudes_kernel()
 _NEIGHBOUR_SUMS_KERNEL = _load_neighbour_sums_kernel()
