@@ -305,9 +305,13 @@ def decompress(data: bytes, progress: Progress | None = None) -> np.ndarray:
         raise StreamFormatError("the stream asks for more memory than its shape allows (damaged)") from None
     expected = container.header.get("checksum", {}).get("value")
     if expected is not None and checksum(recon) != expected:
+        recorded = container.header.get("numerics")
+        network = ("; its predictions come from a network whose float64 torch kernels differ between kinds of CPU "
+                   "even for the same torch: decode it on the kind of machine that compressed it"
+                   if isinstance(recorded, dict) and "torch" in recorded else "")
         raise ReconstructionMismatchError(
             "the decoded data differs from what the compressor verified (checksum mismatch); the stream is "
-            "damaged or was made with different numerics: " + numerics)
+            "damaged or was made with different numerics: " + numerics + network)
     return recon
 
 
