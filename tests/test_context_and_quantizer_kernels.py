@@ -76,9 +76,11 @@ def test_neighbour_sums_and_contexts_match_numpy_on_strided_views(shape):
         assert np.array_equal(multi_view_contexts(views, [0, 1]), _LUT[np.minimum(expected, _SUM_CAP)])
 
 
-def test_neighbour_sums_reject_a_map_of_another_dtype():
+def test_neighbour_sums_reject_a_map_of_another_dtype_or_too_many_dimensions():
     with pytest.raises(ValueError, match="uint8"):
         neighbour_sums(np.zeros((4, 4), np.uint16), 0)
+    with pytest.raises(ValueError, match="1 to 32 dimensions"):
+        neighbour_sums(np.zeros((1,) * 33, np.uint8), 0)
 
 
 def test_magnitudes_match_numpy_for_every_code():

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #define N_DETAILS 16
+#define MAX_DIMS 32 /* as context.py's _MAX_DIMS */
 
 /* out[i] = the detail of sum over views v of (cubic[v][i] - linear[v][i]) (NaN where a difference is not finite),
  * divided by ``divisor`` (n_views * bin width): 8 +- the number of edges at or below its magnitude, 15 if NaN. */
@@ -49,14 +50,14 @@ void srnsz_curvature_details(const double *const *cubic, const double *const *li
  * ``even`` is a strided uint8 view (byte strides ``strides``, ``even_len`` = m or m + 1 points along ``axis``, the
  * shape elsewhere); then, axis by axis (each step sees the previous ones), every other axis of at least 2 points
  * adds half the sum of a point's two neighbours along it (edges repeated), in uint16 arithmetic. Returns 0, or -1
- * where the row scratch could not be allocated. */
+ * for more than MAX_DIMS axes or where the row scratch could not be allocated. */
 int srnsz_neighbour_sums(const uint8_t *even, int64_t nd, const int64_t *shape, const int64_t *strides, int64_t axis,
                          int64_t even_len, uint16_t *out) {
+    if (nd < 1 || nd > MAX_DIMS) return -1;
     int64_t n = 1;
     for (int64_t k = 0; k < nd; k++) n *= shape[k];
     if (n == 0) return 0;
-    int64_t last = nd - 1, idx[32] = {0};
-    if (nd < 1 || nd > 32) return -1;
+    int64_t last = nd - 1, idx[MAX_DIMS] = {0};
     int64_t row = shape[last], step = strides[last];
     for (int64_t o = 0; o < n; o += row) {
         const uint8_t *base = even;

@@ -64,8 +64,9 @@ def neighbour_sums(mag_view: np.ndarray, axis: int) -> np.ndarray:
     previous ones), plus half the sum of the two neighbours across (edges repeated). In C
     (srnsz/coding/_details.c)."""
     nd, m = mag_view.ndim, mag_view.shape[axis] // 2
-    if mag_view.dtype != np.uint8:
-        raise ValueError(f"the magnitude map is uint8, got {mag_view.dtype}")
+    if mag_view.dtype != np.uint8 or not 1 <= nd <= _MAX_DIMS:
+        raise ValueError(f"expected a uint8 magnitude map of 1 to {_MAX_DIMS} dimensions, got {mag_view.dtype}, "
+                         f"{nd} dimensions")
     even = mag_view[along(nd, axis, slice(0, 2 * m + 1, 2))]  # m or m + 1 along axis; a view, read in place
     shape = list(even.shape)
     shape[axis] = m
@@ -75,9 +76,11 @@ def neighbour_sums(mag_view: np.ndarray, axis: int) -> np.ndarray:
     layout = np.array([*shape, *even.strides], np.int64)
     if _NEIGHBOUR_SUMS_KERNEL(even.ctypes.data, nd, layout.ctypes.data, layout.ctypes.data + nd * 8, axis,
                               even.shape[axis], out.ctypes.data):
-        raise MemoryError("no memory for the context sums' row scratch")
+        raise MemoryError("no memory for the context sums' row scratch")  # the only failure left
     return out
 
+
+_MAX_DIMS = 32  # as srnsz_neighbour_sums
 
 # |cubic - linear| in bins (2 eb) -> 0..6 (edges 2^-3..2^2), signed -> detail 2..14 (8 = agree); not finite -> 15
 N_DETAILS = 16
@@ -103,38 +106,15 @@ def curvature_details(splines: Splines, n_views: int, bin_width: float) -> np.nd
     return out
 
 
-def _load_details_kernel() -> ctypes._CFuncPtr:
-    kernel = load_library("srnsz.coding._details", "srnsz/coding/_details.c").srnsz_curvature_details
-    kernel.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_double,
-                       ctypes.c_void_p]
-    kernel.restype = None
+def _kernel(symbol: str, argtypes: list, restype: type | None) -> ctypes._CFuncPtr:
+    """Function ``symbol`` of srnsz/coding/_details.c with its ctypes signature."""
+    kernel = getattr(load_library("srnsz.coding._details", "srnsz/coding/_details.c"), symbol)
+    kernel.argtypes, kernel.restype = argtypes, restype
     return kernel
 
 
-def _load_neighbour_sums_kernel() -> ctypes._CFuncPtr:
-    kernel = load_library("srnsz.coding._details", "srnsz/coding/_details.c").srnsz_neighbour_sums
-    p, i = ctypes.c_void_p, ctypes.c_int64
-    kernel.argtypes = [p, i, p, p, i, i, p]
-    kernel.restype = ctypes.c_int
-    return kernel
-
-
-def _load_magnitudes_kernel() -> ctypes._CFuncPtr:
-    kernel = load_library("srnsz.coding._details", "srnsz/coding/_details.c").srnsz_code_magnitudes
-    kernel.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int16, ctypes.c_uint8, ctypes.c_void_p]
-    kernel.restype = None
-    return kernel
-
-
-def _load_sum_contexts_kernel() -> ctypes._CFuncPtr:
-    kernel = load_library("srnsz.coding._details", "srnsz/coding/_details.c").srnsz_sum_contexts
-    p, i = ctypes.c_void_p, ctypes.c_int64
-    kernel.argtypes = [p, i, p, i, p]
-    kernel.restype = None
-    return kernel
-
-
-_DETAILS_KERNEL = _load_details_kernel()
-_SUM_CONTEXTS_KERNEL = _load_sum_contexts_kernel()
-_MAGNITUDES_KERNEL = _load_magnitudes_kernel()
-_NEIGHBOUR_SUMS_KERNEL = _load_neighbour_sums_kernel()
+_P, _I = ctypes.c_void_p, ctypes.c_int64
+_DETAILS_KERNEL = _kernel("srnsz_curvature_details", [_P, _P, _I, _I, ctypes.c_double, _P], None)
+_SUM_CONTEXTS_KERNEL = _kernel("srnsz_sum_contexts", [_P, _I, _P, _I, _P], None)
+_MAGNITUDES_KERNEL = _kernel("srnsz_code_magnitudes", [_P, _I, ctypes.c_int16, ctypes.c_uint8, _P], None)
+_NEIGHBOUR_SUMS_KERNEL = _kernel("srnsz_neighbour_sums", [_P, _I, _P, _P, _I, _I, _P], ctypes.c_int)
