@@ -78,6 +78,9 @@ def test_chunked_streams_are_the_same_bytes_for_every_thread_count(field, tmp_pa
     assert streams[0] == streams[1] == streams[2]
     decoded = [chunked.decompress_chunked(io.BytesIO(streams[0]), threads=t) for t in (1, 2)]
     assert np.array_equal(decoded[0].view(np.uint32), decoded[1].view(np.uint32))
+    done = []  # the workers write their chunks into the array; the progress still counts every point once
+    chunked.decompress_chunked(io.BytesIO(streams[0]), threads=2, progress=done.append)
+    assert sum(done) == field.size and len(done) == len(list(chunked.chunk_keys(field.shape, (8, 16, 16))))
     for bad in (0, -1, 1.5, True):
         with pytest.raises(srnsz.SrnszError, match="threads"):
             chunked.compress_chunked(field, io.BytesIO(), eb=1e-3, chunk=(8, 16, 16), threads=bad)
@@ -164,6 +167,12 @@ def test_damaged_chunked_streams_are_refused(field):
     for damaged in (raw[:-3], raw[:-20] + bytes(20), b"x" + raw[1:]):
         with pytest.raises(StreamFormatError):
             chunked.decompress_chunked(io.BytesIO(damaged))
+    index = chunked.read_index(io.BytesIO(raw))
+    offset, length = index.spans[1]
+    middle = raw[:offset + length // 2] + bytes([raw[offset + length // 2] ^ 0xFF]) + raw[offset + length // 2 + 1:]
+    for threads in (1, 2):  # a damaged chunk is refused by the thread that decodes it
+        with pytest.raises(StreamFormatError):
+            chunked.decompress_chunked(io.BytesIO(middle), threads=threads)
 
 
 def test_cli_chunked_and_write_back_to_hdf5_and_netcdf(field, tmp_path):

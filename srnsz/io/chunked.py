@@ -370,6 +370,13 @@ def _decode_chunk(stream: bytes, index: ChunkIndex, number: int) -> np.ndarray:
     return block
 
 
+def _decode_chunk_into(out: np.ndarray, stream: bytes, index: ChunkIndex, number: int) -> int:
+    """:func:`_decode_chunk` written into its region of ``out``; returns the points written."""
+    block = _decode_chunk(stream, index, number)
+    out[index.regions[number]] = block
+    return block.size
+
+
 def decompress_chunked(src: BinaryIO, out: Any = None, progress: Progress | None = None, threads: int = 1) -> Any:
     """Decode every chunk into ``out`` (an array-like with shape, dtype and slice assignment: a new array when
     None, np.lib.format.open_memmap or an h5py dataset when the result need not fit in memory; a memmap's
@@ -383,6 +390,15 @@ def decompress_chunked(src: BinaryIO, out: Any = None, progress: Progress | None
         raise InvalidInputError(f"output array must be {index.dtype} {index.shape}, got {out.dtype} {out.shape}")
     with FileRegions.of(out, writable=True) or nullcontext() as files, \
             _workers(threads, processes=False) or nullcontext() as pool:
+        if pool is not None and files is None and type(out) is np.ndarray:
+            # disjoint regions of an array in memory: each worker copies its block in (numpy copies without the
+            # GIL), so the copies and the first touch of the output's pages run on every thread, not only here
+            tasks = ((_decode_chunk_into, (out, chunk_stream(src, index, number), index, number))
+                     for number in range(len(index.regions)))
+            for size in _in_order(pool, tasks, threads):
+                if progress:
+                    progress(size)
+            return out
         write = _writer(out, files)
         tasks = ((_decode_chunk, (chunk_stream(src, index, number), index, number))
                  for number in range(len(index.regions)))
