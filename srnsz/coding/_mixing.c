@@ -51,15 +51,11 @@ static inline int64_t clamp(int64_t v, int64_t lo, int64_t hi) { return v < lo ?
 
 static inline int64_t capped_magnitude(int64_t code) { return clamp(code < 0 ? -code : code, 0, 64); }
 
+/* a neighbour's class: 1 for 0, 2 / 3 for +1 / -1, 4 / 5 for +-2, 6 / 7 for +-3..4, 8 / 9 for +-5.., 10 for the escape
+ * (0 is an unknown neighbour); a table on the clamped code, as branches on random codes mispredict */
+static const int8_t CLASS_OF_CLAMPED[11] = {9, 7, 7, 5, 3, 1, 2, 4, 6, 6, 8};
 static inline int neighbour_class(int64_t code) {
-    if (code == -32768) return 10;
-    int64_t m = code < 0 ? -code : code;
-    int s = code < 0 ? 1 : 0;
-    if (m == 0) return 1;
-    if (m == 1) return 2 + s;
-    if (m == 2) return 4 + s;
-    if (m <= 4) return 6 + s;
-    return 8 + s;
+    return code == -32768 ? 10 : CLASS_OF_CLAMPED[clamp(code, -5, 5) + 5];
 }
 
 static inline int exact_class(int64_t code) {
@@ -244,8 +240,7 @@ static inline __attribute__((always_inline)) int64_t code_batch(
         int64_t up = i1 > 0 ? codes[t - n2] : 0;
         int64_t front = t >= plane ? codes[t - plane] : 0;
         int64_t total = capped_magnitude(left) + capped_magnitude(up) + capped_magnitude(front);
-        int64_t bucket = 0;
-        while (total > 0) { bucket++; total >>= 1; }
+        int64_t bucket = total > 0 ? 64 - __builtin_clzll((uint64_t)total) : 0; /* its bit length */
         int64_t a = contexts[t] & 15, d = details[t] & 15;
         int64_t cl = i2 > 0 ? neighbour_class(left) : 0;
         int64_t cu = i1 > 0 ? neighbour_class(up) : 0;
