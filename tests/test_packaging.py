@@ -1,4 +1,4 @@
-"""A wheel (pip install ., not -e) carries what srnsz reads at run time: the compiled coder, configs/ and
+"""A wheel (pip install ., not -e) carries what srnsz reads at run time: the compiled kernels, configs/ and
 pretrained/ (srnsz.assets finds them inside the package)."""
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ def test_the_wheel_carries_the_coder_the_configs_and_the_weights(tmp_path):
     assert build.returncode == 0, build.stderr[-2000:]
     wheel, = tmp_path.glob("srnsz-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert any(n.startswith("srnsz/coding/_mixing") and n.endswith(".so") for n in names)
+    for compiled in ("srnsz/coding/_mixing", "srnsz/coding/_details", "srnsz/decomposition/_interpolation",
+                     "srnsz/_quantizer"):  # every kernel srnsz loads with ctypes
+        assert any(n.startswith(compiled) and n.endswith(".so") for n in names), compiled
     assert "srnsz/_assets/pretrained/manifest.json" in names
     assert "srnsz/_assets/configs/train.yaml" in names
     assert "srnsz/_assets/configs/data/split/shared_2d.yaml" in names
