@@ -15,3 +15,10 @@ def load_library(module: str, source: str) -> ctypes.CDLL:
         raise SrnszError(f"srnsz's compiled code ({source}) is not built; reinstall srnsz with pip, which compiles it "
                          "(it needs a C compiler)")
     return ctypes.CDLL(spec.origin)
+
+
+def load_function(module: str, source: str, symbol: str, argtypes: list, restype: type | None) -> ctypes._CFuncPtr:
+    """Function ``symbol`` of extension ``module`` (see :func:`load_library`) with its ctypes signature."""
+    function = getattr(load_library(module, source), symbol)
+    function.argtypes, function.restype = argtypes, restype
+    return function

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from srnsz.compiled import load_library
+from srnsz.compiled import load_function
 from srnsz.decomposition.grid import along
 from srnsz.quantizer import ESCAPE
 
@@ -107,10 +107,7 @@ def curvature_details(splines: Splines, n_views: int, bin_width: float) -> np.nd
 
 
 def _kernel(symbol: str, argtypes: list, restype: type | None) -> ctypes._CFuncPtr:
-    """Function ``symbol`` of srnsz/coding/_details.c with its ctypes signature."""
-    kernel = getattr(load_library("srnsz.coding._details", "srnsz/coding/_details.c"), symbol)
-    kernel.argtypes, kernel.restype = argtypes, restype
-    return kernel
+    return load_function("srnsz.coding._details", "srnsz/coding/_details.c", symbol, argtypes, restype)
 
 
 _P, _I = ctypes.c_void_p, ctypes.c_int64

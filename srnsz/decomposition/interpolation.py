@@ -15,7 +15,7 @@ import ctypes
 
 import numpy as np
 
-from srnsz.compiled import load_library
+from srnsz.compiled import load_function
 from srnsz.decomposition.grid import along
 
 KINDS = ("linear", "cubic")  # the splines the fitted kind blends; predict_odd also takes "quintic"
@@ -46,16 +46,10 @@ def predict_odd(v: np.ndarray, axis: int, kind: str) -> np.ndarray:
     return out
 
 
-def _load_predict_kernel() -> ctypes._CFuncPtr:
-    kernel = load_library("srnsz.decomposition._interpolation",
-                          "srnsz/decomposition/_interpolation.c").srnsz_predict_odd
-    p, i = ctypes.c_void_p, ctypes.c_int64
-    kernel.argtypes = [p, i, i, p, p, i, i, p, p]
-    kernel.restype = None
-    return kernel
-
-
-_PREDICT_KERNEL = _load_predict_kernel()
+_PREDICT_KERNEL = load_function(
+    "srnsz.decomposition._interpolation", "srnsz/decomposition/_interpolation.c", "srnsz_predict_odd",
+    [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
+     ctypes.c_void_p, ctypes.c_void_p], None)
 
 
 def _predict_quintic(v: np.ndarray, axis: int) -> np.ndarray:
