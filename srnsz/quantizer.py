@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from srnsz.compiled import load_library
+from srnsz.compiled import load_function
 from srnsz.decomposition.grid import along
 
 RADIUS = 32767
@@ -50,21 +50,22 @@ class Quantized:
 def dequantize(pred: np.ndarray, codes: np.ndarray, eb: float, dtype: np.dtype) -> np.ndarray:
     """Reconstruction of codes given float64 predictions, in ``dtype``; the one formula both sides use (float32 and
     float64 in C, srnsz/_quantizer.c)."""
-    kernel_input = _kernel_arrays(pred, codes)
-    if kernel_input is None or np.dtype(dtype) not in _KERNEL_DTYPES:
+    return _dequantize(pred, codes, eb, dtype, escape_as_zero=False)
+
+
+def _dequantize(pred: np.ndarray, codes: np.ndarray, eb: float, dtype: np.dtype, escape_as_zero: bool) -> np.ndarray:
+    """:func:`dequantize`, ESCAPE codes taken as 0 where ``escape_as_zero``: in C for float64 ``pred`` and int16
+    ``codes`` of one shape, both C-contiguous, and a float32 or float64 ``dtype``; numpy otherwise."""
+    if (pred.dtype == np.float64 and codes.dtype == CODE_DTYPE and pred.shape == codes.shape
+            and pred.flags.c_contiguous and codes.flags.c_contiguous and np.dtype(dtype) in _KERNEL_DTYPES):
+        out = np.empty(pred.shape, dtype)
+        _DEQUANTIZE(pred.ctypes.data, codes.ctypes.data, pred.size, 2.0 * eb, escape_as_zero, ESCAPE,
+                    out.dtype == np.float64, out.ctypes.data)
+        return out
+    if escape_as_zero:
+        codes = np.where(codes == ESCAPE, 0, codes)
+    with np.errstate(invalid="ignore", over="ignore"):
         return (pred + codes * (2.0 * eb)).astype(dtype, copy=False)
-    out = np.empty(pred.shape, dtype)
-    _DEQUANTIZE(*kernel_input, pred.size, 2.0 * eb, 0, out.dtype == np.float64, out.ctypes.data)
-    return out
-
-
-def _kernel_arrays(pred: np.ndarray, codes: np.ndarray) -> tuple[int, int] | None:
-    """The data pointers of float64 ``pred`` and int16 ``codes`` of one shape, both C-contiguous, or None (numpy
-    then)."""
-    if (pred.dtype != np.float64 or codes.dtype != CODE_DTYPE or pred.shape != codes.shape
-            or not pred.flags.c_contiguous or not codes.flags.c_contiguous):
-        return None
-    return pred.ctypes.data, codes.ctypes.data
 
 
 # A +-1 code is lone with at most this many nonzero neighbours (0 or 1 of the 2 per interpolated axis): allowing one
@@ -85,8 +86,8 @@ def quantize(x: np.ndarray, pred: np.ndarray, eb: float, round_bias: float = 0.0
     if round_bias == 0 and x.dtype in _KERNEL_DTYPES and x.shape == pred.shape and pred.dtype == np.float64:
         x, pred = np.ascontiguousarray(x), np.ascontiguousarray(pred)
         codes, recon = np.empty(x.shape, CODE_DTYPE), np.empty_like(x)
-        n_escaped = _QUANTIZE(x.ctypes.data, pred.ctypes.data, x.size, float(eb), x.dtype == np.float64,
-                              codes.ctypes.data, recon.ctypes.data)
+        n_escaped = _QUANTIZE(x.ctypes.data, pred.ctypes.data, x.size, float(eb), RADIUS, ESCAPE,
+                              x.dtype == np.float64, codes.ctypes.data, recon.ctypes.data)
         return Quantized(codes, recon, x[codes == ESCAPE] if n_escaped else x[:0].copy())
     with np.errstate(invalid="ignore", over="ignore"):
         if round_bias == 0:
@@ -138,13 +139,7 @@ def drop_lone_codes(q: Quantized, x: np.ndarray, pred: np.ndarray, shape: tuple[
 def reconstruct(pred: np.ndarray, codes: np.ndarray, eb: float, dtype: np.dtype,
                 escaped: np.ndarray) -> np.ndarray:
     """Inverse of :func:`quantize`: ``escaped`` holds the exact values for the ESCAPE codes, in order."""
-    kernel_input = _kernel_arrays(pred, codes)
-    if kernel_input is not None and np.dtype(dtype) in _KERNEL_DTYPES:
-        recon = np.empty(pred.shape, dtype)
-        _DEQUANTIZE(*kernel_input, pred.size, 2.0 * eb, 1, recon.dtype == np.float64, recon.ctypes.data)
-    else:
-        with np.errstate(invalid="ignore", over="ignore"):
-            recon = dequantize(pred, np.where(codes == ESCAPE, 0, codes), eb, dtype)
+    recon = _dequantize(pred, codes, eb, dtype, escape_as_zero=True)
     if escaped.size:
         recon[codes == ESCAPE] = escaped
     return recon
@@ -153,15 +148,8 @@ def reconstruct(pred: np.ndarray, codes: np.ndarray, eb: float, dtype: np.dtype,
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _load_kernels() -> tuple[ctypes._CFuncPtr, ctypes._CFuncPtr]:
-    library = load_library("srnsz._quantizer", "srnsz/_quantizer.c")
-    p, i, d, flag = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double, ctypes.c_int
-    dequantize_kernel, quantize_kernel = library.srnsz_dequantize, library.srnsz_quantize
-    dequantize_kernel.argtypes = [p, p, i, d, flag, flag, p]
-    dequantize_kernel.restype = None
-    quantize_kernel.argtypes = [p, p, i, d, flag, p, p]
-    quantize_kernel.restype = i
-    return dequantize_kernel, quantize_kernel
-
-
-_DEQUANTIZE, _QUANTIZE = _load_kernels()
+_P, _I, _FLAG = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+_DEQUANTIZE = load_function("srnsz._quantizer", "srnsz/_quantizer.c", "srnsz_dequantize",
+                            [_P, _P, _I, ctypes.c_double, _FLAG, ctypes.c_int16, _FLAG, _P], None)
+_QUANTIZE = load_function("srnsz._quantizer", "srnsz/_quantizer.c", "srnsz_quantize",
+                          [_P, _P, _I, ctypes.c_double, ctypes.c_int16, ctypes.c_int16, _FLAG, _P, _P], _I)
