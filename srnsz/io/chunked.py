@@ -362,19 +362,16 @@ def read_chunk(src: BinaryIO, index: ChunkIndex, number: int) -> np.ndarray:
     return _decode_chunk(chunk_stream(src, index, number), index, number)
 
 
-def _decode_chunk(stream: bytes, index: ChunkIndex, number: int) -> np.ndarray:
+def _decode_chunk(stream: bytes, index: ChunkIndex, number: int, write: Writer | None = None) -> np.ndarray:
+    """Chunk ``number`` decoded from ``stream`` and checked against the index; also written with ``write`` when
+    given (by the thread that decodes it)."""
     block = api.decompress(stream)
     key = index.regions[number]
     if block.shape != tuple(s.stop - s.start for s in key) or block.dtype != index.dtype:
         raise StreamFormatError(f"chunk {number} does not match the chunk index")
+    if write is not None:
+        write(key, block)
     return block
-
-
-def _decode_chunk_into(out: np.ndarray, stream: bytes, index: ChunkIndex, number: int) -> int:
-    """:func:`_decode_chunk` written into its region of ``out``; returns the points written."""
-    block = _decode_chunk(stream, index, number)
-    out[index.regions[number]] = block
-    return block.size
 
 
 def decompress_chunked(src: BinaryIO, out: Any = None, progress: Progress | None = None, threads: int = 1) -> Any:
@@ -390,20 +387,15 @@ def decompress_chunked(src: BinaryIO, out: Any = None, progress: Progress | None
         raise InvalidInputError(f"output array must be {index.dtype} {index.shape}, got {out.dtype} {out.shape}")
     with FileRegions.of(out, writable=True) or nullcontext() as files, \
             _workers(threads, processes=False) or nullcontext() as pool:
-        if pool is not None and files is None and type(out) is np.ndarray:
-            # disjoint regions of an array in memory: each worker copies its block in (numpy copies without the
-            # GIL), so the copies and the first touch of the output's pages run on every thread, not only here
-            tasks = ((_decode_chunk_into, (out, chunk_stream(src, index, number), index, number))
-                     for number in range(len(index.regions)))
-            for size in _in_order(pool, tasks, threads):
-                if progress:
-                    progress(size)
-            return out
         write = _writer(out, files)
-        tasks = ((_decode_chunk, (chunk_stream(src, index, number), index, number))
+        # disjoint regions of an array in memory: each worker writes its block (numpy copies without the GIL), so
+        # the copies and the first touch of the output's pages run on every thread, not only here
+        in_workers = pool is not None and files is None and type(out) is np.ndarray
+        tasks = ((_decode_chunk, (chunk_stream(src, index, number), index, number, write if in_workers else None))
                  for number in range(len(index.regions)))
         for key, block in zip(index.regions, _in_order(pool, tasks, threads)):
-            write(key, block)
+            if not in_workers:
+                write(key, block)
             if progress:
                 progress(block.size)
     return out
