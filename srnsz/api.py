@@ -279,7 +279,7 @@ def decompress(data: bytes, progress: Progress | None = None) -> np.ndarray:
     container = read_container(_as_bytes(data))
     shape, dtype, eb, name, params = _parse_header(container.header)
     predictor = PREDICTORS[name].from_params(params)
-    numerics = str(container.header.get("numerics"))
+    recorded = container.header.get("numerics")
     try:
         recon = predictor.decompress(container.sections, params, shape, dtype, eb, progress)
         if restoration.SECTION in container.sections:
@@ -294,7 +294,7 @@ def decompress(data: bytes, progress: Progress | None = None) -> np.ndarray:
             recon[mask] = values
     except ReconstructionMismatchError as exc:
         raise ReconstructionMismatchError(f"{exc}; the stream was made with different numerics or is damaged: "
-                                          + numerics) from None
+                                          + str(recorded)) from None
     except SrnszError:
         raise
     except KeyError as exc:
@@ -305,13 +305,12 @@ def decompress(data: bytes, progress: Progress | None = None) -> np.ndarray:
         raise StreamFormatError("the stream asks for more memory than its shape allows (damaged)") from None
     expected = container.header.get("checksum", {}).get("value")
     if expected is not None and checksum(recon) != expected:
-        recorded = container.header.get("numerics")
         network = ("; its predictions come from a network whose float64 torch kernels differ between kinds of CPU "
                    "even for the same torch: decode it on the kind of machine that compressed it"
                    if isinstance(recorded, dict) and "torch" in recorded else "")
         raise ReconstructionMismatchError(
             "the decoded data differs from what the compressor verified (checksum mismatch); the stream is "
-            "damaged or was made with different numerics: " + numerics + network)
+            "damaged or was made with different numerics: " + str(recorded) + network)
     return recon
 
 
