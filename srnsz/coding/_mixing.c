@@ -196,6 +196,7 @@ static inline __attribute__((always_inline)) int decide_b2(State *st, int64_t s,
 }
 
 #define BEYOND_RADIUS INT64_MIN
+#define PAST_THE_END (-2) /* code_batch's result when decoding read past the coded bytes */
 /* One code in binarisation 2 or 3: nonzero; m > k for k = 1..LADDER; from m > LADDER on, escape?; then
  * r = m - LADDER - 1 in Exp-Golomb (length n of r + 1 in unary, then its n low bits, the first four below the
  * leading one modelled per (n, prefix)); the sign last, in one of three slots by magnitude. Returns the code
@@ -290,7 +291,13 @@ static inline __attribute__((always_inline)) int64_t code_batch(
             m = code_b2(&st, value, binarisation);
             if (m == BEYOND_RADIUS) { result = -1; break; }
         }
-        if (!encoding) codes[t] = (int16_t)m;
+        if (!encoding) {
+            codes[t] = (int16_t)m;
+            /* The decoder shifts in step with the encoder, whose bytes end 4 before the buffer's end (the flush):
+             * reading past them means the stream holds fewer codes than asked for (damaged, or a header claiming a
+             * larger shape), so stop here instead of decoding the zeros beyond. */
+            if (st.pos + 4 > buf_size) { result = PAST_THE_END; break; }
+        }
         if (++i2 == n2) { i2 = 0; if (++i1 == n1) i1 = 0; }
     }
     coder[0] = st.x1; coder[1] = st.x2; coder[2] = st.x; coder[3] = st.pos;

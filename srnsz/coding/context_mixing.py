@@ -186,6 +186,7 @@ def tables_digest() -> str:
 if tables_digest() != TABLES_SHA256:
     raise SrnszError("the context-mixing tables computed on this platform differ from the format's; streams "
                      "would not be portable. Please report this with your numpy version and platform")
+BEYOND_RADIUS, PAST_THE_END = -1, -2  # the compiled loop's results when decoding stops early (see _code_batch)
 _MODEL_LAYOUT = 2  # MixingState.models is (entries, 2): a model's probability and count share a cache line
 # as srnsz_mixing_constants
 _SHARED_CONSTANTS = (UNARY_MAX, _TAIL_BITS, _NEIGHBOUR_CLASSES, _EXACT_VALUES, N_INPUTS, _LIMIT, _MIX_SHIFT,
@@ -197,8 +198,9 @@ _KERNEL = _load_kernel()
 def _code_batch(binarisation: Binarisation, encoding: bool, codes: np.ndarray, contexts: np.ndarray,
                 details: np.ndarray, n1: int, n2: int, state: MixingState, buf: np.ndarray, start: int) -> int:
     """Code (or decode into ``codes``) one batch laid out as (-1, n1, n2) in C order, from index ``start``;
-    returns where it stopped: the end, or (encoding) the first code that might not fit in ``buf``, or -1
-    (decoding) for a code beyond the quantizer's radius, which only a damaged stream holds.
+    returns where it stopped: the end, or (encoding) the first code that might not fit in ``buf``, or (decoding)
+    BEYOND_RADIUS for a code beyond the quantizer's radius or PAST_THE_END for a read past the coded bytes, which
+    only a damaged stream (or a header claiming more codes than the bytes hold) leads to.
     Arrays must be C-contiguous: int16 codes, uint8 contexts/details, the state's dtypes."""
     return _KERNEL(binarisation.ident, int(encoding), codes.ctypes.data, codes.size, contexts.ctypes.data,
                    details.ctypes.data, n1, n2,
@@ -268,8 +270,12 @@ class MixingDecoder:
         n1, n2 = _layout(shape, contexts.size)
         codes = np.zeros(contexts.size, CODE_DTYPE)
         contexts, details = _uint8(contexts, codes.size), _uint8(details, codes.size)
-        if _code_batch(self.binarisation, False, codes, contexts, details, n1, n2, self.state, self.buf, 0) < 0:
+        stopped = _code_batch(self.binarisation, False, codes, contexts, details, n1, n2, self.state, self.buf, 0)
+        if stopped == BEYOND_RADIUS:
             raise StreamFormatError("the code section is corrupted (a code beyond the quantizer's radius)")
+        if stopped == PAST_THE_END:
+            raise StreamFormatError("the code section holds fewer codes than the shape needs (damaged, or a header "
+                                    "claiming a larger shape)")
         return codes
 
 
