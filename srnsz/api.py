@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from srnsz.blas_threads import one_blas_thread
 from srnsz.bounds import ErrorBound
 from srnsz.errors import InvalidInputError, ReconstructionMismatchError, SrnszError, StreamFormatError
 from srnsz.eval.metrics import bound_held
+from srnsz.format.capacity import check_capacity
 from srnsz.format.container import read_container, write_container
 from srnsz.io.cf import VariableMeta
 from srnsz.pipeline.psnr import compress_for_psnr, compress_for_ssim
@@ -41,6 +43,43 @@ def profile_options(profile: str, predictor: str, options: dict[str, Any]) -> di
     if PROFILES[profile] and predictor != "interp":
         raise InvalidInputError(f"the {profile} profile is the interp predictor's; got predictor {predictor!r}")
     return {**PROFILES[profile], **options}
+
+
+@dataclass(frozen=True)
+class Region:
+    """Where a stream's field sits in a larger array (a chunk of a chunked stream, srnsz.io.chunked): its first
+    index along each axis and the whole array's shape. Recorded in the header (``region``) so that a stream read in
+    another chunk's place is refused instead of decoded there."""
+
+    origin: tuple[int, ...]
+    array: tuple[int, ...]
+
+    def to_json(self) -> dict[str, list[int]]:
+        return {"origin": [int(v) for v in self.origin], "array": [int(v) for v in self.array]}
+
+    @classmethod
+    def from_json(cls, record: Any) -> Region:
+        """The region a header records; StreamFormatError when garbled."""
+        try:
+            origin = tuple(whole_number(v) for v in record["origin"])
+            array = tuple(whole_number(v) for v in record["array"])
+        except (KeyError, TypeError, ValueError):
+            raise StreamFormatError(f"the header's region {record!r} is garbled") from None
+        if len(origin) != len(array):
+            raise StreamFormatError(f"the header's region {record!r} is garbled")
+        return cls(origin, array)
+
+    def fits(self, shape: tuple[int, ...]) -> bool:
+        """Whether a field of ``shape`` at this origin lies inside the array."""
+        return len(shape) == len(self.origin) and all(
+            o >= 0 and o + n <= a for o, n, a in zip(self.origin, shape, self.array))
+
+
+def whole_number(value: Any) -> int:
+    """``value`` when it is a whole number as JSON gives them (an int, not a bool or a float), else ValueError."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a whole number")
+    return value
 
 
 @functools.cache  # reading package metadata took ~1 ms per stream, a tenth of a small field's compression
@@ -82,7 +121,7 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
              progress: Progress | None = None, fill_value: float | Sequence[float] | None = None,
              valid_range: Sequence[float | None] | None = None, detect_fills: bool = True,
              metadata: VariableMeta | None = None, restoration: bool = True, profile: str = "best",
-             **options: Any) -> bytes:
+             region: Region | None = None, **options: Any) -> bytes:
     """Compress a float32/float64 array of 1-4 dimensions so that |x - x'| <= eb_abs for every valid value.
 
     eb, mode: the error bound (see :class:`srnsz.bounds.ErrorBound`; ``rel`` is a fraction of the value range
@@ -97,9 +136,12 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     bits at the same quality on smooth fields, a pointwise bound up to 1.5x the one the quantizer held; format 1.6)
     where it pays.
     profile: ``best`` (default) or ``fast`` (interp only: no trial compressions, a lighter coder; see PROFILES).
+    region: where ``array`` sits in a larger one (a chunk; see :class:`Region`), recorded in the header.
     """
     options = profile_options(profile, predictor, options)
     data = _as_field(array)
+    if region is not None and not region.fits(data.shape):
+        raise InvalidInputError(f"region {region} does not hold an array of shape {data.shape}")
     bound = ErrorBound(mode, eb, rel)
     for widening in ("round_bias", "lone_slack"):
         if options.get(widening) and mode not in ("psnr", "ssim"):
@@ -124,7 +166,7 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
         eb_abs, encoded = compress_for_ssim(chosen, field, mask, float(eb), eb_abs, progress, restoration)
     else:
         encoded = chosen.compress(field, eb_abs, progress, mask)
-    stream = _Stream(data, bound, eb_abs, found, rule, {} if metadata is None else metadata.to_sections())
+    stream = _Stream(data, bound, eb_abs, found, rule, {} if metadata is None else metadata.to_sections(), region)
     candidates = [stream.finish(chosen.name, e, mask, side) for e in (encoded, *encoded.alternatives)]
     if chosen.lossy and data.size <= SMALL_FIELD:
         # On a handful of values the lossless layout can be the smaller one.
@@ -142,6 +184,7 @@ class _Stream:
     found: missing.Missing
     rule: missing.MissingRule
     metadata: dict[str, bytes]  # sections of the variable metadata ({} without)
+    region: Region | None = None
 
     def finish(self, name: str, encoded: Encoded, mask: np.ndarray | None, side: dict[str, bytes]) -> bytes:
         """The finished stream of ``encoded`` (made by predictor ``name``, missing points ``mask`` restored from
@@ -163,6 +206,8 @@ class _Stream:
             "checksum": {"algorithm": "crc32", "value": checksum(recon)},
             "created_by": f"srnsz {_version('srnsz')}",
         }
+        if self.region is not None:
+            header["region"] = self.region.to_json()
         if mask is not None:  # suspects alone are told to the user, not written: the stream stays 1.2
             header["missing"] = _missing_record(self.rule, self.found, mask, data.dtype)
         needed = [MISSING_FORMAT_MINOR if "missing" in header or self.metadata else None, encoded.format_minor,
@@ -202,6 +247,7 @@ class StreamInfo:
     created_by: str
     missing: dict[str, Any] = field(default_factory=dict)  # the missing-value rule and what it found (header)
     restoration: bool = False  # the decoder runs a restoration filter on the reconstruction (srnsz.restoration)
+    region: Region | None = None  # where the field sits in a larger array (a chunk of a chunked stream)
 
     @property
     def ratio(self) -> float:
@@ -223,6 +269,16 @@ def _parse_header(header: dict[str, Any]) -> tuple[tuple[int, ...], np.dtype, fl
     if name not in PREDICTORS:
         raise StreamFormatError(f"the stream needs predictor {name!r}, which this srnsz does not have")
     return shape, dtype, eb, name, params
+
+
+def _region_header(header: dict[str, Any], shape: tuple[int, ...]) -> Region | None:
+    """The header's region record (None when absent), checked to hold the field."""
+    if "region" not in header:
+        return None
+    region = Region.from_json(header["region"])
+    if not region.fits(shape):
+        raise StreamFormatError(f"the header's region {region} does not hold its shape {list(shape)}")
+    return region
 
 
 def _missing_header(header: dict[str, Any]) -> dict[str, Any]:
@@ -258,10 +314,35 @@ def info(data: bytes) -> StreamInfo:
     raw = _as_bytes(data)
     container = read_container(raw)
     shape, dtype, _, name, params = _parse_header(container.header)
+    check_capacity(container.sections, shape, dtype.itemsize)
+    PREDICTORS[name].from_params(params).check_sections(container.sections, params, shape, dtype)
     h = container.header
     return StreamInfo(shape, h["dtype"], dict(h["error_bound"]), name, params, len(raw),
-                      int(np.prod(shape)) * dtype.itemsize, f"{container.version[0]}.{container.version[1]}",
-                      str(h.get("created_by", "")), _missing_header(h), restoration.SECTION in container.sections)
+                      math.prod(shape) * dtype.itemsize, f"{container.version[0]}.{container.version[1]}",
+                      str(h.get("created_by", "")), _missing_header(h), restoration.SECTION in container.sections,
+                      _region_header(h, shape))
+
+
+def check_header(header: dict[str, Any], *, shape: tuple[int, ...] | None = None, dtype: np.dtype | None = None,
+                 region: Region | None = None) -> None:
+    """Refuse (StreamFormatError) a stream header (as :func:`srnsz.format.container.read_head` gives it) that is
+    garbled or describes another field than ``shape``, ``dtype`` and ``region`` (where given; see
+    :func:`decompress`)."""
+    parsed_shape, parsed_dtype, *_ = _parse_header(header)
+    _check_expected(header, parsed_shape, parsed_dtype, region, shape, dtype)
+
+
+def _check_expected(header: dict[str, Any], shape: tuple[int, ...], dtype: np.dtype, region: Region | None,
+                    expected_shape: tuple[int, ...] | None, expected_dtype: np.dtype | None) -> None:
+    """Refuse a stream whose header differs from what its caller expects (see :func:`decompress`)."""
+    if expected_shape is not None and tuple(expected_shape) != shape:
+        raise StreamFormatError(f"the stream holds shape {list(shape)}, expected {list(expected_shape)}")
+    if expected_dtype is not None and np.dtype(expected_dtype) != dtype:
+        raise StreamFormatError(f"the stream holds {dtype}, expected {np.dtype(expected_dtype)}")
+    recorded = _region_header(header, shape)
+    if region is not None and recorded != region:
+        raise StreamFormatError(f"the stream holds the region {recorded}, expected {region}" if recorded is not None
+                                else f"the stream records no region, expected {region}")
 
 
 def variable_metadata(data: bytes) -> VariableMeta | None:
@@ -270,15 +351,22 @@ def variable_metadata(data: bytes) -> VariableMeta | None:
 
 
 @one_blas_thread
-def decompress(data: bytes, progress: Progress | None = None) -> np.ndarray:
+def decompress(data: bytes, progress: Progress | None = None, *, region: Region | None = None,
+               shape: tuple[int, ...] | None = None, dtype: np.dtype | None = None) -> np.ndarray:
     """Decode a stream made by :func:`compress`; returns the reconstruction (shape and dtype as compressed).
 
+    region, shape, dtype: what the caller expects (a chunk of a chunked stream: its place, extent and type); a stream
+    whose header says otherwise is refused before decoding.
     Raises StreamFormatError for damaged or unsupported streams and ReconstructionMismatchError when the
     result differs from the reconstruction the compressor verified.
     """
     container = read_container(_as_bytes(data))
+    expected = shape, dtype
     shape, dtype, eb, name, params = _parse_header(container.header)
+    _check_expected(container.header, shape, dtype, region, *expected)
+    check_capacity(container.sections, shape, dtype.itemsize)  # before anything of the claimed size is allocated
     predictor = PREDICTORS[name].from_params(params)
+    predictor.check_sections(container.sections, params, shape, dtype)
     recorded = container.header.get("numerics")
     try:
         recon = predictor.decompress(container.sections, params, shape, dtype, eb, progress)

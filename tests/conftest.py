@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -82,3 +85,37 @@ def binarisation_1(monkeypatch):
     from srnsz.coding.context_mixing import BINARISATION_1
 
     monkeypatch.setattr(entropy, "WRITTEN_BINARISATION", BINARISATION_1)
+
+
+# Runs CLI commands one after the other in a child, printing each one's exit code, time and peak working memory
+# (VmHWM minus VmRSS just before it, VmHWM reset through /proc/self/clear_refs).
+MEASURED_CLI_CHILD = """
+import json, sys, time
+
+def status(key):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key + ":"))
+
+import tqdm
+from srnsz.cli import main
+
+results = []
+for argv in json.loads(sys.argv[1]):
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+    before, start = status("VmRSS"), time.perf_counter()
+    code = main(argv)
+    results.append([code, time.perf_counter() - start, status("VmHWM") - before])
+print(json.dumps(results))
+"""
+
+
+def measured_cli_runs(commands: list[list[str]]) -> list[tuple[int, float, int]]:
+    """(exit code, seconds, peak working bytes) of each CLI command, run one after the other in one child."""
+    proc = subprocess.run([sys.executable, "-c", MEASURED_CLI_CHILD, json.dumps(commands)], capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    return [tuple(r) for r in json.loads(proc.stdout.splitlines()[-1])]

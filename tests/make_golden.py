@@ -8,6 +8,8 @@ python tests/make_golden.py v1_7   (format 1.7: binarisation 2 of the context mi
 python tests/make_golden.py v1_7_rows   (format 1.7: row differences with binarisation 2)
 python tests/make_golden.py v1_7_lone   (format 1.7: a psnr stream whose lone codes were dropped; encoder only)
 python tests/make_golden.py v1_8_fast   (format 1.8: the fast profile's two-model mixing, as v1_7's field and bound)
+python tests/make_golden.py chunked_v1_1   (chunked layout 1.1: the index's checksum, each chunk's region in its header;
+                                            chunked_v1_0 was written the same way by the layout 1.0 writer)
 Streams of formats 1.2-1.6 are written with binarisation 1, as they were.
 
 Keep the older ones: each must keep decoding to the same values (tests/test_golden.py)."""
@@ -36,6 +38,21 @@ if __name__ == "__main__":
     name = sys.argv[1]
     if not name.startswith(("v1_7", "v1_8")):
         entropy.WRITTEN_BINARISATION = BINARISATION_1
+    if name.startswith("chunked"):  # a chunked stream (srnsz.io.chunked), its field shared by every layout's golden
+        import io
+
+        from srnsz.io import chunked
+
+        data = smooth_field((12, 20, 18), seed=11)
+        data[2, 3, 4] = np.nan
+        buf = io.BytesIO()
+        index = chunked.compress_chunked(data, buf, eb=1e-3, mode="rel", chunk=(8, 8, 16))
+        assert name == f"chunked_v{index.version[0]}_{index.version[1]}"
+        (HERE / f"golden_{name}.srnszc").write_bytes(buf.getvalue())
+        np.save(HERE / "golden_chunked_v1_0_original.npy", data)
+        np.save(HERE / f"golden_{name}_expected.npy", chunked.decompress_chunked(io.BytesIO(buf.getvalue())))
+        print(name, len(buf.getvalue()), "bytes")
+        sys.exit(0)
     if name == "hat":  # the network wins blocks on this field at rel 1e-3 (hat_tiny_bound, CPU, 2 threads)
         import srnsz.predictors.hat as hat_module
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_bound, smooth_field
+from conftest import assert_bound, measured_cli_runs, smooth_field
 
 import srnsz
 from srnsz.bounds import ErrorBound
@@ -250,3 +250,79 @@ def test_chunked_layout_version_is_recorded_and_checked(field):
     for bad in ({**meta, "version": [2, 0]}, {**meta, "version": [1, 9]}, {**meta, "dtype": "|O"}):
         with pytest.raises(StreamFormatError):
             chunked.read_index(io.BytesIO(with_index(bad)))
+
+
+def _index_of(raw: bytes) -> tuple[dict, int]:
+    """(the index record, its frame's length) of a chunked stream."""
+    import json
+
+    import zstandard
+
+    length = int.from_bytes(raw[-16:-8], "little")
+    return json.loads(zstandard.ZstdDecompressor().decompress(raw[-16 - length:-16])), length
+
+
+def _rebuilt(raw: bytes, meta: dict, chunks: list[bytes] | None = None, checksum: bool = True) -> bytes:
+    """``raw`` with index ``meta`` (its frame written with or without the checksum) and, when given, ``chunks`` as
+    its chunks' bytes in place of its own."""
+    import json
+
+    import zstandard
+
+    index, length = _index_of(raw)
+    body = raw[:-16 - length] if chunks is None else chunked.CHUNKED_MAGIC + b"".join(chunks)
+    frame = zstandard.ZstdCompressor(write_checksum=checksum).compress(json.dumps(meta).encode())
+    return body + frame + len(frame).to_bytes(8, "little") + raw[-8:]
+
+
+@pytest.fixture
+def equal_chunks() -> bytes:
+    """A chunked stream of 8 chunks of the same shape (a chunk read in another's place fits it)."""
+    buf = io.BytesIO()
+    chunked.compress_chunked(smooth_field((16, 16, 32), seed=3), buf, eb=1e-3, chunk=(8, 8, 16))
+    return buf.getvalue()
+
+
+def test_swapped_chunk_entries_are_refused(equal_chunks):
+    raw = equal_chunks
+    meta, _ = _index_of(raw)
+    spans = meta["chunks"]
+    pieces = [raw[o:o + n] for o, n in spans]
+    for a, b in ((0, 1), (2, 5), (6, 7)):
+        swapped = [list(s) for s in spans]
+        swapped[a], swapped[b] = swapped[b], swapped[a]
+        with pytest.raises(StreamFormatError, match="chunk index"):  # the entries swapped, a valid checksum
+            chunked.decompress_chunked(io.BytesIO(_rebuilt(raw, {**meta, "chunks": swapped})))
+        # the chunks' bytes swapped too, so the entries still follow each other: each chunk's region refuses it
+        moved = list(pieces)
+        moved[a], moved[b] = moved[b], moved[a]
+        offsets = np.cumsum([len(chunked.CHUNKED_MAGIC)] + [len(m) for m in moved])[:-1].tolist()
+        crafted = _rebuilt(raw, {**meta, "chunks": [[o, len(m)] for o, m in zip(offsets, moved)]}, moved)
+        for call in (chunked.read_index, chunked.decompress_chunked):
+            with pytest.raises(StreamFormatError, match=f"chunk {a} does not match"):
+                call(io.BytesIO(crafted))
+    # an index changed without its checksum
+    _, length = _index_of(raw)
+    frame = bytearray(raw[-16 - length:-16])
+    frame[len(frame) // 2] ^= 0x01
+    with pytest.raises(StreamFormatError):
+        chunked.read_index(io.BytesIO(raw[:-16 - length] + bytes(frame) + raw[-16:]))
+    with pytest.raises(StreamFormatError, match="checksum"):
+        chunked.read_index(io.BytesIO(_rebuilt(raw, meta, checksum=False)))
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
+def test_huge_chunked_index_is_refused_at_once(equal_chunks, tmp_path):
+    raw = equal_chunks
+    meta, _ = _index_of(raw)
+    crafted = {"rows": {**meta, "shape": [10**9, *meta["shape"][1:]]},  # the chunk count no longer fits
+               "chunk": {**meta, "shape": [10**9, *meta["shape"][1:]], "chunk": [10**9, *meta["chunk"][1:]]},
+               "both": {**meta, "shape": [10**9] * 3, "chunk": [10**9 // 2 + 1] * 3}}
+    commands = []
+    for name, index in crafted.items():
+        (tmp_path / f"{name}.sz").write_bytes(_rebuilt(raw, index))
+        commands += [["decompress", str(tmp_path / f"{name}.sz"), "-o", str(tmp_path / f"{name}.npy")],
+                     ["info", str(tmp_path / f"{name}.sz")]]
+    for argv, (code, seconds, work) in zip(commands, measured_cli_runs(commands)):
+        assert code == 1 and seconds < 1 and work < 100 << 20, (argv, code, seconds, work)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.sz" for n in crafted)

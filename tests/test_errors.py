@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import measured_cli_runs, smooth_field
 
 import srnsz
 from srnsz.errors import InvalidInputError, ReconstructionMismatchError, StreamFormatError
@@ -107,3 +109,28 @@ def test_tampered_blend_weights_are_refused(field3d, weights):
     params["blend_weights"] = params["blend_weights"][:-1] + weights if isinstance(weights, list) else weights
     with pytest.raises(StreamFormatError, match="blend weights"):
         srnsz.decompress(write_container(parsed.header, parsed.sections))
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
+def test_headers_claiming_huge_shapes_are_refused_at_once(tmp_path):
+    from srnsz.format.container import read_container, write_container
+
+    field = smooth_field((32, 32, 32), seed=2)
+    streams = {"interp": srnsz.compress(field, 1e-3), "lorenzo": srnsz.compress(field, 1e-3, predictor="lorenzo"),
+               "fast": srnsz.compress(field, 1e-3, profile="fast"), "lossless": srnsz.compress(field, 0)}
+    claims = {"rows": lambda s: [s[0] * 1000, *s[1:]], "columns": lambda s: [*s[:-1], s[-1] * 1000],
+              "huge": lambda s: [10**9, *s[1:]], "overflow": lambda s: [2**62] * 4}
+    commands = []
+    for name, stream in streams.items():
+        parsed = read_container(stream)
+        for claim, shape in claims.items():
+            header = {**parsed.header, "shape": shape(parsed.header["shape"])}
+            path = tmp_path / f"{name}_{claim}.srnsz"
+            path.write_bytes(write_container(header, parsed.sections, parsed.version[1]))
+            commands += [["decompress", str(path), "-o", str(path.with_suffix(".npy"))], ["info", str(path)]]
+    runs = measured_cli_runs(commands)
+    for argv, (code, seconds, work) in zip(commands, runs):
+        if argv[0] == "info" and Path(argv[1]).stem in ("lorenzo_rows", "lorenzo_columns"):
+            continue  # 1000x is within what context-mixed codes could hold: refused by decoding, not by info
+        assert code == 1 and seconds < 1 and work < 100 << 20, (argv, code, seconds, work)
+    assert not list(tmp_path.glob("*.npy"))

@@ -186,6 +186,11 @@ def tables_digest() -> str:
 if tables_digest() != TABLES_SHA256:
     raise SrnszError("the context-mixing tables computed on this platform differ from the format's; streams "
                      "would not be portable. Please report this with your numpy version and platform")
+# Every code is at least one binary decision, and each decision keeps at least 1/4096 of the coder's range (12-bit
+# probabilities in [1, 4095]), so a byte of output holds at most 8 / log2(4096 / 4095) ~ 22713 decisions (plus fewer
+# than 4096 while the carry-less range straddles a byte boundary); this rounds that up, for a check that must never
+# refuse a valid stream.
+MAX_CODES_PER_BYTE = 1 << 16
 BEYOND_RADIUS, PAST_THE_END = -1, -2  # the compiled loop's results when decoding stops early (see _code_batch)
 _MODEL_LAYOUT = 2  # MixingState.models is (entries, 2): a model's probability and count share a cache line
 # as srnsz_mixing_constants
@@ -280,7 +285,7 @@ class MixingDecoder:
 
 
 __all__ = ["BINARISATION_1", "BINARISATION_2", "BINARISATION_3", "BINARISATIONS", "Binarisation", "MixingDecoder",
-           "MixingEncoder"]
+           "MixingEncoder", "code_capacity"]
 
 
 def encode_mixing(batches: list[CodeBatch], binarisation: Binarisation = BINARISATION_2) -> bytes:
@@ -289,6 +294,11 @@ def encode_mixing(batches: list[CodeBatch], binarisation: Binarisation = BINARIS
     for b in batches:
         encoder.encode(b.codes, b.contexts, b.detail, b.shape)
     return bytes([binarisation.method]) + encoder.finish()
+
+
+def code_capacity(body: bytes) -> int:
+    """The most codes a context-mixing sub-stream of these bytes (after the method byte) can hold."""
+    return (len(body) + 4) * MAX_CODES_PER_BYTE
 
 
 class MixingReader:

@@ -48,13 +48,16 @@ from srnsz.coding.context_mixing import (
     encode_mixing,
     encode_row_deltas,
 )
+from srnsz.coding.context_mixing import code_capacity as mixing_capacity
 from srnsz.coding.plain import PlainReader, encode_zstd, plain_codes
+from srnsz.coding.plain import code_capacity as zstd_capacity
 from srnsz.coding.static import StaticReader, encode_static
 from srnsz.coding.static import size_lower_bound as static_size_lower_bound
 from srnsz.errors import StreamFormatError
 from srnsz.quantizer import CODE_DTYPE
 
-__all__ = ["N_CONTEXTS", "CodeReader", "ContextCodeWriter", "coding_methods", "format_minor", "open_substream"]
+__all__ = ["N_CONTEXTS", "CodeReader", "ContextCodeWriter", "code_capacity", "coding_methods", "format_minor",
+           "open_substream"]
 QUICK_ZSTD_LEVEL = 6
 # Level 1 first: on the codes of the shared fields level 6 was at most 1.23x smaller than it (234 tables; 237 tables
 # and again 1.23x on 2026-12-01), so a level-1 frame above 1.3x the modelled bytes leaves zstd out (zstd never won;
@@ -170,6 +173,33 @@ def coding_methods(payload: bytes) -> set[int]:
         methods.add(payload[pos + 8])
         pos += 8 + size
     return methods
+
+
+def code_capacity(payload: bytes) -> int | None:
+    """The most codes a CODE section can hold, from its framing and sub-stream headers alone (no decoding), or None
+    where a table's method puts no bound on it (methods 1 and 3 code a certain symbol in no bytes at all); a damaged
+    framing holds nothing."""
+    total, pos = 0, 4
+    try:
+        (n,) = struct.unpack_from("<I", payload, 0)
+        for _ in range(n):
+            _, size = struct.unpack_from("<II", payload, pos)
+            body = payload[pos + 8:pos + 8 + size]
+            pos += 8 + size
+            if len(body) != size or size == 0:
+                return 0
+            method = body[0]
+            if method == METHOD_ZSTD:
+                total += zstd_capacity(body[1:])
+            elif method in (METHOD_CONTEXT, METHOD_ADAPTIVE):
+                return None
+            elif any(method in (b.method, b.row_delta_method) for b in BINARISATIONS.values()):
+                total += mixing_capacity(body[1:])
+            else:
+                return 0
+    except struct.error:
+        return 0
+    return total
 
 
 def format_minor(payload: bytes) -> int | None:

@@ -23,6 +23,11 @@ def encode_zstd(width: int, raw: bytes, level: int) -> bytes:
     return bytes([METHOD_ZSTD, width]) + lossless.pack(raw, level=level)
 
 
+def code_capacity(body: bytes) -> int:
+    """The most codes a zstd sub-stream (after the method byte) can hold, read from its frame header."""
+    return lossless.content_bound(body[1:]) if len(body) >= 2 else 0
+
+
 class PlainReader:
     def __init__(self, body: bytes) -> None:
         if len(body) < 2 or body[0] not in (1, 2):

@@ -93,12 +93,10 @@ def write_container(header: dict[str, Any], sections: dict[str, bytes], minor: i
     return b"".join(parts)
 
 
-def read_container(data: bytes) -> Container:
-    """Parse and verify a stream; any damage raises StreamFormatError with a reason."""
-    view = memoryview(data)
-    if len(view) < len(MAGIC) + _PREFIX.size or bytes(view[:len(MAGIC)]) != MAGIC:
-        raise StreamFormatError("not an srnsz stream (bad magic bytes)")
-    major, minor = _PREFIX.unpack_from(view, len(MAGIC))
+HEAD_PREFIX = len(MAGIC) + _PREFIX.size + _SECTION.size  # bytes before the header's payload
+
+
+def _check_version(major: int, minor: int) -> None:
     if major != VERSION_MAJOR:
         raise StreamFormatError(
             f"stream format version {major}.{minor} is not supported by this srnsz "
@@ -107,6 +105,40 @@ def read_container(data: bytes) -> Container:
         raise StreamFormatError(
             f"stream format version {major}.{minor} is newer than this srnsz reads (up to {VERSION_MAJOR}."
             f"{NEWEST_MINOR}); upgrade srnsz")
+
+
+def head_length(prefix: bytes) -> int:
+    """The length of the header's payload, from the first HEAD_PREFIX bytes of a stream (to read the header of a
+    stream without reading the rest: :func:`read_head`)."""
+    if len(prefix) < HEAD_PREFIX or prefix[:len(MAGIC)] != MAGIC:
+        raise StreamFormatError("not an srnsz stream (bad magic bytes)")
+    _check_version(*_PREFIX.unpack_from(prefix, len(MAGIC)))
+    tag, length, _ = _SECTION.unpack_from(prefix, len(MAGIC) + _PREFIX.size)
+    if tag != b"HEAD":
+        raise StreamFormatError("the stream does not start with its header")
+    return length
+
+
+def read_head(start: bytes) -> tuple[dict[str, Any], tuple[int, int]]:
+    """(header, version) of a stream from its first HEAD_PREFIX + :func:`head_length` bytes, the header's CRC
+    checked; the other sections are not read."""
+    length = head_length(start)
+    payload = start[HEAD_PREFIX:HEAD_PREFIX + length]
+    _, _, crc = _SECTION.unpack_from(start, len(MAGIC) + _PREFIX.size)
+    if len(payload) != length:
+        raise StreamFormatError("the stream is truncated inside section HEAD")
+    if zlib.crc32(payload) != crc:
+        raise StreamFormatError("section HEAD is corrupted (CRC32 mismatch)")
+    return _unpack_header(payload), _PREFIX.unpack_from(start, len(MAGIC))
+
+
+def read_container(data: bytes) -> Container:
+    """Parse and verify a stream; any damage raises StreamFormatError with a reason."""
+    view = memoryview(data)
+    if len(view) < len(MAGIC) + _PREFIX.size or bytes(view[:len(MAGIC)]) != MAGIC:
+        raise StreamFormatError("not an srnsz stream (bad magic bytes)")
+    major, minor = _PREFIX.unpack_from(view, len(MAGIC))
+    _check_version(major, minor)
     pos = len(MAGIC) + _PREFIX.size
     sections: dict[str, bytes] = {}
     while True:

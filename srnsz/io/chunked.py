@@ -3,13 +3,18 @@
 A chunked stream is a file (or bytes)::
 
     magic  8 bytes  b"\\x89SRNSZC\\n"
-    chunks          one ordinary srnsz stream per chunk, back to back, C order of the chunk grid
-    index           zstd frame of JSON {"version": [1, 0], "shape", "dtype", "chunk", "error_bound",
-                    "chunks": [[offset, length], ...]} (no "version": 1.0, written before it was recorded)
+    chunks          one ordinary srnsz stream per chunk, back to back, C order of the chunk grid; since layout
+                    1.1 each chunk's header records its place (``region``: origin and the array's shape)
+    index           zstd frame of JSON {"version": [1, 1], "shape", "dtype", "chunk", "error_bound",
+                    "chunks": [[offset, length], ...]}, with the frame's content checksum since 1.1 (no
+                    "version": 1.0, written before it was recorded)
     footer 16 bytes u64 index length, 8 bytes b"SRNSZIDX"
 
 The layout is versioned apart from the chunks' streams (docs/format.md, "Chunked streams"): a reader refuses
-another major version and a newer minor one.
+another major version and a newer minor one. Reading the index checks it whole before anything the size of the
+array is allocated: its checksum, a chunk count that fits the shape, spans that tile the file between the magic and
+the index exactly, and each chunk's header (read alone) holding its region's shape, the dtype and, since 1.1, the
+region itself; so a damaged or crafted index is an error, never chunks decoded into each other's places.
 
 Every chunk is compressed with the same absolute bound (a relative bound is resolved on the whole array's
 range first, in one streaming pass), so the bound holds on every value. Reading the footer and one chunk's
@@ -25,6 +30,7 @@ outside the process.
 from __future__ import annotations
 
 import json
+import math
 import mmap
 import multiprocessing
 import os
@@ -45,12 +51,13 @@ from srnsz import api
 from srnsz.bounds import ErrorBound
 from srnsz.coding import lossless
 from srnsz.decomposition.tiling import chunk_keys
-from srnsz.errors import InvalidInputError, StreamFormatError
+from srnsz.errors import InvalidInputError, SrnszError, StreamFormatError
+from srnsz.format.container import HEAD_PREFIX, head_length, read_head
 from srnsz.missing import Extremes, MissingRule, detect_fills
 from srnsz.predictors.base import Progress
 
 CHUNKED_MAGIC = b"\x89SRNSZC\n"
-CHUNKED_VERSION = (1, 0)
+CHUNKED_VERSION = (1, 1)  # 1.1: the index's checksum and each chunk's region in its header
 MAX_INDEX_BYTES = 1 << 30
 FOOTER_MAGIC = b"SRNSZIDX"
 _FOOTER = struct.Struct("<Q8s")
@@ -65,11 +72,22 @@ class ChunkIndex:
     chunk: tuple[int, ...]
     error_bound: dict[str, Any]
     spans: list[tuple[int, int]]  # (offset, length) of each chunk's stream, C order of the chunk grid
+    version: tuple[int, int] = CHUNKED_VERSION
 
     @cached_property
     def regions(self) -> list[tuple[slice, ...]]:
         """The array region of each chunk, in stream order."""
         return list(chunk_keys(self.shape, self.chunk))
+
+    def placement(self, number: int) -> api.Region | None:
+        """The region chunk ``number``'s header must record (None for layout 1.0, whose chunks record none)."""
+        if self.version < (1, 1):
+            return None
+        return api.Region(tuple(k.start for k in self.regions[number]), self.shape)
+
+    def extent(self, number: int) -> tuple[int, ...]:
+        """The shape of chunk ``number``."""
+        return tuple(k.stop - k.start for k in self.regions[number])
 
 
 def is_chunked(head: bytes) -> bool:
@@ -233,6 +251,14 @@ def _compress_block(block: np.ndarray, eb_abs: float, predictor: str, options: d
     return api.compress(block, eb_abs, "abs", predictor, **options)
 
 
+def _index_frame(index: ChunkIndex) -> bytes:
+    """The index as written: a zstd frame (with its content checksum) of the JSON record."""
+    return zstandard.ZstdCompressor(level=9, write_checksum=True).compress(json.dumps({
+        "version": list(CHUNKED_VERSION), "shape": list(index.shape), "dtype": index.dtype.newbyteorder("<").str,
+        "chunk": list(index.chunk), "error_bound": index.error_bound,
+        "chunks": [list(s) for s in index.spans]}).encode())
+
+
 def _workers(threads: int, processes: bool) -> Executor | None:
     """None for one thread; else a pool of ``threads`` workers: processes where Python and numpy would hold the
     GIL (compressing: tuning trials on small samples), threads where the compiled coder releases it (decoding)."""
@@ -297,7 +323,8 @@ def compress_chunked(array: Any, out: BinaryIO, eb: float, mode: str = "abs", ch
         out.write(CHUNKED_MAGIC)
         offset = len(CHUNKED_MAGIC)
         spans = []
-        tasks = ((_compress_block, (read(key), eb_abs, predictor, {**per_chunk, **options})) for key in keys)
+        tasks = ((_compress_block, (read(key), eb_abs, predictor, {
+            **per_chunk, **options, "region": api.Region(tuple(k.start for k in key), shape)})) for key in keys)
         with _workers(threads, processes=True) or nullcontext() as pool:
             for key, stream in zip(keys, _in_order(pool, tasks, threads)):
                 out.write(stream)
@@ -306,16 +333,16 @@ def compress_chunked(array: Any, out: BinaryIO, eb: float, mode: str = "abs", ch
                 if progress:
                     progress(int(np.prod([s.stop - s.start for s in key])))
     index = ChunkIndex(shape, dtype, chunk, {**bound.to_json(), "abs": eb_abs}, spans)
-    body = zstandard.ZstdCompressor(level=9).compress(json.dumps({
-        "version": list(CHUNKED_VERSION), "shape": list(shape), "dtype": dtype.newbyteorder("<").str,
-        "chunk": list(chunk), "error_bound": index.error_bound, "chunks": [list(s) for s in spans]}).encode())
+    body = _index_frame(index)
     out.write(body)
     out.write(_FOOTER.pack(len(body), FOOTER_MAGIC))
     return index
 
 
 def read_index(src: BinaryIO) -> ChunkIndex:
-    """Parse the footer of a chunked stream open for reading (seekable)."""
+    """Parse and check the footer, the index and every chunk's header of a chunked stream open for reading
+    (seekable); any damage, or an index that does not describe the file, is a StreamFormatError. Reads the index
+    and one header per chunk, allocates nothing the size of the array."""
     src.seek(0, 2)
     size = src.tell()
     src.seek(0)
@@ -323,29 +350,71 @@ def read_index(src: BinaryIO) -> ChunkIndex:
         raise StreamFormatError("not a chunked srnsz stream (bad magic bytes)")
     src.seek(size - _FOOTER.size)
     length, magic = _FOOTER.unpack(src.read(_FOOTER.size))
-    if magic != FOOTER_MAGIC or length > size - _FOOTER.size - len(CHUNKED_MAGIC):
+    if magic != FOOTER_MAGIC or length > min(size - _FOOTER.size - len(CHUNKED_MAGIC), MAX_INDEX_BYTES):
         raise StreamFormatError("the chunked stream is truncated or its footer is corrupted")
-    src.seek(size - _FOOTER.size - length)
+    end = size - _FOOTER.size - length
+    src.seek(end)
+    index = _parse_index(src.read(length))
+    _check_spans(index, end)
+    for number in range(len(index.spans)):
+        _check_chunk_header(src, index, number)
+    return index
+
+
+def _parse_index(blob: bytes) -> ChunkIndex:
+    """The index record of a chunked stream, its checksum and fields checked, its chunk count against its shape."""
     try:
-        meta = json.loads(lossless.unpack(src.read(length), "chunk index", MAX_INDEX_BYTES))
+        meta = json.loads(lossless.unpack(blob, "chunk index", MAX_INDEX_BYTES))
         major, minor = (int(v) for v in meta.get("version", (1, 0)))
         if (major, minor) > CHUNKED_VERSION or major != CHUNKED_VERSION[0]:
             raise StreamFormatError(f"chunked stream layout {major}.{minor} is not supported by this srnsz (reads "
                                     f"{CHUNKED_VERSION[0]}.0-{CHUNKED_VERSION[0]}.{CHUNKED_VERSION[1]})")
+        if (major, minor) >= (1, 1) and not zstandard.get_frame_parameters(blob).has_checksum:
+            raise StreamFormatError("the chunk index has lost its checksum (corrupted)")
         if meta["dtype"] not in ("<f4", "<f8"):
             raise ValueError(f"dtype {meta['dtype']!r}")
-        shape = tuple(int(n) for n in meta["shape"])
-        chunk = _check_chunk(shape, tuple(meta["chunk"]))
-        spans = [(int(o), int(n)) for o, n in meta["chunks"]]
-        index = ChunkIndex(shape, np.dtype(meta["dtype"]), chunk, dict(meta["error_bound"]), spans)
+        shape = tuple(api.whole_number(n) for n in meta["shape"])
+        if not 1 <= len(shape) <= api.MAX_NDIM or min(shape) < 1:
+            raise ValueError(f"shape {shape}")
+        chunk = _check_chunk(shape, tuple(api.whole_number(n) for n in meta["chunk"]))
+        spans = [(api.whole_number(o), api.whole_number(n)) for o, n in meta["chunks"]]
+        error_bound = dict(meta["error_bound"])
     except StreamFormatError:
         raise
-    except (ValueError, KeyError, TypeError, OverflowError, InvalidInputError):
+    except (ValueError, KeyError, TypeError, OverflowError, AttributeError, InvalidInputError, zstandard.ZstdError):
         raise StreamFormatError("the chunk index of the chunked stream is corrupted") from None
-    end = size - _FOOTER.size - length
-    if len(spans) != len(index.regions) or any(o < len(CHUNKED_MAGIC) or o + n > end for o, n in spans):
-        raise StreamFormatError("the chunk index does not match the stream")
-    return index
+    count = math.prod(-(-n // c) for n, c in zip(shape, chunk))
+    if count != len(spans):
+        raise StreamFormatError(f"the chunk index lists {len(spans)} chunks, its shape {list(shape)} in chunks of "
+                                f"{list(chunk)} has {count:.4g}")
+    return ChunkIndex(shape, np.dtype(meta["dtype"]), chunk, error_bound, spans, (major, minor))
+
+
+def _check_spans(index: ChunkIndex, end: int) -> None:
+    """The chunks' streams must tile the file from the magic to the index, in order, each long enough for a header."""
+    position = len(CHUNKED_MAGIC)
+    for offset, length in index.spans:
+        if offset != position or length < HEAD_PREFIX:
+            raise StreamFormatError("the chunk index does not match the stream (its chunks do not follow each other "
+                                    "from the start of the file)")
+        position += length
+    if position != end:
+        raise StreamFormatError("the chunk index does not match the stream (its chunks do not end where it starts)")
+
+
+def _check_chunk_header(src: BinaryIO, index: ChunkIndex, number: int) -> None:
+    """Chunk ``number``'s header (read alone) must describe its region: shape, dtype and (layout 1.1) place."""
+    offset, length = index.spans[number]
+    src.seek(offset)
+    prefix = src.read(HEAD_PREFIX)
+    try:
+        head = head_length(prefix)
+        if head > length - HEAD_PREFIX:
+            raise StreamFormatError("its header runs past its end")
+        header, _ = read_head(prefix + src.read(head))
+        api.check_header(header, shape=index.extent(number), dtype=index.dtype, region=index.placement(number))
+    except SrnszError as exc:
+        raise StreamFormatError(f"chunk {number} does not match the chunk index: {exc}") from None
 
 
 def chunk_stream(src: BinaryIO, index: ChunkIndex, number: int) -> bytes:
@@ -363,14 +432,14 @@ def read_chunk(src: BinaryIO, index: ChunkIndex, number: int) -> np.ndarray:
 
 
 def _decode_chunk(stream: bytes, index: ChunkIndex, number: int, write: Writer | None = None) -> np.ndarray:
-    """Chunk ``number`` decoded from ``stream`` and checked against the index; also written with ``write`` when
-    given (by the thread that decodes it)."""
-    block = api.decompress(stream)
-    key = index.regions[number]
-    if block.shape != tuple(s.stop - s.start for s in key) or block.dtype != index.dtype:
-        raise StreamFormatError(f"chunk {number} does not match the chunk index")
+    """Chunk ``number`` decoded from ``stream``, whose header must match the index (checked before decoding); also
+    written with ``write`` when given (by the thread that decodes it)."""
+    try:
+        block = api.decompress(stream, shape=index.extent(number), dtype=index.dtype, region=index.placement(number))
+    except StreamFormatError as exc:
+        raise StreamFormatError(f"chunk {number}: {exc}") from None
     if write is not None:
-        write(key, block)
+        write(index.regions[number], block)
     return block
 
 

@@ -66,6 +66,13 @@ class Predictor(ABC):
                    dtype: np.dtype, eb: float, progress: Progress | None = None) -> np.ndarray:
         """Rebuild the reconstruction from what :meth:`compress` wrote."""
 
+    def check_sections(self, sections: dict[str, bytes], params: dict[str, Any], shape: tuple[int, ...],
+                       dtype: np.dtype) -> None:
+        """Raise StreamFormatError where ``sections`` cannot be the stream of a field of ``shape`` (sizes read from
+        section headers, nothing decoded or allocated: run before :meth:`decompress` and by ``srnsz.info``).
+        Default: nothing to check beyond the container's own (srnsz.format.capacity)."""
+        return None  # a hook, not an abstract method: most predictors have no exact sizes to check
+
     @classmethod
     @abstractmethod
     def from_params(cls, params: dict[str, Any]) -> Predictor:

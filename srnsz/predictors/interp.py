@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -432,6 +433,17 @@ class InterpPredictor(Predictor):
             return cls(tune="off", **params["config"])
         except (KeyError, TypeError, InvalidInputError) as exc:
             raise StreamFormatError(f"the interp predictor parameters are invalid ({exc})") from None
+
+    def check_sections(self, sections: dict[str, bytes], params: dict[str, Any], shape: tuple[int, ...],
+                       dtype: np.dtype) -> None:
+        try:
+            plan = self._plan(shape)
+        except InvalidInputError as exc:
+            raise StreamFormatError(f"the interp traversal cannot cover the header's shape ({exc})") from None
+        anchors = math.prod(len(range(*k.indices(n))) for k, n in zip(plan.anchor_key, shape))
+        declared = lossless.declared_size(sections["ANCH"]) if "ANCH" in sections else None
+        if declared is not None and declared != anchors * dtype.itemsize:
+            raise StreamFormatError("the anchor section does not match the shape")
 
     def _plan(self, shape: tuple[int, ...]) -> Plan:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,12 @@ class LosslessPredictor(Predictor):
         if progress:
             progress(n)
         return np.ascontiguousarray(planes.T).view(dtype).reshape(shape)
+
+    def check_sections(self, sections: dict[str, bytes], params: dict[str, Any], shape: tuple[int, ...],
+                       dtype: np.dtype) -> None:
+        declared = lossless.declared_size(sections["RAWD"]) if "RAWD" in sections else None
+        if declared is not None and declared != math.prod(shape) * dtype.itemsize:
+            raise StreamFormatError("the lossless data section does not match the shape")
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> LosslessPredictor:
