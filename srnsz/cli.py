@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -28,10 +30,9 @@ from srnsz.io.fields import (
     open_lazy,
     read_field,
     read_input,
-    refuse_existing,
-    write_atomically,
     write_field,
 )
+from srnsz.io.outputs import refuse_existing, write_atomically
 from srnsz.missing import MissingRule, find_missing
 from srnsz.predictors import list_predictors
 from srnsz.predictors.interp import CONFIG_KINDS, TUNE_MODES
@@ -209,10 +210,10 @@ def _compress_field(source: CFField, args: argparse.Namespace, name: str, option
 
 
 def cmd_compress(args: argparse.Namespace) -> None:
-    refuse_existing(args.output, args.force)  # fail before the work, not after
     if Path(args.output).suffix.lower() == ".zarr":
         _compress_dataset(args)
         return
+    refuse_existing(args.output, args.force)  # fail before the work, not after
     if args.chunk:
         _compress_chunked(args)
         return
@@ -284,9 +285,8 @@ def _compress_chunked(args: argparse.Namespace) -> None:
                                       predictor=name, rel=args.rel, progress=update, threads=args.threads,
                                       **options)
 
-            write_atomically(args.output, write, args.force)
+            size = write_atomically(args.output, write, args.force)
         original = int(np.prod(array.shape)) * np.dtype(array.dtype).itemsize
-    size = Path(args.output).stat().st_size
     print(f"{original} -> {size} bytes (ratio {original / size:.2f}) {args.output}, chunks {tuple(args.chunk)}")
 
 
@@ -392,6 +392,8 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
+    if args.plot:
+        refuse_existing(args.plot, args.force)  # fail before the work, not after
     source = _load(args)
     data = source.data
     t0 = time.perf_counter()
@@ -419,9 +421,9 @@ def cmd_eval(args: argparse.Namespace) -> None:
     if args.plot:
         from srnsz.eval.plots import side_by_side
 
-        refuse_existing(args.plot, args.force)
-        side_by_side(data, recon, eb, Path(args.plot), f"{args.input or 'example'}: eb {eb:.3g}, "
-                     f"ratio {data.nbytes / len(stream):.1f}, PSNR {q.psnr_db:.1f} dB")
+        title = (f"{args.input or 'example'}: eb {eb:.3g}, ratio {data.nbytes / len(stream):.1f}, "
+                 f"PSNR {q.psnr_db:.1f} dB")
+        write_atomically(args.plot, lambda tmp: side_by_side(data, recon, eb, tmp, title), args.force)
         print(f"plot               : {args.plot}")
 
 
@@ -525,6 +527,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what batch schedulers and ``kill`` send), raised in the main thread so that it unwinds like Ctrl-C:
+    worker processes stopped, temporary files removed."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Within: SIGTERM raises Terminated (main thread only; the handler before is put back after)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -533,7 +557,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--rel is the relative part of --mode abs_and_rel; for a relative bound of {args.rel:g} give "
                      f"--eb {args.rel:g} (--mode rel is the default)")
     try:
-        args.func(args)
+        with _sigterm_as_interrupt():
+            args.func(args)
     except BrokenPipeError:
         # The reader went away (`srnsz info x | head`): stop quietly, with the status of a process killed by
         # SIGPIPE, and point stdout at /dev/null so the interpreter's final flush does not complain.
@@ -543,6 +568,9 @@ def main(argv: list[str] | None = None) -> int:
     except (SrnszError, OSError) as exc:
         print(f"srnsz: error: {exc}", file=sys.stderr)
         return 1
+    except Terminated:
+        print("srnsz: terminated", file=sys.stderr)
+        return 143  # 128 + SIGTERM, as a shell reports a process the signal stopped
     except KeyboardInterrupt:
         print("srnsz: interrupted", file=sys.stderr)
         return 130

@@ -34,11 +34,12 @@ import math
 import mmap
 import multiprocessing
 import os
+import signal
 import struct
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -259,23 +260,59 @@ def _index_frame(index: ChunkIndex) -> bytes:
         "chunks": [list(s) for s in index.spans]}).encode())
 
 
-def _workers(threads: int, processes: bool) -> Executor | None:
+@contextmanager
+def _workers(threads: int, processes: bool) -> Iterator[Executor | None]:
     """None for one thread; else a pool of ``threads`` workers: processes where Python and numpy would hold the
-    GIL (compressing: tuning trials on small samples), threads where the compiled coder releases it (decoding)."""
+    GIL (compressing: tuning trials on small samples), threads where the compiled coder releases it (decoding).
+    Leaving by an exception (an error, Ctrl-C, SIGTERM under the CLI) cancels what has not started and stops worker
+    processes at once instead of waiting for their chunks."""
     if threads == 1:
-        return None
+        yield None
+        return
     if not processes:
-        return ThreadPoolExecutor(threads)
+        with ThreadPoolExecutor(threads) as pool:
+            try:
+                yield pool
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)  # threads cannot be stopped: their chunks finish
+                raise
+        return
     # fork: the workers need no re-import of the caller's script (spawn would require its __main__ guard)
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    return ProcessPoolExecutor(threads, mp_context=multiprocessing.get_context(method), initializer=_one_blas_thread)
+    before = set(multiprocessing.active_children())
+    pool = ProcessPoolExecutor(threads, mp_context=multiprocessing.get_context(method), initializer=_worker_setup)
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        _stop_workers(pool, before)
+        raise
+    pool.shutdown(wait=True)
 
 
-def _one_blas_thread() -> None:
-    """Worker processes already share the cores: BLAS threads of their own (the blend fits) oversubscribe them."""
+def _stop_workers(pool: ProcessPoolExecutor, before: set[Any]) -> None:
+    """Terminate the pool's worker processes (the executor's own call where Python has it, 3.14 on; else the child
+    processes started since ``before``) and wait for them."""
+    terminate = getattr(pool, "terminate_workers", None)
+    if terminate is not None:
+        terminate()
+        return
+    workers = [p for p in multiprocessing.active_children() if p not in before]
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.join(timeout=5)
+
+
+def _worker_setup() -> None:
+    """In each worker process: one BLAS thread (the workers already share the cores: BLAS threads of their own, in
+    the blend fits, oversubscribe them), and signals left to the parent: SIGINT ignored (Ctrl-C reaches the whole
+    process group; the parent stops the workers), SIGTERM fatal (the parent's handler raises, inherited by fork)."""
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _in_order(pool: Executor | None, tasks: Iterator[tuple[Callable[..., Any], tuple]], window: int
@@ -325,7 +362,7 @@ def compress_chunked(array: Any, out: BinaryIO, eb: float, mode: str = "abs", ch
         spans = []
         tasks = ((_compress_block, (read(key), eb_abs, predictor, {
             **per_chunk, **options, "region": api.Region(tuple(k.start for k in key), shape)})) for key in keys)
-        with _workers(threads, processes=True) or nullcontext() as pool:
+        with _workers(threads, processes=True) as pool:
             for key, stream in zip(keys, _in_order(pool, tasks, threads)):
                 out.write(stream)
                 spans.append((offset, len(stream)))
@@ -454,8 +491,7 @@ def decompress_chunked(src: BinaryIO, out: Any = None, progress: Progress | None
         out = np.empty(index.shape, index.dtype)
     elif out.shape != index.shape or out.dtype != index.dtype:
         raise InvalidInputError(f"output array must be {index.dtype} {index.shape}, got {out.dtype} {out.shape}")
-    with FileRegions.of(out, writable=True) or nullcontext() as files, \
-            _workers(threads, processes=False) or nullcontext() as pool:
+    with FileRegions.of(out, writable=True) or nullcontext() as files, _workers(threads, processes=False) as pool:
         write = _writer(out, files)
         # disjoint regions of an array in memory: each worker writes its block (numpy copies without the GIL), so
         # the copies and the first touch of the output's pages run on every thread, not only here

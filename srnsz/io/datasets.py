@@ -13,9 +13,6 @@ store wherever srnsz is installed (the codec registers itself with Zarr).
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from srnsz.bounds import ErrorBound
-from srnsz.errors import InvalidInputError, SrnszError
+from srnsz.errors import InvalidInputError
 from srnsz.io.cf import HDF5_SUFFIXES, compressible, no_added_fill, rule_from_attrs
+from srnsz.io.outputs import write_atomically, write_folder
 from srnsz.missing import MissingRule, find_missing
 
 CHUNK_BYTES = 64 << 20  # larger variables are cut along their first axes into chunks of about this size
@@ -143,7 +141,7 @@ def compress_dataset(src: str | Path, dst: str | Path, eb: float, mode: str = "r
                 if on_variable:
                     on_variable(plan, done, len(lossy))
 
-        _write_folder(Path(dst), force, write)
+        write_folder(dst, force, write, is_zarr_store)
     return plans
 
 
@@ -158,7 +156,6 @@ def decompress_dataset(src: str | Path, dst: str | Path, *, force: bool = False,
     """Write Zarr store ``src`` (made by :func:`compress_dataset`, or any Zarr store) as NetCDF file ``dst``;
     returns the variable names."""
     xr = _xarray()
-    from srnsz.io.fields import write_atomically
 
     try:
         ds = xr.open_zarr(src, decode_cf=False, consolidated=False)
@@ -185,21 +182,6 @@ def decompress_dataset(src: str | Path, dst: str | Path, *, force: bool = False,
     return [str(n) for n in loaded.variables]
 
 
-def _write_folder(path: Path, force: bool, write: Callable[[Path], None]) -> None:
-    """``write(tmp)`` into a fresh folder beside ``path``, moved into place only on success."""
-    if path.exists() and not force:
-        raise SrnszError(f"output {str(path)!r} exists; use --force to overwrite it")
-    if path.is_dir() and not ((path / "zarr.json").exists() or (path / ".zgroup").exists()):
-        raise SrnszError(f"output {str(path)!r} is a folder but not a Zarr store: not replacing it")
-    if not path.parent.exists():
-        raise InvalidInputError(f"output directory {str(path.parent)!r} does not exist")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
-    try:
-        write(tmp)
-        if path.exists():
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-
+def is_zarr_store(path: Path) -> bool:
+    """Whether folder ``path`` is a Zarr store (v3 or v2 metadata at its top)."""
+    return (path / "zarr.json").exists() or (path / ".zgroup").exists() or (path / ".zarray").exists()

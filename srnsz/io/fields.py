@@ -1,19 +1,18 @@
-"""Reading fields from .npy or raw binary files and writing outputs atomically."""
+"""Reading fields from .npy or raw binary files, and writing them (through srnsz.io.outputs)."""
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from srnsz.errors import InvalidInputError, SrnszError
+from srnsz.errors import InvalidInputError
 from srnsz.io import cf
 from srnsz.io.cf import HDF5_SUFFIXES, NETCDF_SUFFIXES, CFField, VariableMeta
+from srnsz.io.outputs import write_atomically
 from srnsz.missing import MissingRule
 
 RAW_DTYPES = {"f32": np.dtype("<f4"), "f64": np.dtype("<f8")}
@@ -92,32 +91,6 @@ def declared_rule(path: str | Path, var: str | None, dtype: str | None = None,
     if _input_kind(path, dtype, shape) != "variable":
         return MissingRule()
     return cf.declared_rule(path, var)
-
-
-def refuse_existing(path: str | Path, force: bool) -> None:
-    """Raise unless ``path`` is free or ``force`` allows replacing it."""
-    if Path(path).exists() and not force:
-        raise SrnszError(f"output {str(path)!r} exists; use --force to overwrite it")
-
-
-def write_atomically(path: str | Path, write: Callable[[Path], None], force: bool) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path`` and move it into place only on success.
-
-    Refuses to replace an existing ``path`` unless ``force``; never leaves a partial file behind.
-    """
-    path = Path(path)
-    refuse_existing(path, force)
-    if not path.parent.exists():
-        raise InvalidInputError(f"output directory {str(path.parent)!r} does not exist")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_field(path: str | Path, data: np.ndarray, force: bool, var: str | None = None,
