@@ -22,7 +22,7 @@ from srnsz.eval.metrics import bit_rate, bound_held, quality
 from srnsz.eval.peers import list_codecs
 from srnsz.examples import example_field
 from srnsz.io import chunked
-from srnsz.io.cf import CFField, packing_bound
+from srnsz.io.cf import CFField
 from srnsz.io.fields import (
     RAW_DTYPES,
     VARIABLE_SUFFIXES,
@@ -33,6 +33,7 @@ from srnsz.io.fields import (
     write_field,
 )
 from srnsz.io.outputs import refuse_existing, write_atomically
+from srnsz.io.packed import compress_packed
 from srnsz.missing import MissingRule, find_missing
 from srnsz.predictors import list_predictors
 from srnsz.predictors.interp import CONFIG_KINDS, TUNE_MODES
@@ -184,6 +185,10 @@ def _compress_field(source: CFField, args: argparse.Namespace, name: str, option
         options["restoration"] = False
     if source.meta is not None:
         options["metadata"] = source.meta
+    packing = source.meta.packing if source.meta is not None else None
+    if packing is not None and (_asks_target(args) or args.mode in ("psnr", "ssim")):
+        raise SrnszError(f"{source.meta.name} is packed: it takes a bound (--eb with --mode abs, rel or abs_and_rel), "
+                         "which is kept on the values re-packed into whole steps, not a quality or ratio target")
     if args.target_psnr is not None or args.target_ratio is not None:
         from srnsz.pipeline.targets import compress_to_target
 
@@ -196,17 +201,18 @@ def _compress_field(source: CFField, args: argparse.Namespace, name: str, option
         return result.stream
     eb, mode, rel = (args.target_ssim, "ssim", None) if args.target_ssim is not None else (args.eb, args.mode,
                                                                                             args.rel)
-    packing = source.meta.packing if source.meta is not None else None
-    if packing is not None and mode not in ("psnr", "ssim"):
-        # In whole packing steps, so that the re-packed file holds the bound too (srnsz.io.cf.packing_bound).
-        requested = ErrorBound(mode, eb, rel).resolve(data)  # unpacked: missing values are NaN
-        eb, mode, rel = packing_bound(requested, packing.step), "abs", None
-        if eb != requested:
-            why = ("whole packing steps" if eb >= packing.step
-                   else "under half a packing step: the packed integers come back exactly")
-            print(f"note: abs bound {requested:.6g} taken as {eb:.6g} ({why})", file=sys.stderr)
     with progress_bar(data.size, "compress") as update:
-        return api.compress(data, eb, mode, name, rel=rel, progress=update, **options)
+        if packing is None:
+            return api.compress(data, eb, mode, name, rel=rel, progress=update, **options)
+        # In whole packing steps, kept on the values readers unpack from the re-packed file (srnsz.io.packed).
+        requested = ErrorBound(mode, eb, rel).resolve(data)  # unpacked: missing values are NaN
+        packed = compress_packed(source, requested, lambda bound: api.compress(data, bound, "abs", name,
+                                                                               progress=update, **options))
+    if packed.eb != requested:
+        why = (f"{packed.steps} whole packing steps, in the readers' arithmetic" if packed.steps
+               else "under one packing step: the packed integers come back exactly")
+        print(f"note: abs bound {requested:.6g} taken as {packed.eb:.6g} ({why})", file=sys.stderr)
+    return packed.stream
 
 
 def cmd_compress(args: argparse.Namespace) -> None:

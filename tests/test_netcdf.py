@@ -124,6 +124,47 @@ def test_packed_variable_is_unpacked_compressed_and_packed_again(era5, tmp_path,
     assert np.abs(restored.values[~missing].astype(int) - packed[~missing]).max() <= np.ceil(eb / 0.002)
 
 
+def _unpacked_by_readers(path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """t2m of ``path`` as netCDF4-python and xarray unpack it: reader -> (values, valid mask)."""
+    netcdf4 = pytest.importorskip("netCDF4")
+    with netcdf4.Dataset(path) as nc:
+        values = nc["t2m"][:]
+        by_netcdf4 = (np.ma.getdata(values), ~np.ma.getmaskarray(values))
+    with xr.open_dataset(path) as ds:
+        by_xarray = (ds.t2m.values, np.isfinite(ds.t2m.values))
+    return {"netCDF4": by_netcdf4, "xarray": by_xarray}
+
+
+@pytest.mark.parametrize("factors", [np.float64, np.float32])
+def test_packed_variables_hold_the_bound_as_cf_readers_unpack_them(tmp_path, factors):
+    shape = (3, 40, 60)
+    temp = smooth_field(shape, np.float64, seed=9) * 30 + 270
+    scale, offset = factors(0.0017365), factors(273.15)
+    packed = np.rint((temp - float(offset)) / float(scale)).astype(np.int16)
+    packed[:, :4, :5] = -32767
+    path = tmp_path / "era5.nc"
+    _write(path, {"t2m": (("time", "latitude", "longitude"), packed,
+                          {"scale_factor": scale, "add_offset": offset, "missing_value": np.int16(-32767),
+                           "units": "K"})}, {})
+    original = _unpacked_by_readers(path)
+    step = float(scale)
+    for eb, mode in (("1e-3", "rel"), ("1e-4", "rel"), (repr(3 * step), "abs"), (repr(step), "abs"), ("0.02", "rel")):
+        out, back = tmp_path / "t.srnsz", tmp_path / "back.nc"
+        assert main(["compress", str(path), "--var", "t2m", "-o", str(out), "--eb", eb, "--mode", mode, "--force"]) == 0
+        assert main(["decompress", str(out), "-o", str(back), "--force"]) == 0
+        stated = srnsz.info(out.read_bytes()).error_bound["abs"]
+        requested = float(eb) if mode == "abs" else float(eb) * float(np.ptp(original["xarray"][0][packed != -32767]))
+        assert stated <= requested
+        for reader, (values, valid) in _unpacked_by_readers(back).items():
+            before, mask = original[reader]
+            assert np.array_equal(valid, mask), reader
+            assert np.abs(values[valid] - before[valid]).max() <= stated, (reader, eb)
+            assert np.abs(values[valid].astype(np.float64) - before[valid]).max() <= stated, (reader, eb)
+    assert main(["compress", str(path), "--var", "t2m", "-o", str(tmp_path / "p.srnsz"), "--mode", "psnr",
+                 "--eb", "60"]) == 1  # a quality target is not kept through re-packing: refused
+    assert not (tmp_path / "p.srnsz").exists()
+
+
 def test_a_variable_that_cannot_be_compressed_is_named_with_the_reason(era5, tmp_path, capsys):
     path, _ = era5
     assert main(["compress", str(path), "--var", "count", "-o", str(tmp_path / "c.srnsz")]) == 1

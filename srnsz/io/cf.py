@@ -187,6 +187,7 @@ class CFField:
     rule: MissingRule
     meta: VariableMeta
     notes: tuple[str, ...] = ()
+    packed: np.ndarray | None = None  # a packed variable's integers as stored (srnsz.io.packed checks against them)
 
 
 def attr_numbers(attrs: dict[str, Any], key: str) -> list[float]:
@@ -209,16 +210,6 @@ def rule_from_attrs(attrs: dict[str, Any]) -> MissingRule:
     if low is not None and high is not None and low > high:
         low = high = None  # an empty range declares nothing usable
     return MissingRule(tuple(fills), low, high)
-
-
-def packing_bound(eb: float, step: float) -> float:
-    """The largest bound <= ``eb`` that a packed variable keeps after re-packing: re-quantizing a value within
-    k steps of an integer gives that integer +-k, but within e steps (e not whole) it can give +-round(e), up to
-    half a step more; so whole steps, or under half a step (then the packed integers come back exactly)."""
-    if step <= 0 or eb <= 0:
-        return eb
-    whole = np.floor(eb / step)
-    return float(whole * step) if whole >= 1 else min(eb, 0.499 * step)
 
 
 def is_packed(dtype: np.dtype, attrs: dict[str, Any]) -> bool:
@@ -299,19 +290,24 @@ def unpack(name: str, raw: np.ndarray, attrs: dict[str, Any], meta: VariableMeta
         raise InvalidInputError(f"variable {name!r}: scale_factor {scale!r} / add_offset {offset!r} are not a usable "
                                 "CF packing")
     factors = np.result_type(np.asarray(scale).dtype, np.asarray(offset).dtype)
-    dtype = np.float32 if factors == np.float32 and raw.dtype.itemsize <= 2 else np.float64
     mask = rule_from_attrs(attrs).declared_mask(raw.astype(np.float64))
-    decoded = (raw.astype(np.float64) * numbers[0] + numbers[1]).astype(dtype)
+    exact = raw.astype(np.float64) * numbers[0] + numbers[1]
+    decoded = exact.astype(np.float32)
+    # float32 where the factors are (xarray's choice), unless it cannot tell neighbouring integers apart
+    if not (factors == np.float32 and raw.dtype.itemsize <= 2 and (
+            np.abs(decoded[~mask] - exact[~mask]) <= 0.25 * abs(numbers[0])).all()):
+        decoded = exact
     decoded[mask] = np.nan
     packing = Packing(raw.dtype.newbyteorder("<").str if raw.dtype.byteorder != "|" else raw.dtype.str,
                       numbers[0], numbers[1])
     note = (f"{name} is packed ({raw.dtype} x scale_factor {packing.scale_factor:.6g} + add_offset "
             f"{packing.add_offset:.6g}): unpacked to {decoded.dtype}, missing values as NaN (their integers are "
-            f"kept); the bound is taken in whole packing steps ({packing.step:.3g}) so that the re-packed file "
-            f"holds it, and a bound below half a step keeps the packed integers exactly")
+            f"kept); the bound is taken in whole packing steps ({packing.step:.3g}) so that the values CF readers "
+            f"unpack from the re-packed file hold it, and a bound below one step keeps the packed integers exactly")
     kept = np.ascontiguousarray(raw[mask])
     return CFField(decoded, MissingRule(), VariableMeta(meta.name, meta.dims, dict(attrs), meta.coords,
-                                                       meta.global_attrs, meta.file_format, packing, kept), (note,))
+                                                       meta.global_attrs, meta.file_format, packing, kept), (note,),
+                   raw)
 
 
 def _coordinates(ds: Any, var: str) -> tuple[Coordinate, ...]:
@@ -366,13 +362,11 @@ def _read_hdf5(path: Path, var: str | None) -> CFField:
     return CFField(values, rule_from_attrs(attrs), meta)
 
 
-def repack(data: np.ndarray, meta: VariableMeta) -> np.ndarray:
-    """The packed integers of a packed variable's floats: rounded to the nearest step, clipped to the integer
-    type and its valid range (never onto a fill value at an end of it), missing points (NaN) given back their
-    recorded raw integers (else the variable's first fill value)."""
-    p = meta.packing
-    assert p is not None
-    dtype = np.dtype(p.dtype)
+def repack_limits(meta: VariableMeta) -> tuple[int, int]:
+    """The integers :func:`repack` may write for a valid value of a packed variable: its integer type's range within
+    its valid range, the fill values at either end left out."""
+    assert meta.packing is not None
+    dtype = np.dtype(meta.packing.dtype)
     fills = [int(v) for v in attr_numbers(meta.attrs, "_FillValue") + attr_numbers(meta.attrs, "missing_value")]
     rule = rule_from_attrs(meta.attrs)
     low = max(np.iinfo(dtype).min, int(np.ceil(rule.valid_min)) if rule.valid_min is not None else -(2**63))
@@ -381,6 +375,18 @@ def repack(data: np.ndarray, meta: VariableMeta) -> np.ndarray:
         low += 1
     while high in fills and high > low:
         high -= 1
+    return low, high
+
+
+def repack(data: np.ndarray, meta: VariableMeta) -> np.ndarray:
+    """The packed integers of a packed variable's floats: rounded to the nearest step, clipped to the integer
+    type and its valid range (never onto a fill value at an end of it), missing points (NaN) given back their
+    recorded raw integers (else the variable's first fill value)."""
+    p = meta.packing
+    assert p is not None
+    dtype = np.dtype(p.dtype)
+    fills = [int(v) for v in attr_numbers(meta.attrs, "_FillValue") + attr_numbers(meta.attrs, "missing_value")]
+    low, high = repack_limits(meta)
     missing = ~np.isfinite(data)
     with np.errstate(invalid="ignore"):
         packed = np.clip(np.rint((data.astype(np.float64) - p.add_offset) / p.scale_factor), low, high)

@@ -1,0 +1,122 @@
+"""CF-packed variables (integers p standing for p * scale_factor + add_offset): compressed so that the bound holds
+on what CF readers unpack from the re-packed file, in each reader's own arithmetic.
+
+srnsz compresses the unpacked floats and, writing a file back, packs the reconstruction again (srnsz.io.cf.repack:
+the nearest integer). Within k whole steps of the original that gives integers within k of it, but a reader's
+unpacking rounds: p * s + o in float64 stretches k steps by a few ulps, in float32 (xarray and netCDF4-python with
+float32 factors) by up to an ulp of the values, a few per cent of a step for ERA5's temperatures. So the number of
+steps is chosen on the readers' values of every valid integer moved by +-k (monotone in k, so every smaller move
+is within it too), the stream states the largest of those errors (never more than asked), and the finished stream is
+decoded, re-packed and checked in every reader's arithmetic before it is handed out.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from srnsz import api
+from srnsz.errors import SrnszError
+from srnsz.io.cf import CFField, VariableMeta, repack, repack_limits
+
+# Under one step the packed integers must come back exactly: the quantizer's bound (plus the unpacked floats' own
+# rounding) stays below half a step, so the nearest integer to every reconstruction is the original.
+EXACT_FRACTION = 0.499
+
+
+@dataclass(frozen=True)
+class PackedStream:
+    """A packed variable's stream: ``eb``, the bound it states and every reader's unpacked values hold, and
+    ``steps``, how far (in integers) a re-packed valid value can be from the original."""
+
+    stream: bytes
+    eb: float
+    steps: int
+
+
+def reader_values(packed: np.ndarray, attrs: dict[str, Any]) -> list[np.ndarray]:
+    """The floats CF readers unpack from integers ``packed`` given the variable's ``attrs``: netCDF4-python's
+    (``p * scale_factor + add_offset`` in NumPy's promotion of the attributes' own types), xarray's (its own
+    decoding, where installed) and float64 arithmetic (``p * s + o`` in double, as the CF conventions write it)."""
+    scale, offset = attrs.get("scale_factor"), attrs.get("add_offset")
+    typed = packed
+    if scale is not None:
+        typed = typed * np.asarray(scale)[()]
+    if offset is not None:
+        typed = typed + np.asarray(offset)[()]
+    double = packed.astype(np.float64) * float(np.asarray(scale if scale is not None else 1.0)) + float(
+        np.asarray(offset if offset is not None else 0.0))
+    values = [np.asarray(typed), double]
+    try:
+        import xarray as xr
+    except ImportError:
+        return values
+    # the fill attributes too: with them xarray chooses the float type in its masking step
+    kept = {k: v for k, v in attrs.items() if k in ("scale_factor", "add_offset", "_FillValue", "missing_value")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. "multiple fill values": none of them is among these integers
+        values.append(np.asarray(xr.conventions.decode_cf_variable("v", xr.Variable(("n",), packed, kept)).values))
+    return values
+
+
+def reader_error(original: np.ndarray, moved: np.ndarray, attrs: dict[str, Any]) -> float:
+    """The largest |R(moved) - R(original)| over the readers R of :func:`reader_values`, each difference taken both
+    in the reader's own type (as a user's ``abs(a - b)`` would) and in float64."""
+    worst = 0.0
+    for before, after in zip(reader_values(original, attrs), reader_values(moved, attrs)):
+        if before.size:
+            own = float(np.abs(after - before).max())
+            double = float(np.abs(after.astype(np.float64) - before.astype(np.float64)).max())
+            worst = max(worst, own, double)
+    return worst
+
+
+def _moved_error(valid: np.ndarray, steps: int, meta: VariableMeta) -> float:
+    """The readers' worst error over the valid integers moved by +-``steps`` (clipped as re-packing clips)."""
+    low, high = repack_limits(meta)
+    wide = valid.astype(np.int64)
+    dtype = valid.dtype
+    return max(reader_error(valid, np.clip(wide + sign * steps, low, high).astype(dtype), meta.attrs)
+               for sign in (-1, 1))
+
+
+def compress_packed(source: CFField, requested: float, compress: Callable[[float], bytes]) -> PackedStream:
+    """The stream of packed variable ``source`` (its floats unpacked, its integers in ``source.packed``) for an
+    absolute bound ``requested`` on the unpacked values; ``compress(eb)`` compresses ``source.data`` at absolute
+    bound ``eb``. See the module's description; a stream that fails the final check is never returned."""
+    meta = source.meta
+    if meta is None or meta.packing is None or source.packed is None:
+        raise SrnszError("internal error: compress_packed needs a packed variable read with its integers")
+    step = meta.packing.step
+    valid_points = np.isfinite(source.data)
+    original = np.ascontiguousarray(source.packed)
+    valid = original[valid_points]
+    exact = valid.astype(np.float64) * meta.packing.scale_factor + meta.packing.add_offset
+    drift = float(np.abs(source.data[valid_points].astype(np.float64) - exact).max(initial=0.0))
+    steps = math.floor(requested / step) if requested > 0 else 0
+    while steps >= 1 and steps * step > requested:
+        steps -= 1
+    while True:
+        if steps >= 1:
+            worst = _moved_error(valid, steps, meta)
+            if worst > requested:
+                steps -= 1
+                continue
+            eb = max(steps * step, worst)
+        else:
+            # the unpacked floats themselves are off their integers' values by up to ``drift`` (float32 rounding)
+            eb = max(0.0, min(requested, EXACT_FRACTION * step - drift))
+        stream = compress(eb)
+        back = repack(api.decompress(stream), meta)
+        kept = np.array_equal(back[~valid_points], original[~valid_points])
+        if kept and reader_error(valid, back[valid_points], meta.attrs) <= eb:
+            return PackedStream(stream, eb, steps)
+        if steps == 0:
+            raise SrnszError(f"internal error: the re-packed values of {meta.name!r} break the bound; please report "
+                             "this")
+        steps -= 1  # the reconstruction's rounding reached another integer: one step less
