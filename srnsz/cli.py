@@ -336,8 +336,10 @@ def cmd_decompress(args: argparse.Namespace) -> None:
 
         if Path(args.output).suffix.lower() not in (".nc", ".nc4"):
             raise SrnszError("a Zarr store decompresses to a NetCDF file: give an -o ending in .nc")
-        names = decompress_dataset(args.input, args.output, force=args.force)
-        print(f"{args.output}: {len(names)} variables ({', '.join(names)})")
+        written = decompress_dataset(args.input, args.output, force=args.force)
+        if written.note:
+            print(f"note: {written.note}", file=sys.stderr)
+        print(f"{args.output}: {written.format}, {len(written.variables)} variables ({', '.join(written.variables)})")
         return
     if _is_chunked_file(args.input):
         _decompress_chunked(args)
@@ -347,7 +349,9 @@ def cmd_decompress(args: argparse.Namespace) -> None:
     with progress_bar(int(np.prod(shape)), "decompress") as update:
         data = api.decompress(stream, progress=update)
     meta = api.variable_metadata(stream)
-    write_field(args.output, data, args.force, args.var, meta)
+    note = write_field(args.output, data, args.force, args.var, meta)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     restored = f" (variable {args.var or meta.name}{list(meta.dims)}, {len(meta.attrs)} attributes, " \
                f"{len(meta.coords)} coordinate variables)" if meta is not None and Path(args.output).suffix.lower() \
         in VARIABLE_SUFFIXES else ""

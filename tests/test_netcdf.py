@@ -307,3 +307,164 @@ def test_dataset_conversion_takes_the_command_line_rule(foam, tmp_path, capsys):
     (tmp_path / "c.zarr" / "keep.txt").write_text("mine")
     assert main(["compress", str(tmp_path / "plain.nc"), "-o", str(tmp_path / "c.zarr"), "--force"]) == 1
     assert (tmp_path / "c.zarr" / "keep.txt").exists()
+
+
+def _structure(path) -> dict:
+    """What a NetCDF round trip must keep besides values, read by netCDF4: the format, and per group its dimensions
+    (size, unlimited), the type of each attribute and each variable's type and dimensions."""
+    netcdf4 = pytest.importorskip("netCDF4")
+
+    def kind(value) -> str:
+        return "str" if isinstance(value, str) else str(np.asarray(value).dtype)
+
+    groups: dict = {}
+
+    def walk(group, path: str) -> None:
+        groups[path] = {
+            "dims": {d: (len(v), v.isunlimited()) for d, v in group.dimensions.items()},
+            "attrs": {a: kind(group.getncattr(a)) for a in group.ncattrs() if a != "_NCProperties"},
+            "variables": {n: (str(v.dtype), v.dimensions, {a: kind(v.getncattr(a)) for a in v.ncattrs()})
+                          for n, v in group.variables.items()}}
+        for name, sub in group.groups.items():
+            walk(sub, f"{path}{name}/")
+
+    with netcdf4.Dataset(path) as nc:
+        walk(nc, "/")
+        return {"format": nc.file_format, "groups": groups}
+
+
+def _values_within(source, back, rel: float) -> None:
+    """Every variable of every group of ``back`` equals ``source``'s, floating-point ones of 2+ dimensions within
+    ``rel`` of their valid range (their missing values exact)."""
+    netcdf4 = pytest.importorskip("netCDF4")
+    with netcdf4.Dataset(source) as a, netcdf4.Dataset(back) as b:
+        def walk(ga, gb) -> None:
+            assert sorted(ga.groups) == sorted(gb.groups)
+            for name, va in ga.variables.items():
+                va.set_auto_maskandscale(False)
+                gb.variables[name].set_auto_maskandscale(False)
+                x, y = va[...], gb.variables[name][...]
+                if va.dtype.kind == "f" and va.ndim > 1:
+                    rule = srnsz.io.cf.rule_from_attrs({k: va.getncattr(k) for k in va.ncattrs()})
+                    found = srnsz.missing.find_missing(x, rule)
+                    mask = np.zeros(x.shape, bool) if found.mask is None else found.mask
+                    eb = rel * finite_range(x, found.mask)
+                    assert np.abs(x[~mask].astype(np.float64) - y[~mask]).max() <= eb, name
+                    assert np.array_equal(x[mask], y[mask]), name
+                else:
+                    assert np.array_equal(x, y), name
+            for name in ga.groups:
+                walk(ga.groups[name], gb.groups[name])
+
+        walk(a, b)
+
+
+@pytest.fixture
+def grouped(tmp_path):
+    """A NetCDF-4 file with nested groups, an unlimited dimension and typed attributes in every group."""
+    path = tmp_path / "grouped.nc"
+    rng = np.random.default_rng(1)
+    root = xr.Dataset({"temp": (("time", "y", "x"), smooth_field((3, 20, 24), seed=1), {"z_t": np.float32(5.0)}),
+                       "time": ("time", np.arange(3.0))}, attrs={"title": "grouped", "version": np.float32(1.5)})
+    root.to_netcdf(path, engine="h5netcdf", unlimited_dims=["time"])
+    ocean = xr.Dataset({"sst": (("time", "y", "x"), smooth_field((3, 20, 24), seed=2) + 15),
+                        "u": (("depth", "y", "x"), smooth_field((4, 20, 24), np.float64, seed=3)),
+                        "depth": ("depth", np.array([5.0, 10, 20, 40], np.float32))},
+                       attrs={"note": "ocean", "level": np.int16(3)})
+    ocean.to_netcdf(path, mode="a", group="ocean", engine="h5netcdf")
+    deep = xr.Dataset({"w": (("depth", "y", "x"), smooth_field((4, 20, 24), seed=4), {"scale": np.int8(2)}),
+                       "count": ("depth", rng.integers(0, 9, 4))})
+    deep.to_netcdf(path, mode="a", group="ocean/deep", engine="h5netcdf")
+    return path
+
+
+def test_groups_are_carried_through_zarr_and_back(grouped, tmp_path, capsys):
+    zarr = pytest.importorskip("zarr")
+    store, back = tmp_path / "g.zarr", tmp_path / "back.nc"
+    assert main(["compress", str(grouped), "-o", str(store), "--eb", "1e-3"]) == 0
+    out = capsys.readouterr().out
+    assert "ocean/sst: srnsz" in out and "ocean/deep/w: srnsz" in out and "ocean/deep/count: lossless" in out
+    root = zarr.open_group(store, mode="r")
+    assert sorted(root["ocean"].array_keys()) == ["depth", "sst", "u"]
+    assert sorted(root["ocean/deep"].array_keys()) == ["count", "w"]
+    assert xr.open_zarr(store, group="ocean/deep", consolidated=False).w.shape == (4, 20, 24)  # plain xarray
+    assert main(["decompress", str(store), "-o", str(back)]) == 0
+    assert _structure(back) == _structure(grouped)
+    _values_within(grouped, back, 1e-3)
+
+
+def test_what_xarray_cannot_read_is_refused_by_name(grouped, tmp_path, capsys):
+    netcdf4 = pytest.importorskip("netCDF4")
+    with netcdf4.Dataset(grouped, "a") as nc:
+        odd = nc.createGroup("odd")
+        pair = odd.createCompoundType(np.dtype([("a", "f4"), ("b", "i4")]), "pair_t")
+        odd.createDimension("n", 3)
+        odd.createVariable("pairs", pair, ("n",))
+        odd.createVariable("plain", "f4", ("n",))
+    assert main(["compress", str(grouped), "-o", str(tmp_path / "g.zarr")]) == 1
+    err = capsys.readouterr().err
+    assert "/odd/pairs" in err and "nothing written" in err and "/odd/plain" not in err  # only what is lost
+    assert not (tmp_path / "g.zarr").exists() and not list(tmp_path.glob(".*part*"))
+
+
+def test_a_variable_in_a_group_round_trips_into_its_group(grouped, tmp_path):
+    out, back = tmp_path / "sst.srnsz", tmp_path / "back.nc"
+    assert main(["compress", str(grouped), "--var", "ocean/sst", "-o", str(out)]) == 0
+    assert main(["decompress", str(out), "-o", str(back)]) == 0
+    with xr.open_dataset(back, group="ocean", decode_cf=False) as ds, \
+            xr.open_dataset(grouped, group="ocean", decode_cf=False) as original:
+        eb = srnsz.info(out.read_bytes()).error_bound["abs"]
+        assert np.abs(ds.sst.values.astype(np.float64) - original.sst.values).max() <= eb
+        assert ds.attrs["level"].dtype == np.int16
+
+
+FORMATS = ["NETCDF3_CLASSIC", "NETCDF3_64BIT", "NETCDF3_64BIT_DATA", "NETCDF4", "NETCDF4_CLASSIC"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_round_trips_keep_the_format_unlimited_dimensions_and_attribute_types(fmt, tmp_path):
+    pytest.importorskip("zarr")
+    engine = {"NETCDF3_64BIT_DATA": "netcdf4", "NETCDF4": "h5netcdf", "NETCDF4_CLASSIC": "h5netcdf"}.get(fmt, "scipy")
+    if engine == "netcdf4":
+        pytest.importorskip("netCDF4")  # the only writer (and reader) of CDF-5
+    path = tmp_path / "in.nc"
+    ds = xr.Dataset({"t": (("time", "y", "x"), smooth_field((4, 20, 24), seed=6),
+                           {"valid_min": np.float32(-5), "z_t": np.float32(500.0), "level": np.int16(2),
+                            "units": "K"}),
+                     "time": ("time", np.arange(4.0), {"step": np.int32(6)})},
+                    attrs={"cmor_version": np.float32(0.96), "realization": np.int32(1), "title": "t"})
+    ds.to_netcdf(path, format=fmt, engine=engine, unlimited_dims=["time"],
+                 encoding={k: {"_FillValue": None} for k in ds.variables})
+    expected = _structure(path)
+    assert expected["groups"]["/"]["dims"]["time"] == (4, True)
+    for via in ("zarr", "stream"):
+        back = tmp_path / f"back_{via}.nc"
+        if via == "zarr":
+            assert main(["compress", str(path), "-o", str(tmp_path / "s.zarr"), "--eb", "1e-3"]) == 0
+            assert main(["decompress", str(tmp_path / "s.zarr"), "-o", str(back)]) == 0
+        else:
+            assert main(["compress", str(path), "--var", "t", "-o", str(tmp_path / "t.srnsz"), "--eb", "1e-3"]) == 0
+            assert main(["decompress", str(tmp_path / "t.srnsz"), "-o", str(back)]) == 0
+        assert _structure(back) == expected, via
+        _values_within(path, back, 1e-3)
+
+
+@pytest.mark.skipif(not NETCDF_FILES, reason="shared NetCDF files absent")
+@pytest.mark.parametrize("path", NETCDF_FILES, ids=lambda p: p.name)
+def test_shared_netcdf_files_keep_format_unlimited_dimensions_and_attribute_types(path, tmp_path):
+    pytest.importorskip("zarr")
+    expected = _structure(path)
+    store, back = tmp_path / "s.zarr", tmp_path / "back.nc"
+    assert main(["compress", str(path), "-o", str(store), "--eb", "1e-3"]) == 0
+    assert main(["decompress", str(store), "-o", str(back)]) == 0
+    assert _structure(back) == expected
+    var = max(expected["groups"]["/"]["variables"], key=lambda n: len(expected["groups"]["/"]["variables"][n][1]))
+    assert main(["compress", str(path), "--var", var, "-o", str(tmp_path / "v.srnsz")]) == 0
+    assert main(["decompress", str(tmp_path / "v.srnsz"), "-o", str(tmp_path / "v.nc")]) == 0
+    kept = _structure(tmp_path / "v.nc")
+    assert kept["format"] == expected["format"]
+    assert kept["groups"]["/"]["attrs"] == expected["groups"]["/"]["attrs"]
+    for name, entry in kept["groups"]["/"]["variables"].items():
+        assert entry == expected["groups"]["/"]["variables"][name], name
+    for name, dim in kept["groups"]["/"]["dims"].items():
+        assert dim == expected["groups"]["/"]["dims"][name], name

@@ -24,6 +24,7 @@ import numpy as np
 
 from srnsz.coding import lossless
 from srnsz.errors import InvalidInputError, StreamFormatError
+from srnsz.io import netcdf
 from srnsz.missing import MissingRule
 
 NETCDF_SUFFIXES = (".nc", ".nc4", ".cdf")
@@ -65,9 +66,11 @@ class VariableMeta:
     attrs: dict[str, Any] = field(default_factory=dict)
     coords: tuple[Coordinate, ...] = ()
     global_attrs: dict[str, Any] = field(default_factory=dict)
-    file_format: str = "NETCDF4"  # NETCDF3_CLASSIC, NETCDF3_64BIT, NETCDF4 or HDF5
+    file_format: str = "NETCDF4"  # as srnsz.io.netcdf.file_format names them (NETCDF3_CLASSIC, ..., NETCDF4, HDF5)
     packing: Packing | None = None
     packed_missing: np.ndarray | None = None  # packed variables: the raw integers of the missing points, C order
+    unlimited: tuple[str, ...] = ()  # the unlimited dimensions among the variable's and its coordinates'
+    group: str = "/"  # the NetCDF-4 group holding the variable
 
     def to_sections(self) -> dict[str, bytes]:
         """Sections ``VMET`` (JSON) and ``VCRD`` (coordinate bytes), both zstd."""
@@ -84,6 +87,10 @@ class VariableMeta:
         record = {"name": self.name, "dims": list(self.dims), "attrs": _attrs_json(self.attrs), "coords": coords,
                   "global_attrs": _attrs_json(self.global_attrs), "file_format": self.file_format,
                   "packing": None if self.packing is None else vars(self.packing)}
+        if self.unlimited:
+            record["unlimited"] = list(self.unlimited)
+        if self.group != "/":
+            record["group"] = self.group
         if self.packed_missing is not None:
             raw = np.ascontiguousarray(self.packed_missing, self.packed_missing.dtype.newbyteorder("<")).tobytes()
             record["packed_missing"] = {"count": int(self.packed_missing.size), "offset": offset, "nbytes": len(raw)}
@@ -130,8 +137,12 @@ class VariableMeta:
             name, dims = str(record["name"]), tuple(str(d) for d in record["dims"])
             if not name or "/" in name or len(set(dims)) != len(dims) or not all(dims):
                 raise ValueError(f"variable {name!r} with dimensions {dims} cannot be written")
+            unlimited = tuple(str(d) for d in record.get("unlimited", []))
+            group = str(record.get("group", "/"))
+            if not group.startswith("/") or "//" in group or (group != "/" and group.endswith("/")):
+                raise ValueError(f"group {group!r}")
             return cls(name, dims, _attrs_back(record["attrs"]), tuple(coords), _attrs_back(record["global_attrs"]),
-                       str(record["file_format"]), packing, kept)
+                       str(record["file_format"]), packing, kept, unlimited, group)
         except StreamFormatError:
             raise
         except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError, OverflowError) as exc:
@@ -216,20 +227,46 @@ def is_packed(dtype: np.dtype, attrs: dict[str, Any]) -> bool:
     return dtype.kind in "iu" and ("scale_factor" in attrs or "add_offset" in attrs)
 
 
-def _open_netcdf(path: Path) -> Any:
+def _open_netcdf(path: Path, group: str = "/") -> tuple[Any, str]:
+    """(the dataset of ``group`` opened by xarray with its values raw, the file's format)."""
     try:
         import xarray as xr
     except ImportError:
         raise InvalidInputError(f"{path.name}: NetCDF input needs xarray (pip install xarray scipy h5netcdf)") \
             from None
-    with open(path, "rb") as f:
-        classic = f.read(3) == b"CDF"
+    fmt = netcdf.file_format(path)
+    if group != "/" and fmt.startswith("NETCDF3"):
+        raise InvalidInputError(f"{path.name} is {fmt}, which has no groups (no {group!r})")
     try:
-        return xr.open_dataset(path, decode_cf=False, engine="scipy" if classic else "h5netcdf"), classic
+        return xr.open_dataset(path, decode_cf=False, engine=netcdf.read_engine(fmt),
+                               group=None if group == "/" else group), fmt
     except ImportError as exc:
         raise InvalidInputError(f"{path.name}: reading it needs {exc.name} (pip install scipy h5netcdf)") from None
     except (OSError, ValueError, TypeError) as exc:
-        raise InvalidInputError(f"{path.name}: cannot read as NetCDF ({exc})") from None
+        raise InvalidInputError(f"{path.name}: cannot read {'group ' + group + ' ' if group != '/' else ''}as NetCDF "
+                                f"({exc})") from None
+
+
+def _split(var: str | None) -> tuple[str, str | None]:
+    """(group, name) of a variable given as ``name`` or ``group/.../name``."""
+    if var is None or "/" not in var.strip("/"):
+        return "/", None if var is None else var.strip("/")
+    group, name = var.strip("/").rsplit("/", 1)
+    return "/" + group, name
+
+
+def _compressible_names(path: Path) -> list[str]:
+    """The variables srnsz can compress in every group of ``path`` (``group/name`` outside the root)."""
+    names = []
+    for group in netcdf.group_contents(path).groups:
+        try:
+            ds, _ = _open_netcdf(path, group)
+        except InvalidInputError:
+            continue
+        with ds:
+            prefix = "" if group == "/" else group.strip("/") + "/"
+            names += [prefix + str(k) for k, v in ds.variables.items() if compressible(v.dtype, v.attrs, v.ndim)]
+    return sorted(names)
 
 
 def compressible(dtype: np.dtype, attrs: dict[str, Any], ndim: int) -> bool:
@@ -242,23 +279,33 @@ def read_variable(path: str | Path, var: str | None) -> CFField:
     path = Path(path)
     if path.suffix.lower() in HDF5_SUFFIXES:
         return _read_hdf5(path, var)
-    ds, classic = _open_netcdf(path)
+    group, name = _split(var)
+    try:
+        ds, fmt = _open_netcdf(path, group)
+    except InvalidInputError:
+        if group == "/":
+            raise
+        ds = None
+    if ds is None or name is None or name not in ds.variables:
+        if ds is not None:
+            ds.close()
+        names = _compressible_names(path)
+        raise InvalidInputError(f"{path.name}: give --var, one of {', '.join(names) or '(none)'}")
     with ds:
-        names = sorted(str(k) for k, v in ds.variables.items() if compressible(v.dtype, v.attrs, v.ndim))
-        if var is None or var not in ds.variables:
-            raise InvalidInputError(f"{path.name}: give --var, one of {', '.join(names) or '(none)'}")
-        v = ds.variables[var]
+        v = ds.variables[name]
         if not compressible(v.dtype, v.attrs, v.ndim):
             why = (f"{v.ndim} dimensions (srnsz takes 1 to 4)" if not 1 <= v.ndim <= 4
                    else f"its values are {v.dtype} without CF scale_factor/add_offset packing")
+            names = _compressible_names(path)
             raise InvalidInputError(f"{path.name}: variable {var!r} cannot be compressed: {why}; "
                                     f"floating-point variables: {', '.join(names) or '(none)'}")
-        coords = _coordinates(ds, var)
-        meta = VariableMeta(var, tuple(str(d) for d in v.dims), dict(v.attrs), coords, dict(ds.attrs),
-                            "NETCDF3_64BIT" if classic else "NETCDF4")
+        coords = _coordinates(ds, name)
+        used = set(v.dims).union(*(c.dims for c in coords))
+        meta = VariableMeta(name, tuple(str(d) for d in v.dims), dict(v.attrs), coords, dict(ds.attrs), fmt,
+                            unlimited=tuple(d for d in netcdf.unlimited(ds) if d in used), group=group)
         if not is_packed(v.dtype, v.attrs):
             return CFField(np.asarray(v.values), rule_from_attrs(v.attrs), meta)
-        return unpack(var, np.asarray(v.values), dict(v.attrs), meta)
+        return unpack(name, np.asarray(v.values), dict(v.attrs), meta)
 
 
 def declared_rule(path: str | Path, var: str | None) -> MissingRule:
@@ -272,11 +319,15 @@ def declared_rule(path: str | Path, var: str | None) -> MissingRule:
             attrs = dict(h5[var].attrs) if var in h5 else {}
             dtype = h5[var].dtype if var in h5 else np.dtype("f4")
     else:
-        ds, _ = _open_netcdf(path)
+        group, name = _split(var)
+        try:
+            ds, _ = _open_netcdf(path, group)
+        except InvalidInputError:
+            return MissingRule()  # reading the variable says why
         with ds:
-            if var not in ds.variables:
+            if name not in ds.variables:
                 return MissingRule()
-            attrs, dtype = dict(ds.variables[var].attrs), ds.variables[var].dtype
+            attrs, dtype = dict(ds.variables[name].attrs), ds.variables[name].dtype
     return MissingRule() if is_packed(dtype, attrs) else rule_from_attrs(attrs)
 
 
@@ -408,9 +459,10 @@ def no_added_fill(attrs: dict[str, Any], dtype: np.dtype) -> dict[str, Any]:
     return {"_FillValue": None} if np.dtype(dtype).kind in "fc" and "_FillValue" not in attrs else {}
 
 
-def write_variable(path: Path, data: np.ndarray, meta: VariableMeta | None, var: str | None) -> None:
+def write_variable(path: Path, data: np.ndarray, meta: VariableMeta | None, var: str | None) -> str:
     """Write ``data`` to ``path`` (.nc / .h5 by suffix) as variable ``var`` (default the metadata's name, else
-    ``data``), with the metadata's dimension names, attributes, coordinates and packing when given."""
+    ``data``), with the metadata's dimension names, attributes, coordinates, packing, group, unlimited dimensions and
+    file format when given. Returns a note when the file cannot be of the recorded format (empty otherwise)."""
     name = var or (meta.name if meta else "data")
     if meta is None:
         meta = VariableMeta(name, tuple(f"dim_{a}" for a in range(data.ndim)), file_format="NETCDF3_64BIT")
@@ -424,7 +476,7 @@ def write_variable(path: Path, data: np.ndarray, meta: VariableMeta | None, var:
     if path.suffix.lower() in HDF5_SUFFIXES or meta.file_format == "HDF5" and path.suffix.lower() not in (
             NETCDF_SUFFIXES):
         _write_hdf5(path, values, meta, name)
-        return
+        return ""
     import xarray as xr
 
     # Values are written as they are stored (fills and packed integers included), attributes as they were.
@@ -437,15 +489,20 @@ def write_variable(path: Path, data: np.ndarray, meta: VariableMeta | None, var:
             encodings[c.name]["char_dim_name"] = c.char_dim
     try:
         dataset = xr.Dataset(variables, attrs=dict(meta.global_attrs))
-        classic = meta.file_format.startswith("NETCDF3") and all(
-            v.dtype.kind in "SUf" or v.dtype in (np.int8, np.int16, np.int32, np.uint8)
-            for v in dataset.variables.values())
-        dataset.to_netcdf(path, format=meta.file_format if classic else "NETCDF4",
-                          engine="scipy" if classic else "h5netcdf", encoding=encodings)
+        writer = netcdf.writer_for(meta.file_format, groups=meta.group != "/")
+        if writer.format.startswith("NETCDF3") and not all(
+                v.dtype.kind in "SUf" or v.dtype in (np.int8, np.int16, np.int32, np.uint8)
+                for v in dataset.variables.values()):
+            writer = netcdf.Writer("h5netcdf", "NETCDF4", f"written as NETCDF4, not {meta.file_format}: a "
+                                   "coordinate's type does not fit it")
+        dataset.to_netcdf(path, format=writer.format, engine=writer.engine, encoding=encodings,
+                          group=None if meta.group == "/" else meta.group,
+                          unlimited_dims=[d for d in meta.unlimited if d in dataset.dims])
     except ImportError as exc:
         raise InvalidInputError(f"writing {path.name} needs {exc.name} (pip install scipy h5netcdf)") from None
     except (ValueError, TypeError, OverflowError, KeyError) as exc:
         raise StreamFormatError(f"the stream's variable metadata cannot be written to {path.name} ({exc})") from None
+    return writer.note
 
 
 def _write_hdf5(path: Path, values: np.ndarray, meta: VariableMeta, name: str) -> None:

@@ -94,15 +94,17 @@ def declared_rule(path: str | Path, var: str | None, dtype: str | None = None,
 
 
 def write_field(path: str | Path, data: np.ndarray, force: bool, var: str | None = None,
-                meta: VariableMeta | None = None) -> None:
+                meta: VariableMeta | None = None) -> str:
     """Write ``data`` by suffix: .npy; .h5/.hdf5 or .nc (variable ``var``, default the metadata's name or
-    ``data``, with the metadata's dimensions, attributes, coordinates and packing when given); else raw
-    little-endian binary."""
+    ``data``, with the metadata's dimensions, attributes, coordinates, packing, group and format when given); else
+    raw little-endian binary. Returns a note for the user when the file's format is not the recorded one (else
+    empty)."""
     suffix = Path(path).suffix.lower()
+    notes: list[str] = []
 
     def write(tmp: Path) -> None:
         if suffix in VARIABLE_SUFFIXES:
-            cf.write_variable(tmp, data, meta, var)
+            notes.append(cf.write_variable(tmp, data, meta, var))
         else:
             with open(tmp, "wb") as f:
                 if suffix == ".npy":
@@ -111,6 +113,7 @@ def write_field(path: str | Path, data: np.ndarray, force: bool, var: str | None
                     f.write(np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<")).tobytes())
 
     write_atomically(path, write, force)
+    return "".join(notes)
 
 
 @contextmanager
