@@ -19,6 +19,7 @@ from srnsz.errors import InvalidInputError, ReconstructionMismatchError, SrnszEr
 from srnsz.eval.metrics import bound_held
 from srnsz.format.capacity import check_capacity
 from srnsz.format.container import read_container, write_container
+from srnsz.io import coords
 from srnsz.io.cf import VariableMeta
 from srnsz.pipeline.psnr import compress_for_psnr, compress_for_ssim
 from srnsz.pipeline.selection import smallest
@@ -166,7 +167,8 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
         eb_abs, encoded = compress_for_ssim(chosen, field, mask, float(eb), eb_abs, progress, restoration)
     else:
         encoded = chosen.compress(field, eb_abs, progress, mask)
-    stream = _Stream(data, bound, eb_abs, found, rule, {} if metadata is None else metadata.to_sections(), region)
+    sections = {} if metadata is None else metadata.to_sections(_COORDINATES)
+    stream = _Stream(data, bound, eb_abs, found, rule, sections, region)
     candidates = [stream.finish(chosen.name, e, mask, side) for e in (encoded, *encoded.alternatives)]
     if chosen.lossy and data.size <= SMALL_FIELD:
         # On a handful of values the lossless layout can be the smaller one.
@@ -211,7 +213,7 @@ class _Stream:
         if mask is not None:  # suspects alone are told to the user, not written: the stream stays 1.2
             header["missing"] = _missing_record(self.rule, self.found, mask, data.dtype)
         needed = [MISSING_FORMAT_MINOR if "missing" in header or self.metadata else None, encoded.format_minor,
-                  missing.format_minor(side)]
+                  missing.format_minor(side), coords.FORMAT_MINOR if coords.SECTION in self.metadata else None]
         minor = max((m for m in needed if m is not None), default=None)
         return write_container(header, {**encoded.sections, **side, **self.metadata}, minor)
 
@@ -347,7 +349,11 @@ def _check_expected(header: dict[str, Any], shape: tuple[int, ...], dtype: np.dt
 
 def variable_metadata(data: bytes) -> VariableMeta | None:
     """The NetCDF/HDF5 variable metadata a stream carries (see :func:`compress`), or None."""
-    return VariableMeta.from_sections(read_container(_as_bytes(data)).sections)
+    container = read_container(_as_bytes(data))
+    if coords.SECTION in container.sections and container.version[1] < coords.FORMAT_MINOR:
+        raise StreamFormatError(f"section {coords.SECTION} is not part of format {container.version[0]}."
+                                f"{container.version[1]} (damaged stream)")
+    return VariableMeta.from_sections(container.sections, _COORDINATES)
 
 
 @one_blas_thread
@@ -427,3 +433,7 @@ class Codec:
     def __repr__(self) -> str:
         return (f"Codec(eb={self.eb}, mode={self.mode!r}, predictor={self.predictor!r}, missing={self.missing}, "
                 f"options={self.options})")
+
+
+# Coordinates coded as streams of their own (srnsz.io.coords): compressed at an absolute bound, decoded as any stream.
+_COORDINATES = coords.CoordinateCodec(lambda values, eb: compress(values, eb, "abs"), lambda stream: decompress(stream))

@@ -8,6 +8,7 @@ python tests/make_golden.py v1_7   (format 1.7: binarisation 2 of the context mi
 python tests/make_golden.py v1_7_rows   (format 1.7: row differences with binarisation 2)
 python tests/make_golden.py v1_7_lone   (format 1.7: a psnr stream whose lone codes were dropped; encoder only)
 python tests/make_golden.py v1_8_fast   (format 1.8: the fast profile's two-model mixing, as v1_7's field and bound)
+python tests/make_golden.py v1_10_coords   (format 1.10: a variable whose 2-D coordinates are coded streams, VCRS)
 python tests/make_golden.py chunked_v1_1   (chunked layout 1.1: the index's checksum, each chunk's region in its header;
                                             chunked_v1_0 was written the same way by the layout 1.0 writer)
 Streams of formats 1.2-1.6 are written with binarisation 1, as they were.
@@ -25,6 +26,7 @@ from srnsz.coding import entropy
 from srnsz.coding.context_mixing import BINARISATION_1, BINARISATION_2, BINARISATION_3
 from srnsz.coding.entropy import coding_methods
 from srnsz.format.container import read_container
+from srnsz.io.cf import Coordinate, VariableMeta
 
 HERE = Path(__file__).parent / "data"
 
@@ -34,9 +36,22 @@ def profile_field() -> np.ndarray:
     z, y, x = np.meshgrid(np.arange(17), np.arange(24), np.arange(32), indexing="ij")
     return (np.exp(z / 4.0) * 1000 + 3 * np.sin(y / 5.0) * np.cos(x / 6.0)).astype(np.float32)
 
+def curvilinear_variable() -> tuple[np.ndarray, VariableMeta]:
+    """A small field on a curvilinear grid: 2-D latitude and a longitude that wraps at 360 (format 1.10's golden)."""
+    j, i = np.meshgrid(np.arange(96), np.arange(80), indexing="ij")
+    s = j / 95
+    lat = -70.0 + 150.0 * s ** 1.1 - 6.0 * s ** 3 * np.cos(2 * np.pi * (i / 80 - 0.2))
+    lon = (300.0 + 360.0 * (i + 0.5) / 80 + 20.0 * s ** 4 * np.sin(2 * np.pi * i / 80)) % 360.0
+    data = (np.cos(np.deg2rad(lat)) * np.sin(2 * np.deg2rad(lon))).astype(np.float32)
+    meta = VariableMeta("urot", ("nlat", "nlon"), {"units": "1", "coordinates": "ULONG ULAT"},
+                        (Coordinate("ULAT", ("nlat", "nlon"), {"units": "degrees_north"}, lat),
+                         Coordinate("ULONG", ("nlat", "nlon"), {"units": "degrees_east"}, lon)), {}, "NETCDF4")
+    return data, meta
+
+
 if __name__ == "__main__":
     name = sys.argv[1]
-    if not name.startswith(("v1_7", "v1_8")):
+    if name in ("v1", "v1_1", "v1_2", "v1_3", "v1_4", "v1_6", "v1_6_rows", "hat", "hat_v1_5"):  # formats 1.0-1.6
         entropy.WRITTEN_BINARISATION = BINARISATION_1
     if name.startswith("chunked"):  # a chunked stream (srnsz.io.chunked), its field shared by every layout's golden
         import io
@@ -52,6 +67,16 @@ if __name__ == "__main__":
         np.save(HERE / "golden_chunked_v1_0_original.npy", data)
         np.save(HERE / f"golden_{name}_expected.npy", chunked.decompress_chunked(io.BytesIO(buf.getvalue())))
         print(name, len(buf.getvalue()), "bytes")
+        sys.exit(0)
+    if name == "v1_10_coords":
+        data, meta = curvilinear_variable()
+        stream = srnsz.compress(data, 1e-4, "rel", metadata=meta)
+        assert srnsz.info(stream).format_version == "1.10"
+        (HERE / f"golden_{name}.srnsz").write_bytes(stream)
+        np.save(HERE / f"golden_{name}_expected.npy", srnsz.decompress(stream))
+        coords = srnsz.api.variable_metadata(stream).coords
+        np.save(HERE / f"golden_{name}_coords.npy", np.stack([c.values for c in coords]))
+        print(name, len(stream), "bytes")
         sys.exit(0)
     if name == "hat":  # the network wins blocks on this field at rel 1e-3 (hat_tiny_bound, CPU, 2 threads)
         import srnsz.predictors.hat as hat_module

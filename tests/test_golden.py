@@ -174,3 +174,23 @@ def test_current_chunked_writer_reproduces_its_golden_stream():
     chunked.compress_chunked(np.load(DATA / "golden_chunked_v1_0_original.npy"), buf, eb=1e-3, mode="rel",
                              chunk=(8, 8, 16))
     assert buf.getvalue() == (DATA / "golden_chunked_v1_1.srnszc").read_bytes()
+
+
+def test_coded_coordinates_stream_still_decodes_and_is_reproduced():
+    # Format 1.10: a variable's 2-D coordinates coded as streams of their own (section VCRS), a wrapping longitude
+    from make_golden import curvilinear_variable
+
+    from srnsz.api import variable_metadata
+    from srnsz.io.coords import coordinate_bound
+
+    stream = (DATA / "golden_v1_10_coords.srnsz").read_bytes()
+    assert srnsz.info(stream).format_version == "1.10" and "VCRS" in read_container(stream).sections
+    expected = np.load(DATA / "golden_v1_10_coords_expected.npy")
+    assert np.array_equal(srnsz.decompress(stream).view(np.uint32), expected.view(np.uint32))
+    data, meta = curvilinear_variable()
+    assert_bound(data, expected, srnsz.info(stream).error_bound["abs"])
+    decoded = variable_metadata(stream).coords
+    assert np.array_equal(np.stack([c.values for c in decoded]), np.load(DATA / "golden_v1_10_coords_coords.npy"))
+    for original, back in zip(meta.coords, decoded):
+        assert np.abs(back.values - original.values).max() <= coordinate_bound(original.values)
+    assert srnsz.compress(data, 1e-4, "rel", metadata=meta) == stream

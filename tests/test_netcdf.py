@@ -468,3 +468,60 @@ def test_shared_netcdf_files_keep_format_unlimited_dimensions_and_attribute_type
         assert entry == expected["groups"]["/"]["variables"][name], name
     for name, dim in kept["groups"]["/"]["dims"].items():
         assert dim == expected["groups"]["/"]["dims"][name], name
+
+
+def _pop_like(path, shape=(384, 320)):
+    """A POP-like field on a displaced-pole grid: 2-D ULAT and a ULONG wrapping at 360 (float64), urot float32 with
+    a land fill; the file the stream is made from."""
+    j, i = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
+    s = j / (shape[0] - 1)
+    lat = -79.0 + 168.0 * s ** 1.1 - 8.0 * s ** 3 * np.cos(2 * np.pi * (i / shape[1] - 0.2))
+    lon = (320.0 + 360.0 * (i + 0.5) / shape[1] + 25.0 * s ** 4 * np.sin(2 * np.pi * i / shape[1])) % 360.0
+    urot = (np.cos(np.deg2rad(lat)) * np.sin(2 * np.deg2rad(lon)) + 0.001 * np.sin(lat * lon / 50)).astype(np.float32)
+    land = np.sin(np.deg2rad(lat) * 3) * np.cos(np.deg2rad(lon) * 2) > 0.6
+    urot[land] = np.float32(-1e34)
+    xr.Dataset({"urot": (("nlat", "nlon"), urot, {"_FillValue": np.float32(-1e34), "coordinates": "ULONG ULAT"}),
+                "ULAT": (("nlat", "nlon"), lat, {"units": "degrees_north"}),
+                "ULONG": (("nlat", "nlon"), lon, {"units": "degrees_east"})}).to_netcdf(
+        path, engine="h5netcdf", encoding={"ULAT": {"_FillValue": None}, "ULONG": {"_FillValue": None}})
+    return urot, land, lat, lon
+
+
+def test_curvilinear_coordinates_cost_little_and_come_back_within_their_bound(tmp_path):
+    urot, land, lat, lon = _pop_like(tmp_path / "pop.nc")
+    out, back = tmp_path / "u.srnsz", tmp_path / "back.nc"
+    assert main(["compress", str(tmp_path / "pop.nc"), "--var", "urot", "-o", str(out), "--eb", "1e-4"]) == 0
+    stream = out.read_bytes()
+    info = srnsz.info(stream)
+    data_only = srnsz.compress(urot, info.error_bound["abs"], "abs", fill_value=-1e34)
+    ratio, data_ratio = urot.nbytes / len(stream), urot.nbytes / len(data_only)
+    assert data_ratio > 15  # a bound where the data alone compress about as POP's urot does (20.7)
+    assert ratio >= 0.8 * data_ratio, (ratio, data_ratio)
+    assert info.format_version == "1.10"
+    assert main(["decompress", str(out), "-o", str(back)]) == 0
+    with xr.open_dataset(back, decode_cf=False) as ds:
+        assert np.abs(ds.urot.values[~land].astype(np.float64) - urot[~land]).max() <= info.error_bound["abs"]
+        assert np.array_equal(ds.urot.values[land], urot[land])
+        for name, original, axis in (("ULAT", lat, 0), ("ULONG", lon, 1)):
+            spacing = np.median(np.abs(np.diff(original, axis=axis)))  # the grid's step along its fast axis
+            values = ds[name].values
+            assert values.dtype == original.dtype and ds[name].dims == ("nlat", "nlon")
+            assert np.abs(values - original).max() <= 1e-4 * spacing, name
+        assert ds.ULONG.values.min() >= 0 and ds.ULONG.values.max() < 360  # wrapped as it was
+
+
+def test_coordinates_shared_by_variables_are_stored_once_in_a_zarr_store(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    urot, _, lat, lon = _pop_like(tmp_path / "pop.nc")
+    with xr.open_dataset(tmp_path / "pop.nc", decode_cf=False) as ds:
+        two = ds.assign(vrot=ds.urot.copy(data=np.where(urot > -1e30, -urot, urot)))
+        two.vrot.attrs = dict(ds.urot.attrs)
+        two.to_netcdf(tmp_path / "two.nc", engine="h5netcdf",
+                      encoding={"ULAT": {"_FillValue": None}, "ULONG": {"_FillValue": None}})
+    assert main(["compress", str(tmp_path / "two.nc"), "-o", str(tmp_path / "s.zarr"), "--eb", "1e-4"]) == 0
+    root = zarr.open_group(tmp_path / "s.zarr", mode="r")
+    assert sorted(root.array_keys()) == ["ULAT", "ULONG", "urot", "vrot"]  # one array per variable, no copies
+    sizes = {name: sum(p.stat().st_size for p in (tmp_path / "s.zarr" / name).rglob("*") if p.is_file())
+             for name in root.array_keys()}
+    assert sizes["urot"] < lat.nbytes / 4 and sizes["vrot"] < lat.nbytes / 4  # coordinates not inside the data
+    assert np.array_equal(root["ULAT"][:], lat) and np.array_equal(root["ULONG"][:], lon)

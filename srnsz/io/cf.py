@@ -16,6 +16,7 @@ plain HDF5 datasets through h5py. This module imports neither until a file is re
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ import numpy as np
 
 from srnsz.coding import lossless
 from srnsz.errors import InvalidInputError, StreamFormatError
-from srnsz.io import netcdf
+from srnsz.io import coords, netcdf
 from srnsz.missing import MissingRule
 
 NETCDF_SUFFIXES = (".nc", ".nc4", ".cdf")
@@ -72,19 +73,32 @@ class VariableMeta:
     unlimited: tuple[str, ...] = ()  # the unlimited dimensions among the variable's and its coordinates'
     group: str = "/"  # the NetCDF-4 group holding the variable
 
-    def to_sections(self) -> dict[str, bytes]:
-        """Sections ``VMET`` (JSON) and ``VCRD`` (coordinate bytes), both zstd."""
-        blobs, coords, offset = [], [], 0
+    def to_sections(self, codec: coords.CoordinateCodec | None = None) -> dict[str, bytes]:
+        """Sections ``VMET`` (JSON) and ``VCRD`` (raw coordinate bytes), both zstd, and, when ``codec`` is given and
+        some coordinate is worth it, ``VCRS`` (coded coordinates, format 1.10: srnsz.io.coords)."""
+        blobs, entries, offset = [], [], 0
+        coded: list[bytes] = []
         for c in self.coords:
+            entry = {"name": c.name, "dims": list(c.dims), "attrs": _attrs_json(c.attrs),
+                     "dtype": c.values.dtype.newbyteorder("<").str if c.values.dtype.byteorder != "|"
+                     else c.values.dtype.str, "shape": list(c.values.shape), "char_dim": c.char_dim}
+            done = coords.encode(c.values, c.attrs, codec) if codec is not None else None
+            if done is not None:
+                start = sum(len(b) for b in coded)
+                entry["coded"] = {"eb": done.eb, "offset": start, "nbytes": len(done.stream)}
+                coded.append(done.stream)
+                if done.turns is not None:
+                    entry["coded"]["turns"] = {"offset": start + len(done.stream), "nbytes": len(done.turns)}
+                    coded.append(done.turns)
+                entries.append(entry)
+                continue
             raw = np.ascontiguousarray(c.values, c.values.dtype.newbyteorder("<")
                                        if c.values.dtype.byteorder not in "|" else c.values.dtype).tobytes()
-            coords.append({"name": c.name, "dims": list(c.dims), "attrs": _attrs_json(c.attrs),
-                           "dtype": c.values.dtype.newbyteorder("<").str if c.values.dtype.byteorder != "|"
-                           else c.values.dtype.str, "shape": list(c.values.shape), "offset": offset,
-                           "nbytes": len(raw), "char_dim": c.char_dim})
+            entries.append({**entry, "offset": offset, "nbytes": len(raw)})
             blobs.append(raw)
             offset += len(raw)
-        record = {"name": self.name, "dims": list(self.dims), "attrs": _attrs_json(self.attrs), "coords": coords,
+        coords_json = entries
+        record = {"name": self.name, "dims": list(self.dims), "attrs": _attrs_json(self.attrs), "coords": coords_json,
                   "global_attrs": _attrs_json(self.global_attrs), "file_format": self.file_format,
                   "packing": None if self.packing is None else vars(self.packing)}
         if self.unlimited:
@@ -96,30 +110,39 @@ class VariableMeta:
             record["packed_missing"] = {"count": int(self.packed_missing.size), "offset": offset, "nbytes": len(raw)}
             blobs.append(raw)
         text = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
-        return {"VMET": lossless.pack(text), "VCRD": lossless.pack(b"".join(blobs))}
+        sections = {"VMET": lossless.pack(text), "VCRD": lossless.pack(b"".join(blobs))}
+        if coded:
+            sections[coords.SECTION] = b"".join(coded)
+        return sections
 
     @classmethod
-    def from_sections(cls, sections: dict[str, bytes]) -> VariableMeta | None:
+    def from_sections(cls, sections: dict[str, bytes],
+                      codec: coords.CoordinateCodec | None = None) -> VariableMeta | None:
         """The metadata :meth:`to_sections` wrote, or None when the stream has none; damage is a
-        StreamFormatError."""
+        StreamFormatError. ``codec`` decodes coded coordinates (format 1.10; without one they are an error)."""
         if "VMET" not in sections:
             return None
         try:
             record = json.loads(lossless.unpack(sections["VMET"], "variable metadata", MAX_META_BYTES))
             blob = lossless.unpack(sections["VCRD"], "coordinate", MAX_META_BYTES) if "VCRD" in sections else b""
-            coords = []
+            coded = sections.get(coords.SECTION, b"")
+            variables = []
             for c in record["coords"]:
                 dtype = np.dtype(str(c["dtype"]))
                 shape = tuple(int(n) for n in c["shape"])
-                start, size = int(c["offset"]), int(c["nbytes"])
-                if (dtype.kind not in COORD_KINDS or min(shape, default=1) < 0 or start < 0
-                        or size != int(np.prod(shape)) * dtype.itemsize or start + size > len(blob)):
-                    raise ValueError("a coordinate does not match its bytes")
-                values = np.frombuffer(blob, dtype, int(np.prod(shape)), start).reshape(shape)
+                if dtype.kind not in COORD_KINDS or min(shape, default=1) < 0:
+                    raise ValueError("a coordinate's type or shape is invalid")
+                if "coded" in c:
+                    values = _coded_values(c["coded"], coded, dtype, shape, codec)
+                else:
+                    start, size = int(c["offset"]), int(c["nbytes"])
+                    if start < 0 or size != math.prod(shape) * dtype.itemsize or start + size > len(blob):
+                        raise ValueError("a coordinate does not match its bytes")
+                    values = np.frombuffer(blob, dtype, math.prod(shape), start).reshape(shape)
                 char_dim = c.get("char_dim")
-                coords.append(Coordinate(str(c["name"]), tuple(str(d) for d in c["dims"]), _attrs_back(c["attrs"]),
-                                         values.astype(dtype.newbyteorder("=")),
-                                         None if char_dim is None else str(char_dim)))
+                variables.append(Coordinate(str(c["name"]), tuple(str(d) for d in c["dims"]),
+                                            _attrs_back(c["attrs"]), values.astype(dtype.newbyteorder("=")),
+                                            None if char_dim is None else str(char_dim)))
             packing = None if record["packing"] is None else Packing(
                 str(record["packing"]["dtype"]), float(record["packing"]["scale_factor"]),
                 float(record["packing"]["add_offset"]))
@@ -141,12 +164,28 @@ class VariableMeta:
             group = str(record.get("group", "/"))
             if not group.startswith("/") or "//" in group or (group != "/" and group.endswith("/")):
                 raise ValueError(f"group {group!r}")
-            return cls(name, dims, _attrs_back(record["attrs"]), tuple(coords), _attrs_back(record["global_attrs"]),
-                       str(record["file_format"]), packing, kept, unlimited, group)
+            return cls(name, dims, _attrs_back(record["attrs"]), tuple(variables),
+                       _attrs_back(record["global_attrs"]), str(record["file_format"]), packing, kept, unlimited, group)
         except StreamFormatError:
             raise
         except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError, OverflowError) as exc:
             raise StreamFormatError(f"the variable metadata is corrupted ({exc})") from None
+
+
+def _coded_values(entry: dict[str, Any], coded: bytes, dtype: np.dtype, shape: tuple[int, ...],
+                  codec: coords.CoordinateCodec | None) -> np.ndarray:
+    """A coded coordinate's values from its record and section ``VCRS``."""
+    if codec is None:
+        raise ValueError("a coded coordinate needs a decoder")
+
+    def piece(where: dict[str, Any]) -> bytes:
+        start, size = int(where["offset"]), int(where["nbytes"])
+        if start < 0 or size < 0 or start + size > len(coded):
+            raise ValueError("a coded coordinate does not match its bytes")
+        return coded[start:start + size]
+
+    turns = piece(entry["turns"]) if "turns" in entry else None
+    return coords.decode(coords.CodedCoordinate(piece(entry), float(entry["eb"]), turns), dtype, shape, codec)
 
 
 def _attr_json(value: Any) -> Any:
