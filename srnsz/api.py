@@ -91,15 +91,21 @@ def _version(package: str) -> str:
         return "unknown"
 
 
-def _as_field(array: Any) -> np.ndarray:
+def check_field(dtype: np.dtype, shape: tuple[int, ...]) -> None:
+    """Raise InvalidInputError unless an array of ``dtype`` and ``shape`` is one srnsz compresses (float32 or
+    float64, 1 to 4 dimensions, not empty); checks a file's array before reading it."""
+    if np.dtype(dtype).kind != "f" or np.dtype(dtype).itemsize not in (4, 8):
+        raise InvalidInputError(f"srnsz compresses float32 or float64 arrays, got dtype {np.dtype(dtype)}")
+    if not 1 <= len(shape) <= MAX_NDIM:
+        raise InvalidInputError(f"srnsz compresses arrays of 1 to {MAX_NDIM} dimensions, got shape {tuple(shape)}")
+    if math.prod(shape) == 0:
+        raise InvalidInputError(f"the array is empty (shape {tuple(shape)})")
+
+
+def as_field(array: Any) -> np.ndarray:
     """Native-endian, C-contiguous float32/float64 array of 1..4 dimensions, or a clear error."""
     data = np.asarray(array)
-    if data.dtype.kind != "f" or data.dtype.itemsize not in (4, 8):
-        raise InvalidInputError(f"srnsz compresses float32 or float64 arrays, got dtype {data.dtype}")
-    if not 1 <= data.ndim <= MAX_NDIM:
-        raise InvalidInputError(f"srnsz compresses arrays of 1 to {MAX_NDIM} dimensions, got shape {data.shape}")
-    if data.size == 0:
-        raise InvalidInputError(f"the array is empty (shape {data.shape})")
+    check_field(data.dtype, data.shape)
     return np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("="))
 
 
@@ -140,7 +146,7 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     region: where ``array`` sits in a larger one (a chunk; see :class:`Region`), recorded in the header.
     """
     options = profile_options(profile, predictor, options)
-    data = _as_field(array)
+    data = as_field(array)
     if region is not None and not region.fits(data.shape):
         raise InvalidInputError(f"region {region} does not hold an array of shape {data.shape}")
     bound = ErrorBound(mode, eb, rel)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 import threading
@@ -17,6 +18,7 @@ import numpy as np
 
 from srnsz import api
 from srnsz.bounds import MODES, ErrorBound
+from srnsz.decomposition.grid import make_plan
 from srnsz.errors import SrnszError
 from srnsz.eval.metrics import bit_rate, bound_held, quality
 from srnsz.eval.peers import list_codecs
@@ -98,11 +100,36 @@ def _add_bound(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="hat: weights name from pretrained/manifest.json or SRNSZ_WEIGHTS "
                                    "(default hat_pico_series); several, comma-separated: the one that wins "
                                    "on a sample")
-    p.add_argument("--hat-levels", type=int, help="hat: how many of the finest levels use the network (default 1)")
+    p.add_argument("--hat-levels", type=_at_least_one, metavar="N",
+                   help="hat: how many of the finest levels use the network (default 1; at most the field's levels)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="hat: where the network runs (default auto)")
     p.add_argument("--predictor-config", metavar="YAML",
                    help="predictor and options from a config file such as configs/predictor/hat.yaml "
                         "(keys: name and the predictor's options); command-line options override it")
+
+
+def _at_least_one(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _check_hat_levels(options: dict[str, Any], shape: tuple[int, ...]) -> None:
+    """--hat-levels must not exceed the levels of the field's decomposition (the network runs on the finest ones)."""
+    if options.get("hat_levels") is None:
+        return
+    try:
+        levels = make_plan(tuple(shape), int(options.get("anchor_stride", 0))).levels
+    except (ValueError, TypeError):
+        return  # the predictor refuses the anchor stride itself
+    if options["hat_levels"] > levels:
+        raise SrnszError(f"--hat-levels {options['hat_levels']}: a field of shape {tuple(shape)} has {levels} "
+                         f"levels; give 1 to {levels}")
 
 
 OPTION_FLAGS = {"kind": "kind", "tune": "tune", "model": "model", "hat_levels": "hat_levels", "device": "device",
@@ -178,6 +205,7 @@ def _report_missing(record: dict[str, Any], size: int) -> None:
 
 def _compress_field(source: CFField, args: argparse.Namespace, name: str, options: dict[str, Any]) -> bytes:
     data = source.data
+    _check_hat_levels(options, data.shape)
     for note in source.notes:
         print(f"note: {note}", file=sys.stderr)
     options = {**options, **_missing_options(args, source.rule)}
@@ -285,6 +313,7 @@ def _compress_chunked(args: argparse.Namespace) -> None:
     name, options = _predictor_and_options(args)
     options.update(_missing_options(args, declared_rule(args.input, args.var, args.dtype, args.shape)))
     with open_lazy(args.input, args.dtype, args.shape, args.var) as array:
+        _check_hat_levels(options, tuple(min(c, n) for c, n in zip(args.chunk, array.shape)))
         with progress_bar(int(np.prod(array.shape)), "compress") as update:
             def write(tmp: Path) -> None:
                 chunked.compress_file(array, tmp, eb=args.eb, mode=args.mode, chunk=tuple(args.chunk),
@@ -323,10 +352,15 @@ def _decompress_chunked(args: argparse.Namespace) -> None:
 
 
 def _read_stream(path: str) -> bytes:
-    p = Path(path)
-    if not p.is_file():
+    _check_input_file(path)
+    return Path(path).read_bytes()
+
+
+def _check_input_file(path: str) -> None:
+    if Path(path).is_dir():
+        raise SrnszError(f"input {path!r} is a directory; give a stream file (a .zarr store decompresses to .nc)")
+    if not Path(path).is_file():
         raise SrnszError(f"input file {path!r} does not exist")
-    return p.read_bytes()
 
 
 def cmd_decompress(args: argparse.Namespace) -> None:
@@ -359,8 +393,7 @@ def cmd_decompress(args: argparse.Namespace) -> None:
 
 
 def _is_chunked_file(path: str) -> bool:
-    if not Path(path).is_file():
-        raise SrnszError(f"input file {path!r} does not exist")
+    _check_input_file(path)
     with open(path, "rb") as f:
         return chunked.is_chunked(f.read(16))
 
@@ -450,6 +483,15 @@ def cmd_bench(args: argparse.Namespace) -> None:
     if not codecs:
         raise SrnszError("no codec can run; install the peers with pip install -e '.[peers]'")
     inputs = [(Path(p).stem, p) for p in args.inputs] or [("example", None)]
+    for _, path in inputs:  # every input checked before anything is written
+        if path is not None:
+            with open_lazy(path, var=args.var) as array:
+                try:
+                    api.check_field(array.dtype, tuple(array.shape))
+                except SrnszError as exc:
+                    raise SrnszError(f"{path}: {exc}") from None
+    if out.exists() and not out.is_dir():
+        raise SrnszError(f"--out {str(out)!r} is a file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for name, path in inputs:
@@ -487,8 +529,15 @@ def _add_threads(p: argparse.ArgumentParser, what: str) -> None:
                         "(unchunked) stream is coded on one core")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (the usage is one ``--help`` away)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]  # exits, as argparse's does
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="srnsz", description="Error-bounded lossy compression of float arrays.")
+    parser = Parser(prog="srnsz", description="Error-bounded lossy compression of float arrays.")
     sub = parser.add_subparsers(dest="command", required=True)
     c = sub.add_parser("compress", help="compress a field to a .srnsz stream")
     _add_input(c)
@@ -559,9 +608,18 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+NEGATIVE_EXPONENT = re.compile(r"-(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def _plain_negative_numbers(argv: list[str]) -> list[str]:
+    """``argv`` with negative numbers in exponent notation (``-1e-3``) written out (``-0.001``, the same float):
+    argparse takes only those for option values, and read ``--eb -1e-3`` as a missing value and an unknown flag."""
+    return [np.format_float_positional(float(a), trim="-") if NEGATIVE_EXPONENT.fullmatch(a) else a for a in argv]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_plain_negative_numbers(sys.argv[1:] if argv is None else list(argv)))
     if getattr(args, "rel", None) is not None and getattr(args, "mode", None) != "abs_and_rel":
         # `--rel 0.01` reads like "a relative bound of 0.01"; silently ignored, it left the default 1e-3 in place.
         parser.error(f"--rel is the relative part of --mode abs_and_rel; for a relative bound of {args.rel:g} give "

@@ -127,3 +127,28 @@ def test_not_npy_without_raw_options(tmp_path):
 def test_eval_on_example():
     out = run("eval", "--example", "--eb", "1e-2").stdout
     assert "bound held         : True" in out and "PSNR" in out and "MB/s" in out
+
+
+def test_bad_inputs_and_flags_get_one_line_errors_and_leave_nothing(npy, tmp_path, monkeypatch):
+    path, _ = npy
+    monkeypatch.chdir(tmp_path)
+    np.save("ints.npy", np.arange(120, dtype=np.int32).reshape(10, 12))
+    (tmp_path / "text.npy").write_text("temperature,pressure\n1,2\n")
+    (tmp_path / "folder").mkdir()
+    cases = [
+        (["bench", "ints.npy", "--out", "b1", "--codecs", "srnsz-interp", "--no-plots"], "float32 or float64"),
+        (["bench", "missing.npy", "--out", "b2", "--no-plots"], "does not exist"),
+        (["compress", "folder", "-o", "x"], "is a directory"),
+        (["info", "folder"], "is a directory"),
+        (["compress", "text.npy", "-o", "x"], "not a .npy file"),
+        (["compress", str(path), "-o", "x", "--eb", "-1e-3"], ">= 0, got -0.001"),
+        (["compress", str(path), "-o", "x", "--model", "hat_pico_series"], "takes no option 'model'"),
+        (["compress", str(path), "-o", "x", "--predictor", "lorenzo", "--kind", "cubic"], "takes no option 'kind'"),
+        (["compress", str(path), "-o", "x", "--predictor", "hat", "--hat-levels", "0"], "at least 1"),
+        (["compress", str(path), "-o", "x", "--predictor", "hat", "--hat-levels", "99"], "has 5 levels"),
+    ]
+    for args, match in cases:
+        err = run(*args, ok=False).stderr
+        assert match in err and len(err.strip().splitlines()) == 1, (args, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["field.npy", "folder", "ints.npy", "text.npy"]
+    assert "pickled" not in run("compress", "text.npy", "-o", "x", ok=False).stderr  # numpy's hint is not ours

@@ -326,3 +326,22 @@ def test_huge_chunked_index_is_refused_at_once(equal_chunks, tmp_path):
     for argv, (code, seconds, work) in zip(commands, measured_cli_runs(commands)):
         assert code == 1 and seconds < 1 and work < 100 << 20, (argv, code, seconds, work)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.sz" for n in crafted)
+
+
+def test_compress_zarr_on_a_dataset_store_names_its_arrays(tmp_path):
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("zarr")
+    from srnsz.errors import InvalidInputError
+    from srnsz.io.distributed import compress_zarr
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        xr.Dataset({"t": (("y", "x"), smooth_field((20, 30))), "u": (("y", "x"), smooth_field((20, 30), seed=1))}
+                   ).to_zarr(tmp_path / "ds.zarr", zarr_format=3, consolidated=False)
+        with pytest.raises(InvalidInputError, match="holding arrays t, u; give one array's path"):
+            compress_zarr(str(tmp_path / "ds.zarr"), str(tmp_path / "out.zarr"), 0.01)
+        with pytest.raises(InvalidInputError, match="does not exist"):
+            compress_zarr(str(tmp_path / "none.zarr"), str(tmp_path / "out.zarr"), 0.01)
+        assert compress_zarr(str(tmp_path / "ds.zarr" / "t"), str(tmp_path / "out.zarr"), 0.01) == 20 * 30 * 4
+        with pytest.raises(InvalidInputError, match="already holds"):
+            compress_zarr(str(tmp_path / "ds.zarr" / "t"), str(tmp_path / "out.zarr"), 0.01)

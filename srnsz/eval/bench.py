@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from srnsz.api import as_field
 from srnsz.eval.metrics import bit_rate, bound_held, max_finite_error, quality
 from srnsz.eval.peers import BenchCodec, get_codec, list_codecs
 from srnsz.missing import MissingRule, find_missing
@@ -96,6 +97,7 @@ def bench_field(name: str, data: np.ndarray, bounds: list[float], codecs: list[s
     """Rows for `data` under each bound (rel: fraction of the valid range; abs: data units) and codec.
 
     `keep(codec, bound, recon)` receives each reconstruction (for error maps)."""
+    data = as_field(data)
     valid = valid_mask(data, rule or MissingRule())
     value_range = float(np.ptp(data[valid].astype(np.float64))) if valid.any() else 0.0
     rows = []

@@ -28,6 +28,8 @@ def read_variable(path: Path, var: str | None) -> np.ndarray:
 
 def _input_kind(path: Path, dtype: str | None, shape: list[int] | None) -> str:
     """``variable`` (HDF5/NetCDF), ``npy`` or ``raw``, after checking the file exists and the flags fit."""
+    if path.is_dir():
+        raise InvalidInputError(f"input {str(path)!r} is a directory; give a file")
     if not path.is_file():
         raise InvalidInputError(f"input file {str(path)!r} does not exist")
     if dtype is None and shape is None:
@@ -37,6 +39,27 @@ def _input_kind(path: Path, dtype: str | None, shape: list[int] | None) -> str:
             raise InvalidInputError(f"{path.name}: not a .npy file; for raw binary give --dtype and --shape")
         return "npy"
     return "raw"
+
+
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def _load_npy(path: Path, mmap_mode: str | None) -> np.ndarray:
+    """A .npy file's array (memory-mapped with ``mmap_mode``), or a clear error: not a .npy file, one holding
+    Python objects, a truncated one."""
+    with open(path, "rb") as f:
+        if f.read(len(NPY_MAGIC)) != NPY_MAGIC:
+            raise InvalidInputError(f"{path.name} is not a .npy file (it does not start with NumPy's magic bytes); "
+                                    "for raw binary give --dtype and --shape")
+    try:
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise InvalidInputError(f"{path.name} holds Python objects, not numbers; srnsz reads numeric .npy "
+                                    "files") from None
+        raise InvalidInputError(f"{path.name}: cannot read as .npy ({exc})") from None
+    except (OSError, EOFError) as exc:
+        raise InvalidInputError(f"{path.name}: cannot read as .npy ({exc})") from None
 
 
 def _raw_layout(path: Path, dtype: str | None, shape: list[int] | None) -> tuple[np.dtype, tuple[int, ...]]:
@@ -65,10 +88,7 @@ def read_field(path: str | Path, dtype: str | None = None, shape: list[int] | No
     if kind == "variable":
         return read_variable(path, var)
     if kind == "npy":
-        try:
-            return np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise InvalidInputError(f"{path.name}: cannot read as .npy ({exc})") from None
+        return _load_npy(path, None)
     dt, dims = _raw_layout(path, dtype, shape)
     return np.fromfile(path, dtype=dt).reshape(dims)
 
@@ -127,11 +147,7 @@ def open_lazy(path: str | Path, dtype: str | None = None, shape: list[int] | Non
         dt, dims = _raw_layout(path, dtype, shape)
         yield np.memmap(path, dt, "r", shape=dims)
     elif kind == "npy":
-        try:
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise InvalidInputError(f"{path.name}: cannot read as .npy ({exc})") from None
-        yield array
+        yield _load_npy(path, "r")
     else:
         with open(path, "rb") as f:
             classic = f.read(3) == b"CDF"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -78,6 +79,19 @@ class Predictor(ABC):
     def from_params(cls, params: dict[str, Any]) -> Predictor:
         """The predictor configured as recorded in a stream header."""
 
+    @classmethod
+    def options(cls) -> set[str]:
+        """The keyword options the predictor takes: its ``__init__``'s, and, where that forwards ``**options`` to
+        the class it extends, that class's too."""
+        names, forwards = set(), False
+        for parameter in inspect.signature(cls.__init__).parameters.values():
+            if parameter.kind is parameter.VAR_KEYWORD:
+                forwards = True
+            elif parameter.name != "self" and parameter.kind is not parameter.VAR_POSITIONAL:
+                names.add(parameter.name)
+        parent = next((c for c in cls.__mro__[1:] if issubclass(c, Predictor) and "__init__" in vars(c)), None)
+        return names | parent.options() if forwards and parent is not None else names
+
     def tuned(self, data: np.ndarray, eb: float, free: np.ndarray | None = None) -> Predictor:
         """This predictor with its open options chosen for the smallest stream of ``data`` at ``eb`` (the choice
         :meth:`compress` makes), tuning off; itself when it has nothing to choose or chooses inside compress."""
@@ -119,6 +133,12 @@ def create_predictor(name: str, **options: Any) -> Predictor:
     """Instantiate predictor ``name`` with keyword ``options``; unknown names and options are clear errors."""
     if name not in PREDICTORS:
         raise InvalidInputError(f"predictor {name!r} is unknown; available: {', '.join(list_predictors())}")
+    foreign = sorted(set(options) - PREDICTORS[name].options())
+    if foreign:
+        takers = {key: [n for n in list_predictors() if key in PREDICTORS[n].options()] for key in foreign}
+        where = "; ".join(f"{key!r} is an option of {', '.join(takers[key]) or 'no predictor'}" for key in foreign)
+        raise InvalidInputError(f"bad options for the {name} predictor: it takes no option "
+                                f"{', '.join(map(repr, foreign))} ({where})")
     try:
         return PREDICTORS[name](**options)
     except TypeError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
 
 import numpy as np
@@ -433,6 +433,11 @@ class InterpPredictor(Predictor):
             return cls(tune="off", **params["config"])
         except (KeyError, TypeError, InvalidInputError) as exc:
             raise StreamFormatError(f"the interp predictor parameters are invalid ({exc})") from None
+
+    @classmethod
+    def options(cls) -> set[str]:
+        """Its own options and InterpConfig's (which it takes through ``**options``)."""
+        return super().options() | {f.name for f in fields(InterpConfig)}
 
     def check_sections(self, sections: dict[str, bytes], params: dict[str, Any], shape: tuple[int, ...],
                        dtype: np.dtype) -> None:
