@@ -24,12 +24,13 @@ from srnsz.io.cf import VariableMeta
 from srnsz.pipeline.psnr import compress_for_psnr, compress_for_ssim
 from srnsz.pipeline.selection import smallest
 from srnsz.predictors import PREDICTORS, create_predictor
-from srnsz.predictors.base import Encoded, Progress
+from srnsz.predictors.base import Encoded, Predictor, Progress
 from srnsz.predictors.interp import FAST_PROFILE
 
 DTYPES = {"<f4": np.dtype("<f4"), "<f8": np.dtype("<f8")}
 MISSING_FORMAT_MINOR = 3  # streams with missing values or variable metadata are format 1.3
 MAX_NDIM = 4
+MAX_SIDE = 1 << 48  # a header claiming more along an axis is refused before any arithmetic on it
 SMALL_FIELD = 4096
 # Profiles: the interp predictor's options each one sets (the caller's options override them). "best": the best ratio
 # (trial compressions, context mixing); "fast": about 4x faster to compress and 2x to decompress at 12-18% lower
@@ -265,18 +266,45 @@ class StreamInfo:
 def _parse_header(header: dict[str, Any]) -> tuple[tuple[int, ...], np.dtype, float, str, dict]:
     try:
         dtype = DTYPES[header["dtype"]]
-        shape = tuple(int(n) for n in header["shape"])
+        shape = tuple(whole_number(n) for n in header["shape"])
         eb = float(header["error_bound"]["abs"])
         name = str(header["predictor"]["name"])
         params = dict(header["predictor"]["params"])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise StreamFormatError("the header lacks or garbles a required field (dtype, shape, bound, predictor)") \
             from None
-    if not 1 <= len(shape) <= MAX_NDIM or min(shape) < 1:
-        raise StreamFormatError(f"the header's shape {shape} is invalid")
+    if not 1 <= len(shape) <= MAX_NDIM or min(shape) < 1 or max(shape) > MAX_SIDE:
+        raise StreamFormatError(f"the header's shape {list(shape)[:MAX_NDIM + 1]} is invalid")
+    if not np.isfinite(eb) or eb < 0:
+        raise StreamFormatError(f"the header's bound {eb} is invalid")
+    _checksum_record(header)
     if name not in PREDICTORS:
         raise StreamFormatError(f"the stream needs predictor {name!r}, which this srnsz does not have")
     return shape, dtype, eb, name, params
+
+
+def _checksum_record(header: dict[str, Any]) -> int:
+    """The CRC32 the header records for the reconstruction (every stream has one)."""
+    record = header.get("checksum")
+    try:
+        if record["algorithm"] != "crc32":
+            raise ValueError(record["algorithm"])
+        value = whole_number(record["value"])
+    except (KeyError, TypeError, ValueError):
+        raise StreamFormatError(f"the header's reconstruction checksum {record!r} is missing or garbled") from None
+    if not 0 <= value < 1 << 32:
+        raise StreamFormatError(f"the header's reconstruction checksum {value} is not a CRC32")
+    return value
+
+
+def _predictor_for(name: str, params: dict[str, Any]) -> Predictor:
+    """The predictor a header's parameters describe; parameters it cannot take are a damaged stream."""
+    try:
+        return PREDICTORS[name].from_params(params)
+    except SrnszError:
+        raise
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as exc:
+        raise StreamFormatError(f"the {name} predictor parameters are invalid ({exc})") from None
 
 
 def _region_header(header: dict[str, Any], shape: tuple[int, ...]) -> Region | None:
@@ -323,7 +351,7 @@ def info(data: bytes) -> StreamInfo:
     container = read_container(raw)
     shape, dtype, _, name, params = _parse_header(container.header)
     check_capacity(container.sections, shape, dtype.itemsize)
-    PREDICTORS[name].from_params(params).check_sections(container.sections, params, shape, dtype)
+    _predictor_for(name, params).check_sections(container.sections, params, shape, dtype)
     h = container.header
     return StreamInfo(shape, h["dtype"], dict(h["error_bound"]), name, params, len(raw),
                       math.prod(shape) * dtype.itemsize, f"{container.version[0]}.{container.version[1]}",
@@ -377,7 +405,7 @@ def decompress(data: bytes, progress: Progress | None = None, *, region: Region 
     shape, dtype, eb, name, params = _parse_header(container.header)
     _check_expected(container.header, shape, dtype, region, *expected)
     check_capacity(container.sections, shape, dtype.itemsize)  # before anything of the claimed size is allocated
-    predictor = PREDICTORS[name].from_params(params)
+    predictor = _predictor_for(name, params)
     predictor.check_sections(container.sections, params, shape, dtype)
     recorded = container.header.get("numerics")
     try:
@@ -403,8 +431,7 @@ def decompress(data: bytes, progress: Progress | None = None, *, region: Region 
         raise StreamFormatError(f"the stream is corrupted ({exc})") from None
     except MemoryError:
         raise StreamFormatError("the stream asks for more memory than its shape allows (damaged)") from None
-    expected = container.header.get("checksum", {}).get("value")
-    if expected is not None and checksum(recon) != expected:
+    if checksum(recon) != _checksum_record(container.header):
         network = ("; its predictions come from a network whose float64 torch kernels differ between kinds of CPU "
                    "even for the same torch: decode it on the kind of machine that compressed it"
                    if isinstance(recorded, dict) and "torch" in recorded else "")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
@@ -60,7 +61,11 @@ class InterpConfig:
         if not (self.alpha >= 1 and self.beta >= 1):
             raise InvalidInputError(f"alpha and beta must be >= 1, got {self.alpha}, {self.beta}")
         if self.dim_order is not None:
-            object.__setattr__(self, "dim_order", tuple(int(a) for a in self.dim_order))
+            try:
+                axes = tuple(operator.index(a) for a in self.dim_order)
+            except TypeError:
+                raise InvalidInputError(f"dim_order must list axes (whole numbers), got {self.dim_order!r}") from None
+            object.__setattr__(self, "dim_order", axes)
 
 
 def _finite(pred: np.ndarray, view: np.ndarray, axis: int) -> np.ndarray:
@@ -431,7 +436,7 @@ class InterpPredictor(Predictor):
     def from_params(cls, params: dict[str, Any]) -> InterpPredictor:
         try:
             return cls(tune="off", **params["config"])
-        except (KeyError, TypeError, InvalidInputError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError, InvalidInputError) as exc:
             raise StreamFormatError(f"the interp predictor parameters are invalid ({exc})") from None
 
     @classmethod
