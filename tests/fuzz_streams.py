@@ -291,7 +291,8 @@ def crafted_chunked(raw: bytes, rng: random.Random) -> tuple[bytes, str]:
         pieces[a], pieces[b] = pieces[b], pieces[a]
         offsets = np.cumsum([len(chunked.CHUNKED_MAGIC)] + [len(p) for p in pieces])[:-1].tolist()
         return (with_index(raw, {**meta, "chunks": [[o, len(p)] for o, p in zip(offsets, pieces)]}, pieces),
-                f"chunks {a} and {b} swapped with their entries{SWAPPED_1_0 if 'version' not in meta else ''}")
+                f"chunks {a} and {b} swapped with their entries"
+                f"{SWAPPED_1_0 if list(meta.get('version', [1, 0])) < [1, 1] else ''}")
     index, what = mutated(meta, rng, ("shape", "chunk", "chunks", "dtype", "version"))
     try:
         return with_index(raw, index), f"index {what}"
