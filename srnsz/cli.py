@@ -591,17 +591,24 @@ class Terminated(KeyboardInterrupt):
     worker processes stopped, temporary files removed."""
 
 
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated()
-
-
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """Within: SIGTERM raises Terminated (main thread only; the handler before is put back after)."""
+    """Within: SIGTERM raises Terminated (main thread only; the handler before is put back after). A worker process
+    forked meanwhile inherits the handler until it sets its own: there the signal keeps its default action (the
+    process ends), so that it never unwinds the parent's work in the child."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    owner = os.getpid()
+
+    def terminated(signum: int, frame: object) -> None:
+        if os.getpid() != owner:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminated)
     try:
         yield
     finally:

@@ -29,6 +29,7 @@ outside the process.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import math
 import mmap
@@ -280,7 +281,8 @@ def _workers(threads: int, processes: bool) -> Iterator[Executor | None]:
     # fork: the workers need no re-import of the caller's script (spawn would require its __main__ guard)
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     before = set(multiprocessing.active_children())
-    pool = ProcessPoolExecutor(threads, mp_context=multiprocessing.get_context(method), initializer=_worker_setup)
+    pool = ProcessPoolExecutor(threads, mp_context=multiprocessing.get_context(method), initializer=_worker_setup,
+                               initargs=(os.getpid(),))
     try:
         yield pool
     except BaseException:
@@ -288,6 +290,23 @@ def _workers(threads: int, processes: bool) -> Iterator[Executor | None]:
         _stop_workers(pool, before)
         raise
     pool.shutdown(wait=True)
+
+
+DEFERRED_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM held back within (delivered on leaving): submitting to a process pool forks, and an
+    exception a handler raises in fork's own callbacks is printed and dropped, so the interrupt would be lost."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, DEFERRED_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _stop_workers(pool: ProcessPoolExecutor, before: set[Any]) -> None:
@@ -304,15 +323,36 @@ def _stop_workers(pool: ProcessPoolExecutor, before: set[Any]) -> None:
         worker.join(timeout=5)
 
 
-def _worker_setup() -> None:
-    """In each worker process: one BLAS thread (the workers already share the cores: BLAS threads of their own, in
-    the blend fits, oversubscribe them), and signals left to the parent: SIGINT ignored (Ctrl-C reaches the whole
-    process group; the parent stops the workers), SIGTERM fatal (the parent's handler raises, inherited by fork)."""
+def _worker_setup(parent: int) -> None:
+    """In each worker process: signals left to the parent (SIGINT ignored: Ctrl-C reaches the whole process group and
+    the parent stops the workers; SIGTERM fatal, not the parent's handler that fork copied), an end with the parent
+    however it ends (Linux: a worker started while the parent was being interrupted is on no list to stop), and one
+    BLAS thread (the workers already share the cores: BLAS threads of their own, in the blend fits, oversubscribe
+    them)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):  # forked while the parent held them back (_signals_deferred)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, DEFERRED_SIGNALS)
+    _end_with_parent(parent)
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when the thread that forked it ends
+
+
+def _end_with_parent(parent: int) -> None:
+    """Have this process get SIGTERM when its parent ends (Linux prctl; elsewhere nothing), or end it now if the
+    parent has already gone."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+            return
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _in_order(pool: Executor | None, tasks: Iterator[tuple[Callable[..., Any], tuple]], window: int
@@ -325,7 +365,8 @@ def _in_order(pool: Executor | None, tasks: Iterator[tuple[Callable[..., Any], t
         return
     running: deque[Future] = deque()
     for function, args in tasks:
-        running.append(pool.submit(function, *args))
+        with _signals_deferred():
+            running.append(pool.submit(function, *args))
         if len(running) > window:
             yield running.popleft().result()
     while running:

@@ -100,8 +100,10 @@ class CodedCoordinate:
 
 def encode(values: np.ndarray, attrs: dict[str, Any], codec: CoordinateCodec) -> CodedCoordinate | None:
     """The coordinate coded (see the module's description), or None when it is better stored raw."""
+    if not codable(values):
+        return None
     eb = coordinate_bound(values)
-    if not codable(values) or eb <= 0:
+    if eb <= 0:
         return None
     turns = _turns(values) if is_longitude(attrs) else None
     target = values if turns is None else _unwrapped(values, turns)
