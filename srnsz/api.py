@@ -401,9 +401,9 @@ def decompress(data: bytes, progress: Progress | None = None, *, region: Region 
     result differs from the reconstruction the compressor verified.
     """
     container = read_container(_as_bytes(data))
-    expected = shape, dtype
+    expected_shape, expected_dtype = shape, dtype
     shape, dtype, eb, name, params = _parse_header(container.header)
-    _check_expected(container.header, shape, dtype, region, *expected)
+    _check_expected(container.header, shape, dtype, region, expected_shape, expected_dtype)
     check_capacity(container.sections, shape, dtype.itemsize)  # before anything of the claimed size is allocated
     predictor = _predictor_for(name, params)
     predictor.check_sections(container.sections, params, shape, dtype)
