@@ -18,6 +18,7 @@ from srnsz.errors import InvalidInputError, ReconstructionMismatchError, SrnszEr
 from srnsz.eval.metrics import bound_held
 from srnsz.format.container import read_container, write_container
 from srnsz.io.cf import VariableMeta
+from srnsz.neural.runtime import Runtime, check_device
 from srnsz.pipeline.psnr import compress_for_psnr, compress_for_ssim
 from srnsz.pipeline.selection import smallest
 from srnsz.predictors import PREDICTORS, create_predictor
@@ -270,15 +271,21 @@ def variable_metadata(data: bytes) -> VariableMeta | None:
 
 
 @one_blas_thread
-def decompress(data: bytes, progress: Progress | None = None) -> np.ndarray:
+def decompress(data: bytes, progress: Progress | None = None, *, device: str = "auto",
+               threads: int | None = None) -> np.ndarray:
     """Decode a stream made by :func:`compress`; returns the reconstruction (shape and dtype as compressed).
 
+    device (auto | cpu | cuda[:n]) and threads (None: the cores available) say where a stream's networks run (hat,
+    ae); every choice gives the same bits (streams before format 1.9 use what they recorded instead).
     Raises StreamFormatError for damaged or unsupported streams and ReconstructionMismatchError when the
     result differs from the reconstruction the compressor verified.
     """
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise InvalidInputError(f"threads must be a positive integer or None, got {threads!r}")
+    check_device(device)
     container = read_container(_as_bytes(data))
     shape, dtype, eb, name, params = _parse_header(container.header)
-    predictor = PREDICTORS[name].from_params(params)
+    predictor = PREDICTORS[name].from_params(params, Runtime(device, threads))
     recorded = container.header.get("numerics")
     try:
         recon = predictor.decompress(container.sections, params, shape, dtype, eb, progress)

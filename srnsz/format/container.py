@@ -33,8 +33,10 @@ VERSION_MINOR = 2  # 1.1: context details and adaptive coding; 1.2: context mixi
 # network also upsamples the planes decoded earlier in a level (hat parameter "decoded_planes"); 1.6: a restoration
 # filter run on the reconstruction (section RSTR, quality modes), written only by streams that carry one; 1.7: context
 # mixing with binarisation 2 (coding methods 6 and 7), which every stream whose codes are context-mixed uses; 1.8: the
-# fast profile's two-model mixing (binarisation 3, coding method 8), written only by streams of that profile.
-NEWEST_MINOR = 8
+# fast profile's two-model mixing (binarisation 3, coding method 8), written only by streams of that profile; 1.9:
+# hat and ae networks run in fixed point (parameter "arithmetic", srnsz.neural.fixed_point), every new stream that
+# uses a network.
+NEWEST_MINOR = 9
 _PREFIX = struct.Struct("<HH")
 _SECTION = struct.Struct("<4sQI")
 _END = b"END!"

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from srnsz.errors import InvalidInputError
+from srnsz.neural.runtime import Runtime
 
 Progress = Callable[[int], None]
 
@@ -68,8 +69,9 @@ class Predictor(ABC):
 
     @classmethod
     @abstractmethod
-    def from_params(cls, params: dict[str, Any]) -> Predictor:
-        """The predictor configured as recorded in a stream header."""
+    def from_params(cls, params: dict[str, Any], runtime: Runtime | None = None) -> Predictor:
+        """The predictor configured as recorded in a stream header; ``runtime``: where the decoder runs networks
+        whose bits do not depend on it (None: the default :class:`Runtime`)."""
 
     def tuned(self, data: np.ndarray, eb: float, free: np.ndarray | None = None) -> Predictor:
         """This predictor with its open options chosen for the smallest stream of ``data`` at ``eb`` (the choice

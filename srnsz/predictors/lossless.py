@@ -8,6 +8,7 @@ import numpy as np
 
 from srnsz.coding import lossless
 from srnsz.errors import StreamFormatError
+from srnsz.neural.runtime import Runtime
 from srnsz.predictors.base import Encoded, Predictor, Progress, register_predictor
 
 
@@ -37,5 +38,5 @@ class LosslessPredictor(Predictor):
         return np.ascontiguousarray(planes.T).view(dtype).reshape(shape)
 
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> LosslessPredictor:
+    def from_params(cls, params: dict[str, Any], runtime: Runtime | None = None) -> LosslessPredictor:
         return cls()
