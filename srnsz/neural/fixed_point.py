@@ -69,6 +69,18 @@ def quantize(x: torch.Tensor, bits: int, limit: float | None = None) -> torch.Te
     return x + (q - x).detach() if x.requires_grad else q
 
 
+def rounded(x: torch.Tensor, bits: int, limit: float | None = None) -> torch.Tensor:
+    """:func:`quantize` of a temporary that nothing else holds, in place (the same values; without autograd no
+    copy is made)."""
+    if x.requires_grad:
+        return quantize(x, bits, limit)
+    scale = 2.0 ** bits
+    x.mul_(scale).round_()
+    if limit is not None:
+        x.clamp_(-limit * scale, limit * scale)
+    return x.mul_(1.0 / scale)
+
+
 def bounded(x: torch.Tensor, limit: float = ACTIVATION_LIMIT) -> torch.Tensor:
     """An activation (already on its grid: every operation here rounds its result back) clamped to [-limit, limit],
     the range a layer's exactness check assumes."""
@@ -120,9 +132,9 @@ def linear(x: torch.Tensor, layer: nn.Linear, input_bits: int = ACTIVATION_BITS,
     ``input_bits`` within ``input_limit``)."""
     x = quantize(x, input_bits, input_limit) if input_bits != ACTIVATION_BITS else bounded(x, input_limit)
     weight, _ = fixed_weight(layer.weight.to(x.dtype), input_limit, input_bits)
-    y = quantize(torch.matmul(x, weight.t()), ACTIVATION_BITS)
+    y = rounded(torch.matmul(x, weight.t()), ACTIVATION_BITS)
     if layer.bias is not None:
-        y = y + quantize(layer.bias.to(x.dtype), ACTIVATION_BITS)
+        y += quantize(layer.bias.to(x.dtype), ACTIVATION_BITS)
     return y
 
 
@@ -153,20 +165,20 @@ def conv(x: torch.Tensor, layer: nn.Conv2d | nn.Conv3d | nn.ConvTranspose2d | nn
         else:
             y = F.conv_transpose3d(x, weight, None, layer.stride, layer.padding, layer.output_padding,
                                    layer.groups, layer.dilation)
-    y = quantize(y, ACTIVATION_BITS)
+    y = rounded(y, ACTIVATION_BITS)
     if layer.bias is not None:
-        y = y + quantize(layer.bias.to(x.dtype), ACTIVATION_BITS).reshape(1, -1, *([1] * (y.ndim - 2)))
+        y += quantize(layer.bias.to(x.dtype), ACTIVATION_BITS).reshape(1, -1, *([1] * (y.ndim - 2)))
     return y
 
 
 def scale(x: torch.Tensor, factor: float) -> torch.Tensor:
     """``x`` times a constant, rounded back to the activation grid."""
-    return quantize(x * factor, ACTIVATION_BITS)
+    return rounded(x * factor, ACTIVATION_BITS)
 
 
 def multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Elementwise product of two activations, rounded back to the activation grid (broadcasting)."""
-    return quantize(bounded(a) * bounded(b), ACTIVATION_BITS)
+    return rounded(bounded(a) * bounded(b), ACTIVATION_BITS)
 
 
 def mean(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
@@ -174,7 +186,7 @@ def mean(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
     x = bounded(x)
     count = math.prod(x.shape[d] for d in dims)
     check_exact(ACTIVATION_LIMIT * 2.0 ** ACTIVATION_BITS, 1.0, count, "mean")
-    return quantize(x.sum(dim=dims, keepdim=True) / count, ACTIVATION_BITS)
+    return rounded(x.sum(dim=dims, keepdim=True) / count, ACTIVATION_BITS)
 
 
 # ---- tables (Python decimal arithmetic: correctly rounded, the same on every machine) ----
@@ -186,14 +198,15 @@ def _to_table_int(value: decimal.Decimal) -> int:
 @functools.cache
 def _exp_tables() -> tuple[tuple[int, ...], tuple[int, ...]]:
     """exp(-j * 2^-(LOGIT_BITS - EXP_HIGH_BITS)) for the high part (one more entry: 0, past EXP_SPAN) and
-    exp(-j * 2^-LOGIT_BITS) for the low part, as integers / 2^TABLE_BITS."""
+    exp(-(j + 1/2) * 2^-LOGIT_BITS) for the low part (the middle of each cell), as integers / 2^TABLE_BITS."""
     with decimal.localcontext() as ctx:
         ctx.prec = 50
         high_step = decimal.Decimal(2) ** -(LOGIT_BITS - EXP_HIGH_BITS)
         low_step = decimal.Decimal(2) ** -LOGIT_BITS
         n_high = EXP_SPAN << (LOGIT_BITS - EXP_HIGH_BITS)
         high = tuple(_to_table_int((-j * high_step).exp()) for j in range(n_high)) + (0,)
-        low = tuple(_to_table_int((-j * low_step).exp()) for j in range(1 << EXP_HIGH_BITS))
+        low = tuple(_to_table_int((-(j + decimal.Decimal("0.5")) * low_step).exp())
+                    for j in range(1 << EXP_HIGH_BITS))
     return high, low
 
 
@@ -236,8 +249,8 @@ def _normal_cdf_table() -> tuple[int, ...]:
 
 
 def _exp_negative_table() -> torch.Tensor:
-    """exp(-a) for every a on the logit grid in [0, EXP_SPAN] (and 0 past it), as multiples of 2^-TABLE_BITS: the
-    rounded-down product of the high and the low table (one correctly rounded product each)."""
+    """exp(-a) for every cell [j, j + 1) 2^-LOGIT_BITS of [0, EXP_SPAN) at its middle (and 0 past it), as multiples
+    of 2^-TABLE_BITS: the rounded-down product of the high and the low table (one correctly rounded product each)."""
     high, low = (torch.tensor(t, dtype=torch.float64) for t in _exp_tables())
     index = torch.arange((EXP_SPAN << LOGIT_BITS) + 1)
     product = high[index >> EXP_HIGH_BITS] * low[index & ((1 << EXP_HIGH_BITS) - 1)]
@@ -256,10 +269,12 @@ def _table(name: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
 
 # ---- nonlinearities ----
 
-def exp_negative(a: torch.Tensor, bits: int = TABLE_BITS) -> torch.Tensor:
-    """exp(-a) for a >= 0, a rounded to the logit grid, rounded down to a multiple of 2^-bits (bits <= TABLE_BITS; 0
-    from EXP_SPAN on): a table lookup."""
-    index = torch.round(a * 2.0 ** LOGIT_BITS).clamp_(0, EXP_SPAN * 2.0 ** LOGIT_BITS).to(torch.int64)
+def exp_negative(a: torch.Tensor, bits: int = TABLE_BITS, scaled: bool = False) -> torch.Tensor:
+    """exp(-a) for a >= 0 (``scaled``: a x 2^LOGIT_BITS, a temporary it may overwrite) at the middle of a's cell
+    of the logit grid, rounded down to a multiple of 2^-bits (bits <= TABLE_BITS; 0 from EXP_SPAN on): one table
+    lookup at floor(a 2^LOGIT_BITS)."""
+    index = a if scaled else a * 2.0 ** LOGIT_BITS
+    index = index.clamp_(0, EXP_SPAN * 2.0 ** LOGIT_BITS).to(torch.int64)
     return torch.take(_table(f"exp_negative_{bits}", a.dtype, a.device), index)
 
 
@@ -267,13 +282,13 @@ def sigmoid(x: torch.Tensor) -> torch.Tensor:
     """The logistic function on the activation grid, from exp(-|x|) on the logit grid."""
     e = exp_negative(x.detach().abs())
     upper = 1.0 / (1.0 + e)
-    exact = quantize(torch.where(x.detach() >= 0, upper, 1.0 - upper), ACTIVATION_BITS)
+    exact = rounded(torch.where(x.detach() >= 0, upper, 1.0 - upper), ACTIVATION_BITS)
     return _straight_through(exact, x, torch.sigmoid)
 
 
 def gelu(x: torch.Tensor) -> torch.Tensor:
     """x Phi(x) (exact GELU) on the activation grid: Phi tabulated every 2^-7 on [-8, 8], linear in between."""
-    v = quantize(x.detach(), ACTIVATION_BITS, ACTIVATION_LIMIT)
+    v = bounded(x.detach())
     inside = v.clamp(-GELU_SPAN, GELU_SPAN) * 2.0 ** GELU_TABLE_BITS
     half = GELU_SPAN << GELU_TABLE_BITS  # the table's entries run from -half to +half
     cell = torch.floor(inside).clamp(max=half - 1)
@@ -282,7 +297,7 @@ def gelu(x: torch.Tensor) -> torch.Tensor:
     index = (cell + half).to(torch.int64)
     below, above = torch.take(table, index), torch.take(table, index + 1)
     phi = below + (above - below) * frac
-    exact = quantize(v * phi, ACTIVATION_BITS)
+    exact = rounded(v * phi, ACTIVATION_BITS)
     return _straight_through(exact, x, F.gelu)
 
 
@@ -301,11 +316,11 @@ def layer_norm(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
     coarse = quantize(deviation, VARIANCE_BITS, VARIANCE_LIMIT)
     check_exact((VARIANCE_LIMIT * 2.0 ** VARIANCE_BITS) ** 2, 1.0, channels, "layer norm")
     variance = (coarse * coarse).sum(dim=-1, keepdim=True) / channels
-    normalised = quantize(deviation / torch.sqrt(variance + norm.eps), ACTIVATION_BITS, ACTIVATION_LIMIT)
+    normalised = rounded(deviation / torch.sqrt(variance + norm.eps), ACTIVATION_BITS, ACTIVATION_LIMIT)
     y = _straight_through(normalised, x, functools.partial(F.layer_norm, normalized_shape=(channels,), eps=norm.eps))
     if norm.weight is not None:
         gain, _ = fixed_weight(norm.weight.to(y.dtype)[:, None], ACTIVATION_LIMIT)
-        y = quantize(y * gain[:, 0], ACTIVATION_BITS)
+        y = rounded(y * gain[:, 0], ACTIVATION_BITS)
     if norm.bias is not None:
         y = y + quantize(norm.bias.to(y.dtype), ACTIVATION_BITS)
     return y
@@ -316,31 +331,37 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, factor: float, 
     """softmax(factor q k^T + bias (+ mask)) v: q (N, h, L, d), k and v (N, h, S, d), bias (h, L, S), mask (nW, L, S)
     for N = batch x nW windows -> (N, h, L, d), on the activation grid.
 
-    The logits are exact (factor q and k on the QK grid, bias and mask on the logit grid); exp(max - logit) comes
-    from the table at the logit grid, rounded down to 2^-e (e as fine as keeps the weighted sum of the values exact);
-    the output is that sum divided by the sum of the weights, one division per output."""
-    smooth_inputs = (q, k, v)
-    q = quantize(q * factor, QK_BITS, QK_LIMIT)
-    k = quantize(k, QK_BITS, QK_LIMIT)
-    check_exact(QK_LIMIT * 2.0 ** QK_BITS, QK_LIMIT * 2.0 ** QK_BITS, q.shape[-1], "attention logits")
-    logits = q @ k.transpose(-2, -1) + quantize(bias.to(q.dtype), LOGIT_BITS)[None]
-    if mask is not None:
-        mask = quantize(mask.to(q.dtype), LOGIT_BITS)
-        logits = (logits.view(-1, mask.shape[0], *logits.shape[1:]) + mask[None, :, None]).view(logits.shape)
+    The logits are exact integers in units of 2^-2 QK_BITS (factor q and k on the QK grid, bias and mask on the logit
+    grid); exp(max - logit) comes from the table (:func:`exp_negative`), rounded down to 2^-e (e as fine as keeps the
+    weighted sum of the values exact); the output is that sum divided by the sum of the weights."""
+    grid = 2.0 ** QK_BITS
+    q_ints = torch.round(q.detach() * (factor * grid)).clamp_(-QK_LIMIT * grid, QK_LIMIT * grid)
+    k_ints = torch.round(k.detach() * grid).clamp_(-QK_LIMIT * grid, QK_LIMIT * grid)
+    check_exact(QK_LIMIT * grid, QK_LIMIT * grid, q.shape[-1], "attention logits")
+    # bias and mask on the logit grid, in the logits' units
+    offset = torch.round(bias.detach().to(q.dtype) * 2.0 ** LOGIT_BITS) * 2.0 ** (2 * QK_BITS - LOGIT_BITS)
+    logits = q_ints @ k_ints.transpose(-2, -1)
+    if mask is None:
+        logits += offset[None]
+    else:
+        offset = offset[None] + torch.round(mask.to(q.dtype) * 2.0 ** LOGIT_BITS)[:, None] \
+            * 2.0 ** (2 * QK_BITS - LOGIT_BITS)
+        logits.view(-1, *offset.shape).add_(offset[None])
     keys = v.shape[-2]
     value_ints = VALUE_LIMIT * 2.0 ** ACTIVATION_BITS
     weight_bits = min(TABLE_BITS, math.floor(math.log2(EXACT_LIMIT / (value_ints * keys))) - 1)
-    weights = exp_negative((logits.amax(dim=-1, keepdim=True) - logits).detach(), weight_bits)
-    v = bounded(v, VALUE_LIMIT)
+    gaps = torch.sub(logits.amax(dim=-1, keepdim=True), logits, out=logits).mul_(2.0 ** (LOGIT_BITS - 2 * QK_BITS))
+    weights = exp_negative(gaps, weight_bits, scaled=True)
     check_exact(2.0 ** weight_bits, value_ints, keys, "attention values")
-    exact = quantize((weights @ v) / weights.sum(dim=-1, keepdim=True), ACTIVATION_BITS)
-    if not any(t.requires_grad for t in smooth_inputs):
+    exact = rounded((weights @ bounded(v.detach(), VALUE_LIMIT)) / weights.sum(dim=-1, keepdim=True),
+                    ACTIVATION_BITS)
+    if not any(t.requires_grad for t in (q, k, v)):
         return exact
-    q0, k0, v0 = smooth_inputs
-    logits0 = (q0 * factor) @ k0.transpose(-2, -1) + bias.to(q0.dtype)[None]
+    reference = (q * factor) @ k.transpose(-2, -1) + bias.to(q.dtype)[None]
     if mask is not None:
-        logits0 = (logits0.view(-1, mask.shape[0], *logits0.shape[1:]) + mask[None, :, None]).view(logits0.shape)
-    reference = torch.softmax(logits0, dim=-1) @ v0
+        reference = (reference.view(-1, mask.shape[0], *reference.shape[1:]) + mask.to(q.dtype)[None, :, None]
+                     ).view(reference.shape)
+    reference = torch.softmax(reference, dim=-1) @ v
     return reference + (exact - reference).detach()
 
 
@@ -486,13 +507,13 @@ def _gdn(gdn: nn.Module, x: torch.Tensor) -> torch.Tensor:
     beta_root, gamma_root = gdn.beta_root.to(x.dtype), gdn.gamma_root.to(x.dtype)
     beta = beta_root * beta_root + gdn.beta_min
     gamma = gamma_root * gamma_root
-    squares = quantize(x * x, SQUARE_BITS, SQUARE_LIMIT)
+    squares = rounded(x * x, SQUARE_BITS, SQUARE_LIMIT)
     mix, _ = fixed_weight(gamma, SQUARE_LIMIT, SQUARE_BITS)
     spatial = x.ndim - 2
     norm = torch.einsum("ij,bj...->bi...", mix.to(x.dtype), squares)
-    norm = quantize(norm, SQUARE_BITS) + quantize(beta, SQUARE_BITS).view(1, -1, *([1] * spatial))
+    norm = rounded(norm, SQUARE_BITS) + quantize(beta, SQUARE_BITS).view(1, -1, *([1] * spatial))
     root = torch.sqrt(norm)
-    return quantize(x * root if gdn.inverse else x / root, ACTIVATION_BITS)
+    return rounded(x * root if gdn.inverse else x / root, ACTIVATION_BITS)
 
 
 def autoencoder_decode(model: nn.Module, latent: torch.Tensor) -> torch.Tensor:
