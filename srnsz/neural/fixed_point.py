@@ -100,20 +100,19 @@ def fixed_weight(weight: torch.Tensor, input_limit: float, input_bits: int = ACT
                  ) -> tuple[torch.Tensor, int]:
     """(weights on the grid 2^-bits, bits) for a layer whose inputs are multiples of 2^-input_bits of magnitude
     <= input_limit; ``weight`` (out, ...) with the reduction over all axes but the first. The bits are the most
-    (at most WEIGHT_BITS integer bits) for which every output's sum of |input| x |weight| stays below EXACT_LIMIT on
-    the product grid, so the layer is exact for any input within the limit."""
+    (integers of at most WEIGHT_BITS bits) for which every output's sum of |input| x |weight| in integer units stays
+    below EXACT_LIMIT, so the layer is exact for any input within the limit. Decided on the rounded integers
+    (exact sums), so every machine decides alike."""
     w = weight.detach().to(torch.float64)
     peak = float(w.abs().max()) if w.numel() else 0.0
-    if peak == 0.0 or not math.isfinite(peak):
-        if not math.isfinite(peak):
-            raise FixedPointError("a layer has weights that are not finite")
-        return torch.zeros_like(weight, dtype=weight.dtype), 0
+    if not math.isfinite(peak):
+        raise FixedPointError("a layer has weights that are not finite")
+    if peak == 0.0:
+        return torch.zeros_like(weight), 0
     bits = WEIGHT_BITS - math.frexp(peak)[1]
-    row_l1 = float(w.abs().reshape(w.shape[0], -1).sum(dim=1).max()) if w.ndim > 1 else peak
     input_ints = input_limit * 2.0 ** input_bits
-    # sum |x_int| |w_int| <= input_ints * row_l1 * 2^bits (+ rounding: one per weight)
-    fan_in = w[0].numel() if w.ndim > 1 else 1
-    while bits > -64 and input_ints * (row_l1 * 2.0 ** bits + fan_in) >= EXACT_LIMIT:
+    rows = w.reshape(w.shape[0], -1) if w.ndim > 1 else w.reshape(-1, 1)
+    while input_ints * float(torch.round(rows * 2.0 ** bits).abs().sum(dim=1).max()) >= EXACT_LIMIT:
         bits -= 1
     return quantize(weight, bits), bits
 
