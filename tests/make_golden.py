@@ -8,6 +8,8 @@ python tests/make_golden.py v1_7   (format 1.7: binarisation 2 of the context mi
 python tests/make_golden.py v1_7_rows   (format 1.7: row differences with binarisation 2)
 python tests/make_golden.py v1_7_lone   (format 1.7: a psnr stream whose lone codes were dropped; encoder only)
 python tests/make_golden.py v1_8_fast   (format 1.8: the fast profile's two-model mixing, as v1_7's field and bound)
+python tests/make_golden.py hat_v1_9   (format 1.9: the default network in fixed point, on the hat golden field)
+python tests/make_golden.py ae_v1_9   (format 1.9: the 3D autoencoder in fixed point)
 Streams of formats 1.2-1.6 are written with binarisation 1, as they were.
 
 Keep the older ones: each must keep decoding to the same values (tests/test_golden.py)."""
@@ -34,7 +36,7 @@ def profile_field() -> np.ndarray:
 
 if __name__ == "__main__":
     name = sys.argv[1]
-    if not name.startswith(("v1_7", "v1_8")):
+    if not name.startswith(("v1_7", "v1_8")) and not name.endswith("v1_9"):
         entropy.WRITTEN_BINARISATION = BINARISATION_1
     if name == "hat":  # the network wins blocks on this field at rel 1e-3 (hat_tiny_bound, CPU, 2 threads)
         import srnsz.predictors.hat as hat_module
@@ -56,6 +58,20 @@ if __name__ == "__main__":
         (HERE / "golden_hat_v1_5.srnsz").write_bytes(stream)
         np.save(HERE / "golden_hat_v1_5_expected.npy", srnsz.decompress(stream))
         print(name, srnsz.info(stream).format_version, len(stream), "bytes")
+        sys.exit(0)
+    if name in ("hat_v1_9", "ae_v1_9"):  # format 1.9: networks in fixed point, the same bits on any machine
+        if name == "hat_v1_9":
+            data = np.load(HERE / "golden_hat_original.npy")
+            stream = srnsz.compress(data, 1e-3, "rel", predictor="hat")
+        else:
+            data = smooth_field((16, 24, 24), seed=1, noise=0.0)
+            np.save(HERE / f"golden_{name}_original.npy", data)
+            stream = srnsz.compress(data, 0.1, "rel", predictor="ae", compete_interp=False)
+        made = srnsz.info(stream)
+        assert made.predictor == name[:3].rstrip("_") and made.format_version == "1.9"
+        (HERE / f"golden_{name}.srnsz").write_bytes(stream)
+        np.save(HERE / f"golden_{name}_expected.npy", srnsz.decompress(stream))
+        print(name, made.format_version, len(stream), "bytes", made.predictor_params.get("hat", made.predictor_params))
         sys.exit(0)
     # v1 (format 1.0) used a (12, 17, 23) field; later ones are larger so every coding method can win a level.
     data = smooth_field((12, 17, 23) if name == "v1" else (16, 25, 33), seed=7)
