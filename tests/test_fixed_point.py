@@ -238,3 +238,25 @@ def test_network_streams_decode_bit_for_bit_under_another_instruction_set(tmp_pa
         assert used > 0, f"the {name} network was not used: the test would prove nothing"
         assert FIXED_POINT in str(params) and "threads" not in str(params) and "device" not in str(params)
     assert _run(DECOMPRESS, reader, tmp_path) == reader.upper()
+
+
+def test_decoder_device_and_threads_are_checked_and_free_for_fixed_point_streams():
+    stream = (DATA / "golden_ae_v1_9.srnsz").read_bytes()
+    expected = np.load(DATA / "golden_ae_v1_9_expected.npy")
+    for threads in (1, 3):
+        recon = srnsz.decompress(stream, device="cpu", threads=threads)
+        assert np.array_equal(recon.view(np.uint32), expected.view(np.uint32))
+    with pytest.raises(srnsz.InvalidInputError, match="threads"):
+        srnsz.decompress(stream, threads=0)
+    with pytest.raises(srnsz.InvalidInputError, match="device"):
+        srnsz.decompress(stream, device="gpu")
+
+
+def test_an_unknown_arithmetic_is_a_clear_error():
+    from srnsz.format.container import read_container, write_container
+
+    container = read_container((DATA / "golden_ae_v1_9.srnsz").read_bytes())
+    header = container.header
+    header["predictor"]["params"]["arithmetic"] = "fixed-point-99"
+    with pytest.raises(srnsz.StreamFormatError, match="fixed-point-99.*upgrade"):
+        srnsz.decompress(write_container(header, container.sections, 9))
