@@ -154,7 +154,7 @@ class AutoencoderPredictor(Predictor):
                  ) -> None:
         if not latent_eb > 0:
             raise InvalidInputError(f"latent_eb must be > 0, got {latent_eb}")
-        if not all(isinstance(v, int) and v >= 1 for v in (threads or 1, batch)):
+        if not all(isinstance(v, int) and v >= 1 for v in (1 if threads is None else threads, batch)):
             raise InvalidInputError(f"threads and batch must be positive integers, got {threads!r}, {batch!r}")
         if arithmetic not in (FIXED_POINT, FLOAT):
             raise InvalidInputError(f"arithmetic must be {FIXED_POINT!r} or {FLOAT!r}, got {arithmetic!r}")
