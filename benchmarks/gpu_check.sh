@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The prepared device check (issue 17): one short run on a machine with an NVIDIA GPU, e.g.
+# The prepared device check: one short run on a machine with an NVIDIA GPU, e.g.
 #   device run: bash benchmarks/gpu_check.sh        (carry .whl when the machine lacks srnsz's dependencies)
-# Installs srnsz if it is not importable, then benchmarks/gpu_check.py: hat compression and decompression with
-# --device cuda (bound, exact decode on the GPU, MB/s), what the same stream does on the CPU, and one timed
+# Installs srnsz if it is not importable, then benchmarks/gpu_check.py: hat and ae streams compressed on each device
+# and decoded on every device (the same bits, the bound, MB/s), and one timed
 # training step. On a machine without CUDA it runs the CPU part and says that the CUDA part was skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -21,6 +21,7 @@ from srnsz.format.capacity import check_capacity
 from srnsz.format.container import read_container, write_container
 from srnsz.io import coords
 from srnsz.io.cf import VariableMeta
+from srnsz.neural.runtime import Runtime, check_device
 from srnsz.pipeline.psnr import compress_for_psnr, compress_for_ssim
 from srnsz.pipeline.selection import smallest
 from srnsz.predictors import PREDICTORS, create_predictor
@@ -297,10 +298,11 @@ def _checksum_record(header: dict[str, Any]) -> int:
     return value
 
 
-def _predictor_for(name: str, params: dict[str, Any]) -> Predictor:
-    """The predictor a header's parameters describe; parameters it cannot take are a damaged stream."""
+def _predictor_for(name: str, params: dict[str, Any], runtime: Runtime | None = None) -> Predictor:
+    """The predictor a header's parameters describe (its networks run on ``runtime``); parameters it cannot take are
+    a damaged stream."""
     try:
-        return PREDICTORS[name].from_params(params)
+        return PREDICTORS[name].from_params(params, runtime)
     except SrnszError:
         raise
     except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as exc:
@@ -392,20 +394,26 @@ def variable_metadata(data: bytes) -> VariableMeta | None:
 
 @one_blas_thread
 def decompress(data: bytes, progress: Progress | None = None, *, region: Region | None = None,
-               shape: tuple[int, ...] | None = None, dtype: np.dtype | None = None) -> np.ndarray:
+               shape: tuple[int, ...] | None = None, dtype: np.dtype | None = None, device: str = "auto",
+               threads: int | None = None) -> np.ndarray:
     """Decode a stream made by :func:`compress`; returns the reconstruction (shape and dtype as compressed).
 
     region, shape, dtype: what the caller expects (a chunk of a chunked stream: its place, extent and type); a stream
-    whose header says otherwise is refused before decoding.
+    whose header says otherwise is refused before decoding. device (auto | cpu | cuda[:n]) and threads (None: the
+    cores available) say where a stream's networks run (hat, ae); every choice gives the same bits (streams before
+    format 1.9 use what they recorded instead).
     Raises StreamFormatError for damaged or unsupported streams and ReconstructionMismatchError when the
     result differs from the reconstruction the compressor verified.
     """
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise InvalidInputError(f"threads must be a positive integer or None, got {threads!r}")
+    check_device(device)
     container = read_container(_as_bytes(data))
     expected_shape, expected_dtype = shape, dtype
     shape, dtype, eb, name, params = _parse_header(container.header)
     _check_expected(container.header, shape, dtype, region, expected_shape, expected_dtype)
     check_capacity(container.sections, shape, dtype.itemsize)  # before anything of the claimed size is allocated
-    predictor = _predictor_for(name, params)
+    predictor = _predictor_for(name, params, Runtime(device, threads))
     predictor.check_sections(container.sections, params, shape, dtype)
     recorded = container.header.get("numerics")
     try:

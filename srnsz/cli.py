@@ -381,7 +381,7 @@ def cmd_decompress(args: argparse.Namespace) -> None:
     stream = _read_stream(args.input)
     shape = api.info(stream).shape
     with progress_bar(int(np.prod(shape)), "decompress") as update:
-        data = api.decompress(stream, progress=update)
+        data = api.decompress(stream, progress=update, device=args.device, threads=args.threads)
     meta = api.variable_metadata(stream)
     note = write_field(args.output, data, args.force, args.var, meta)
     if note:
@@ -396,6 +396,16 @@ def _is_chunked_file(path: str) -> bool:
     _check_input_file(path)
     with open(path, "rb") as f:
         return chunked.is_chunked(f.read(16))
+
+
+def _portability(inference: dict) -> str:
+    """Where a stream's network predictions can be reproduced, from its recorded inference settings."""
+    arithmetic = inference.get("arithmetic")
+    if arithmetic is not None:
+        return (f"fixed-point inference ({arithmetic}): decodes to the same bits on any CPU or GPU, with any "
+                "thread count (needs these weights)")
+    return (f"float32 inference: decodes only on {inference.get('device')!r} with {inference.get('threads')} threads, "
+            "the same torch and the kind of CPU that made it (and these weights)")
 
 
 def cmd_info(args: argparse.Namespace) -> None:
@@ -422,8 +432,11 @@ def cmd_info(args: argparse.Namespace) -> None:
         inference = hat.get("inference", {})
         planes = ", also on the planes decoded within a level" if hat.get("decoded_planes") is True else ""
         print(f"network        : {hat['weights']} (sha256 {str(hat.get('sha256', ''))[:16]}...), blocks "
-              f"{hat.get('blocks_hat')}/{hat.get('blocks_total')}{planes}; decodes on {inference.get('device')!r} with "
-              f"{inference.get('threads')} threads, as it was made (needs that device and these weights)")
+              f"{hat.get('blocks_hat')}/{hat.get('blocks_total')}{planes}; {_portability(inference)}")
+    elif i.predictor == "ae" and "weights" in i.predictor_params:
+        params = i.predictor_params
+        print(f"network        : {params['weights']} (sha256 {str(params.get('sha256', ''))[:16]}...), blocks "
+              f"{params.get('blocks', {}).get('ae')} of the autoencoder; {_portability(params)}")
     print(f"size           : {i.compressed_bytes} bytes, ratio {i.ratio:.2f}")
     for line in _missing_lines(i.missing, int(np.prod(i.shape))):
         print(f"missing values : {line}")
@@ -557,6 +570,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--var", help="variable name in an .h5/.nc output (default data)")
     d.add_argument("--force", action="store_true", help="overwrite an existing output")
     _add_threads(d, "chunks of a chunked stream decoded at once")
+    d.add_argument("--device", default="auto",
+                   help="where a stream's networks run: auto (CUDA when there is a GPU), cpu, cuda[:n]; every choice "
+                        "decodes the same bits (streams of format 1.9 on)")
     d.set_defaults(func=cmd_decompress)
     i = sub.add_parser("info", help="describe a stream")
     i.add_argument("input")

@@ -11,6 +11,8 @@ python tests/make_golden.py v1_8_fast   (format 1.8: the fast profile's two-mode
 python tests/make_golden.py v1_10_coords   (format 1.10: a variable whose 2-D coordinates are coded streams, VCRS)
 python tests/make_golden.py chunked_v1_1   (chunked layout 1.1: the index's checksum, each chunk's region in its header;
                                             chunked_v1_0 was written the same way by the layout 1.0 writer)
+python tests/make_golden.py hat_v1_9   (format 1.9: the default network in fixed point, on the hat golden field)
+python tests/make_golden.py ae_v1_9   (format 1.9: the 3D autoencoder in fixed point)
 Streams of formats 1.2-1.6 are written with binarisation 1, as they were.
 
 Keep the older ones: each must keep decoding to the same values (tests/test_golden.py)."""
@@ -98,6 +100,20 @@ if __name__ == "__main__":
         (HERE / "golden_hat_v1_5.srnsz").write_bytes(stream)
         np.save(HERE / "golden_hat_v1_5_expected.npy", srnsz.decompress(stream))
         print(name, srnsz.info(stream).format_version, len(stream), "bytes")
+        sys.exit(0)
+    if name in ("hat_v1_9", "ae_v1_9"):  # format 1.9: networks in fixed point, the same bits on any machine
+        if name == "hat_v1_9":
+            data = np.load(HERE / "golden_hat_original.npy")
+            stream = srnsz.compress(data, 1e-3, "rel", predictor="hat")
+        else:
+            data = smooth_field((16, 24, 24), seed=1, noise=0.0)
+            np.save(HERE / f"golden_{name}_original.npy", data)
+            stream = srnsz.compress(data, 0.1, "rel", predictor="ae", compete_interp=False)
+        made = srnsz.info(stream)
+        assert made.predictor == name[:3].rstrip("_") and made.format_version == "1.9"
+        (HERE / f"golden_{name}.srnsz").write_bytes(stream)
+        np.save(HERE / f"golden_{name}_expected.npy", srnsz.decompress(stream))
+        print(name, made.format_version, len(stream), "bytes", made.predictor_params.get("hat", made.predictor_params))
         sys.exit(0)
     # v1 (format 1.0) used a (12, 17, 23) field; later ones are larger so every coding method can win a level.
     data = smooth_field((12, 17, 23) if name == "v1" else (16, 25, 33), seed=7)

@@ -94,20 +94,22 @@ def test_network_wins_blocks_where_it_predicts_better(force_hat):
 def test_a_bound_aware_network_is_given_the_bound_and_decodes_exactly(shape, force_hat, monkeypatch):
     """A network with a bound channel is called with eb over each plane's span, compressing and decoding alike."""
     data = smooth_field(shape)
+    import srnsz.neural.fixed_point as fixed_point
+
     seen: list[float] = []
-    real_forward = networks.hat.HAT.forward
+    real_forward = fixed_point.hat_forward
 
-    def forward(model, x, bound=None):
-        if model.bound_channel and bound is not None:
-            seen.extend(bound.tolist())
-        return real_forward(model, x, bound)
+    def forward(model, x, levels=None, context=None):
+        if model.bound_channel and levels is not None:
+            seen.extend(levels.tolist())
+        return real_forward(model, x, levels, context)
 
-    monkeypatch.setattr(networks.hat.HAT, "forward", forward)
+    monkeypatch.setattr(fixed_point, "hat_forward", forward)
     eb = 1e-3
     stream, recon = _hat(data, eb, model="bound_hat")
     assert srnsz.info(stream).predictor == "hat" and seen
     span = float(data.max() - data.min())
-    assert min(seen) >= eb / span * (1 - 1e-6)  # a plane's span is at most the field's
+    assert min(seen) >= fixed_point.bound_level(eb / span)  # a plane's span is at most the field's
     assert_bound(data, recon, eb)
     with pytest.raises(ValueError, match="error bound"):
         networks.create_model("hat_tiny", bound_channel=True)(torch.zeros(1, 1, 8, 8))
@@ -118,15 +120,17 @@ def test_a_context_network_is_given_the_neighbouring_planes_and_decodes_exactly(
     """A network with context planes gets, for each coarse plane, the coarse planes before and after it (3D; the
     plane itself at the ends and in 2D), scaled like the plane, compressing and decoding alike."""
     data = smooth_field(shape)
-    calls: list[tuple[torch.Tensor, torch.Tensor]] = []
-    real_forward = networks.hat.HAT.forward
+    import srnsz.neural.fixed_point as fixed_point
 
-    def forward(model, x, bound=None, context=None):
+    calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+    real_forward = fixed_point.hat_forward
+
+    def forward(model, x, levels=None, context=None):
         if context is not None:
             calls.append((x.clone(), context.clone()))
-        return real_forward(model, x, bound, context)
+        return real_forward(model, x, levels, context)
 
-    monkeypatch.setattr(networks.hat.HAT, "forward", forward)
+    monkeypatch.setattr(fixed_point, "hat_forward", forward)
     stream, recon = _hat(data, 1e-3, model="context_hat", decoded_planes=False)  # the coarse planes only
     assert srnsz.info(stream).predictor == "hat" and calls
     assert_bound(data, recon, 1e-3)
@@ -168,7 +172,7 @@ def test_planes_decoded_within_a_level_are_upsampled_once_their_inputs_are(trave
     stream, recon = _hat(data, 1e-3, traversal=traversal, dim_order=(0, 1, 2))
     info = srnsz.info(stream)
     assert info.predictor == "hat" and info.predictor_params["hat"]["decoded_planes"] is True
-    assert info.format_version == "1.7"  # decoded planes need 1.5, binarisation 2 of the codes 1.7
+    assert info.format_version == "1.9"  # decoded planes need 1.5, binarisation 2 of the codes 1.7, fixed point 1.9
     assert_bound(data, recon, 1e-3)
     compressing, decoding = calls[: len(calls) // 2], calls[len(calls) // 2:]
     assert {(a, parity) for a, parity, _ in compressing} == planes and len(compressing) == len(planes)
@@ -288,9 +292,11 @@ def test_compress_with_two_threads_decompress_with_one(force_hat):
     assert_bound(data, recon, 1e-4)
 
 
-def test_numerics_drift_is_a_clear_error(monkeypatch, force_hat):
+@pytest.mark.parametrize("arithmetic,message", [("fixed-point-1", "checksum mismatch.*damaged"),
+                                                 ("float32", "numerics.*kind of machine that compressed it")])
+def test_numerics_drift_is_a_clear_error(arithmetic, message, monkeypatch, force_hat):
     data = smooth_field((64, 80))
-    stream, _ = _hat(data, 1e-4, model="near_cubic_hat")
+    stream, _ = _hat(data, 1e-4, model="near_cubic_hat", arithmetic=arithmetic)
     real = neural.upsample_planes
 
     def drifted(model, planes, settings, eb, context=None):
@@ -299,7 +305,7 @@ def test_numerics_drift_is_a_clear_error(monkeypatch, force_hat):
     import srnsz.predictors.hat as hat_module
 
     monkeypatch.setattr(hat_module, "upsample_planes", drifted)
-    with pytest.raises(ReconstructionMismatchError, match="numerics.*kind of machine that compressed it"):
+    with pytest.raises(ReconstructionMismatchError, match=message):
         srnsz.decompress(stream)
 
 

@@ -12,7 +12,7 @@ from conftest import SHARED_DATA, smooth_field
 import srnsz
 from srnsz import missing
 from srnsz.errors import InvalidInputError, StreamFormatError
-from srnsz.format.container import read_container, write_container
+from srnsz.format.container import NEWEST_MINOR, read_container, write_container
 from srnsz.io import chunked
 from srnsz.missing import Extremes, MissingRule, detect_fills, find_missing
 
@@ -208,7 +208,7 @@ def test_damaged_missing_value_records_are_clear_errors(damage):
 
 def test_a_newer_minor_version_is_refused_before_decoding():
     stream = bytearray(srnsz.compress(smooth_field((8, 8)), 1e-2))
-    stream[10] = 9
+    stream[10] = NEWEST_MINOR + 1
     with pytest.raises(StreamFormatError, match="newer"):
         srnsz.decompress(bytes(stream))
 

@@ -307,3 +307,27 @@ def test_the_manifest_records_each_field_with_its_folder(tmp_path):
     data = SuperResolutionPatches(["series/a.npy"], val_files=["b.npy"], data_dir=str(tmp_path), patch_size=16,
                                   val_samples=2)
     assert data.describe()["train"] == ["series/a.npy"] and data.describe()["val"] == ["b.npy"]
+
+
+def test_quantization_aware_training_runs_through_the_fixed_point_forward(user_field, tmp_path):
+    # objective.fixed_point=true: the loss comes from the compressor's fixed-point pass, whose rounding passes the
+    # gradient straight through to every kind of parameter; validation reports the network both as trained and as
+    # the compressor runs it.
+    from training.objectives import SuperResolutionL1
+
+    cfg = _compose(_quick(user_field, tmp_path / "x", steps=1) + ["+network.bound_channel=true"])
+    torch.manual_seed(0)
+    model = instantiate(cfg.network)
+    for p in model.parameters():  # trained networks are nowhere zero; the zero-started last conv would stop gradients
+        torch.nn.init.normal_(p, 0.0, 0.05)
+    rng = np.random.default_rng(0)
+    hr = torch.from_numpy(rng.uniform(0, 1, (2, 1, 16, 16)).astype(np.float32))
+    batch = {"lr": hr[..., ::2, ::2].contiguous(), "hr": hr, "bound": torch.tensor([1e-2, 1e-3])}
+    SuperResolutionL1(fixed_point=True).loss(model, batch).backward()
+    for name in ("conv_first.weight", "groups.0.blocks.0.attn.bias_table", "groups.0.blocks.0.norm1.weight",
+                 "groups.0.blocks.0.mlp.fc1.bias", "upsample.4.weight"):
+        grad = dict(model.named_parameters())[name].grad
+        assert grad is not None and grad.abs().max() > 0, name
+    result = run(_compose(_quick(user_field, tmp_path / "run", steps=4) + ["objective.fixed_point=true"]))
+    assert {"psnr", "psnr_fixed_point", "baseline_psnr"} <= set(result.validation)
+    assert abs(result.validation["psnr"] - result.validation["psnr_fixed_point"]) < 0.5

@@ -34,10 +34,10 @@ VERSION_MINOR = 2  # 1.1: context details and adaptive coding; 1.2: context mixi
 # filter run on the reconstruction (section RSTR, quality modes), written only by streams that carry one; 1.7: context
 # mixing with binarisation 2 (coding methods 6 and 7), which every stream whose codes are context-mixed uses; 1.8: the
 # fast profile's two-model mixing (binarisation 3, coding method 8), written only by streams of that profile; 1.9:
-# integer neural inference, which this srnsz does not have (UNKNOWN_MINORS); 1.10: coordinates coded as streams of
-# their own (section VCRS, srnsz.io.coords), written only by streams that carry one.
+# hat and ae networks run in fixed point (parameter "arithmetic", srnsz.neural.fixed_point), every new stream that
+# uses a network; 1.10: coordinates coded as streams of their own (section VCRS, srnsz.io.coords), written only by
+# streams that carry one.
 NEWEST_MINOR = 10
-UNKNOWN_MINORS = frozenset({9})  # minor versions below NEWEST_MINOR whose features this srnsz lacks
 _PREFIX = struct.Struct("<HH")
 _SECTION = struct.Struct("<4sQI")
 _END = b"END!"
@@ -81,7 +81,7 @@ def write_container(header: dict[str, Any], sections: dict[str, bytes], minor: i
     """Serialize ``header`` (JSON-able) and ``sections`` (4-character tag -> payload) as format 1.``minor``
     (default VERSION_MINOR; a stream that uses a later feature names its version)."""
     minor = VERSION_MINOR if minor is None else minor
-    if not VERSION_MINOR <= minor <= NEWEST_MINOR or minor in UNKNOWN_MINORS:
+    if not VERSION_MINOR <= minor <= NEWEST_MINOR:
         raise ValueError(f"cannot write format 1.{minor}")
     parts = [MAGIC, _PREFIX.pack(VERSION_MAJOR, minor)]
     for tag in sections:
@@ -104,11 +104,10 @@ def _check_version(major: int, minor: int) -> None:
         raise StreamFormatError(
             f"stream format version {major}.{minor} is not supported by this srnsz "
             f"(reads {VERSION_MAJOR}.x); use a matching srnsz release")
-    if minor > NEWEST_MINOR or minor in UNKNOWN_MINORS:
-        without = "".join(f", not 1.{m}" for m in sorted(UNKNOWN_MINORS))
+    if minor > NEWEST_MINOR:
         raise StreamFormatError(
             f"stream format version {major}.{minor} is newer than this srnsz reads (up to {VERSION_MAJOR}."
-            f"{NEWEST_MINOR}{without}); upgrade srnsz")
+            f"{NEWEST_MINOR}); upgrade srnsz")
 
 
 def head_length(prefix: bytes) -> int:

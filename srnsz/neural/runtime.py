@@ -1,9 +1,11 @@
-"""Deterministic network inference for the neural predictors: torch set-up, per-plane x2 upsampling.
+"""Network inference for the neural predictors: device, threads, per-plane x2 upsampling, block decoding.
 
 Reproducibility is part of the error-bound guarantee (DESIGN.md): the decompressor must compute bit-identical
-predictions. CPU results depend on the intra-op thread count (reduction order), so inference runs with the
-thread count and batch size recorded in the stream header, in `torch.inference_mode`, with deterministic
-algorithms; the header's reconstruction checksum catches what remains (another CPU ISA, another torch build).
+predictions. Streams of format 1.9 on run their networks in fixed point (:mod:`srnsz.neural.fixed_point`,
+``arithmetic`` recorded in the stream): the same bits on every CPU, GPU, thread count, batch size and torch build,
+so the decoder picks its own device and threads (:class:`Runtime`). Older streams ran them in float32, whose bits
+depend on the thread count and batch (recorded in their header and used again to decode), and on the CPU's
+instruction set and the torch build, which the header's reconstruction checksum catches.
 """
 
 from __future__ import annotations
@@ -15,33 +17,69 @@ from typing import Any
 
 import numpy as np
 
-from srnsz.errors import InvalidInputError
+from srnsz.errors import InvalidInputError, StreamFormatError
+
+FLOAT = "float32"  # the arithmetic of streams before format 1.9
+# The fixed-point arithmetic of srnsz.neural.fixed_point (named here so that reading it needs no torch): any change to
+# its grids, tables or order of operations is a new name.
+FIXED_POINT = "fixed-point-1"
 
 
 @dataclass(frozen=True)
 class InferenceSettings:
-    """Everything that can change the bits of a prediction; recorded in the header."""
+    """How a network's predictions are computed. ``arithmetic`` FLOAT: everything here can change their bits and
+    is recorded in the header; FIXED_POINT: only ``tile`` and ``overlap`` can (they decide what the
+    network sees), device, threads and batch are free (``threads`` None: torch's default)."""
 
     device: str = "cpu"
-    threads: int = 2
+    threads: int | None = 2
     batch: int = 16
     tile: int = 128  # coarse-grid tile side; tiles overlap by `overlap` on each side
     overlap: int = 8
+    arithmetic: str = FLOAT
 
     def to_params(self) -> dict[str, Any]:
-        return asdict(self)
+        """What the stream header records (hat's ``inference``)."""
+        if self.arithmetic == FLOAT:
+            return {k: v for k, v in asdict(self).items() if k != "arithmetic"}
+        return {"arithmetic": self.arithmetic, "tile": self.tile, "overlap": self.overlap}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where a decoder runs the networks of a fixed-point stream: ``device`` auto | cpu | cuda[:n], ``threads`` for
+    the CPU (None: torch's default, the cores available). Any choice gives the same bits; float32 streams ignore it
+    and use what they recorded."""
+
+    device: str = "auto"
+    threads: int | None = None
+
+
+def check_arithmetic(arithmetic: Any) -> str:
+    """``arithmetic`` from a stream header if this srnsz computes it, else a clear StreamFormatError."""
+    if arithmetic not in (FLOAT, FIXED_POINT):
+        raise StreamFormatError(f"the stream's networks use arithmetic {arithmetic!r}, which this srnsz does not "
+                                f"know (it computes {FIXED_POINT!r}); upgrade srnsz")
+    return str(arithmetic)
+
+
+def check_device(device: Any) -> str:
+    """``device`` if it names one (auto | cpu | cuda | cuda:n), else a clear error; imports no torch."""
+    if not isinstance(device, str) or not (device in ("auto", "cpu", "cuda") or
+                                           (device.startswith("cuda:") and device[5:].isdigit())):
+        raise InvalidInputError(f"device must be 'auto', 'cpu' or 'cuda[:n]', got {device!r}")
+    return device
 
 
 def resolve_device(device: str) -> str:
     """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; 'cuda' without one is a clear error."""
     import torch
 
+    check_device(device)
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InvalidInputError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise InvalidInputError(f"device must be 'auto', 'cpu' or 'cuda[:n]', got {device!r}")
     return device
 
 
@@ -53,7 +91,7 @@ def pinned_torch(settings: InferenceSettings) -> Iterator[Any]:
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     try:
-        torch.set_num_threads(settings.threads)
+        torch.set_num_threads(settings.threads or threads)
         torch.use_deterministic_algorithms(True, warn_only=True)
         with torch.inference_mode():
             yield torch
@@ -75,14 +113,14 @@ def _tile_ranges(n: int, tile: int, overlap: int) -> list[tuple[int, int, int, i
     return out
 
 
-def _scaled(values: np.ndarray, lows: np.ndarray, spans: np.ndarray) -> np.ndarray:
-    """(N, ...) values -> float32 (v - lows[n]) / spans[n] per leading index (0 where not finite or no span)."""
+def _scaled(values: np.ndarray, lows: np.ndarray, spans: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+    """(N, ...) values -> (v - lows[n]) / spans[n] per leading index in ``dtype`` (0 where not finite or no span)."""
     shape = (-1,) + (1,) * (values.ndim - 1)
     lows, spans = lows.reshape(shape), spans.reshape(shape)
     with np.errstate(invalid="ignore", over="ignore"):
         shifted = np.where(np.isfinite(values), values.astype(np.float64) - lows, 0.0)
         scaled = np.divide(shifted, spans, out=np.zeros_like(shifted), where=spans > 0)
-    return scaled.astype(np.float32)
+    return scaled.astype(dtype)
 
 
 def upsample_planes(model: Any, planes: np.ndarray, settings: InferenceSettings, eb: float = 0.0,
@@ -94,8 +132,10 @@ def upsample_planes(model: Any, planes: np.ndarray, settings: InferenceSettings,
     tiles whose centres are stitched. Constant planes come back constant without running the network.
     A network with a bound channel is also given ``eb`` (data units: how far the planes may be from the
     truth) relative to each plane's span. A network that takes context planes is given ``context`` (N, 2, h, w):
-    the coarse planes before and after each plane, scaled like it (required then).
+    the coarse planes before and after each plane, scaled like it (required then). ``settings.arithmetic`` picks
+    float32 or fixed-point inference (:mod:`srnsz.neural.fixed_point`: planes scaled in float64, then its grid).
     """
+    fixed = settings.arithmetic != FLOAT
     bound_aware = bool(getattr(model, "bound_channel", False))
     with_context = bool(getattr(model, "context_planes", False))
     if with_context and (context is None or context.shape != (planes.shape[0], 2, *planes.shape[1:])):
@@ -110,9 +150,10 @@ def upsample_planes(model: Any, planes: np.ndarray, settings: InferenceSettings,
     lows = np.where(np.isfinite(lows), lows, 0.0)
     highs = np.where(np.isfinite(highs), highs, 0.0)
     spans = highs - lows
-    normalised = _scaled(planes, lows, spans)
+    dtype = np.float64 if fixed else np.float32
+    normalised = _scaled(planes, lows, spans, dtype)
     if with_context:
-        scaled = _scaled(context, lows, spans)
+        scaled = _scaled(context, lows, spans, dtype)
     rows, cols = _tile_ranges(h, settings.tile, settings.overlap), _tile_ranges(w, settings.tile, settings.overlap)
     for i in range(n):
         if spans[i] <= 0:
@@ -121,6 +162,8 @@ def upsample_planes(model: Any, planes: np.ndarray, settings: InferenceSettings,
         for r in rows:
             for c in cols:
                 work.setdefault((r[1] - r[0], c[1] - c[0]), []).append((i, r, c))
+    if fixed:
+        from srnsz.neural.fixed_point import bound_level, hat_forward
     with pinned_torch(settings) as torch:
         for items in work.values():
             for start in range(0, len(items), settings.batch):
@@ -128,13 +171,16 @@ def upsample_planes(model: Any, planes: np.ndarray, settings: InferenceSettings,
                 batch = torch.from_numpy(
                     np.stack([normalised[i, r[0]:r[1], c[0]:c[1]] for i, r, c in group])[:, None]).to(settings.device)
                 extra: dict[str, Any] = {}
-                if bound_aware:
+                if bound_aware and fixed:
+                    levels = np.array([bound_level(float(eb / spans[i])) for i, _, _ in group])
+                    extra["levels"] = torch.from_numpy(levels).to(settings.device)
+                elif bound_aware:
                     bound = np.array([eb / spans[i] for i, _, _ in group], dtype=np.float32)
                     extra["bound"] = torch.from_numpy(bound).to(settings.device)
                 if with_context:
                     extra["context"] = torch.from_numpy(
                         np.stack([scaled[i, :, r[0]:r[1], c[0]:c[1]] for i, r, c in group])).to(settings.device)
-                pred = model(batch, **extra)
+                pred = hat_forward(model, batch, **extra) if fixed else model(batch, **extra)
                 pred = pred.clamp_(0.0, 1.0)
                 pred = pred[:, 0].to("cpu", torch.float64).numpy()
                 for (i, r, c), p in zip(group, pred):

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from srnsz.errors import InvalidInputError
+from srnsz.neural.runtime import Runtime
 
 Progress = Callable[[int], None]
 
@@ -76,8 +77,9 @@ class Predictor(ABC):
 
     @classmethod
     @abstractmethod
-    def from_params(cls, params: dict[str, Any]) -> Predictor:
-        """The predictor configured as recorded in a stream header."""
+    def from_params(cls, params: dict[str, Any], runtime: Runtime | None = None) -> Predictor:
+        """The predictor configured as recorded in a stream header; ``runtime``: where the decoder runs networks
+        whose bits do not depend on it (None: the default :class:`Runtime`)."""
 
     @classmethod
     def options(cls) -> set[str]:

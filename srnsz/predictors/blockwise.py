@@ -17,13 +17,22 @@ from srnsz.coding.entropy import CodeReader, ContextCodeWriter, format_minor
 from srnsz.decomposition.dualquant import difference, integrate, integrate_block, prequantize, reconstruct
 from srnsz.decomposition.tiling import block_ids, block_order, chunk_keys
 from srnsz.errors import InvalidInputError, StreamFormatError
-from srnsz.neural.runtime import InferenceSettings, pinned_torch, resolve_device
+from srnsz.neural.runtime import (
+    FIXED_POINT,
+    FLOAT,
+    InferenceSettings,
+    Runtime,
+    check_arithmetic,
+    pinned_torch,
+    resolve_device,
+)
 from srnsz.neural.zoo import cached_model
 from srnsz.predictors.base import Encoded, Predictor, Progress, register_predictor
 from srnsz.predictors.interp import InterpPredictor
 from srnsz.quantizer import ESCAPE, RADIUS
 
 LORENZO_1, LORENZO_2, AUTOENCODER = 0, 1, 2
+FIXED_POINT_FORMAT_MINOR = 9  # the autoencoder decoded in fixed point (srnsz.neural.fixed_point): every new ae stream
 LORENZO_BLOCK = {1: 4096, 2: 32, 3: 8, 4: 8}
 
 
@@ -89,7 +98,7 @@ class LorenzoPredictor(Predictor):
         self.layers = layers
 
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> LorenzoPredictor:
+    def from_params(cls, params: dict[str, Any], runtime: Runtime | None = None) -> LorenzoPredictor:
         try:
             return cls(int(params["layers"]))
         except (KeyError, TypeError, ValueError, InvalidInputError) as exc:
@@ -133,29 +142,41 @@ class AutoencoderPredictor(Predictor):
     model: weights family; a 2D field uses weights ``<model>_2d`` and a 3D field ``<model>_3d`` (default ae_2d and
     ae_3d); other ranks use Lorenzo only.
     compete_interp: also compress with ``interp`` and keep the smaller stream (recorded as ``path``).
+    device / threads (None: the cores available) / batch: where and how the networks run; the decoder's predictions
+    are fixed point (:mod:`srnsz.neural.fixed_point`): the same bits for any. arithmetic FLOAT: the float32
+    decoding of streams before format 1.9, whose bits depend on the device, threads and batch they record.
     """
 
     name = "ae"
 
-    def __init__(self, model: str = "ae", latent_eb: float = 0.1, device: str = "auto", threads: int = 2,
-                 batch: int = 256, compete_interp: bool = True, tune: str = "fast") -> None:
+    def __init__(self, model: str = "ae", latent_eb: float = 0.1, device: str = "auto", threads: int | None = None,
+                 batch: int = 256, compete_interp: bool = True, tune: str = "fast", arithmetic: str = FIXED_POINT
+                 ) -> None:
         if not latent_eb > 0:
             raise InvalidInputError(f"latent_eb must be > 0, got {latent_eb}")
-        if not all(isinstance(v, int) and v >= 1 for v in (threads, batch)):
+        if not all(isinstance(v, int) and v >= 1 for v in (1 if threads is None else threads, batch)):
             raise InvalidInputError(f"threads and batch must be positive integers, got {threads!r}, {batch!r}")
-        self.model_name, self.latent_eb, self.device = model, latent_eb, device
+        if arithmetic not in (FIXED_POINT, FLOAT):
+            raise InvalidInputError(f"arithmetic must be {FIXED_POINT!r} or {FLOAT!r}, got {arithmetic!r}")
+        self.model_name, self.latent_eb, self.device, self.arithmetic = model, latent_eb, device, arithmetic
         self.threads, self.batch, self.compete_interp, self.tune = threads, batch, compete_interp, tune
 
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> AutoencoderPredictor:
+    def from_params(cls, params: dict[str, Any], runtime: Runtime | None = None) -> AutoencoderPredictor:
         try:
-            return cls(model=params["family"], latent_eb=params["latent_eb"], device=params["device"],
-                       threads=params["threads"], batch=params["batch"], compete_interp=False)
+            arithmetic = check_arithmetic(params.get("arithmetic", FLOAT))
+            if arithmetic == FLOAT:
+                return cls(model=params["family"], latent_eb=params["latent_eb"], device=params["device"],
+                           threads=params["threads"], batch=params["batch"], compete_interp=False,
+                           arithmetic=FLOAT)
+            runtime = runtime or Runtime()
+            return cls(model=params["family"], latent_eb=params["latent_eb"], device=runtime.device,
+                       threads=runtime.threads, compete_interp=False)
         except (KeyError, TypeError, InvalidInputError) as exc:
             raise StreamFormatError(f"the ae predictor parameters are invalid ({exc})") from None
 
     def _settings(self, device: str) -> InferenceSettings:
-        return InferenceSettings(device=device, threads=self.threads, batch=self.batch)
+        return InferenceSettings(device=device, threads=self.threads, batch=self.batch, arithmetic=self.arithmetic)
 
     def _model_for(self, ndim: int, sha256: str | None = None) -> tuple[Any, Any, str]:
         name = f"{self.model_name}_{ndim}d"
@@ -204,8 +225,8 @@ class AutoencoderPredictor(Predictor):
         costs[:, AUTOENCODER] += _bit_cost(quantized).sum(axis=1)
         choices = choose_predictors(costs).astype(np.uint8)
         ae_index = np.flatnonzero(choices == AUTOENCODER)
-        if ae_index.size:
-            # CPU results depend on the batch: decode the chosen latents exactly as the decompressor will.
+        if ae_index.size and self.arithmetic == FLOAT:
+            # float32 results depend on the batch: decode the chosen latents exactly as the decompressor will.
             ae_blocks = [blocks[i] for i in ae_index]
             for block, prediction in zip(ae_blocks, decode_blocks(model, quantized[ae_index], step, settings,
                                                                    ae_blocks, lo, span, eb)):
@@ -227,14 +248,21 @@ class AutoencoderPredictor(Predictor):
             sections["LATN"] = lossless.pack(quantized[ae_blocks].astype(np.int64).tobytes())
         _GridStreams.pack(sections, pq.escaped, pq.raw, big)
         params = {"family": self.model_name, "weights": entry.name, "sha256": entry.sha256,
-                  "latent_eb": self.latent_eb, "range": [lo, span], "device": device, "threads": self.threads,
-                  "batch": self.batch,
+                  "latent_eb": self.latent_eb, "range": [lo, span],
                   "blocks": {"ae": int(ae_blocks.sum()), "lorenzo1": int((choices == LORENZO_1).sum()),
                              "lorenzo2": int((choices == LORENZO_2).sum())}}
-        import torch
+        numerics: dict[str, Any] = {}
+        minor = format_minor(sections["CODE"])
+        if self.arithmetic == FLOAT:  # its bits depend on the device, threads, batch and torch build
+            import torch
 
-        return Encoded(sections, params, reconstruct(pq.d, eb, data.dtype, pq.escaped, pq.raw),
-                       numerics={"torch": torch.__version__}, format_minor=format_minor(sections["CODE"]))
+            params.update(device=device, threads=self.threads, batch=self.batch)
+            numerics["torch"] = torch.__version__
+        else:
+            params["arithmetic"] = self.arithmetic
+            minor = max(minor or 0, FIXED_POINT_FORMAT_MINOR)
+        return Encoded(sections, params, reconstruct(pq.d, eb, data.dtype, pq.escaped, pq.raw), numerics=numerics,
+                       format_minor=minor)
 
     def decompress(self, sections: dict[str, bytes], params: dict[str, Any], shape: tuple[int, ...],
                    dtype: np.dtype, eb: float, progress: Progress | None = None) -> np.ndarray:
@@ -315,13 +343,20 @@ def _normalised_blocks(data: np.ndarray, blocks: list[tuple[slice, ...]], side: 
 
 def decode_blocks(model: Any, quantized: np.ndarray, step: float, settings: InferenceSettings,
                    blocks: list[tuple[slice, ...]], lo: float, span: float, eb: float) -> list[np.ndarray]:
-    """Integer grid predictions (one array per block, cropped to the block) from quantized latents."""
+    """Integer grid predictions (one array per block, cropped to the block) from quantized latents, decoded in the
+    settings' arithmetic (fixed point: the latents quantized * step in float64, then its grid)."""
     outputs = []
+    fixed = settings.arithmetic != FLOAT
+    if fixed:
+        from srnsz.neural.fixed_point import autoencoder_decode
     with pinned_torch(settings) as torch:
         for start in range(0, len(quantized), settings.batch):
-            latent = torch.from_numpy((quantized[start:start + settings.batch] * step).astype(np.float32))
-            outputs.append(model.decode(latent.to(settings.device)).clamp_(0.0, 1.0)[:, 0]
-                           .to("cpu", torch.float64).numpy())
+            latent = quantized[start:start + settings.batch] * step
+            if fixed:
+                decoded = autoencoder_decode(model, torch.from_numpy(latent).to(settings.device))
+            else:
+                decoded = model.decode(torch.from_numpy(latent.astype(np.float32)).to(settings.device))
+            outputs.append(decoded.clamp_(0.0, 1.0)[:, 0].to("cpu", torch.float64).numpy())
     decoded = np.concatenate(outputs) if outputs else np.zeros((0,))
     predictions = []
     for block, values in zip(blocks, decoded):

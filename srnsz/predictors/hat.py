@@ -19,7 +19,15 @@ from srnsz.coding import lossless
 from srnsz.decomposition.grid import Pass, Plan, chunks, odd_along
 from srnsz.decomposition.tiling import block_ids
 from srnsz.errors import InvalidInputError, StreamFormatError
-from srnsz.neural.runtime import InferenceSettings, resolve_device, upsample_planes
+from srnsz.neural.runtime import (
+    FIXED_POINT,
+    FLOAT,
+    InferenceSettings,
+    Runtime,
+    check_arithmetic,
+    resolve_device,
+    upsample_planes,
+)
 from srnsz.neural.zoo import cached_model
 from srnsz.predictors.base import Encoded, Predictor, Progress, register_predictor
 from srnsz.predictors.interp import InterpPredictor, PassPrediction
@@ -31,6 +39,7 @@ DEFAULT_BLOCK = {2: 32, 3: 8}
 # 1.0-4.4; where the interp stream is kept, compress time / interp's median 1.4x (max 2.5x) against 1.5x (2.6x).
 DEFAULT_MODEL = "hat_pico_series"
 DECODED_PLANES_FORMAT_MINOR = 5  # 3D hat streams whose network also runs on planes decoded within a level
+FIXED_POINT_FORMAT_MINOR = 9  # networks run in fixed point (srnsz.neural.fixed_point): every new hat stream
 # The network runs on the whole field only if it wins on a central crop of about this share of the points (where it
 # cannot win, asking for hat then costs little more than interp); fields this small are not sampled.
 SAMPLE_SHARE = 1 / 16
@@ -118,8 +127,10 @@ class HatPredictor(InterpPredictor):
     a sample of the field smallest is used and recorded, none when interpolation wins there;
     hat_levels: how many of the finest levels use HAT;
     block_size: side of the competition blocks (0: 32 in 2D, 8 in 3D); device: auto | cpu | cuda;
-    threads/batch/tile/overlap: inference settings, recorded so the decoder reproduces the predictions bit for
-    bit (CPU results depend on the thread count).
+    threads (None: the cores available) / batch: where and how the network runs, free (the fixed-point inference
+    of :mod:`srnsz.neural.fixed_point` gives the same bits for any); tile/overlap: the coarse tiles the network
+    sees, recorded in the stream; arithmetic: FIXED_POINT (what new streams use) or FLOAT (streams
+    before format 1.9, decoded with the device, threads and batch they recorded).
     Fields that are not 2D or 3D are compressed by interpolation alone.
     """
 
@@ -127,31 +138,40 @@ class HatPredictor(InterpPredictor):
     can_preview = False  # running the network is the expensive part of compressing
 
     def __init__(self, model: str = DEFAULT_MODEL, hat_levels: int = 1, block_size: int = 0,
-                 device: str = "auto", threads: int = 2, batch: int = 16, tile: int = 128, overlap: int = 8,
-                 decoded_planes: bool = True, tune: str = "fast", **interp_options: Any) -> None:
+                 device: str = "auto", threads: int | None = None, batch: int = 16, tile: int = 128,
+                 overlap: int = 8, decoded_planes: bool = True, tune: str = "fast", arithmetic: str | None = None,
+                 **interp_options: Any) -> None:
         super().__init__(tune=tune, **interp_options)
         if hat_levels < 0:
             raise InvalidInputError(f"hat_levels must be >= 0, got {hat_levels}")
         if block_size < 0:
             raise InvalidInputError(f"block_size must be >= 0, got {block_size}")
         self.model_name, self.hat_levels, self.block_size = model, hat_levels, block_size
-        if not all(isinstance(v, int) for v in (hat_levels, block_size, threads, batch, tile, overlap)):
+        if not all(isinstance(v, int) for v in (hat_levels, block_size, threads or 1, batch, tile, overlap)):
             raise InvalidInputError("hat_levels, block_size, threads, batch, tile and overlap must be integers")
-        if threads < 1 or batch < 1 or tile < 8 or not 0 <= overlap < tile // 4:
+        if (threads is not None and threads < 1) or batch < 1 or tile < 8 or not 0 <= overlap < tile // 4:
             raise InvalidInputError(f"bad inference settings threads={threads} batch={batch} tile={tile} "
                                     f"overlap={overlap} (need threads, batch >= 1, tile >= 8, 0 <= overlap < tile/4)")
         self.device, self.threads, self.batch, self.tile, self.overlap = device, threads, batch, tile, overlap
         if not isinstance(decoded_planes, bool):
             raise InvalidInputError(f"decoded_planes must be true or false, got {decoded_planes!r}")
         self.decoded_planes = decoded_planes
+        if arithmetic not in (None, FIXED_POINT, FLOAT):
+            raise InvalidInputError(f"arithmetic must be {FIXED_POINT!r} or {FLOAT!r}, got {arithmetic!r}")
+        self.arithmetic = FIXED_POINT if arithmetic is None else arithmetic
 
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> HatPredictor:
+    def from_params(cls, params: dict[str, Any], runtime: Runtime | None = None) -> HatPredictor:
         try:
             hat = params["hat"]
+            inference = dict(hat["inference"])
+            arithmetic = check_arithmetic(inference.pop("arithmetic", FLOAT))
+            if arithmetic != FLOAT:  # the decoder's own device and threads: any give the same bits
+                runtime = runtime or Runtime()
+                inference.update(device=runtime.device, threads=runtime.threads)
             return cls(model=hat["weights"], hat_levels=hat["hat_levels"], block_size=hat["block_size"],
-                       decoded_planes=hat.get("decoded_planes", False), tune="off", **hat["inference"],
-                       **params["config"])
+                       decoded_planes=hat.get("decoded_planes", False), tune="off", arithmetic=arithmetic,
+                       **inference, **params["config"])
         except (KeyError, TypeError, InvalidInputError) as exc:
             raise StreamFormatError(f"the hat predictor parameters are invalid ({exc})") from None
 
@@ -165,7 +185,7 @@ class HatPredictor(InterpPredictor):
         return len(shape) in (2, 3) and self.hat_levels > 0 and sum(n > 1 for n in shape) >= 2
 
     def _settings(self, device: str) -> InferenceSettings:
-        return InferenceSettings(device, self.threads, self.batch, self.tile, self.overlap)
+        return InferenceSettings(device, self.threads, self.batch, self.tile, self.overlap, self.arithmetic)
 
     def _passes(self, model: Any, device: str, eb: float, recorded: np.ndarray | None = None) -> HatPasses:
         return HatPasses(model, self._settings(device), self.hat_levels, self.block_size, eb, recorded,
@@ -226,17 +246,20 @@ class HatPredictor(InterpPredictor):
             encoded = encoded if network_base is base else base.encode(data, eb, None, free)
             encoded.predictor = "interp"
             return encoded
-        import torch
-
         encoded.sections["FLAG"] = lossless.pack(np.packbits(flags).tobytes())
         encoded.params["hat"] = {"weights": name, "sha256": entry.sha256,
                                  "hat_levels": self.hat_levels, "block_size": self.block_size,
                                  "inference": self._settings(device).to_params(),
                                  "blocks_hat": int(flags.sum()), "blocks_total": int(flags.size)}
-        if self.uses_decoded_planes(data.ndim):  # a 2D stream stays what it was (format 1.2)
+        if self.uses_decoded_planes(data.ndim):
             encoded.params["hat"]["decoded_planes"] = True
             encoded.format_minor = max(encoded.format_minor or 0, DECODED_PLANES_FORMAT_MINOR)
-        encoded.numerics = {"torch": torch.__version__}
+        if self.arithmetic == FLOAT:  # its bits depend on the torch build
+            import torch
+
+            encoded.numerics = {"torch": torch.__version__}
+        else:
+            encoded.format_minor = max(encoded.format_minor or 0, FIXED_POINT_FORMAT_MINOR)
         # Blocks won on L1 error may not pay for their flags and the weights reference: the pipeline keeps the
         # plain interp stream when its finished stream is smaller, so asking for the network never costs a byte.
         plain = base.encode(data, eb, None, free)

@@ -21,6 +21,7 @@ from srnsz.decomposition.interpolation import KINDS, predict_odd
 from srnsz.decomposition.sampling import TUNE_FRACTION, TUNE_FULL_POINTS, sample_blocks
 from srnsz.errors import InvalidInputError, ReconstructionMismatchError, StreamFormatError
 from srnsz.eval.metrics import psnr_db
+from srnsz.neural.runtime import Runtime
 from srnsz.predictors.base import Encoded, Predictor, Progress, register_predictor
 from srnsz.quantizer import ESCAPE, drop_lone_codes, held_bound, quantize, reconstruct
 
@@ -433,7 +434,7 @@ class InterpPredictor(Predictor):
         return SampleTrial(writer.estimated_bytes() + escaped[np.isfinite(escaped)].nbytes, rec)
 
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> InterpPredictor:
+    def from_params(cls, params: dict[str, Any], runtime: Runtime | None = None) -> InterpPredictor:
         try:
             return cls(tune="off", **params["config"])
         except (KeyError, TypeError, ValueError, OverflowError, InvalidInputError) as exc:

@@ -9,6 +9,7 @@ import numpy as np
 
 from srnsz.coding import lossless
 from srnsz.errors import StreamFormatError
+from srnsz.neural.runtime import Runtime
 from srnsz.predictors.base import Encoded, Predictor, Progress, register_predictor
 
 
@@ -44,5 +45,5 @@ class LosslessPredictor(Predictor):
             raise StreamFormatError("the lossless data section does not match the shape")
 
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> LosslessPredictor:
+    def from_params(cls, params: dict[str, Any], runtime: Runtime | None = None) -> LosslessPredictor:
         return cls()

@@ -1,0 +1,262 @@
+"""Fixed-point network inference (srnsz.neural.fixed_point): exact sums of products, correctly made tables, the same
+prediction bits for any batch, thread count and CPU instruction set."""
+
+from __future__ import annotations
+
+import collections
+import decimal
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn.functional as F  # noqa: E402
+from torch.overrides import TorchFunctionMode  # noqa: E402
+
+import networks  # noqa: E402
+import srnsz  # noqa: E402
+from srnsz.neural import fixed_point  # noqa: E402
+from srnsz.neural.runtime import FIXED_POINT  # noqa: E402
+from srnsz.neural.zoo import load_pretrained  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"
+PRODUCTS = (torch.matmul, torch.Tensor.__matmul__, torch.Tensor.matmul, F.conv2d, F.conv3d, F.conv_transpose2d,
+            F.conv_transpose3d, torch.einsum)
+SUMS = (torch.Tensor.sum, torch.sum)
+
+
+def integer_scale(t: torch.Tensor) -> int:
+    """The smallest k with t * 2^k all integers (an AssertionError when there is none up to 64): a binary search,
+    being integral at k means being integral at every larger k."""
+    def integral(k: int) -> bool:
+        scaled = t * 2.0**k
+        return torch.equal(scaled, torch.round(scaled))
+
+    if not integral(64):
+        raise AssertionError(f"a float64 operand of a sum is not on any power-of-two grid: {t.flatten()[:4]}")
+    low, high = -1, 64
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if integral(middle) else (middle, high)
+    return high
+
+
+class ExactnessAudit(TorchFunctionMode):
+    """Checks every sum of products and every sum a forward pass runs on float64 tensors: each operand holds integers
+    times a power of two, and the sum of |products| in those units stays below 2^52, so the result is exact in any
+    order, on any BLAS, device and thread count."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: collections.Counter[str] = collections.Counter()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in PRODUCTS:
+            self._product(func, args, kwargs)
+        elif func in SUMS and args[0].dtype == torch.float64:
+            ints = args[0].abs() * 2.0 ** integer_scale(args[0])
+            assert float(func(ints, *args[1:], **kwargs).max()) < 2.0**52, "an inexact sum"
+            self.seen["sum"] += 1
+        return func(*args, **kwargs)
+
+    def _product(self, func, args, kwargs) -> None:
+        equation = None
+        if func is torch.einsum:
+            equation, args = args[0], args[1:]
+        a, b = args[0], args[1]
+        if a.dtype != torch.float64:
+            return
+        assert b.dtype == torch.float64
+        if func in (F.conv2d, F.conv3d, F.conv_transpose2d, F.conv_transpose3d):
+            assert (args[2] if len(args) > 2 else kwargs.get("bias")) is None, "a bias added inside the product"
+        a_ints, b_ints = (t.abs() * 2.0 ** integer_scale(t) for t in (a, b))
+        rest = args[2:]
+        bound = func(equation, a_ints, b_ints) if equation else func(a_ints, b_ints, *rest, **kwargs)
+        assert float(bound.max()) < 2.0**52, f"{func.__name__}: products up to {float(bound.max()):.3g}"
+        self.seen[func.__name__] += 1
+
+
+def random_network(name: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    kwargs = {"bound_channel": True, "context_planes": True} if networks.model_entry(name).family == "hat" else {}
+    model = networks.create_model(name, **kwargs).eval()
+    with torch.no_grad():  # trained networks are not zero where these start at zero
+        for p in model.parameters():
+            if not p.abs().max() > 0:
+                p.normal_(0.0, 0.05)
+    return model
+
+
+def run_fixed(model: torch.nn.Module, batch: int = 2, seed: int = 1) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    if isinstance(model, networks.hat.HAT):
+        side = 2 * model.window_size + 3  # padded inside: odd sizes too
+        x = torch.from_numpy(rng.uniform(0, 1, (batch, 1, side, side + 2)))
+        levels = torch.tensor([fixed_point.bound_level(b) for b in np.geomspace(1e-4, 1e-1, batch)])
+        context = torch.from_numpy(rng.uniform(0, 1, (batch, 2, side, side + 2)))
+        return fixed_point.hat_forward(model, x, levels, context)
+    latent = torch.from_numpy(np.round(rng.normal(0, 1, (batch, model.latent_dim)) / 1e-3) * 1e-3)
+    return fixed_point.autoencoder_decode(model, latent)
+
+
+@pytest.mark.parametrize("name", [n for n in networks.list_models() if n not in ("hat", "hat_s")])
+def test_every_sum_of_products_is_exact(name):
+    # The paper sizes (hat, hat_s) take minutes to audit op by op; the same code checks their bit budgets as they run.
+    model = random_network(name)
+    audit = ExactnessAudit()
+    with torch.inference_mode(), audit:
+        out = run_fixed(model)
+    assert torch.isfinite(out).all()
+    assert audit.seen["sum"] > 0 and sum(audit.seen.values()) > audit.seen["sum"], audit.seen
+
+
+def test_fixed_point_follows_the_float_network_closely():
+    model, _ = load_pretrained("hat_pico_series")
+    rng = np.random.default_rng(3)
+    coarse = np.cumsum(np.cumsum(rng.normal(size=(4, 24, 28)), axis=1), axis=2)
+    x = (coarse - coarse.min()) / (coarse.max() - coarse.min())
+    levels = torch.full((4,), fixed_point.bound_level(1e-3), dtype=torch.float64)
+    with torch.inference_mode():
+        exact = fixed_point.hat_forward(model, torch.from_numpy(x)[:, None], levels)
+        floating = model(torch.from_numpy(x).float()[:, None], torch.full((4,), 1e-3)).double()
+    assert 0 < float((exact - floating).abs().max()) < 2e-4
+
+
+def test_the_same_bits_for_any_batch_and_thread_count():
+    model, _ = load_pretrained("hat_pico_series")
+    rng = np.random.default_rng(4)
+    x = torch.from_numpy(rng.uniform(0, 1, (5, 1, 18, 22)))
+    levels = torch.tensor([fixed_point.bound_level(b) for b in (1e-2, 1e-3, 3e-4, 1e-4, 0.0)])
+    threads = torch.get_num_threads()
+    try:
+        with torch.inference_mode():
+            torch.set_num_threads(1)
+            together = fixed_point.hat_forward(model, x, levels)
+            torch.set_num_threads(2)
+            alone = torch.cat([fixed_point.hat_forward(model, x[i:i + 1], levels[i:i + 1]) for i in range(5)])
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(together, alone)
+
+
+def test_exp_table_is_exp_at_each_cells_middle():
+    table = fixed_point._table(f"exp_negative_{fixed_point.TABLE_BITS}", torch.float64, torch.device("cpu"))
+    step = 2.0**-fixed_point.LOGIT_BITS
+    for j in (0, 1, 4095, 4096, 70000, 131071):
+        assert abs(float(table[j]) - math.exp(-(j + 0.5) * step)) <= 2.0 ** -(fixed_point.TABLE_BITS - 1)
+    assert float(table[-1]) == 0.0 and bool((table[1:] <= table[:-1]).all())
+    a = torch.tensor([0.0, 0.3, 5.0, 31.9, 40.0], dtype=torch.float64)
+    expected = torch.exp(-(torch.floor(a / step) + 0.5) * step) * (a < fixed_point.EXP_SPAN)
+    assert torch.allclose(fixed_point.exp_negative(a), expected, atol=2.0**-29, rtol=0)
+
+
+def test_gelu_and_sigmoid_follow_their_functions():
+    x = torch.linspace(-10, 10, 4001, dtype=torch.float64)
+    x = torch.round(x * 2.0**16) / 2.0**16
+    assert float((fixed_point.gelu(x) - F.gelu(x)).abs().max()) < 2.0**-15
+    assert float((fixed_point.sigmoid(x) - torch.sigmoid(x)).abs().max()) < 2.0**-12
+    assert fixed_point.bound_level(1e-3) == float(np.round(0.5 * 2.0**16) / 2.0**16)
+
+
+def test_normal_cdf_table_matches_erf():
+    table = fixed_point._normal_cdf_table()
+    half = fixed_point.GELU_SPAN << fixed_point.GELU_TABLE_BITS
+    for j in (-half, -300, -1, 0, 1, 77, half):
+        x = j * 2.0**-fixed_point.GELU_TABLE_BITS
+        assert abs(table[j + half] / 2.0**fixed_point.TABLE_BITS - 0.5 * (1 + math.erf(x / math.sqrt(2)))) < 2e-9
+    with decimal.localcontext() as ctx:
+        assert abs(float(fixed_point._pi(ctx)) - math.pi) < 1e-15
+
+
+def test_layers_too_large_for_float64_are_refused():
+    with pytest.raises(fixed_point.FixedPointError, match="not exact"):
+        fixed_point.check_exact(2.0**30, 2.0**20, 16, "a layer")
+    weight, bits = fixed_point.fixed_weight(torch.full((2, 5000), 3.0), fixed_point.ACTIVATION_LIMIT)
+    assert 5000 * 3.0 * 2.0**bits * fixed_point.ACTIVATION_LIMIT * 2.0**fixed_point.ACTIVATION_BITS < 2.0**53
+    assert torch.equal(weight * 2.0**bits, torch.round(weight * 2.0**bits))
+
+
+# ---- streams: compressed under one instruction set and thread count, decoded under another ----
+
+COMPRESS = textwrap.dedent("""
+    import sys, numpy as np, torch, srnsz
+    from pathlib import Path
+    out = Path(sys.argv[1])
+    print(torch.backends.cpu.get_cpu_capability())
+    hat_field = np.load(sys.argv[2])
+    ae_field = np.load(sys.argv[3])
+    hat = srnsz.compress(hat_field, 1e-3, "rel", predictor="hat", threads=2, batch=5, tile=16, overlap=3)
+    ae = srnsz.compress(ae_field, 0.1, "rel", predictor="ae", threads=2, batch=7, compete_interp=False)
+    for name, stream in (("hat", hat), ("ae", ae)):
+        (out / f"{name}.srnsz").write_bytes(stream)
+        np.save(out / f"{name}.npy", srnsz.decompress(stream))
+""")
+DECOMPRESS = textwrap.dedent("""
+    import sys, numpy as np, torch, srnsz
+    from pathlib import Path
+    out = Path(sys.argv[1])
+    print(torch.backends.cpu.get_cpu_capability())
+    with torch.backends.mkldnn.flags(enabled=False):
+        for name in ("hat", "ae"):
+            recon = srnsz.decompress((out / f"{name}.srnsz").read_bytes(), threads=1)
+            assert np.array_equal(recon.view(np.uint32), np.load(out / f"{name}.npy").view(np.uint32)), name
+""")
+
+
+def _run(script: str, capability: str, *args: Path) -> str:
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": capability, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", script, *map(str, args)], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.split()[0]
+
+
+@pytest.mark.skipif("avx2" not in Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else True,
+                    reason="needs an x86 CPU with AVX2 to compare two instruction sets")
+@pytest.mark.parametrize("writer, reader", [("avx2", "default"), ("default", "avx2")])
+def test_network_streams_decode_bit_for_bit_under_another_instruction_set(tmp_path, writer, reader):
+    from conftest import smooth_field
+
+    hat_field = tmp_path / "hat_field.npy"
+    np.save(hat_field, np.load(DATA / "golden_hat_original.npy")[:24, :32, :40])
+    ae_field = tmp_path / "ae_field.npy"
+    np.save(ae_field, smooth_field((16, 24, 24), seed=1, noise=0.0))
+    assert _run(COMPRESS, writer, tmp_path, hat_field, ae_field) == writer.upper()
+    for name in ("hat", "ae"):
+        made = srnsz.info((tmp_path / f"{name}.srnsz").read_bytes())
+        assert made.predictor == name and made.format_version == "1.9"
+        params = made.predictor_params
+        used = params["hat"]["blocks_hat"] if name == "hat" else params["blocks"]["ae"]
+        assert used > 0, f"the {name} network was not used: the test would prove nothing"
+        assert FIXED_POINT in str(params) and "threads" not in str(params) and "device" not in str(params)
+    assert _run(DECOMPRESS, reader, tmp_path) == reader.upper()
+
+
+def test_decoder_device_and_threads_are_checked_and_free_for_fixed_point_streams():
+    stream = (DATA / "golden_ae_v1_9.srnsz").read_bytes()
+    expected = np.load(DATA / "golden_ae_v1_9_expected.npy")
+    for threads in (1, 3):
+        recon = srnsz.decompress(stream, device="cpu", threads=threads)
+        assert np.array_equal(recon.view(np.uint32), expected.view(np.uint32))
+    with pytest.raises(srnsz.InvalidInputError, match="threads"):
+        srnsz.decompress(stream, threads=0)
+    with pytest.raises(srnsz.InvalidInputError, match="device"):
+        srnsz.decompress(stream, device="gpu")
+
+
+def test_an_unknown_arithmetic_is_a_clear_error():
+    from srnsz.format.container import read_container, write_container
+
+    container = read_container((DATA / "golden_ae_v1_9.srnsz").read_bytes())
+    header = container.header
+    header["predictor"]["params"]["arithmetic"] = "fixed-point-99"
+    with pytest.raises(srnsz.StreamFormatError, match="fixed-point-99.*upgrade"):
+        srnsz.decompress(write_container(header, container.sections, 9))
