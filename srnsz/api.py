@@ -261,6 +261,7 @@ class StreamInfo:
 
     @property
     def ratio(self) -> float:
+        """Compression ratio: original bytes / stream bytes."""
         return self.original_bytes / self.compressed_bytes
 
 
@@ -466,9 +467,11 @@ class Codec:
         self.missing = {"fill_value": fill_value, "valid_range": valid_range, "detect_fills": detect_fills}
 
     def compress(self, array: Any) -> bytes:
+        """The stream of ``array`` at this codec's bound and options (:func:`compress`)."""
         return compress(array, self.eb, self.mode, self.predictor, rel=self.rel, **self.missing, **self.options)
 
     def decompress(self, data: bytes) -> np.ndarray:
+        """The array a stream holds (:func:`decompress`; the stream carries its own settings)."""
         return decompress(data)
 
     def __repr__(self) -> str:

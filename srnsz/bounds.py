@@ -62,6 +62,7 @@ class ErrorBound:
         return value_range * math.sqrt(3.0) * 10.0 ** (-db / 20.0)
 
     def to_json(self) -> dict:
+        """The bound as JSON: mode, value and rel when set (the stream header adds the resolved abs)."""
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 

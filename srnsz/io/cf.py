@@ -44,6 +44,7 @@ class Packing:
 
     @property
     def step(self) -> float:
+        """One packing step in data units: the absolute value of scale_factor."""
         return abs(self.scale_factor)
 
 
@@ -263,6 +264,7 @@ def rule_from_attrs(attrs: dict[str, Any]) -> MissingRule:
 
 
 def is_packed(dtype: np.dtype, attrs: dict[str, Any]) -> bool:
+    """Whether a variable of ``dtype`` with these attributes is CF-packed: integers with scale_factor/add_offset."""
     return dtype.kind in "iu" and ("scale_factor" in attrs or "add_offset" in attrs)
 
 

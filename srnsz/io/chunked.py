@@ -127,6 +127,7 @@ class FileRegions:
         return cls(array.filename, array.offset, array.shape, array.dtype, writable)
 
     def close(self) -> None:
+        """Closes the file."""
         os.close(self._fd)
 
     def __enter__(self) -> FileRegions:
@@ -160,6 +161,7 @@ class FileRegions:
             yield memoryview(row), position
 
     def read(self, key: tuple[slice, ...]) -> np.ndarray:
+        """The region ``key`` (slices with step 1) as a new array."""
         block = np.empty(self._runs(key)[0], self.dtype)
         for view, position in self._rows(key, block):
             done = 0
@@ -171,6 +173,7 @@ class FileRegions:
         return block
 
     def write(self, key: tuple[slice, ...], block: np.ndarray) -> None:
+        """Writes ``block`` into the region ``key`` (slices with step 1) of the file."""
         for view, position in self._rows(key, np.ascontiguousarray(block, self.dtype)):
             done = 0
             while done < len(view):

@@ -52,12 +52,14 @@ class Srnsz(Codec):
         self._codec = api.Codec(self.eb, mode, predictor, **options)  # validates the settings now
 
     def encode(self, buf: Any) -> bytes:
+        """The srnsz stream of one chunk (1-4 dimensions kept, others flattened)."""
         array = np.asarray(buf)
         if array.ndim == 0 or array.ndim > 4:
             array = array.reshape(-1)
         return self._codec.compress(array)
 
     def decode(self, buf: Any, out: Any = None) -> np.ndarray:
+        """The chunk a stream holds, written into ``out`` when given."""
         data = api.decompress(bytes(memoryview(buf)))
         if out is None:
             return data
@@ -66,6 +68,7 @@ class Srnsz(Codec):
         return out
 
     def get_config(self) -> dict[str, Any]:
+        """The codec's JSON configuration (``numcodecs.get_codec`` rebuilds it)."""
         return {"id": self.codec_id, "eb": self.eb, "mode": self.mode, "predictor": self.predictor, **self.options}
 
     def __repr__(self) -> str:
