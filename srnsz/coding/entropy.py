@@ -61,15 +61,15 @@ __all__ = ["N_CONTEXTS", "CodeReader", "ContextCodeWriter", "code_capacity", "co
 QUICK_ZSTD_LEVEL = 6
 # Level 1 first: on the codes of the shared fields level 6 was at most 1.23x smaller than it (234 tables; 237 tables
 # and again 1.23x on 2026-12-01), so a level-1 frame above 1.3x the modelled bytes leaves zstd out (zstd never won;
-# level 6 came within 4% of the modelled bytes once). 2.0 before: levels 6 and 19 then ran on 204 of 237 tables.
+# level 6 came within 4% of the modelled bytes once). A factor of 2.0 would run levels 6 and 19 on 204 of 237 tables.
 SCREEN_ZSTD_LEVEL = 1
 ZSTD_SCREEN_FACTOR = 1.3
 STRONG_ZSTD_LEVEL = 19
 # Above 64 KiB of raw codes the strong level was tried 94 times on the shared fields at rel 1e-2..1e-4 and never
-# won, for 12% of the compression time (4 MiB was the cap before).
+# won, for 12% of the compression time with a cap of 4 MiB.
 STRONG_ZSTD_MAX_BYTES = 1 << 16
 # The static coder is tried only where the entropy of its codes given their contexts is below the mixing bytes plus
-# this: on the shared fields it was then skipped for half its time and never won before (compress 6% faster)
+# this: on the shared fields that skips it for half its time, where it never won (compress 6% faster)
 STATIC_SLACK_BITS = 64
 # The context-mixing binarisation new streams use (format 1.7); tests set BINARISATION_1 to reproduce the frozen
 # streams of formats 1.2-1.6.
