@@ -5,7 +5,7 @@
       2D/3D field directly in ../shared/data)
   python benchmarks/neural_predictors.py ae  [--rel 1e-2]        # issue 4 table: ae vs lorenzo/interp/SZ3/ZFP
 
-Every row asserts the bound on the decoded data. Times are wall clock on this machine (one run each);
+Every row asserts the bound on the decoded data. Times are wall clock on the machine that runs it (one run each);
 "net %" is the share of compression time spent inside the network.
 """
 
