@@ -353,12 +353,12 @@ register_model("hat_tiny", "hat", _hat, embed_dim=48, depths=(2, 2), num_heads=(
                compress_ratio=3, squeeze_factor=16, conv_scale=0.01, overlap_ratio=0.5, mlp_ratio=2.0, num_feat=32,
                drop_path_rate=0.0, cubic_skip=True, bound_channel=False, context_planes=False)
 # A quarter of hat_tiny's inference time per point (one group of two blocks, width 32, window 4): for where speed
-# matters more than the last few percent of ratio (benchmarks/finetune_eval.py figures in the README).
+# matters more than the last few percent of ratio (benchmarks/finetune_eval.py figures in docs/benchmarks/index.md).
 register_model("hat_nano", "hat", _hat, embed_dim=32, depths=(2,), num_heads=(4,), window_size=4,
                compress_ratio=3, squeeze_factor=16, conv_scale=0.01, overlap_ratio=0.5, mlp_ratio=2.0, num_feat=16,
                drop_path_rate=0.0, cubic_skip=True, bound_channel=False, context_planes=False)
 # A third of hat_nano's inference time per point (width 16, 8 features before the upsampling): trained from scratch on
-# the user's own run (experiment=pico) where speed matters more than the last few percent of ratio (README figures).
+# the user's own run (experiment=pico) where speed matters more than the last few percent of ratio (docs/benchmarks).
 register_model("hat_pico", "hat", _hat, embed_dim=16, depths=(2,), num_heads=(2,), window_size=4,
                compress_ratio=3, squeeze_factor=16, conv_scale=0.01, overlap_ratio=0.5, mlp_ratio=2.0, num_feat=8,
                drop_path_rate=0.0, cubic_skip=True, bound_channel=False, context_planes=False)

@@ -140,7 +140,7 @@ def available_codecs(requested: list[str] | None) -> tuple[list[str], list[str]]
 
 
 def markdown_table(rows: list[BenchRow]) -> str:
-    """The table the README shows."""
+    """The summary table of the README and docs/benchmarks: ratio, PSNR, speed and violations per codec."""
     lines = ["| field | rel eb | codec | ratio | bits/value | PSNR dB | SSIM | max err/eb | bound | comp MB/s | "
              "decomp MB/s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
