@@ -55,6 +55,11 @@ def test_readme_keeps_the_set_up_commands_ci_runs():
     assert "\npython -m pytest -q\n" in ci and "mkdocs build --strict" in ci and '".[dev,docs]"' in ci
 
 
+def test_readme_links_lead_to_files_of_the_repository():
+    targets = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", README)
+    assert targets and not [t for t in targets if "://" not in t and not (REPO / t).exists()]
+
+
 def test_readme_results_name_their_commands_and_dates():
     results = README.split("## Results", 1)[1].split("\n## ", 1)[0]
     for peer in ("SZ3", "SPERR", "ZFP"):
