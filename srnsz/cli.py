@@ -550,6 +550,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``srnsz`` argument parser: one subparser per command (compress, decompress, info, eval, bench), each
+    with its function as ``func``."""
     parser = Parser(prog="srnsz", description="Error-bounded lossy compression of float arrays.")
     sub = parser.add_subparsers(dest="command", required=True)
     c = sub.add_parser("compress", help="compress a field to a .srnsz stream")
@@ -641,10 +643,13 @@ def _plain_negative_numbers(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs the ``srnsz`` command with ``argv`` (default: the process's arguments) and returns its exit status: 0
+    done, 1 an error (one line on stderr), 2 a usage error, 130 interrupted, 141 the reader of stdout went away,
+    143 terminated (SIGTERM)."""
     parser = build_parser()
     args = parser.parse_args(_plain_negative_numbers(sys.argv[1:] if argv is None else list(argv)))
     if getattr(args, "rel", None) is not None and getattr(args, "mode", None) != "abs_and_rel":
-        # `--rel 0.01` reads like "a relative bound of 0.01"; silently ignored, it left the default 1e-3 in place.
+        # `--rel 0.01` reads like "a relative bound of 0.01"; ignoring it would leave the default 1e-3 in place.
         parser.error(f"--rel is the relative part of --mode abs_and_rel; for a relative bound of {args.rel:g} give "
                      f"--eb {args.rel:g} (--mode rel is the default)")
     try:
