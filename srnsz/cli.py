@@ -37,6 +37,7 @@ from srnsz.io.fields import (
 from srnsz.io.outputs import refuse_existing, write_atomically
 from srnsz.io.packed import compress_packed
 from srnsz.missing import MissingRule, find_missing
+from srnsz.parallel import available_cores
 from srnsz.predictors import list_predictors
 from srnsz.predictors.interp import CONFIG_KINDS, TUNE_MODES
 
@@ -537,8 +538,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def _add_threads(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--threads", type=int, default=chunked.available_cores(), metavar="N",
-                   help=f"{what}; default: the cores available ({chunked.available_cores()} here). A single "
+    p.add_argument("--threads", type=int, default=available_cores(), metavar="N",
+                   help=f"{what}; default: the cores available ({available_cores()} here). A single "
                         "(unchunked) stream is coded on one core")
 
 
