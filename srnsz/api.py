@@ -151,9 +151,12 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     region: where ``array`` sits in a larger one (a chunk; see :class:`Region`), recorded in the header.
     threads: the cores to use (None: those available). A large field (srnsz.decomposition.parts) of the interp
     predictor in a bound mode is coded in parts (format 1.11), compressed in as many worker processes and decoded in
-    as many threads; the stream is the same bytes for every thread count.
+    as many threads; a predictor with a network (hat, ae) runs it on as many threads. The stream is the same bytes
+    for every thread count.
     """
-    threads = check_threads(threads)
+    cores = check_threads(threads)
+    if threads is not None and predictor in PREDICTORS and "threads" in PREDICTORS[predictor].options():
+        options = {**options, "threads": threads}  # the network's inference threads
     options = profile_options(profile, predictor, options)
     data = as_field(array)
     if region is not None and not region.fits(data.shape):
@@ -174,7 +177,7 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     keys = part_keys(data.shape)
     if len(keys) > 1 and region is None and not lossless and predictor == "interp" and mode not in ("psnr", "ssim"):
         sections = {} if metadata is None else metadata.to_sections(_COORDINATES)
-        return _Stream(data, bound, eb_abs, found, rule, sections).in_parts(keys, options, threads, progress)
+        return _Stream(data, bound, eb_abs, found, rule, sections).in_parts(keys, options, cores, progress)
     chosen = create_predictor("lossless") if lossless else create_predictor(predictor, **options)
     if not chosen.lossy or mask is None:
         field, mask, side = data, None, {}  # stored bit for bit: no mask needed

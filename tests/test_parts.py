@@ -140,3 +140,20 @@ def test_checksums_combine_as_zlib_does():
     for a, b in ((0, 5), (9, 0), (1, 1), (1000, 77777)):
         x, y = rng.bytes(a), rng.bytes(b)
         assert layout.crc32_combine(zlib.crc32(x), zlib.crc32(y), b) == zlib.crc32(x + y)
+
+
+def test_command_line_threads_give_the_same_stream(small_parts, tmp_path):
+    from srnsz.cli import main
+
+    data = smooth_field((40, 24, 28), seed=5)
+    np.save(tmp_path / "f.npy", data)
+    for threads in (1, 3):
+        assert main(["compress", str(tmp_path / "f.npy"), "-o", str(tmp_path / f"{threads}.srnsz"), "--eb", "1e-3",
+                     "--threads", str(threads)]) == 0
+        assert main(["decompress", str(tmp_path / f"{threads}.srnsz"), "-o", str(tmp_path / f"{threads}.npy"),
+                     "--threads", str(threads)]) == 0
+    stream = (tmp_path / "1.srnsz").read_bytes()
+    assert stream == (tmp_path / "3.srnsz").read_bytes() == srnsz.compress(data, 1e-3)
+    assert np.array_equal(np.load(tmp_path / "1.npy"), np.load(tmp_path / "3.npy"))
+    assert main(["eval", str(tmp_path / "f.npy"), "--eb", "1e-3", "--threads", "2"]) == 0
+    assert main(["compress", str(tmp_path / "f.npy"), "-o", str(tmp_path / "0.srnsz"), "--threads", "0"]) == 1
