@@ -15,7 +15,7 @@ import numpy as np
 from srnsz import missing, restoration
 from srnsz.blas_threads import one_blas_thread
 from srnsz.bounds import ErrorBound
-from srnsz.decomposition.parts import part_keys
+from srnsz.decomposition.parts import part_count, part_keys
 from srnsz.errors import InvalidInputError, ReconstructionMismatchError, SrnszError, StreamFormatError
 from srnsz.eval.metrics import bound_held
 from srnsz.format import parts
@@ -405,7 +405,13 @@ def _missing_header(header: dict[str, Any]) -> dict[str, Any]:
 
 
 def _finite_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and bool(np.isfinite(value))
+    """Whether a header's value is a finite number (an int past 64 bits counts as a number numpy cannot take)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return bool(np.isfinite(value))
+    except (TypeError, OverflowError):
+        return False
 
 
 def _as_bytes(data: Any) -> bytes:
@@ -537,10 +543,14 @@ def _opened_parts(container: Container, shape: tuple[int, ...], dtype: np.dtype
     """(index, region, container) of each part of a stream coded in parts, every part's header and capacity
     checked against its place and its checksum against the stream's, before anything of the field's size is
     allocated."""
-    keys = part_keys(shape)
     record = container.header.get("parts")
-    if record != {"axis": 0, "starts": [key[0].start for key in keys]} or parts.SECTION not in container.sections:
-        raise StreamFormatError(f"the stream's parts {record!r} are not those of its shape {list(shape)}")
+    starts = record.get("starts") if isinstance(record, dict) else None
+    # the count first: a damaged header's shape may have more parts than memory holds
+    same_count = isinstance(starts, list) and len(starts) == part_count(shape)
+    keys = part_keys(shape) if same_count else []
+    if not same_count or record != {"axis": 0, "starts": [key[0].start for key in keys]} \
+            or parts.SECTION not in container.sections:
+        raise StreamFormatError(f"the stream's parts {str(record)[:200]} are not those of its shape {list(shape)}")
     opened = []
     crc = 0
     for number, (key, stream) in enumerate(zip(keys, parts.unpack_parts(container.sections[parts.SECTION],
@@ -567,6 +577,7 @@ def _decompress_parts(container: Container, shape: tuple[int, ...], dtype: np.dt
     """The field of a stream coded in parts, decoded in up to ``threads`` threads (the compiled coder releases the
     GIL), each writing its part into the result."""
     opened = _opened_parts(container, shape, dtype)
+    _missing_header(container.header)  # the parts restore their own missing values; the record must still be sound
     out = np.empty(shape, dtype)
 
     def decode(number: int, key: tuple[slice, ...], place: Region, stream: memoryview) -> int:

@@ -19,13 +19,22 @@ PART_POINTS = 1 << 22  # values per part (16 MB of float32): coded in about a se
 PART_ALIGN = 64  # slab thickness is a multiple of the largest anchor stride (2D), so a cut falls on anchor planes
 
 
-def part_starts(shape: tuple[int, ...]) -> list[int]:
-    """First index along axis 0 of each part of a field of ``shape`` ([0]: one part)."""
+def _slabs(shape: tuple[int, ...]) -> range:
     count = min(math.prod(shape) // PART_POINTS, shape[0] // PART_ALIGN)
     if count < 2:
-        return [0]
+        return range(1)
     thickness = PART_ALIGN * (shape[0] // PART_ALIGN // count)
-    return list(range(0, shape[0] - thickness // 2, thickness))  # a tail under half a slab joins the last
+    return range(0, shape[0] - thickness // 2, thickness)  # a tail under half a slab joins the last
+
+
+def part_count(shape: tuple[int, ...]) -> int:
+    """How many parts a field of ``shape`` has (without listing them: a damaged header's shape may be huge)."""
+    return len(_slabs(shape))
+
+
+def part_starts(shape: tuple[int, ...]) -> list[int]:
+    """First index along axis 0 of each part of a field of ``shape`` ([0]: one part)."""
+    return list(_slabs(shape))
 
 
 def part_keys(shape: tuple[int, ...]) -> list[tuple[slice, ...]]:
