@@ -472,13 +472,14 @@ def variable_metadata(data: bytes) -> VariableMeta | None:
 @one_blas_thread
 def decompress(data: bytes, progress: Progress | None = None, *, region: Region | None = None,
                shape: tuple[int, ...] | None = None, dtype: np.dtype | None = None, device: str = "auto",
-               threads: int | None = None) -> np.ndarray:
+               threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """Decode a stream made by :func:`compress`; returns the reconstruction (shape and dtype as compressed).
 
     region, shape, dtype: what the caller expects (a chunk of a chunked stream: its place, extent and type); a stream
     whose header says otherwise is refused before decoding. device (auto | cpu | cuda[:n]) and threads (None: the
     cores available) say where a stream's networks run (hat, ae); every choice gives the same bits (streams before
-    format 1.9 use what they recorded instead).
+    format 1.9 use what they recorded instead). A stream in parts (format 1.11) decodes its parts side by side on
+    ``threads`` threads. out: a C-contiguous array of the stream's shape and dtype to decode into (returned).
     Raises StreamFormatError for damaged or unsupported streams and ReconstructionMismatchError when the
     result differs from the reconstruction the compressor verified.
     """
@@ -489,20 +490,29 @@ def decompress(data: bytes, progress: Progress | None = None, *, region: Region 
     expected_shape, expected_dtype = shape, dtype
     shape, dtype, eb, name, params = _parse_header(container.header)
     _check_expected(container.header, shape, dtype, region, expected_shape, expected_dtype)
+    if out is not None and (not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != dtype
+                            or not out.flags.c_contiguous or not out.flags.writeable):
+        raise InvalidInputError(f"out must be a writable C-contiguous {dtype} array of shape {shape}")
     if _in_parts(container):
-        return _decompress_parts(container, shape, dtype, check_threads(threads), progress)
+        return _decompress_parts(container, shape, dtype, check_threads(threads), progress, out)
     check_capacity(container.sections, shape, dtype.itemsize)  # before anything of the claimed size is allocated
     predictor = _predictor_for(name, params, Runtime(device, threads))
     predictor.check_sections(container.sections, params, shape, dtype)
     recorded = container.header.get("numerics")
     try:
-        recon = predictor.decompress(container.sections, params, shape, dtype, eb, progress)
+        if out is None:
+            recon = predictor.decompress(container.sections, params, shape, dtype, eb, progress)
+        else:
+            recon = predictor.decompress_into(out, container.sections, params, eb, progress)
         if restoration.SECTION in container.sections:
             if container.version[1] < restoration.FORMAT_MINOR:
                 raise StreamFormatError(f"section {restoration.SECTION} is not part of format "
                                         f"{container.version[0]}.{container.version[1]} (damaged stream)")
             recon = restoration.apply_restoration(recon, restoration.RestorationFilter.from_bytes(
                 container.sections[restoration.SECTION], len(shape)))
+            if out is not None:
+                out[...] = recon
+                recon = out
         points = _missing_header(container.header).get("points", 0)
         if points:
             mask, values = missing.decode(container.sections, shape, dtype, points)
@@ -573,16 +583,17 @@ def _opened_parts(container: Container, shape: tuple[int, ...], dtype: np.dtype
 
 
 def _decompress_parts(container: Container, shape: tuple[int, ...], dtype: np.dtype, threads: int,
-                      progress: Progress | None) -> np.ndarray:
+                      progress: Progress | None, out: np.ndarray | None = None) -> np.ndarray:
     """The field of a stream coded in parts, decoded in up to ``threads`` threads (the compiled coder releases the
     GIL), each writing its part into the result."""
     opened = _opened_parts(container, shape, dtype)
     _missing_header(container.header)  # the parts restore their own missing values; the record must still be sound
-    out = np.empty(shape, dtype)
+    if out is None:
+        out = np.empty(shape, dtype)
 
     def decode(number: int, key: tuple[slice, ...], place: Region, stream: memoryview) -> int:
         try:
-            out[key] = decompress(bytes(stream), region=place, shape=out[key].shape, dtype=dtype, threads=1)
+            decompress(bytes(stream), region=place, shape=out[key].shape, dtype=dtype, threads=1, out=out[key])
         except StreamFormatError as exc:
             raise StreamFormatError(f"part {number}: {exc}") from None
         return out[key].size

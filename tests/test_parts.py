@@ -157,3 +157,16 @@ def test_command_line_threads_give_the_same_stream(small_parts, tmp_path):
     assert np.array_equal(np.load(tmp_path / "1.npy"), np.load(tmp_path / "3.npy"))
     assert main(["eval", str(tmp_path / "f.npy"), "--eb", "1e-3", "--threads", "2"]) == 0
     assert main(["compress", str(tmp_path / "f.npy"), "-o", str(tmp_path / "0.srnsz"), "--threads", "0"]) == 1
+
+
+def test_decoding_into_an_array(small_parts):
+    data = smooth_field((40, 24, 28), seed=5)
+    for stream in (srnsz.compress(data, 1e-3), srnsz.compress(data[:8], 1e-3), srnsz.compress(data, 50.0, "psnr")):
+        expected = srnsz.decompress(stream)
+        out = np.full(expected.shape, np.nan, np.float32)
+        assert srnsz.decompress(stream, out=out, threads=2) is out
+        assert np.array_equal(out.view(np.uint32), expected.view(np.uint32))
+    for bad in (np.empty((40, 24, 28), np.float64), np.empty((40, 24, 29), np.float32),
+                np.empty((40, 28, 24), np.float32).transpose(0, 2, 1)):
+        with pytest.raises(InvalidInputError):
+            srnsz.decompress(stream, out=bad)
