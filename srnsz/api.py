@@ -174,11 +174,11 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
         eb_abs = float(np.finfo(np.float64).max)
     # Nothing valid to bound (or a bound of 0): every value is stored bit for bit.
     lossless = eb_abs == 0 or (mask is not None and mask.all())
+    chosen = create_predictor("lossless") if lossless else create_predictor(predictor, **options)
     keys = part_keys(data.shape)
     if len(keys) > 1 and region is None and not lossless and predictor == "interp" and mode not in ("psnr", "ssim"):
         sections = {} if metadata is None else metadata.to_sections(_COORDINATES)
         return _Stream(data, bound, eb_abs, found, rule, sections).in_parts(keys, options, cores, progress)
-    chosen = create_predictor("lossless") if lossless else create_predictor(predictor, **options)
     if not chosen.lossy or mask is None:
         field, mask, side = data, None, {}  # stored bit for bit: no mask needed
     else:
@@ -549,8 +549,8 @@ def _in_parts(container: Container) -> bool:
 
 
 def _opened_parts(container: Container, shape: tuple[int, ...], dtype: np.dtype
-                  ) -> list[tuple[tuple[slice, ...], Region, Any]]:
-    """(index, region, container) of each part of a stream coded in parts, every part's header and capacity
+                  ) -> list[tuple[tuple[slice, ...], Region, memoryview]]:
+    """(index, region, stream) of each part of a stream coded in parts, every part's header and capacity
     checked against its place and its checksum against the stream's, before anything of the field's size is
     allocated."""
     record = container.header.get("parts")
