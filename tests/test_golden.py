@@ -226,7 +226,7 @@ def test_coded_coordinates_stream_still_decodes_and_is_reproduced():
 
 
 def test_parts_stream_still_decodes_and_is_reproduced():
-    # Format 1.11: a field of 8M values coded in two parts (section PART); decoding checks the reconstruction against
+    # Format 1.11: a field of 4M values coded in two parts (section PART); decoding checks the reconstruction against
     # the checksum the compressor combined from the parts', so it is bit for bit the one verified
     from make_golden import parts_field
 
