@@ -154,9 +154,10 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     as many threads; a predictor with a network (hat, ae) runs it on as many threads. The stream is the same bytes
     for every thread count.
     """
-    cores = check_threads(threads)
     if threads is not None and predictor in PREDICTORS and "threads" in PREDICTORS[predictor].options():
-        options = {**options, "threads": threads}  # the network's inference threads
+        options = {**options, "threads": threads}  # the network's inference threads, checked by the predictor
+        create_predictor(predictor, **profile_options(profile, predictor, options))
+    cores = check_threads(threads)
     options = profile_options(profile, predictor, options)
     data = as_field(array)
     if region is not None and not region.fits(data.shape):
