@@ -42,11 +42,12 @@ def workers(threads: int, processes: bool) -> Iterator[Executor | None]:
     """None for one thread; else a pool of ``threads`` workers: processes where Python and numpy would hold the
     GIL (compressing: tuning trials on small samples), threads where the compiled coder releases it (decoding).
     Leaving by an exception (an error, Ctrl-C, SIGTERM under the CLI) cancels what has not started and stops worker
-    processes at once instead of waiting for their chunks."""
+    processes at once instead of waiting for their chunks. A daemonic process (a worker of multiprocessing.Pool or of
+    a Dask cluster) may not start processes: it gets threads."""
     if threads == 1:
         yield None
         return
-    if not processes:
+    if not processes or multiprocessing.current_process().daemon:
         with ThreadPoolExecutor(threads) as pool:
             try:
                 yield pool

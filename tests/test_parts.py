@@ -170,3 +170,22 @@ def test_decoding_into_an_array(small_parts):
                 np.empty((40, 28, 24), np.float32).transpose(0, 2, 1)):
         with pytest.raises(InvalidInputError):
             srnsz.decompress(stream, out=bad)
+
+
+def _in_a_daemon(queue) -> None:
+    from srnsz.decomposition import parts as plan
+
+    plan.PART_POINTS, plan.PART_ALIGN = 1 << 12, 8
+    data = smooth_field((40, 24, 28), seed=5)
+    queue.put(srnsz.compress(data, 1e-3, threads=2) == srnsz.compress(data, 1e-3, threads=1))
+
+
+def test_a_daemonic_process_codes_parts_in_threads():
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    worker = context.Process(target=_in_a_daemon, args=(queue,), daemon=True)
+    worker.start()
+    assert queue.get(timeout=120) is True
+    worker.join(timeout=30)
