@@ -9,7 +9,7 @@ as a stream of its own (own anchors, tuning and coder state) that its decoder ca
 
 The cost in ratio is the slabs' edges (a spline near a cut sees one side only) and each coder's learning: on a
 64 MB generated field at rel 1e-3 (benchmarks/speed.py --scaling), 4 slabs were 0.18% larger than one stream, 8
-slabs 0.46%; 256 MB in 8 slabs 0.16%.
+slabs 0.43%; the 256 MB one 0.16% in 4 slabs of 64 planes, 0.36% in 8 of 32.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import math
 
 # Values per part (8 MB of float32). Parts differ in cost (each tunes its own options: on a 64 MB field one of four
 # parts decoded 5x faster than the others, its finest levels static-coded), so more parts balance the threads better:
-# 4 parts of 4M values decoded 1.52x faster on two threads, 8 parts of 2M 1.93x, for 0.18% and 0.46% more bytes.
+# 4 parts of 4M values decoded 1.52x faster on two threads, 8 parts of 2M 1.70-1.93x, for 0.18% and 0.43% more bytes.
 PART_POINTS = 1 << 21
 PART_ALIGN = 32  # slab thickness is a multiple of the 3D anchor stride
 
