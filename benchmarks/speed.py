@@ -1,7 +1,16 @@
 """Speed side by side: srnsz (one stream per field; chunked with 1 and N threads on a large field), srnsz's fast
-profile, SZ3, SPERR, ZFP.
+profile, SZ3, SPERR, ZFP; and srnsz's scaling with threads on one stream.
 
     python benchmarks/speed.py [--rel 1e-2 1e-3 1e-4] [--large-mb 256] [--threads 2] [--codecs srnsz sz3 ...]
+    python benchmarks/speed.py --scaling [--scaling-mb 64 256] [--large-rel 1e-3] [--threads 2]
+
+Scaling (``--scaling``): srnsz.compress / srnsz.decompress of one stream with threads = 1, 2, ... up to --threads
+(default: the cores available), best and fast profiles, on generated fields of --scaling-mb MB (a power-law
+spectrum, seed 0: 256^3 for 64 MB, 256 x 512 x 512 for 256 MB; cached under /tmp/srnsz-bench) and on the shared
+fields together (total MB over total seconds), each run in a child process. Rows "one part" code the field as one
+stream, as before format 1.11 (parts switched off in the child): the ratio and speed the parts are judged against.
+Peak memory: the growth of the parent's RSS over its RSS with the input loaded, and the largest worker's RSS, as
+multiples of the input. Same bytes: every thread count's stream hashed against threads=1.
 
 Shared fields (``../shared/data/*.npy`` without missing values: the peers have no missing-value model): every codec
 at the same absolute bound (rel x range), one process, one core; per bound the total MB over total seconds, both
@@ -183,6 +192,100 @@ def large(args: argparse.Namespace) -> None:
               f"{one['d'] / many['d']:.2f}x, same bytes: {one['digest'] == many['digest']}")
 
 
+def scaling_field(megabytes: int) -> Path:
+    """A generated float32 field of ``megabytes`` MB (64: 256^3; 256: 256 x 512 x 512; else n x 256 x 256) with a
+    power-law spectrum (k^-3.5 energy, seed 0), saved once under /tmp/srnsz-bench."""
+    shape = {64: (256, 256, 256), 256: (256, 512, 512)}.get(megabytes, (max(1, megabytes * 4), 256, 256))
+    path = Path("/tmp/srnsz-bench") / f"spectral_{'x'.join(map(str, shape))}.npy"
+    if not path.exists():
+        rng = np.random.default_rng(0)
+        spectrum = np.fft.rfftn(rng.standard_normal(shape, dtype=np.float32))
+        k = np.meshgrid(*[np.fft.fftfreq(n).astype(np.float32) for n in shape[:-1]],
+                        np.fft.rfftfreq(shape[-1]).astype(np.float32), indexing="ij", sparse=True)
+        k2 = sum(a * a for a in k)
+        k2[(0,) * len(shape)] = 1.0
+        spectrum *= k2 ** np.float32(-3.5 / 4)
+        field = np.fft.irfftn(spectrum, s=shape, axes=tuple(range(len(shape)))).astype(np.float32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, field / field.std())
+    return path
+
+
+def _one_scaling(spec: dict) -> dict:
+    """In a child: one stream of each field of ``spec`` with ``threads``; seconds, bytes, digest, peak memory."""
+    import hashlib
+
+    import srnsz
+    from srnsz.decomposition import parts
+
+    if spec["one_part"]:
+        parts.PART_POINTS = 1 << 62
+    fields = [np.load(p) for p in spec["paths"]]
+    base = _reset_peak()
+    tc = td = 0.0
+    nbytes, digest = 0, hashlib.sha256()
+    logs = []
+    for data in fields:
+        eb = spec["rel"] * float(data.max() - data.min())
+        t = time.perf_counter()
+        blob = srnsz.compress(data, eb, "abs", profile=spec["profile"], threads=spec["threads"])
+        tc += time.perf_counter() - t
+        peak_c = _rss_mb() - base
+        t = time.perf_counter()
+        srnsz.decompress(blob, threads=spec["threads"])
+        td += time.perf_counter() - t
+        nbytes += len(blob)
+        digest.update(blob)
+        logs.append(math.log(data.nbytes / len(blob)))
+    worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    mb = sum(d.nbytes for d in fields) / 1e6
+    return {"c": tc, "d": td, "bytes": nbytes, "digest": digest.hexdigest()[:16], "peak_c": peak_c,
+            "peak": _rss_mb() - base, "worker": worker, "mb": mb, "geo_ratio": math.exp(np.mean(logs))}
+
+
+def scaling(args: argparse.Namespace) -> None:
+    import os
+
+    cores = args.threads
+    targets = [(f"{mb} MB generated", [str(scaling_field(mb))]) for mb in args.scaling_mb]
+    shared_paths = [str(p) for p in sorted(Path(args.data).glob("*.npy")) if p.stem not in MISSING_FIELDS]
+    if shared_paths:
+        targets.append((f"shared fields ({len(shared_paths)})", shared_paths))
+    print(f"scaling at rel {args.large_rel:g}, threads 1..{cores}, the fastest of {args.repeat} runs each; load "
+          f"before: {os.getloadavg()}")
+    print("| field | profile | threads | compress MB/s | decompress MB/s | speedup c / d | ratio | vs one part | "
+          "same bytes | peak memory c / c+d / worker (x input) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for label, paths in targets:
+        for profile in ("best", "fast"):
+            runs = [(1, True)] + [(t, False) for t in range(1, cores + 1)]
+            results = {}
+            for threads, one_part in runs:
+                spec = {"paths": paths, "rel": args.large_rel, "profile": profile, "threads": threads,
+                        "one_part": one_part}
+                tries = []
+                for _ in range(args.repeat):
+                    child = subprocess.run([sys.executable, __file__, "--child-scaling", json.dumps(spec)],
+                                           capture_output=True, text=True, timeout=7200)
+                    if child.returncode != 0:
+                        break
+                    tries.append(json.loads(child.stdout.strip().splitlines()[-1]))
+                if child.returncode != 0:
+                    print(f"| {label} | {profile} | {threads} | failed: {child.stderr.strip().splitlines()[-1:]} |")
+                    continue
+                r = results[threads, one_part] = {**tries[0], "c": min(t["c"] for t in tries),
+                                                  "d": min(t["d"] for t in tries)}
+                first = results.get((1, False), r)
+                whole = results.get((1, True), r)
+                print(f"| {label} | {profile} | {'one part, 1' if one_part else threads} | {r['mb'] / r['c']:.2f} | "
+                      f"{r['mb'] / r['d']:.2f} | {first['c'] / r['c']:.2f} / {first['d'] / r['d']:.2f} | "
+                      f"{r['mb'] * 1e6 / r['bytes']:.2f} (geo {r['geo_ratio']:.2f}) | "
+                      f"{whole['bytes'] / r['bytes']:.4f} | {r['digest'] == first['digest']} | "
+                      f"{r['peak_c'] / r['mb']:.2f} / {r['peak'] / r['mb']:.2f} / {r['worker'] / r['mb']:.2f} |",
+                      flush=True)
+    print(f"load after: {os.getloadavg()}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rel", type=float, nargs="+", default=[1e-2, 1e-3, 1e-4])
@@ -190,12 +293,26 @@ def main() -> None:
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     parser.add_argument("--large-mb", type=float, default=256.0, help="0: skip the large field")
     parser.add_argument("--large-rel", type=float, default=1e-3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="default: 2; with --scaling the cores available")
+    parser.add_argument("--scaling", action="store_true", help="only the scaling table (see above)")
+    parser.add_argument("--scaling-mb", type=int, nargs="+", default=[64, 256])
+    parser.add_argument("--repeat", type=int, default=1, help="--scaling: runs per row, the fastest kept")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child-scaling", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(_one_large(json.loads(args.child))))
         return
+    if args.child_scaling:
+        print(json.dumps(_one_scaling(json.loads(args.child_scaling))))
+        return
+    if args.scaling:
+        from srnsz.parallel import available_cores
+
+        args.threads = args.threads or available_cores()
+        scaling(args)
+        return
+    args.threads = args.threads or 2
     shared(args)
     if args.large_mb > 0:
         large(args)

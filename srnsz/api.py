@@ -15,13 +15,16 @@ import numpy as np
 from srnsz import missing, restoration
 from srnsz.blas_threads import one_blas_thread
 from srnsz.bounds import ErrorBound
+from srnsz.decomposition.parts import part_count, part_keys
 from srnsz.errors import InvalidInputError, ReconstructionMismatchError, SrnszError, StreamFormatError
 from srnsz.eval.metrics import bound_held
+from srnsz.format import parts
 from srnsz.format.capacity import check_capacity
-from srnsz.format.container import read_container, write_container
+from srnsz.format.container import Container, read_container, read_head, write_container
 from srnsz.io import coords
 from srnsz.io.cf import VariableMeta
 from srnsz.neural.runtime import Runtime, check_device
+from srnsz.parallel import check_threads, in_order, workers
 from srnsz.pipeline.psnr import compress_for_psnr, compress_for_ssim
 from srnsz.pipeline.selection import smallest
 from srnsz.predictors import PREDICTORS, create_predictor
@@ -130,7 +133,7 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
              progress: Progress | None = None, fill_value: float | Sequence[float] | None = None,
              valid_range: Sequence[float | None] | None = None, detect_fills: bool = True,
              metadata: VariableMeta | None = None, restoration: bool = True, profile: str = "best",
-             region: Region | None = None, **options: Any) -> bytes:
+             region: Region | None = None, threads: int | None = None, **options: Any) -> bytes:
     """Compress a float32/float64 array of 1-4 dimensions so that |x - x'| <= eb_abs for every valid value.
 
     eb, mode: the error bound (see :class:`srnsz.bounds.ErrorBound`; ``rel`` is a fraction of the value range
@@ -146,7 +149,15 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     where it pays.
     profile: ``best`` (default) or ``fast`` (interp only: no trial compressions, a lighter coder; see PROFILES).
     region: where ``array`` sits in a larger one (a chunk; see :class:`Region`), recorded in the header.
+    threads: the cores to use (None: those available). A large field (srnsz.decomposition.parts) of the interp
+    predictor in a bound mode is coded in parts (format 1.11), compressed in as many worker processes and decoded in
+    as many threads; a predictor with a network (hat, ae) runs it on as many threads. The stream is the same bytes
+    for every thread count.
     """
+    if threads is not None and predictor in PREDICTORS and "threads" in PREDICTORS[predictor].options():
+        options = {**options, "threads": threads}  # the network's inference threads, checked by the predictor
+        create_predictor(predictor, **profile_options(profile, predictor, options))
+    cores = check_threads(threads)
     options = profile_options(profile, predictor, options)
     data = as_field(array)
     if region is not None and not region.fits(data.shape):
@@ -165,6 +176,10 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     # Nothing valid to bound (or a bound of 0): every value is stored bit for bit.
     lossless = eb_abs == 0 or (mask is not None and mask.all())
     chosen = create_predictor("lossless") if lossless else create_predictor(predictor, **options)
+    keys = part_keys(data.shape)
+    if len(keys) > 1 and region is None and not lossless and predictor == "interp" and mode not in ("psnr", "ssim"):
+        sections = {} if metadata is None else metadata.to_sections(_COORDINATES)
+        return _Stream(data, bound, eb_abs, found, rule, sections).in_parts(keys, options, cores, progress)
     if not chosen.lossy or mask is None:
         field, mask, side = data, None, {}  # stored bit for bit: no mask needed
     else:
@@ -225,6 +240,58 @@ class _Stream:
         minor = max((m for m in needed if m is not None), default=None)
         return write_container(header, {**encoded.sections, **side, **self.metadata}, minor)
 
+    def in_parts(self, keys: list[tuple[slice, ...]], options: dict[str, Any], threads: int,
+                 progress: Progress | None) -> bytes:
+        """The stream of the field coded in the parts ``keys`` (format 1.11, srnsz.format.parts), each compressed
+        alone (abs bound, the whole field's missing-value rule with its detected fills declared) in up to
+        ``threads`` worker processes, put together in order."""
+        data, shape = self.data, self.data.shape
+        declared = {"fill_value": [*self.rule.fill_values, *self.found.detected], "detect_fills": False,
+                    "valid_range": (self.rule.valid_min, self.rule.valid_max)}
+        jobs = [{**options, **declared, "region": Region(tuple(k.start for k in key), shape)} for key in keys]
+        _PART_JOBS[id(self)] = (data, self.eb_abs, keys, jobs)
+        try:
+            tasks = ((_compress_part, (id(self), number)) for number in range(len(keys)))
+            streams = []
+            with workers(min(threads, len(keys)), processes=True) as pool:
+                for key, stream in zip(keys, in_order(pool, tasks, threads)):
+                    streams.append(stream)
+                    if progress:
+                        progress(data[key].size)
+        finally:
+            del _PART_JOBS[id(self)]
+        heads = [read_head(stream)[0] for stream in streams]
+        crc = 0
+        for key, head in zip(keys, heads):
+            crc = parts.crc32_combine(crc, _checksum_record(head), data[key].nbytes)
+        names = {str(head["predictor"]["name"]) for head in heads}
+        header = {
+            "dtype": data.dtype.newbyteorder("<").str,
+            "shape": list(shape),
+            "error_bound": {**self.bound.to_json(), "abs": self.eb_abs},
+            "predictor": {"name": names.pop() if len(names) == 1 else "interp", "params": {}},
+            "numerics": {"device": "cpu", "compute_dtype": "float64", "numpy": np.__version__,
+                         "constriction": _version("constriction"), "zstandard": _version("zstandard")},
+            "checksum": {"algorithm": "crc32", "value": crc},
+            "created_by": f"srnsz {_version('srnsz')}",
+            "parts": {"axis": 0, "starts": [key[0].start for key in keys]},
+        }
+        if self.found.mask is not None:
+            header["missing"] = _missing_record(self.rule, self.found, self.found.mask, data.dtype)
+        return write_container(header, {parts.SECTION: parts.pack_parts(streams), **self.metadata},
+                               parts.FORMAT_MINOR)
+
+
+# The fields being compressed in parts, by job: worker processes (fork) read their part from here, not from a copy
+# sent to them.
+_PART_JOBS: dict[int, tuple[np.ndarray, float, list[tuple[slice, ...]], list[dict[str, Any]]]] = {}
+
+
+def _compress_part(job: int, number: int) -> bytes:
+    """Part ``number`` of job ``job`` (see :meth:`_Stream.in_parts`) as a stream of its own."""
+    data, eb_abs, keys, jobs = _PART_JOBS[job]
+    return compress(data[keys[number]], eb_abs, "abs", "interp", threads=1, **jobs[number])
+
 
 def _missing_record(rule: missing.MissingRule, found: missing.Missing, mask: np.ndarray | None,
                     dtype: np.dtype) -> dict[str, Any]:
@@ -258,6 +325,7 @@ class StreamInfo:
     missing: dict[str, Any] = field(default_factory=dict)  # the missing-value rule and what it found (header)
     restoration: bool = False  # the decoder runs a restoration filter on the reconstruction (srnsz.restoration)
     region: Region | None = None  # where the field sits in a larger array (a chunk of a chunked stream)
+    parts: int = 1  # streams coded apart, decoded side by side (format 1.11; srnsz.decomposition.parts)
 
     @property
     def ratio(self) -> float:
@@ -339,7 +407,13 @@ def _missing_header(header: dict[str, Any]) -> dict[str, Any]:
 
 
 def _finite_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and bool(np.isfinite(value))
+    """Whether a header's value is a finite number (an int past 64 bits counts as a number numpy cannot take)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return bool(np.isfinite(value))
+    except (TypeError, OverflowError):
+        return False
 
 
 def _as_bytes(data: Any) -> bytes:
@@ -353,13 +427,17 @@ def info(data: bytes) -> StreamInfo:
     raw = _as_bytes(data)
     container = read_container(raw)
     shape, dtype, _, name, params = _parse_header(container.header)
-    check_capacity(container.sections, shape, dtype.itemsize)
-    _predictor_for(name, params).check_sections(container.sections, params, shape, dtype)
+    count = 1
+    if _in_parts(container):
+        count = len(_opened_parts(container, shape, dtype))
+    else:
+        check_capacity(container.sections, shape, dtype.itemsize)
+        _predictor_for(name, params).check_sections(container.sections, params, shape, dtype)
     h = container.header
     return StreamInfo(shape, h["dtype"], dict(h["error_bound"]), name, params, len(raw),
                       math.prod(shape) * dtype.itemsize, f"{container.version[0]}.{container.version[1]}",
                       str(h.get("created_by", "")), _missing_header(h), restoration.SECTION in container.sections,
-                      _region_header(h, shape))
+                      _region_header(h, shape), count)
 
 
 def check_header(header: dict[str, Any], *, shape: tuple[int, ...] | None = None, dtype: np.dtype | None = None,
@@ -396,13 +474,14 @@ def variable_metadata(data: bytes) -> VariableMeta | None:
 @one_blas_thread
 def decompress(data: bytes, progress: Progress | None = None, *, region: Region | None = None,
                shape: tuple[int, ...] | None = None, dtype: np.dtype | None = None, device: str = "auto",
-               threads: int | None = None) -> np.ndarray:
+               threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """Decode a stream made by :func:`compress`; returns the reconstruction (shape and dtype as compressed).
 
     region, shape, dtype: what the caller expects (a chunk of a chunked stream: its place, extent and type); a stream
     whose header says otherwise is refused before decoding. device (auto | cpu | cuda[:n]) and threads (None: the
     cores available) say where a stream's networks run (hat, ae); every choice gives the same bits (streams before
-    format 1.9 use what they recorded instead).
+    format 1.9 use what they recorded instead). A stream in parts (format 1.11) decodes its parts side by side on
+    ``threads`` threads. out: a C-contiguous array of the stream's shape and dtype to decode into (returned).
     Raises StreamFormatError for damaged or unsupported streams and ReconstructionMismatchError when the
     result differs from the reconstruction the compressor verified.
     """
@@ -413,18 +492,29 @@ def decompress(data: bytes, progress: Progress | None = None, *, region: Region 
     expected_shape, expected_dtype = shape, dtype
     shape, dtype, eb, name, params = _parse_header(container.header)
     _check_expected(container.header, shape, dtype, region, expected_shape, expected_dtype)
+    if out is not None and (not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != dtype
+                            or not out.flags.c_contiguous or not out.flags.writeable):
+        raise InvalidInputError(f"out must be a writable C-contiguous {dtype} array of shape {shape}")
+    if _in_parts(container):
+        return _decompress_parts(container, shape, dtype, check_threads(threads), progress, out)
     check_capacity(container.sections, shape, dtype.itemsize)  # before anything of the claimed size is allocated
     predictor = _predictor_for(name, params, Runtime(device, threads))
     predictor.check_sections(container.sections, params, shape, dtype)
     recorded = container.header.get("numerics")
     try:
-        recon = predictor.decompress(container.sections, params, shape, dtype, eb, progress)
+        if out is None:
+            recon = predictor.decompress(container.sections, params, shape, dtype, eb, progress)
+        else:
+            recon = predictor.decompress_into(out, container.sections, params, eb, progress)
         if restoration.SECTION in container.sections:
             if container.version[1] < restoration.FORMAT_MINOR:
                 raise StreamFormatError(f"section {restoration.SECTION} is not part of format "
                                         f"{container.version[0]}.{container.version[1]} (damaged stream)")
             recon = restoration.apply_restoration(recon, restoration.RestorationFilter.from_bytes(
                 container.sections[restoration.SECTION], len(shape)))
+            if out is not None:
+                out[...] = recon
+                recon = out
         points = _missing_header(container.header).get("points", 0)
         if points:
             mask, values = missing.decode(container.sections, shape, dtype, points)
@@ -450,15 +540,86 @@ def decompress(data: bytes, progress: Progress | None = None, *, region: Region 
     return recon
 
 
+def _in_parts(container: Container) -> bool:
+    """Whether a stream is coded in parts (format 1.11); a parts record or section in an older stream is damage."""
+    if parts.SECTION not in container.sections and "parts" not in container.header:
+        return False
+    if container.version[1] < parts.FORMAT_MINOR:
+        raise StreamFormatError(f"parts are not part of format {container.version[0]}.{container.version[1]} "
+                                "(damaged stream)")
+    return True
+
+
+def _opened_parts(container: Container, shape: tuple[int, ...], dtype: np.dtype
+                  ) -> list[tuple[tuple[slice, ...], Region, memoryview]]:
+    """(index, region, stream) of each part of a stream coded in parts, every part's header and capacity
+    checked against its place and its checksum against the stream's, before anything of the field's size is
+    allocated."""
+    record = container.header.get("parts")
+    starts = record.get("starts") if isinstance(record, dict) else None
+    # the count first: a damaged header's shape may have more parts than memory holds
+    same_count = isinstance(starts, list) and len(starts) == part_count(shape)
+    keys = part_keys(shape) if same_count else []
+    if not same_count or record != {"axis": 0, "starts": [key[0].start for key in keys]} \
+            or parts.SECTION not in container.sections:
+        raise StreamFormatError(f"the stream's parts {str(record)[:200]} are not those of its shape {list(shape)}")
+    opened = []
+    crc = 0
+    for number, (key, stream) in enumerate(zip(keys, parts.unpack_parts(container.sections[parts.SECTION],
+                                                                        len(keys)))):
+        place = Region(tuple(k.start for k in key), shape)
+        extent = tuple(k.stop - k.start for k in key)
+        try:
+            part = read_container(bytes(stream))
+            if "parts" in part.header or parts.SECTION in part.sections:
+                raise StreamFormatError("a part is itself in parts")
+            check_header(part.header, shape=extent, dtype=dtype, region=place)
+            check_capacity(part.sections, extent, dtype.itemsize)
+        except StreamFormatError as exc:
+            raise StreamFormatError(f"part {number}: {exc}") from None
+        crc = parts.crc32_combine(crc, _checksum_record(part.header), math.prod(extent) * dtype.itemsize)
+        opened.append((key, place, stream))
+    if crc != _checksum_record(container.header):
+        raise StreamFormatError("the parts' reconstruction checksums do not make the stream's (damaged stream)")
+    return opened
+
+
+def _decompress_parts(container: Container, shape: tuple[int, ...], dtype: np.dtype, threads: int,
+                      progress: Progress | None, out: np.ndarray | None = None) -> np.ndarray:
+    """The field of a stream coded in parts, decoded in up to ``threads`` threads (the compiled coder releases the
+    GIL), each writing its part into the result."""
+    opened = _opened_parts(container, shape, dtype)
+    _missing_header(container.header)  # the parts restore their own missing values; the record must still be sound
+    if out is None:
+        out = np.empty(shape, dtype)
+
+    def decode(number: int, key: tuple[slice, ...], place: Region, stream: memoryview) -> int:
+        try:
+            decompress(bytes(stream), region=place, shape=out[key].shape, dtype=dtype, threads=1, out=out[key])
+        except StreamFormatError as exc:
+            raise StreamFormatError(f"part {number}: {exc}") from None
+        return out[key].size
+
+    tasks = ((decode, (number, *part)) for number, part in enumerate(opened))
+    with workers(min(threads, len(opened)), processes=False) as pool:
+        for size in in_order(pool, tasks, threads):
+            if progress:
+                progress(size)
+    return out
+
+
 class Codec:
     """A compressor configured once and used for many arrays: ``Codec(1e-3).compress(x)``.
 
     Takes the arguments of :func:`compress`, missing-value rule included (``fill_value``, ``valid_range``,
-    ``detect_fills``)."""
+    ``detect_fills``); ``threads`` (None: the cores available) serves both ways."""
 
     def __init__(self, eb: float, mode: str = "rel", predictor: str = "interp", *, rel: float | None = None,
                  fill_value: float | Sequence[float] | None = None, valid_range: Sequence[float | None] | None = None,
-                 detect_fills: bool = True, profile: str = "best", **options: Any) -> None:
+                 detect_fills: bool = True, profile: str = "best", threads: int | None = None,
+                 **options: Any) -> None:
+        check_threads(threads)
+        self.threads = threads
         ErrorBound(mode, eb, rel)  # validate now, not at the first call
         missing.MissingRule.of(fill_value, valid_range, detect_fills)
         create_predictor(predictor, **profile_options(profile, predictor, options))
@@ -468,15 +629,16 @@ class Codec:
 
     def compress(self, array: Any) -> bytes:
         """The stream of ``array`` at this codec's bound and options (:func:`compress`)."""
-        return compress(array, self.eb, self.mode, self.predictor, rel=self.rel, **self.missing, **self.options)
+        return compress(array, self.eb, self.mode, self.predictor, rel=self.rel, threads=self.threads, **self.missing,
+                        **self.options)
 
     def decompress(self, data: bytes) -> np.ndarray:
         """The array a stream holds (:func:`decompress`; the stream carries its own settings)."""
-        return decompress(data)
+        return decompress(data, threads=self.threads)
 
     def __repr__(self) -> str:
         return (f"Codec(eb={self.eb}, mode={self.mode!r}, predictor={self.predictor!r}, missing={self.missing}, "
-                f"options={self.options})")
+                f"options={self.options}, threads={self.threads})")
 
 
 # Coordinates coded as streams of their own (srnsz.io.coords): compressed at an absolute bound, decoded as any stream.

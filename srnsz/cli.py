@@ -37,6 +37,7 @@ from srnsz.io.fields import (
 from srnsz.io.outputs import refuse_existing, write_atomically
 from srnsz.io.packed import compress_packed
 from srnsz.missing import MissingRule, find_missing
+from srnsz.parallel import available_cores
 from srnsz.predictors import list_predictors
 from srnsz.predictors.interp import CONFIG_KINDS, TUNE_MODES
 
@@ -208,7 +209,7 @@ def _compress_field(source: CFField, args: argparse.Namespace, name: str, option
     _check_hat_levels(options, data.shape)
     for note in source.notes:
         print(f"note: {note}", file=sys.stderr)
-    options = {**options, **_missing_options(args, source.rule)}
+    options = {**options, **_missing_options(args, source.rule), "threads": args.threads}
     if args.no_restoration:
         options["restoration"] = False
     if source.meta is not None:
@@ -455,7 +456,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     stream = _compress_field(source, args, *_predictor_and_options(args))
     t1 = time.perf_counter()
-    recon = api.decompress(stream)
+    recon = api.decompress(stream, threads=args.threads)
     t2 = time.perf_counter()
     mask = find_missing(data, MissingRule.of(**_missing_options(args, source.rule))).mask
     _report_missing(api.info(stream).missing, data.size)
@@ -537,9 +538,9 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def _add_threads(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--threads", type=int, default=chunked.available_cores(), metavar="N",
-                   help=f"{what}; default: the cores available ({chunked.available_cores()} here). A single "
-                        "(unchunked) stream is coded on one core")
+    p.add_argument("--threads", type=int, default=available_cores(), metavar="N",
+                   help=f"{what}; default: the cores available ({available_cores()} here). Streams are the same "
+                        "bytes for every count")
 
 
 class Parser(argparse.ArgumentParser):
@@ -561,8 +562,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--chunk", type=int, nargs="+", metavar="N",
                    help="compress chunk by chunk (block sizes, slowest axis first): memory stays a few chunks "
                         "whatever the input size, and each chunk decodes alone")
-    _add_threads(c, "chunks of --chunk compressed at once (worker processes; the output is the same bytes "
-                    "for every count)")
+    _add_threads(c, "cores to compress on: the parts of a large field (worker processes), the chunks of --chunk, "
+                    "a network's inference")
     _add_bound(c)
     c.set_defaults(func=cmd_compress)
     d = sub.add_parser("decompress", help="decompress a stream to .npy, .h5, .nc (or raw binary for other suffixes)")
@@ -571,7 +572,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output .npy, .h5/.hdf5 (dataset --var), .nc (NetCDF variable --var); else raw little endian")
     d.add_argument("--var", help="variable name in an .h5/.nc output (default data)")
     d.add_argument("--force", action="store_true", help="overwrite an existing output")
-    _add_threads(d, "chunks of a chunked stream decoded at once")
+    _add_threads(d, "cores to decode on: the parts of a large field, the chunks of a chunked stream (threads), a "
+                    "network's inference")
     d.add_argument("--device", default="auto",
                    help="where a stream's networks run: auto (CUDA when there is a GPU), cpu, cuda[:n]; every choice "
                         "decodes the same bits (streams of format 1.9 on)")
@@ -582,6 +584,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="compress and decompress in memory and report ratio, error and speed")
     _add_input(e)
     _add_bound(e)
+    _add_threads(e, "cores to compress and decompress on (see compress --threads)")
     e.add_argument("--plot", metavar="PNG", help="write original, reconstruction and error of the middle slice")
     e.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
     e.set_defaults(func=cmd_eval)

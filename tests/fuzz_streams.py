@@ -6,7 +6,8 @@ a clear srnsz error; never a silently different result, never another exception,
 Cases:
 - damaged single streams: random byte flips, overwrites, truncations, insertions, deletions, repeated and swapped
   ranges of streams of every kind (interp, lorenzo, lossless, fast profile, psnr with a restoration filter, missing
-  values, variable metadata with raw and coded coordinates, 1-D to 4-D);
+  values, variable metadata with raw and coded coordinates, 1-D to 4-D, a field coded in parts (format 1.11, with the
+  parts made small for the run: srnsz.decomposition.parts));
 - damaged chunked streams: the same on chunked files (layouts 1.0 and 1.1), plus swapped chunks and index entries;
 - crafted headers: the stream's header (JSON) or a chunked index changed one field at a time (numbers scaled, negated,
   huge, of another type, keys dropped; shapes and spans first of all) and written back with valid checksums, so
@@ -47,6 +48,7 @@ from conftest import smooth_field  # noqa: E402
 
 import srnsz  # noqa: E402
 from srnsz.cli import main  # noqa: E402
+from srnsz.decomposition import parts as part_plan  # noqa: E402
 from srnsz.errors import SrnszError  # noqa: E402
 from srnsz.format.container import read_container, write_container  # noqa: E402
 from srnsz.io import chunked  # noqa: E402
@@ -150,6 +152,9 @@ def single_streams() -> dict[str, bytes]:
                          Coordinate("x", ("x",), {}, np.arange(80.0))), {"title": "t"}, "NETCDF4",
                         unlimited=("y",))
     on_grid = (np.cos(np.deg2rad(lat)) * np.sin(np.deg2rad(lon))).astype(np.float32)
+    with_parts = smooth_field((40, 16, 20), seed=6)  # 5 parts of SMALL_PARTS (the other fields are one part)
+    with_parts[5, :3, :4] = np.float32(1e20)
+    with_parts[30, 2, 2] = np.nan
     return {
         "interp": srnsz.compress(field3d, 1e-3),
         "interp_f64_2d": srnsz.compress(smooth_field((40, 50), np.float64, seed=1), 1e-5),
@@ -161,6 +166,7 @@ def single_streams() -> dict[str, bytes]:
         "1d": srnsz.compress(smooth_field((3000,), seed=2), 1e-3),
         "4d": srnsz.compress(smooth_field((4, 6, 10, 12), seed=4), 1e-3),
         "metadata_1_10": srnsz.compress(on_grid, 1e-3, metadata=meta),
+        "parts_1_11": srnsz.compress(with_parts, 1e-3, fill_value=-999.0, threads=2),
     }
 
 
@@ -256,7 +262,7 @@ def mutated(record: Any, rng: random.Random, favour: tuple[str, ...]) -> tuple[A
 
 def crafted_single(raw: bytes, rng: random.Random) -> tuple[bytes, str]:
     parsed = read_container(raw)
-    header, what = mutated(parsed.header, rng, ("shape", "dtype", "predictor", "missing", "region"))
+    header, what = mutated(parsed.header, rng, ("shape", "dtype", "predictor", "missing", "region", "parts"))
     try:
         return write_container(header, parsed.sections, parsed.version[1]), f"header {what}"
     except (TypeError, ValueError):  # not JSON-able, e.g. NaN is (a reader could still meet one)
@@ -342,7 +348,28 @@ def through_cli(raw: bytes, work: Path, suffix: str) -> str | None:
     return None
 
 
+SMALL_PARTS = {"PART_POINTS": 1 << 12, "PART_ALIGN": 8}  # parts of a field small enough to decode thousands of times
+
+
+@contextlib.contextmanager
+def small_parts() -> Iterator[None]:
+    """Within: srnsz cuts fields in parts of SMALL_PARTS (the layout of format 1.11 on small fields)."""
+    before = {name: getattr(part_plan, name) for name in SMALL_PARTS}
+    for name, value in SMALL_PARTS.items():
+        setattr(part_plan, name, value)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            setattr(part_plan, name, value)
+
+
 def run(single: int, chunked_cases: int, crafted: int, seed: int, limit: float, cli_every: int = 8) -> Tally:
+    with small_parts():
+        return _run(single, chunked_cases, crafted, seed, limit, cli_every)
+
+
+def _run(single: int, chunked_cases: int, crafted: int, seed: int, limit: float, cli_every: int) -> Tally:
     rng = random.Random(seed)
     tally = Tally()
     singles, chunks = single_streams(), chunked_streams()

@@ -9,6 +9,9 @@ python tests/make_golden.py v1_7_rows   (format 1.7: row differences with binari
 python tests/make_golden.py v1_7_lone   (format 1.7: a psnr stream whose lone codes were dropped; encoder only)
 python tests/make_golden.py v1_8_fast   (format 1.8: the fast profile's two-model mixing, as v1_7's field and bound)
 python tests/make_golden.py v1_10_coords   (format 1.10: a variable whose 2-D coordinates are coded streams, VCRS)
+python tests/make_golden.py v1_11_parts   (format 1.11: a field of 4M values coded in two parts, section PART; its
+                                           original is made by parts_field(), its reconstruction checked by the
+                                           stream's own checksum: both too large to commit)
 python tests/make_golden.py chunked_v1_1   (chunked layout 1.1: the index's checksum, each chunk's region in its header;
                                             chunked_v1_0 was written the same way by the layout 1.0 writer)
 python tests/make_golden.py hat_v1_9   (format 1.9: the default network in fixed point, on the hat golden field)
@@ -37,6 +40,16 @@ def profile_field() -> np.ndarray:
     """A small geopotential-like field: an exponential vertical profile, nearly the same at every horizontal point."""
     z, y, x = np.meshgrid(np.arange(17), np.arange(24), np.arange(32), indexing="ij")
     return (np.exp(z / 4.0) * 1000 + 3 * np.sin(y / 5.0) * np.cos(x / 6.0)).astype(np.float32)
+
+def parts_field() -> np.ndarray:
+    """64 x 256 x 256 values (two parts): a quadratic, small periodic noise and sparse spikes, from IEEE basic
+    operations only (the same values on every platform)."""
+    i, j, k = np.meshgrid(np.arange(64.0), np.arange(256.0), np.arange(256.0), indexing="ij", sparse=True)
+    f = ((i - 32) ** 2 + 0.5 * (j - 128) ** 2 - 0.25 * (k - 100) ** 2 + 0.1 * i * j) / 1000
+    f = f + ((i * 7919 + j * 104729 + k * 1299709) % 17 - 8) * 1e-4
+    f = f + 5.0 * ((i % 13 == 0) & (j % 29 == 0) & (k % 31 == 0))
+    return f.astype(np.float32)
+
 
 def curvilinear_variable() -> tuple[np.ndarray, VariableMeta]:
     """A small field on a curvilinear grid: 2-D latitude and a longitude that wraps at 360 (format 1.10's golden)."""
@@ -69,6 +82,12 @@ if __name__ == "__main__":
         np.save(HERE / "golden_chunked_v1_0_original.npy", data)
         np.save(HERE / f"golden_{name}_expected.npy", chunked.decompress_chunked(io.BytesIO(buf.getvalue())))
         print(name, len(buf.getvalue()), "bytes")
+        sys.exit(0)
+    if name == "v1_11_parts":
+        stream = srnsz.compress(parts_field(), 1e-3, "rel")
+        assert srnsz.info(stream).format_version == "1.11" and srnsz.info(stream).parts == 2
+        (HERE / f"golden_{name}.srnsz").write_bytes(stream)
+        print(name, len(stream), "bytes")
         sys.exit(0)
     if name == "v1_10_coords":
         data, meta = curvilinear_variable()

@@ -29,18 +29,13 @@ outside the process.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import math
 import mmap
-import multiprocessing
 import os
-import signal
 import struct
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -56,6 +51,7 @@ from srnsz.decomposition.tiling import chunk_keys
 from srnsz.errors import InvalidInputError, SrnszError, StreamFormatError
 from srnsz.format.container import HEAD_PREFIX, head_length, read_head
 from srnsz.missing import Extremes, MissingRule, detect_fills
+from srnsz.parallel import check_threads, in_order, workers
 from srnsz.predictors.base import Progress
 
 CHUNKED_MAGIC = b"\x89SRNSZC\n"
@@ -237,20 +233,6 @@ def _global_bound(read: Reader, bound: ErrorBound, keys: list[tuple[slice, ...]]
     return bound.absolute(extremes.span(fills)), fills
 
 
-def available_cores() -> int:
-    """The CPU cores this process may run on (the default thread count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def _check_threads(threads: int) -> int:
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise InvalidInputError(f"threads must be a whole number >= 1, got {threads!r}")
-    return threads
-
-
 def _compress_block(block: np.ndarray, eb_abs: float, predictor: str, options: dict[str, Any]) -> bytes:
     """One chunk's stream (module level: worker processes run it)."""
     return api.compress(block, eb_abs, "abs", predictor, **options)
@@ -262,118 +244,6 @@ def _index_frame(index: ChunkIndex) -> bytes:
         "version": list(CHUNKED_VERSION), "shape": list(index.shape), "dtype": index.dtype.newbyteorder("<").str,
         "chunk": list(index.chunk), "error_bound": index.error_bound,
         "chunks": [list(s) for s in index.spans]}).encode())
-
-
-@contextmanager
-def _workers(threads: int, processes: bool) -> Iterator[Executor | None]:
-    """None for one thread; else a pool of ``threads`` workers: processes where Python and numpy would hold the
-    GIL (compressing: tuning trials on small samples), threads where the compiled coder releases it (decoding).
-    Leaving by an exception (an error, Ctrl-C, SIGTERM under the CLI) cancels what has not started and stops worker
-    processes at once instead of waiting for their chunks."""
-    if threads == 1:
-        yield None
-        return
-    if not processes:
-        with ThreadPoolExecutor(threads) as pool:
-            try:
-                yield pool
-            except BaseException:
-                pool.shutdown(wait=True, cancel_futures=True)  # threads cannot be stopped: their chunks finish
-                raise
-        return
-    # fork: the workers need no re-import of the caller's script (spawn would require its __main__ guard)
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    before = set(multiprocessing.active_children())
-    pool = ProcessPoolExecutor(threads, mp_context=multiprocessing.get_context(method), initializer=_worker_setup,
-                               initargs=(os.getpid(),))
-    try:
-        yield pool
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        _stop_workers(pool, before)
-        raise
-    pool.shutdown(wait=True)
-
-
-DEFERRED_SIGNALS = {signal.SIGINT, signal.SIGTERM}
-
-
-@contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """SIGINT and SIGTERM held back within (delivered on leaving): submitting to a process pool forks, and an
-    exception a handler raises in fork's own callbacks is printed and dropped, so the interrupt would be lost."""
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, DEFERRED_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-def _stop_workers(pool: ProcessPoolExecutor, before: set[Any]) -> None:
-    """Terminate the pool's worker processes (the executor's own call where Python has it, 3.14 on; else the child
-    processes started since ``before``) and wait for them."""
-    terminate = getattr(pool, "terminate_workers", None)
-    if terminate is not None:
-        terminate()
-        return
-    workers = [p for p in multiprocessing.active_children() if p not in before]
-    for worker in workers:
-        worker.terminate()
-    for worker in workers:
-        worker.join(timeout=5)
-
-
-def _worker_setup(parent: int) -> None:
-    """In each worker process: signals left to the parent (SIGINT ignored: Ctrl-C reaches the whole process group and
-    the parent stops the workers; SIGTERM fatal, not the parent's handler that fork copied), an end with the parent
-    however it ends (Linux: a worker started while the parent was being interrupted is on no list to stop), and one
-    BLAS thread (the workers already share the cores: BLAS threads of their own, in the blend fits, oversubscribe
-    them)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if hasattr(signal, "pthread_sigmask"):  # forked while the parent held them back (_signals_deferred)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, DEFERRED_SIGNALS)
-    _end_with_parent(parent)
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)
-
-
-PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when the thread that forked it ends
-
-
-def _end_with_parent(parent: int) -> None:
-    """Have this process get SIGTERM when its parent ends (Linux prctl; elsewhere nothing), or end it now if the
-    parent has already gone."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
-            return
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _in_order(pool: Executor | None, tasks: Iterator[tuple[Callable[..., Any], tuple]], window: int
-              ) -> Iterator[Any]:
-    """Results of ``tasks`` (function, arguments) in submission order, at most ``window`` running at once (memory
-    stays a few chunks); in this thread when ``pool`` is None."""
-    if pool is None:
-        for function, args in tasks:
-            yield function(*args)
-        return
-    running: deque[Future] = deque()
-    for function, args in tasks:
-        with _signals_deferred():
-            running.append(pool.submit(function, *args))
-        if len(running) > window:
-            yield running.popleft().result()
-    while running:
-        yield running.popleft().result()
 
 
 def compress_chunked(array: Any, out: BinaryIO, eb: float, mode: str = "abs", chunk: tuple[int, ...] = (),
@@ -388,7 +258,7 @@ def compress_chunked(array: Any, out: BinaryIO, eb: float, mode: str = "abs", ch
     is relative to the valid values of the whole array. threads: chunks compressed at once (worker processes);
     the bytes are the same for every thread count. Returns the index written to the footer.
     """
-    threads = _check_threads(threads)
+    threads = check_threads(threads)
     shape = tuple(int(n) for n in array.shape)
     dtype = np.dtype(array.dtype)
     chunk = _check_chunk(shape, chunk)
@@ -406,8 +276,8 @@ def compress_chunked(array: Any, out: BinaryIO, eb: float, mode: str = "abs", ch
         spans = []
         tasks = ((_compress_block, (read(key), eb_abs, predictor, {
             **per_chunk, **options, "region": api.Region(tuple(k.start for k in key), shape)})) for key in keys)
-        with _workers(threads, processes=True) as pool:
-            for key, stream in zip(keys, _in_order(pool, tasks, threads)):
+        with workers(threads, processes=True) as pool:
+            for key, stream in zip(keys, in_order(pool, tasks, threads)):
                 out.write(stream)
                 spans.append((offset, len(stream)))
                 offset += len(stream)
@@ -529,20 +399,20 @@ def decompress_chunked(src: BinaryIO, out: Any = None, progress: Progress | None
     None, np.lib.format.open_memmap or an h5py dataset when the result need not fit in memory; a memmap's
     file is written with pwrite, not through the map). threads: chunks decoded at once (threads: the compiled
     coder runs without the GIL)."""
-    threads = _check_threads(threads)
+    threads = check_threads(threads)
     index = read_index(src)
     if out is None:
         out = np.empty(index.shape, index.dtype)
     elif out.shape != index.shape or out.dtype != index.dtype:
         raise InvalidInputError(f"output array must be {index.dtype} {index.shape}, got {out.dtype} {out.shape}")
-    with FileRegions.of(out, writable=True) or nullcontext() as files, _workers(threads, processes=False) as pool:
+    with FileRegions.of(out, writable=True) or nullcontext() as files, workers(threads, processes=False) as pool:
         write = _writer(out, files)
         # disjoint regions of an array in memory: each worker writes its block (numpy copies without the GIL), so
         # the copies and the first touch of the output's pages run on every thread, not only here
         in_workers = pool is not None and files is None and type(out) is np.ndarray
         tasks = ((_decode_chunk, (chunk_stream(src, index, number), index, number, write if in_workers else None))
                  for number in range(len(index.regions)))
-        for key, block in zip(index.regions, _in_order(pool, tasks, threads)):
+        for key, block in zip(index.regions, in_order(pool, tasks, threads)):
             if not in_workers:
                 write(key, block)
             if progress:

@@ -35,6 +35,8 @@ class Srnsz(Codec):
     eb, mode: the error bound (default abs, data units); predictor, options and the missing-value rule
     (``fill_value``: one value or a list, ``valid_range``: [min, max], ``detect_fills``) as for
     :func:`srnsz.compress`: the chunk's missing values come back bit for bit and never widen its bound.
+    ``threads`` (None: the cores available) codes a chunk large enough to be cut in parts (format 1.11) on that many
+    cores both ways; a store that already codes chunks side by side may want 1.
     """
 
     codec_id = CODEC_ID
@@ -60,7 +62,7 @@ class Srnsz(Codec):
 
     def decode(self, buf: Any, out: Any = None) -> np.ndarray:
         """The chunk a stream holds, written into ``out`` when given."""
-        data = api.decompress(bytes(memoryview(buf)))
+        data = api.decompress(bytes(memoryview(buf)), threads=self.options.get("threads"))
         if out is None:
             return data
         target = np.asarray(out)

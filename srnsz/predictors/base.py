@@ -68,6 +68,13 @@ class Predictor(ABC):
                    dtype: np.dtype, eb: float, progress: Progress | None = None) -> np.ndarray:
         """Rebuild the reconstruction from what :meth:`compress` wrote."""
 
+    def decompress_into(self, out: np.ndarray, sections: dict[str, bytes], params: dict[str, Any],
+                        eb: float, progress: Progress | None = None) -> np.ndarray:
+        """:meth:`decompress` into ``out`` (C-contiguous, of the field's shape and dtype), returned: by default a
+        copy of its result; a predictor that can reconstruct in place does (no second field in memory)."""
+        out[...] = self.decompress(sections, params, out.shape, out.dtype, eb, progress)
+        return out
+
     def check_sections(self, sections: dict[str, bytes], params: dict[str, Any], shape: tuple[int, ...],
                        dtype: np.dtype) -> None:
         """Raise StreamFormatError where ``sections`` cannot be the stream of a field of ``shape`` (sizes read from

@@ -614,15 +614,27 @@ class InterpPredictor(Predictor):
                    dtype: np.dtype, eb: float, progress: Progress | None = None) -> np.ndarray:
         return self.decode(sections, params, shape, dtype, eb, progress)
 
+    def decompress_into(self, out: np.ndarray, sections: dict[str, bytes], params: dict[str, Any],
+                        eb: float, progress: Progress | None = None) -> np.ndarray:
+        if type(self).decompress is not InterpPredictor.decompress:  # a subclass decodes its own way (hat)
+            return super().decompress_into(out, sections, params, eb, progress)
+        return self.decode(sections, params, out.shape, out.dtype, eb, progress, out=out)
+
     def decode(self, sections: dict[str, bytes], params: dict[str, Any], shape: tuple[int, ...], dtype: np.dtype,
-               eb: float, progress: Progress | None = None, hook: PassHook | None = None) -> np.ndarray:
-        """Mirror of :meth:`encode` (the same ``hook``, reading its choices from the stream)."""
+               eb: float, progress: Progress | None = None, hook: PassHook | None = None,
+               out: np.ndarray | None = None) -> np.ndarray:
+        """Mirror of :meth:`encode` (the same ``hook``, reading its choices from the stream), into ``out`` when
+        given (C-contiguous, ``shape`` and ``dtype``)."""
         plan = self._plan(shape)
         if params.get("chunk_points") != CHUNK_POINTS or params.get("levels") != plan.levels:
             raise StreamFormatError("the interp traversal recorded in the header does not match this version")
         bounds = [float(b) for b in params["level_bounds"]]
         detailed = params.get("details", False) is True
-        rec = np.zeros(shape, dtype=dtype)
+        if out is None:
+            rec = np.zeros(shape, dtype=dtype)
+        else:
+            rec = out
+            rec.fill(0)
         mag = np.zeros(shape, dtype=np.uint8)
         anchors = np.frombuffer(lossless.unpack(sections["ANCH"], "anchor"), dtype=dtype)
         if anchors.size != rec[plan.anchor_key].size:
