@@ -491,19 +491,19 @@ def cmd_bench(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if (out / "results.csv").exists() and not args.force:
         raise SrnszError(f"{out}/results.csv exists; use --force to overwrite or --out elsewhere")
-    codecs, skipped = bench.available_codecs(args.codecs)
-    for message in skipped:
-        print(f"skipped {message}", file=sys.stderr)
-    if not codecs:
-        raise SrnszError("no codec can run; install the peers with pip install -e '.[peers]'")
     inputs = [(Path(p).stem, p) for p in args.inputs] or [("example", None)]
-    for _, path in inputs:  # every input checked before anything is written
+    for _, path in inputs:  # every input checked before anything is written or reported
         if path is not None:
             with open_lazy(path, var=args.var) as array:
                 try:
                     api.check_field(array.dtype, tuple(array.shape))
                 except SrnszError as exc:
                     raise SrnszError(f"{path}: {exc}") from None
+    codecs, skipped = bench.available_codecs(args.codecs)
+    for message in skipped:
+        print(f"skipped {message}", file=sys.stderr)
+    if not codecs:
+        raise SrnszError("no codec can run; install the peers with pip install -e '.[peers]'")
     if out.exists() and not out.is_dir():
         raise SrnszError(f"--out {str(out)!r} is a file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
