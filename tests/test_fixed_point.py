@@ -166,6 +166,38 @@ def test_gelu_and_sigmoid_follow_their_functions():
     assert fixed_point.bound_level(1e-3) == float(np.round(0.5 * 2.0**16) / 2.0**16)
 
 
+def test_gelu_lookup_gives_the_interpolations_bits():
+    grid = torch.arange(-9 * 2**16, 9 * 2**16 + 1, 7, dtype=torch.float64) * 2.0**-16
+    x = torch.cat([grid, torch.tensor([-0.0, 0.0, 8.0, -8.0, 4000.5, -4000.5, 5000.0, -5000.0], dtype=torch.float64)])
+    looked_up, interpolated = fixed_point.gelu(x), fixed_point._gelu_interpolated(fixed_point.bounded(x))
+    assert torch.equal(looked_up, interpolated)
+    assert torch.equal(torch.signbit(looked_up), torch.signbit(interpolated))  # -0 stays -0
+
+
+@pytest.mark.parametrize("shape,outputs,kernel", [((3, 16, 11, 7), 5, 3), ((2, 8, 24, 24), 1, 3),
+                                                   ((1, 4, 5, 9), 4, 1), ((2, 6, 9, 8), 3, 5)])
+def test_convolution_by_shifted_products_is_torchs_bit_for_bit(shape, outputs, kernel):
+    generator = torch.Generator().manual_seed(sum(shape) + outputs)
+    x = torch.randint(-2**20, 2**20, shape, generator=generator).double() * 2.0**-16
+    layer = torch.nn.Conv2d(shape[1], outputs, kernel, padding=kernel // 2).double()
+    weight = torch.randint(-2**15, 2**15, layer.weight.shape, generator=generator).double() * 2.0**-20
+    assert fixed_point._shifted_products_apply(x, weight, layer)
+    assert torch.equal(fixed_point._conv2d_by_shifted_products(x, weight), F.conv2d(x, weight, padding=kernel // 2))
+    strided = torch.nn.Conv2d(shape[1], outputs, kernel, stride=2, padding=kernel // 2)
+    assert not fixed_point._shifted_products_apply(x, weight, strided)
+
+
+def test_parameters_on_their_grids_follow_changed_weights():
+    layer = torch.nn.Linear(6, 3).double()
+    x = torch.linspace(-2, 2, 12, dtype=torch.float64).reshape(2, 6)
+    with torch.no_grad():
+        first = fixed_point.linear(x, layer)
+        layer.weight.mul_(3.0)
+        again = fixed_point.linear(x, layer)
+    fresh = fixed_point.linear(x, layer)  # autograd on: computed afresh
+    assert torch.equal(again, fresh.detach()) and not torch.equal(first, again)
+
+
 def test_normal_cdf_table_matches_erf():
     table = fixed_point._normal_cdf_table()
     half = fixed_point.GELU_SPAN << fixed_point.GELU_TABLE_BITS
