@@ -84,7 +84,12 @@ def rounded(x: torch.Tensor, bits: int, limit: float | None = None) -> torch.Ten
 
 def bounded(x: torch.Tensor, limit: float = ACTIVATION_LIMIT) -> torch.Tensor:
     """An activation (already on its grid: every operation here rounds its result back) clamped to [-limit, limit],
-    the range a layer's exactness check assumes."""
+    the range a layer's exactness check assumes (``x`` itself where it is within them: one read instead of a copy on
+    the CPU)."""
+    if x.device.type == "cpu" and x.numel():
+        low, high = torch.aminmax(x.detach())
+        if -limit <= float(low) and float(high) <= limit:
+            return x
     return x.clamp(-limit, limit)
 
 
@@ -450,8 +455,9 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, factor: float, 
     weights = exp_negative(gaps, weight_bits, scaled=True)
     check_exact(2.0 ** weight_bits, value_ints, keys, "attention values")
     # the weighted sum of the values and the sum of the weights in one product (a column of ones beside v)
-    values = bounded(v.detach(), VALUE_LIMIT)
-    sums = weights @ torch.cat([values, torch.ones_like(values[..., :1])], dim=-1)
+    values_and_ones = v.new_ones(*v.shape[:-1], v.shape[-1] + 1)
+    torch.clamp(v.detach(), -VALUE_LIMIT, VALUE_LIMIT, out=values_and_ones[..., :-1])
+    sums = weights @ values_and_ones
     exact = rounded(sums[..., :-1] / sums[..., -1:], ACTIVATION_BITS)
     if not any(t.requires_grad for t in (q, k, v)):
         return exact
