@@ -450,7 +450,10 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> None:
     if args.plot:
+        from srnsz.eval.plots import require_matplotlib
+
         refuse_existing(args.plot, args.force)  # fail before the work, not after
+        require_matplotlib()
     source = _load(args)
     data = source.data
     t0 = time.perf_counter()
@@ -486,7 +489,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> None:
     from srnsz.eval import bench
-    from srnsz.eval.plots import error_maps, rate_distortion
+    from srnsz.eval.plots import error_maps, rate_distortion, require_matplotlib
 
     out = Path(args.out)
     if (out / "results.csv").exists() and not args.force:
@@ -499,6 +502,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
                     api.check_field(array.dtype, tuple(array.shape))
                 except SrnszError as exc:
                     raise SrnszError(f"{path}: {exc}") from None
+    if not args.no_plots:
+        require_matplotlib()
     codecs, skipped = bench.available_codecs(args.codecs)
     for message in skipped:
         print(f"skipped {message}", file=sys.stderr)

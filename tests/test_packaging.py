@@ -38,3 +38,53 @@ def test_the_wheel_carries_the_coder_the_configs_and_the_weights(tmp_path):
     shipped = {p.name for p in (ROOT / "pretrained").iterdir()}
     assert shipped <= {Path(n).name for n in names if n.startswith("srnsz/_assets/pretrained/")}
     assert {"networks/__init__.py", "training/train.py"} <= names
+
+
+def test_version_is_the_installed_distributions():
+    from importlib import metadata
+
+    import srnsz
+
+    assert srnsz.__version__ == metadata.version("srnsz")
+
+
+WITHOUT_TRAIN_EXTRA = """
+import sys
+for name in ("hydra", "omegaconf", "matplotlib"):  # as if pip install srnsz without [train]
+    sys.modules[name] = None
+import numpy as np
+import srnsz
+x = np.add.outer(np.sin(np.linspace(0, 6, 80)), np.cos(np.linspace(0, 5, 72))).astype(np.float32)
+for predictor in ("interp", "hat"):
+    stream = srnsz.compress(x, 1e-3, "rel", predictor=predictor)
+    assert np.abs(srnsz.decompress(stream).astype(np.float64) - x).max() <= srnsz.info(stream).error_bound["abs"]
+from srnsz import cli
+print("eval exit", cli.main(["eval", "--example", "--eb", "1e-2", "--plot", sys.argv[1]]))
+from training import cli as train_cli
+try:
+    train_cli.main()
+except SystemExit as exc:
+    print("train exit", exc.code)
+"""
+
+
+def test_without_the_train_extra_srnsz_compresses_and_says_what_figures_and_training_need(tmp_path):
+    plot = tmp_path / "p.png"
+    run = subprocess.run([sys.executable, "-c", WITHOUT_TRAIN_EXTRA, str(plot)], capture_output=True, text=True,
+                         timeout=600, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "eval exit 1" in run.stdout and "train exit 2" in run.stdout
+    assert "pip install 'srnsz[train]'" in run.stderr and "Traceback" not in run.stderr
+    assert "srnsz-train: error: training needs hydra, omegaconf, matplotlib" in run.stderr
+    assert not plot.exists()
+
+
+def test_the_core_install_leaves_hydra_and_matplotlib_to_the_train_extra():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    core = " ".join(project["dependencies"])
+    assert "hydra" not in core and "matplotlib" not in core
+    train = " ".join(project["optional-dependencies"]["train"])
+    assert "hydra-core" in train and "matplotlib" in train
+    assert project["scripts"]["srnsz-train"] == "training.cli:main"

@@ -7,7 +7,19 @@ from pathlib import Path
 import numpy as np
 
 
+def require_matplotlib() -> None:
+    """A clear SrnszError where matplotlib (the ``[train]`` extra) is not installed; call before the work."""
+    from srnsz.errors import SrnszError
+
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise SrnszError("figures need matplotlib: pip install 'srnsz[train]' (or leave out --plot; "
+                         "bench: --no-plots)") from None
+
+
 def _pyplot():
+    require_matplotlib()
     import matplotlib
 
     matplotlib.use("Agg")
