@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 import srnsz
-from srnsz.eval.metrics import quality
+from srnsz.metrics import quality
 from srnsz.predictors.interp import InterpPredictor
 
 FILL = 1e19

@@ -27,7 +27,7 @@ import numpy as np
 
 import srnsz
 from srnsz.bounds import ssim_db
-from srnsz.eval.metrics import psnr_over, ssim_over
+from srnsz.metrics import psnr_over, ssim_over
 
 MISSING_FIELDS = {"ipsl_tos_24x170x180"}
 PEER_PSNRS = [float(db) for db in range(25, 101, 5)]  # the peers' PSNR-mode targets when the metric is SSIM

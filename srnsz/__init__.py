@@ -2,10 +2,10 @@
 
 from importlib import metadata as _metadata
 
+from srnsz import metrics
 from srnsz.api import Codec, StreamInfo, compress, decompress, info
 from srnsz.bounds import ErrorBound
 from srnsz.errors import InvalidInputError, ReconstructionMismatchError, SrnszError, StreamFormatError
-from srnsz.eval import metrics
 from srnsz.predictors import list_predictors
 
 try:

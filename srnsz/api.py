@@ -15,14 +15,13 @@ import numpy as np
 from srnsz import missing, restoration
 from srnsz.blas_threads import one_blas_thread
 from srnsz.bounds import ErrorBound
+from srnsz.coding.capacity import check_capacity
 from srnsz.decomposition.parts import part_count, part_keys
 from srnsz.errors import InvalidInputError, ReconstructionMismatchError, SrnszError, StreamFormatError
-from srnsz.eval.metrics import bound_held
-from srnsz.format import parts
-from srnsz.format.capacity import check_capacity
+from srnsz.format import coords, parts
 from srnsz.format.container import Container, read_container, read_head, write_container
-from srnsz.io import coords
-from srnsz.io.cf import VariableMeta
+from srnsz.format.metadata import VariableMeta
+from srnsz.metrics import bound_held
 from srnsz.neural.runtime import Runtime, check_device
 from srnsz.parallel import check_threads, in_order, workers
 from srnsz.pipeline.psnr import compress_for_psnr, compress_for_ssim
@@ -641,5 +640,5 @@ class Codec:
                 f"options={self.options}, threads={self.threads})")
 
 
-# Coordinates coded as streams of their own (srnsz.io.coords): compressed at an absolute bound, decoded as any stream.
+# Coordinates coded as streams of their own (srnsz.format.coords), compressed at an absolute bound.
 _COORDINATES = coords.CoordinateCodec(lambda values, eb: compress(values, eb, "abs"), lambda stream: decompress(stream))

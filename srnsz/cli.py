@@ -20,7 +20,6 @@ from srnsz import api
 from srnsz.bounds import MODES, ErrorBound
 from srnsz.decomposition.grid import make_plan
 from srnsz.errors import SrnszError
-from srnsz.eval.metrics import bit_rate, bound_held, quality
 from srnsz.eval.peers import list_codecs
 from srnsz.examples import example_field
 from srnsz.io import chunked
@@ -36,6 +35,7 @@ from srnsz.io.fields import (
 )
 from srnsz.io.outputs import refuse_existing, write_atomically
 from srnsz.io.packed import compress_packed
+from srnsz.metrics import bit_rate, bound_held, quality
 from srnsz.missing import MissingRule, find_missing
 from srnsz.parallel import available_cores
 from srnsz.predictors import list_predictors

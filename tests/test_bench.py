@@ -10,7 +10,7 @@ from conftest import smooth_field
 from test_cli import run
 
 from srnsz.eval import bench, peers
-from srnsz.eval.metrics import error_autocorrelation, pearson, quality, ssim
+from srnsz.metrics import error_autocorrelation, pearson, quality, ssim
 
 
 def _ssim_direct(a: np.ndarray, b: np.ndarray, value_range: float, width: int = 7) -> float:

@@ -210,7 +210,7 @@ def test_coded_coordinates_stream_still_decodes_and_is_reproduced():
     from make_golden import curvilinear_variable
 
     from srnsz.api import variable_metadata
-    from srnsz.io.coords import coordinate_bound
+    from srnsz.format.coords import coordinate_bound
 
     stream = (DATA / "golden_v1_10_coords.srnsz").read_bytes()
     assert srnsz.info(stream).format_version == "1.10" and "VCRS" in read_container(stream).sections

@@ -138,7 +138,7 @@ def test_an_undeclared_1e20_never_sets_the_bound():
         assert np.abs(recon[~land].astype(np.float64) - data[~land]).max() <= eb
         assert_missing_exact(data, recon, land)
         if mode == "psnr":
-            assert srnsz.eval.metrics.quality(data, recon, ~land).psnr_db >= 60.0
+            assert srnsz.metrics.quality(data, recon, ~land).psnr_db >= 60.0
 
 
 def test_missing_points_cost_little_and_do_not_hurt_their_neighbours():

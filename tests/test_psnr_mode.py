@@ -9,7 +9,7 @@ import pytest
 
 import srnsz
 from srnsz.bounds import search_bound
-from srnsz.eval.metrics import psnr_over, quality
+from srnsz.metrics import psnr_over, quality
 from srnsz.quantizer import ESCAPE, held_bound, quantize, reconstruct
 from tests.conftest import assert_bound, smooth_field
 
@@ -199,7 +199,7 @@ def test_psnr_mode_edge_cases_keep_the_target_and_the_stated_bound(case, target)
 
 def test_ssim_mode_meets_its_target_and_states_its_bound() -> None:
     from srnsz.bounds import ssim_db
-    from srnsz.eval.metrics import ssim_over
+    from srnsz.metrics import ssim_over
 
     data = smooth_field((40, 56, 48), seed=2)
     for target in (0.99, 0.9999):
@@ -223,7 +223,7 @@ def test_ssim_mode_meets_its_target_and_states_its_bound() -> None:
 
 def test_the_search_metrics_agree_with_quality() -> None:
     """psnr_over and rmse_over (what the searches use) give exactly quality()'s figures, masked or not."""
-    from srnsz.eval.metrics import rmse_over
+    from srnsz.metrics import rmse_over
 
     data = smooth_field((30, 40)).astype(np.float64)
     data[3, 4] = np.nan

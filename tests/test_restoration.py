@@ -13,8 +13,8 @@ from srnsz.coding.batch import CodeBatch, row_deltas, undo_row_deltas
 from srnsz.coding.context_mixing import BINARISATION_2
 from srnsz.coding.entropy import CodeReader, ContextCodeWriter, coding_methods
 from srnsz.errors import StreamFormatError
-from srnsz.eval.metrics import psnr_over
 from srnsz.format.container import read_container
+from srnsz.metrics import psnr_over
 from srnsz.quantizer import ESCAPE, RADIUS
 from srnsz.restoration import (
     CLIP_SHARE,
@@ -214,7 +214,7 @@ def test_psnr_stream_codes_repeating_rows_as_differences_and_bound_modes_never_d
 
 
 def test_ssim_stream_with_a_filter_meets_its_target_and_is_smaller() -> None:
-    from srnsz.eval.metrics import ssim_over
+    from srnsz.metrics import ssim_over
 
     data = _smooth_3d()
     plain = srnsz.compress(data, 0.999, "ssim", restoration=False)

@@ -84,7 +84,7 @@ def test_modes(mode, eb, rel, field3d):
     if mode == "abs_and_rel":
         assert eb_abs == pytest.approx(min(eb, rel * value_range))
     if mode == "psnr":
-        q = srnsz.eval.metrics.quality(field3d, recon)
+        q = srnsz.metrics.quality(field3d, recon)
         assert q.psnr_db >= eb  # a uniform-error bound at the target PSNR keeps at least that PSNR
 
 

@@ -247,7 +247,7 @@ def test_blend_weights_sum_to_one_on_the_grid_and_pick_the_better_axis():
 
 
 def test_target_psnr_and_ratio_are_met_with_a_hard_bound():
-    from srnsz.eval.metrics import quality
+    from srnsz.metrics import quality
     from srnsz.pipeline.targets import compress_to_target
 
     data = smooth_field((40, 64, 48))

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from srnsz.api import as_field
-from srnsz.eval.metrics import bit_rate, bound_held, max_finite_error, quality
 from srnsz.eval.peers import BenchCodec, get_codec, list_codecs
+from srnsz.metrics import bit_rate, bound_held, max_finite_error, quality
 from srnsz.missing import MissingRule, find_missing
 
 

@@ -35,7 +35,7 @@ VERSION_MINOR = 2  # 1.1: context details and adaptive coding; 1.2: context mixi
 # mixing with binarisation 2 (coding methods 6 and 7), which every stream whose codes are context-mixed uses; 1.8: the
 # fast profile's two-model mixing (binarisation 3, coding method 8), written only by streams of that profile; 1.9:
 # hat and ae networks run in fixed point (parameter "arithmetic", srnsz.neural.fixed_point), every new stream that
-# uses a network; 1.10: coordinates coded as streams of their own (section VCRS, srnsz.io.coords), written only by
+# uses a network; 1.10: coordinates coded as streams of their own (section VCRS, srnsz.format.coords), written only by
 # streams that carry one; 1.11: large fields coded in parts (header "parts", section PART, srnsz.format.parts),
 # written only by the fields that are cut.
 NEWEST_MINOR = 11

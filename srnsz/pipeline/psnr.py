@@ -27,7 +27,7 @@ import numpy as np
 
 from srnsz.bounds import finite_range, search_bound, ssim_db
 from srnsz.errors import InvalidInputError
-from srnsz.eval.metrics import psnr_over, ssim_over
+from srnsz.metrics import psnr_over, ssim_over
 from srnsz.predictors.base import Encoded, Predictor, Progress
 from srnsz.restoration import FORMAT_MINOR as RESTORATION_FORMAT_MINOR
 from srnsz.restoration import SECTION as RESTORATION_SECTION

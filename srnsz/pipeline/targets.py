@@ -17,7 +17,7 @@ from srnsz import api, missing
 from srnsz.bounds import finite_range
 from srnsz.decomposition.sampling import FULL_TRIAL_POINTS, sample_blocks
 from srnsz.errors import InvalidInputError
-from srnsz.eval.metrics import psnr_db, psnr_over, rmse_over
+from srnsz.metrics import psnr_db, psnr_over, rmse_over
 from srnsz.predictors.base import PREDICTORS
 
 MAX_FULL_TRIALS = 8

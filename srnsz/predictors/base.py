@@ -79,7 +79,7 @@ class Predictor(ABC):
                        dtype: np.dtype) -> None:
         """Raise StreamFormatError where ``sections`` cannot be the stream of a field of ``shape`` (sizes read from
         section headers, nothing decoded or allocated: run before :meth:`decompress` and by ``srnsz.info``).
-        Default: nothing to check beyond the container's own (srnsz.format.capacity)."""
+        Default: nothing to check beyond the container's own (srnsz.coding.capacity)."""
         return None  # a hook, not an abstract method: most predictors have no exact sizes to check
 
     @classmethod

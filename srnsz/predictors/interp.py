@@ -20,7 +20,7 @@ from srnsz.decomposition.grid import CHUNK_POINTS, TRAVERSALS, Pass, Plan, chunk
 from srnsz.decomposition.interpolation import KINDS, predict_odd
 from srnsz.decomposition.sampling import TUNE_FRACTION, TUNE_FULL_POINTS, sample_blocks
 from srnsz.errors import InvalidInputError, ReconstructionMismatchError, StreamFormatError
-from srnsz.eval.metrics import psnr_db
+from srnsz.metrics import psnr_db
 from srnsz.neural.runtime import Runtime
 from srnsz.predictors.base import Encoded, Predictor, Progress, register_predictor
 from srnsz.quantizer import ESCAPE, drop_lone_codes, held_bound, quantize, reconstruct
