@@ -100,12 +100,12 @@ if __name__ == "__main__":
         print(name, len(stream), "bytes")
         sys.exit(0)
     if name == "hat":  # the network wins blocks on this field at rel 1e-3 (hat_tiny_bound, CPU, 2 threads)
-        import srnsz.predictors.hat as hat_module
+        from srnsz.predictors.hat import HatPolicy
 
-        hat_module.SAMPLE_MIN_GAIN = 1.0  # the decision the stored stream was made with (test_golden does the same)
         data = smooth_field((40, 48, 56), seed=7)
+        # sample_min_gain 1: the decision the stored stream was made with (test_golden does the same)
         stream = srnsz.compress(data, 1e-3, "rel", predictor="hat", model="hat_tiny_bound", device="cpu",
-                                decoded_planes=False)
+                                decoded_planes=False, policy=HatPolicy(sample_min_gain=1.0))
         assert srnsz.info(stream).predictor == "hat"
         (HERE / "golden_hat.srnsz").write_bytes(stream)
         np.save(HERE / "golden_hat_original.npy", data)

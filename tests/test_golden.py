@@ -13,6 +13,7 @@ from srnsz.coding.context_mixing import BINARISATION_1, BINARISATION_2, BINARISA
 from srnsz.coding.entropy import coding_methods
 from srnsz.errors import ReconstructionMismatchError
 from srnsz.format.container import read_container
+from srnsz.predictors.hat import HatPolicy
 
 DATA = Path(__file__).parent / "data"
 
@@ -123,12 +124,9 @@ def test_float_hat_stream_of_the_shipped_network_still_decodes_and_is_reproduced
                     "1e-3 of the bound of the golden values; the exact reproduction was not checked")
     # Made before the sample decision asked for a 3% gain on the crop (this field's crop gains less): reproduced
     # with the decision of then, which only chooses whether the network runs.
-    import srnsz.predictors.hat as hat_module
-
-    monkeypatch.setattr(hat_module, "SAMPLE_MIN_GAIN", 1.0)
     # Made before the network also ran on the planes decoded within a level (format 1.5): that is switched off.
     again = srnsz.compress(original, 1e-3, "rel", predictor="hat", model="hat_tiny_bound", device="cpu",
-                           decoded_planes=False, threads=2, arithmetic="float32")
+                           decoded_planes=False, threads=2, arithmetic="float32", policy=HatPolicy(sample_min_gain=1.0))
     assert again == stream
 
 

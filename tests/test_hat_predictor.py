@@ -14,6 +14,7 @@ import srnsz  # noqa: E402
 from srnsz.errors import ReconstructionMismatchError  # noqa: E402
 from srnsz.neural import runtime as neural  # noqa: E402
 from srnsz.neural.zoo import WeightsError  # noqa: E402
+from srnsz.predictors.hat import HatPolicy  # noqa: E402
 from training.export import export_weights  # noqa: E402
 
 
@@ -50,21 +51,19 @@ def force_hat(monkeypatch):
     """Keep the HAT stream even where the plain interp stream would be smaller, and never give the network up after
     its first pass (tests of the HAT mechanics)."""
     import srnsz.api as api_module
-    import srnsz.predictors.hat as hat_module
 
     monkeypatch.setattr(api_module, "smallest", lambda streams: streams[0])
-    _never_give_up(monkeypatch, hat_module)
+    monkeypatch.setitem(HAT_OPTIONS, "policy", NEVER_GIVE_UP)
 
 
-def _never_give_up(monkeypatch, hat_module) -> None:
-    """Switch off every first-pass rule (hat.GiveUp)."""
-    monkeypatch.setattr(hat_module, "SAMPLE_GIVE_UP", float("inf"))
-    monkeypatch.setattr(hat_module, "SAMPLE_GIVE_UP_BEYOND", float("inf"))
-    monkeypatch.setattr(hat_module, "NETWORK_STREAM_BYTES", -float("inf"))
+# Every first-pass rule (hat.GiveUp) switched off.
+NEVER_GIVE_UP = HatPolicy(give_up_l1_share=float("inf"), give_up_beyond_share=float("inf"),
+                          network_stream_bytes=-float("inf"))
+HAT_OPTIONS = {"model": "cubic_hat", "kind": "linear", "tune": "off", "device": "cpu"}  # what _hat passes
 
 
 def _hat(data, eb, **kw):
-    options = {"model": "cubic_hat", "kind": "linear", "tune": "off", "device": "cpu", **kw}
+    options = {**HAT_OPTIONS, **kw}
     stream = srnsz.compress(data, eb, "abs", predictor="hat", **options)
     return stream, srnsz.decompress(stream)
 
@@ -283,7 +282,7 @@ def test_compress_with_two_threads_decompress_with_one(force_hat):
     try:
         torch.set_num_threads(2)
         stream = srnsz.compress(data, 1e-4, "abs", predictor="hat", model="near_cubic_hat", tune="off",
-                                kind="linear", device="cpu", threads=2)
+                                kind="linear", device="cpu", threads=2, policy=NEVER_GIVE_UP)
         assert srnsz.info(stream).predictor == "hat"
         torch.set_num_threads(1)
         recon = srnsz.decompress(stream)  # inference pins the recorded 2 threads; the checksum verifies
@@ -455,8 +454,7 @@ def test_on_the_sample_a_network_is_given_up_after_a_first_pass_that_does_not_pa
     assert srnsz.info(stream).predictor == "interp" and _two_even_plane_sets(calls)
     assert_bound(small, recon, 1e-3)
     calls.clear()
-    _never_give_up(monkeypatch, hat_module)
-    assert srnsz.info(_hat(data, 1e-3, model="noisy_hat")[0]).predictor == "interp"
+    assert srnsz.info(_hat(data, 1e-3, model="noisy_hat", policy=NEVER_GIVE_UP)[0]).predictor == "interp"
     assert {parity for _, parity in calls} == {0, 1}
 
 
@@ -511,12 +509,10 @@ def test_a_network_must_win_the_crop_by_the_minimum_gain_to_run_on_the_whole_fie
         return real(model, view, axis, parity, settings, eb)
 
     monkeypatch.setattr(hat_module, "plane_predictions", spy)
-    monkeypatch.setattr(hat_module, "SAMPLE_MIN_GAIN", 1.0)
-    used, _ = _hat(data, 1e-5)
+    used, _ = _hat(data, 1e-5, policy=HatPolicy(sample_min_gain=1.0))
     assert srnsz.info(used).predictor == "hat" and max(seen) == data.size
     seen.clear()
-    monkeypatch.setattr(hat_module, "SAMPLE_MIN_GAIN", 100.0)
-    kept, recon = _hat(data, 1e-5)
+    kept, recon = _hat(data, 1e-5, policy=HatPolicy(sample_min_gain=100.0))
     assert srnsz.info(kept).predictor == "interp" and seen and max(seen) < data.size / 4
     assert_bound(data, recon, 1e-5)
 
@@ -529,3 +525,8 @@ def test_several_networks_the_sample_picks_one_and_the_stream_names_it():
         assert info.predictor_params["hat"]["weights"] in ("noisy_hat", "near_cubic_hat")
     assert_bound(data, recon, 1e-2)
     assert len(stream) <= len(srnsz.compress(data, 1e-2, "abs", kind="linear", tune="off"))
+
+
+def test_a_policy_that_is_not_a_hat_policy_is_refused():
+    with pytest.raises(srnsz.InvalidInputError, match="HatPolicy"):
+        srnsz.compress(smooth_field((20, 24)), 1e-3, "rel", predictor="hat", policy={"sample_min_gain": 1.0})

@@ -77,6 +77,20 @@ SAMPLE_GIVE_UP_BEYOND = 1.0
 NETWORK_STREAM_BYTES = 192
 
 
+@dataclass(frozen=True)
+class HatPolicy:
+    """When a network is tried on a field and when it is given up (compression only; nothing of it is in the stream).
+    The defaults are the measured values above."""
+
+    sample_share: float = SAMPLE_SHARE
+    sample_min_points: int = SAMPLE_MIN_POINTS
+    sample_min_gain: float = SAMPLE_MIN_GAIN
+    sample_min_side: int = SAMPLE_MIN_SIDE
+    give_up_l1_share: float = SAMPLE_GIVE_UP
+    give_up_beyond_share: float = SAMPLE_GIVE_UP_BEYOND
+    network_stream_bytes: float = NETWORK_STREAM_BYTES
+
+
 def crop_sides(shape: tuple[int, ...], share: float, min_side: int) -> list[int]:
     """Sides of a box holding about ``share`` of the points of ``shape``, each at least min(n, ``min_side``): axes
     that would fall below that are raised to it and the others shrunk alike to keep the volume (never below it
@@ -130,7 +144,8 @@ class HatPredictor(InterpPredictor):
     threads (None: the cores available) / batch: where and how the network runs, free (the fixed-point inference
     of :mod:`srnsz.neural.fixed_point` gives the same bits for any); tile/overlap: the coarse tiles the network
     sees, recorded in the stream; arithmetic: FIXED_POINT (what new streams use) or FLOAT (streams
-    before format 1.9, decoded with the device, threads and batch they recorded).
+    before format 1.9, decoded with the device, threads and batch they recorded); policy: when the network is tried
+    on a sample and given up (:class:`HatPolicy`, the measured defaults).
     Fields that are not 2D or 3D are compressed by interpolation alone.
     """
 
@@ -140,7 +155,7 @@ class HatPredictor(InterpPredictor):
     def __init__(self, model: str = DEFAULT_MODEL, hat_levels: int = 1, block_size: int = 0,
                  device: str = "auto", threads: int | None = None, batch: int = 16, tile: int = 128,
                  overlap: int = 8, decoded_planes: bool = True, tune: str = "fast", arithmetic: str | None = None,
-                 **interp_options: Any) -> None:
+                 policy: HatPolicy | None = None, **interp_options: Any) -> None:
         super().__init__(tune=tune, **interp_options)
         if hat_levels < 0:
             raise InvalidInputError(f"hat_levels must be >= 0, got {hat_levels}")
@@ -159,6 +174,9 @@ class HatPredictor(InterpPredictor):
         if arithmetic not in (None, FIXED_POINT, FLOAT):
             raise InvalidInputError(f"arithmetic must be {FIXED_POINT!r} or {FLOAT!r}, got {arithmetic!r}")
         self.arithmetic = FIXED_POINT if arithmetic is None else arithmetic
+        if policy is not None and not isinstance(policy, HatPolicy):
+            raise InvalidInputError(f"policy must be a HatPolicy, got {type(policy).__name__}")
+        self.policy = policy or HatPolicy()
 
     @classmethod
     def from_params(cls, params: dict[str, Any], runtime: Runtime | None = None) -> HatPredictor:
@@ -222,7 +240,7 @@ class HatPredictor(InterpPredictor):
         network_base = self.network_configuration(base, data, eb, free)
         # One network on a field small enough to be its own sample is not tried first: the first-pass rule applies to
         # the field itself below.
-        unsampled = data.size <= SAMPLE_MIN_POINTS and len(candidates) == 1
+        unsampled = data.size <= self.policy.sample_min_points and len(candidates) == 1
         chosen = 0 if unsampled else self._sample_choice(base, network_base, candidates, device, data, eb, free)
         if chosen is None:
             # No network wins on a sample of the field: the plain interp stream, at interp's cost.
@@ -232,7 +250,7 @@ class HatPredictor(InterpPredictor):
         name, (model, entry) = names[chosen], candidates[chosen]
         passes = self._passes(model, device, eb)
         if unsampled and self.uses_decoded_planes(data.ndim):
-            passes.give_up = GiveUp.for_sample()
+            passes.give_up = GiveUp.for_sample(self.policy)
         try:
             encoded = network_base.encode(data, eb, None if unsampled else progress, free, passes)
         except NetworkGivenUp:
@@ -271,21 +289,22 @@ class HatPredictor(InterpPredictor):
                        candidates: list[tuple[Any, Any]], device: str, data: np.ndarray, eb: float,
                        free: np.ndarray | None) -> int | None:
         """Which of the candidate networks makes a sample of the field smallest, flags included, if any beats
-        interpolation there -- on a crop by at least SAMPLE_MIN_GAIN, after a first pass that passes :class:`GiveUp` --
-        (else None). The sample is a central crop of about SAMPLE_SHARE of the points, at least SAMPLE_MIN_SIDE along
-        each axis (:func:`crop_sides`; the whole field when it has at most SAMPLE_MIN_POINTS)."""
-        small = data.size <= SAMPLE_MIN_POINTS
-        sides = list(data.shape) if small else crop_sides(data.shape, SAMPLE_SHARE, SAMPLE_MIN_SIDE)
+        interpolation there -- on a crop by at least the policy's sample_min_gain, after a first pass that passes
+        :class:`GiveUp` -- (else None). The sample is a central crop of about sample_share of the points, at least
+        sample_min_side along each axis (:func:`crop_sides`; the whole field when it has at most sample_min_points)."""
+        policy = self.policy
+        small = data.size <= policy.sample_min_points
+        sides = list(data.shape) if small else crop_sides(data.shape, policy.sample_share, policy.sample_min_side)
         key = tuple(slice((n - m) // 2, (n - m) // 2 + m) for n, m in zip(data.shape, sides))
         crop, crop_free = np.ascontiguousarray(data[key]), None if free is None else np.ascontiguousarray(free[key])
         # Trial sizes (the context-mixing bytes, the sections not packed): a fifth of the sample's time beside the
         # network went into trying the other codings and packing, which do not change which is smaller.
         plain_bytes = base.trial(crop, eb, crop_free).nbytes
-        best, best_size = None, plain_bytes / (1.0 if small else SAMPLE_MIN_GAIN)
+        best, best_size = None, plain_bytes / (1.0 if small else policy.sample_min_gain)
         for index, (model, _) in enumerate(candidates):
             passes = self._passes(model, device, eb)
             if self.uses_decoded_planes(data.ndim):
-                passes.give_up = GiveUp.for_sample(plain_bytes, data.size / crop.size)
+                passes.give_up = GiveUp.for_sample(policy, plain_bytes, data.size / crop.size)
             try:
                 with_hat = network_base.trial(crop, eb, crop_free, passes)
             except NetworkGivenUp:
@@ -330,10 +349,10 @@ class GiveUp:
     scale: float = 1.0
 
     @classmethod
-    def for_sample(cls, plain_bytes: float = math.inf, scale: float = 1.0) -> GiveUp:
-        """The rules of this module's constants (SAMPLE_GIVE_UP, SAMPLE_GIVE_UP_BEYOND, NETWORK_STREAM_BYTES,
-        SAMPLE_MIN_GAIN)."""
-        return cls(SAMPLE_GIVE_UP, SAMPLE_GIVE_UP_BEYOND, NETWORK_STREAM_BYTES, SAMPLE_MIN_GAIN, plain_bytes, scale)
+    def for_sample(cls, policy: HatPolicy, plain_bytes: float = math.inf, scale: float = 1.0) -> GiveUp:
+        """The rules of ``policy`` (its give-up shares, network stream bytes and sample gain)."""
+        return cls(policy.give_up_l1_share, policy.give_up_beyond_share, policy.network_stream_bytes,
+                   policy.sample_min_gain, plain_bytes, scale)
 
     def reason(self, interp: FirstPassErrors, chosen: FirstPassErrors, flag_bytes: float) -> str | None:
         """Why the network is given up after a first pass whose ``interp`` and block-choice errors these are, its
