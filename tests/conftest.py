@@ -1,7 +1,8 @@
-"""Shared helpers: generated fields and the no-slack bound check."""
+"""Shared helpers: generated fields and the no-slack bound check; the markers of tests that read the shared data."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import subprocess
 import sys
@@ -13,6 +14,19 @@ import pytest
 import srnsz
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_DATA_NAMES = ("SHARED_DATA", "NETCDF_FILES")  # how a test reaches ../shared/data
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that read ../shared/data get the ``shared_data`` marker (pytest -m "not shared_data" leaves them out)."""
+    for item in items:
+        function = getattr(item, "function", None)
+        try:
+            source = inspect.getsource(function) if function is not None else ""
+        except (OSError, TypeError):
+            source = ""
+        if item.path.name == "test_shared_data.py" or any(name in source for name in SHARED_DATA_NAMES):
+            item.add_marker(pytest.mark.shared_data)
 
 
 def smooth_field(shape: tuple[int, ...], dtype=np.float32, seed: int = 0, waves: int = 4, top: float = 6.0,

@@ -69,6 +69,7 @@ def test_chunked_stream_round_trip_and_one_chunk_alone(field):
     assert_bound(field[keys[-1]], last, eb)
 
 
+@pytest.mark.slow
 def test_chunked_streams_are_the_same_bytes_for_every_thread_count(field, tmp_path):
     streams = []
     for threads in (1, 2, 3):
@@ -132,6 +133,7 @@ def _cli_working_memory(*argv: str) -> int:
     return int(proc.stdout.splitlines()[-1].split()[1])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
 def test_cli_chunked_memory_stays_below_a_quarter_of_the_field(tmp_path):
     shape = (128, 512, 512)  # 128 MiB of float32 in 64^3 chunks: a chunk's working set is ~15-23 MiB

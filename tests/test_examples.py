@@ -26,7 +26,11 @@ def test_every_example_has_a_test():
     assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(CASES)
 
 
-@pytest.mark.parametrize("script", sorted(CASES))
+TRAINS = {"finetune_series.py"}  # examples that run a training loop (7 s)
+
+
+@pytest.mark.parametrize("script", [pytest.param(s, marks=[pytest.mark.training, pytest.mark.slow]) if s in TRAINS
+                                    else s for s in sorted(CASES)])
 def test_example_runs_and_writes_only_into_its_folder(script, tmp_path):
     needs, args, outputs = CASES[script]
     for module in needs:

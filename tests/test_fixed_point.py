@@ -253,6 +253,7 @@ def _run(script: str, capability: str, *args: Path) -> str:
 
 @pytest.mark.skipif("avx2" not in Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else True,
                     reason="needs an x86 CPU with AVX2 to compare two instruction sets")
+@pytest.mark.slow
 @pytest.mark.parametrize("writer, reader", [("avx2", "default"), ("default", "avx2")])
 def test_network_streams_decode_bit_for_bit_under_another_instruction_set(tmp_path, writer, reader):
     from conftest import smooth_field

@@ -327,6 +327,7 @@ def test_unknown_model_and_cuda_without_gpu_are_clear_errors():
             srnsz.compress(data, 1e-3, predictor="hat", model="cubic_hat", device="cuda")
 
 
+@pytest.mark.slow
 def test_cli_predictor_config_and_flags(tmp_path):
     from test_cli import run
 
@@ -494,6 +495,7 @@ def test_on_shared_fields_the_new_first_pass_rules_end_a_losing_network_early(na
     assert srnsz.info(stream).predictor == "interp" and _two_even_plane_sets(plane_calls)
 
 
+@pytest.mark.slow
 def test_a_network_must_win_the_crop_by_the_minimum_gain_to_run_on_the_whole_field(monkeypatch):
     """The same field and network: used with the minimum gain it clears on the crop, interp (and the network on the
     crop only) when the minimum is raised above what it gains there."""

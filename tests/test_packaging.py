@@ -68,6 +68,7 @@ except SystemExit as exc:
 """
 
 
+@pytest.mark.slow
 def test_without_the_train_extra_srnsz_compresses_and_says_what_figures_and_training_need(tmp_path):
     plot = tmp_path / "p.png"
     run = subprocess.run([sys.executable, "-c", WITHOUT_TRAIN_EXTRA, str(plot)], capture_output=True, text=True,

@@ -29,6 +29,8 @@ EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
 NETWORKS = sorted(p.stem for p in (CONFIGS / "network").glob("*.yaml"))
 DATA = sorted(p.stem for p in (CONFIGS / "data").glob("*.yaml"))
 
+pytestmark = pytest.mark.training
+
 
 @pytest.fixture()
 def user_field(tmp_path):
@@ -67,6 +69,7 @@ def test_every_network_config_instantiates(network):
     assert instantiate(cfg.optim).build(model.parameters())[0].param_groups[0]["lr"] == cfg.optim.lr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes_and_instantiates(experiment, user_field):
     overrides = [f"experiment={experiment}"]
@@ -163,6 +166,7 @@ def test_zoo_refuses_damaged_missing_and_mismatched_weights(user_field, tmp_path
         load_pretrained("tiny_test", directory=export_dir)
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes_with_gloo(user_field, tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
