@@ -5,6 +5,9 @@
         (default fields: the shared fields hat_pico_series was not trained on)
     python benchmarks/portable_neural.py speed FIELD [--model M] [--rel 1e-3] [--repeat 3]
         MB/s both ways, median of --repeat after a warm-up, fixed point and float32 alternating, and interp's
+    python benchmarks/portable_neural.py cost [FIELDS] [--model hat_pico_series] [--rel 1e-2 1e-3]
+        compression time of `--predictor hat` over interp's (best of 2 each), where the interp stream is kept and
+        where the network is used (default fields: every shared field)
     python benchmarks/portable_neural.py psnr [FIELDS] [--models ...]
         prediction PSNR of each network's x2 upsampling of clean coarse planes, float32 and fixed point, and of
         the cubic spline (the network's skip path)
@@ -96,10 +99,36 @@ def speed(args: argparse.Namespace) -> None:
         print(f"| {key} | {made.predictor} | {data.nbytes / len(streams[key]):.2f} | {mb / c:.2f} | {mb / d:.2f} |")
 
 
+def cost(args: argparse.Namespace) -> None:
+    print(f"model {args.model}")
+    print("| field | rel | kept | hat time / interp time | ratio / interp |")
+    print("|---|---|---|---|---|")
+    kept: list[float] = []
+    for name in args.fields or sorted(p.stem for p in DATA.glob("*.npy")):
+        stem, data = load(name)
+        for rel in args.rel:
+            interp_s, hat_s = [], []
+            for _ in range(2):
+                t0 = time.perf_counter()
+                plain = srnsz.compress(data, rel, "rel")
+                t1 = time.perf_counter()
+                stream = srnsz.compress(data, rel, "rel", "hat", model=args.model)
+                hat_s.append(time.perf_counter() - t1)
+                interp_s.append(t1 - t0)
+            checked(data, stream)
+            predictor, share = srnsz.info(stream).predictor, min(hat_s) / min(interp_s)
+            if predictor == "interp":
+                kept.append(share)
+            print(f"| {stem} | {rel:g} | {predictor} | {share:.2f} | {len(plain) / len(stream):.3f} |", flush=True)
+    if kept:
+        print(f"interp kept on {len(kept)} pairs: median {statistics.median(kept):.2f}x, max {max(kept):.2f}x, "
+              f"{sum(k > 2 for k in kept)} above 2x")
+
+
 def psnr(args: argparse.Namespace) -> None:
     import torch
 
-    from networks.upsample import cubic_upsample2x
+    from srnsz.networks.upsample import cubic_upsample2x
     from srnsz.neural import fixed_point
     from srnsz.neural.zoo import load_pretrained
 
@@ -131,7 +160,7 @@ def psnr(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["gains", "speed", "psnr"])
+    parser.add_argument("what", choices=["gains", "speed", "cost", "psnr"])
     parser.add_argument("fields", nargs="*")
     parser.add_argument("--model", default="hat_pico_series")
     parser.add_argument("--models", nargs="+", default=["hat_pico_series", "hat_nano_series"])
@@ -144,7 +173,7 @@ def main() -> None:
         args.rel = args.rel[0]
         speed(args)
     else:
-        {"gains": gains, "psnr": psnr}[args.what](args)
+        {"gains": gains, "cost": cost, "psnr": psnr}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -88,8 +88,8 @@ def resolve_device(device: str) -> str:
 
 # glibc's malloc (mallopt parameters): tensors of a few MB up to 32 MB come from the heap and freed ones stay there
 # while networks run; by default glibc hands them back to the kernel, and a forward pass's every temporary then pays its
-# page faults afresh (fixed-point attention 2.5x slower on 2 cores). Afterwards the thresholds are those glibc's own
-# adjustment reaches after large arrays (mmap 32 MiB, trim twice that).
+# page faults afresh (one fixed-point attention call measured 2.5-3.2x slower on 2 cores). Afterwards the thresholds
+# are those glibc's own adjustment reaches after large arrays (mmap 32 MiB, trim twice that).
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 HEAP_MMAP_THRESHOLD = 32 << 20
 HEAP_KEPT_DURING_INFERENCE = 1 << 30
