@@ -1,9 +1,10 @@
-"""Only the compiled part of srnsz and the shipped folders live here; everything else is in pyproject.toml."""
+"""Only the compiled part of srnsz, the shipped folders and the package layout live here; everything else is in
+pyproject.toml."""
 
 import shutil
 from pathlib import Path
 
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
 from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
@@ -34,4 +35,8 @@ setup(ext_modules=[Extension("srnsz.coding._mixing", ["srnsz/coding/_mixing.c"],
                              extra_compile_args=["-O3", "-ffp-contract=off"]),
                    Extension("srnsz._quantizer", ["srnsz/_quantizer.c"],
                              extra_compile_args=["-O3", "-ffp-contract=off"])],
-      cmdclass={"build_py": BuildWithAssets})
+      cmdclass={"build_py": BuildWithAssets},
+      # networks/ and training/ are top-level folders of the repository (the design's layout) that install inside
+      # srnsz, so that site-packages gains no generic top-level names
+      packages=[*find_packages(include=["srnsz", "srnsz.*"]), "srnsz.networks", "srnsz.training"],
+      package_dir={"srnsz.networks": "networks", "srnsz.training": "training"})

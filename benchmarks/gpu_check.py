@@ -70,7 +70,7 @@ def portable(devices: list[str]) -> bool:
 def training_step(device: str) -> None:
     import torch
 
-    import networks
+    from srnsz import networks
 
     model = networks.create_model("hat_tiny").to(device)
     optimizer = torch.optim.Adam(model.parameters(), 2e-4)

@@ -36,7 +36,7 @@ def snapshot(t: int, shape: tuple[int, int] = (64, 64)) -> np.ndarray:
 
 def main(out_dir: Path, steps: int = 200, snapshots: int = 6) -> dict[str, float]:
     """Runs the example into ``out_dir``; returns the ratios of the held-out snapshots, hat and interp."""
-    from training.train import run
+    from srnsz.training.train import run
 
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from networks.registry import register_model
+from srnsz.networks.registry import register_model
 
 
 class GDN(nn.Module):

@@ -27,8 +27,8 @@ from einops import rearrange
 from timm.layers import DropPath, Mlp, trunc_normal_
 from torch import nn
 
-from networks.registry import register_model
-from networks.upsample import cubic_upsample2x
+from srnsz.networks.registry import register_model
+from srnsz.networks.upsample import cubic_upsample2x
 
 # eb / span from 1e-6 (or 0: lossless input) to 1 maps to the channel value 0..1 on a log scale.
 BOUND_FLOOR = 1e-6

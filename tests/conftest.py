@@ -68,8 +68,8 @@ def test_weights(tmp_path_factory):
     """Small randomly initialised networks exported like shipped ones (test_hat, test_ae_2d, test_ae_3d), found
     through SRNSZ_WEIGHTS; the mechanics must hold whatever the weights are."""
     torch = pytest.importorskip("torch")
-    import networks
-    from training.export import export_weights
+    from srnsz import networks
+    from srnsz.training.export import export_weights
 
     directory = tmp_path_factory.mktemp("test_weights")
     torch.manual_seed(0)

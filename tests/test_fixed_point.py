@@ -19,8 +19,8 @@ torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 from torch.overrides import TorchFunctionMode  # noqa: E402
 
-import networks  # noqa: E402
 import srnsz  # noqa: E402
+from srnsz import networks  # noqa: E402
 from srnsz.neural import fixed_point  # noqa: E402
 from srnsz.neural.runtime import FIXED_POINT  # noqa: E402
 from srnsz.neural.zoo import load_pretrained  # noqa: E402

@@ -9,13 +9,13 @@ from conftest import SHARED_DATA, assert_bound, smooth_field
 
 torch = pytest.importorskip("torch")
 
-import networks  # noqa: E402
 import srnsz  # noqa: E402
+from srnsz import networks  # noqa: E402
 from srnsz.errors import ReconstructionMismatchError  # noqa: E402
 from srnsz.neural import runtime as neural  # noqa: E402
 from srnsz.neural.zoo import WeightsError  # noqa: E402
 from srnsz.predictors.hat import HatPolicy  # noqa: E402
-from training.export import export_weights  # noqa: E402
+from srnsz.training.export import export_weights  # noqa: E402
 
 
 def _export(directory, name: str, seed: int, correction: float, bound_channel: bool = False,

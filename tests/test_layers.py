@@ -13,13 +13,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 LAYERS: list[tuple[str, ...]] = [  # top to bottom
-    ("srnsz.cli",),
+    ("srnsz.cli", "srnsz.training"),  # the two commands: srnsz, srnsz-train
     ("srnsz.io", "srnsz.eval", "srnsz.pipeline.targets", "srnsz.examples"),  # files, benchmarks, bound searches
     ("srnsz.api",),  # compress / decompress / info: assembles streams from the stages
     ("srnsz.pipeline",),  # policies above the predictors (selection, quality modes)
     ("srnsz.predictors",),
     ("srnsz.neural", "srnsz.missing", "srnsz.restoration"),
-    ("srnsz.coding", "srnsz.decomposition", "srnsz.quantizer", "srnsz.bounds", "srnsz.metrics"),
+    ("srnsz.coding", "srnsz.decomposition", "srnsz.quantizer", "srnsz.bounds", "srnsz.metrics", "srnsz.networks"),
     ("srnsz.format", "srnsz.coding.lossless"),  # the container, header schema and metadata sections
     ("srnsz.errors", "srnsz.compiled", "srnsz.assets", "srnsz.parallel", "srnsz.blas_threads"),
 ]
@@ -35,8 +35,20 @@ def layer_of(module: str) -> int | None:
     return None if best is None else best[0]
 
 
+# srnsz.networks and srnsz.training live in the top-level folders networks/ and training/ (setup.py's package_dir)
+MAPPED = {"networks": "srnsz.networks", "training": "srnsz.training"}
+
+
+def source_path(name: str) -> Path:
+    """The path of module ``name`` without its suffix."""
+    parts = name.split(".")
+    if len(parts) > 1 and f"srnsz.{parts[1]}" in MAPPED.values():
+        parts = parts[1:]
+    return ROOT.joinpath(*parts)
+
+
 def is_module(name: str) -> bool:
-    path = ROOT.joinpath(*name.split("."))
+    path = source_path(name)
     return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
 
 
@@ -65,9 +77,12 @@ def upward_imports(module: str, source: str) -> list[str]:
 
 def package_modules() -> dict[str, str]:
     modules = {}
-    for path in sorted((ROOT / "srnsz").rglob("*.py")):
-        parts = path.relative_to(ROOT).with_suffix("").parts
-        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path.read_text()
+    for folder in ("srnsz", *MAPPED):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            if folder in MAPPED:
+                parts = ("srnsz", *parts)
+            modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path.read_text()
     return modules
 
 
@@ -86,6 +101,7 @@ def test_no_module_imports_from_a_layer_above_its_own():
     ("srnsz.predictors.interp", "    from srnsz.pipeline import selection"),
     ("srnsz.coding.entropy", "import srnsz.predictors.base"),
     ("srnsz.metrics", "from srnsz import api"),
+    ("srnsz.networks.hat", "from srnsz.neural import fixed_point"),
 ])
 def test_a_deliberate_upward_import_is_caught(module, line):
     source = package_modules()[module]

@@ -6,9 +6,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import networks  # noqa: E402
-from networks.autoencoder import GDN  # noqa: E402
-from networks.upsample import cubic_upsample2x, new_point_mask  # noqa: E402
+from srnsz import networks  # noqa: E402
+from srnsz.networks.autoencoder import GDN  # noqa: E402
+from srnsz.networks.upsample import cubic_upsample2x, new_point_mask  # noqa: E402
 
 
 @pytest.mark.parametrize("name", networks.list_models("hat"))
@@ -60,7 +60,7 @@ def test_hat_is_translation_consistent_inside_windows():
 def test_overlapping_windows_are_the_values_unfold_gives(window, overlap_size, side):
     """The overlapping cross-attention's key/value windows: the same values, in the same order, as nn.Unfold
     with the enlarged kernel (the published HAT's way; gathered here in one copy)."""
-    from networks.hat import overlapping_windows
+    from srnsz.networks.hat import overlapping_windows
 
     x = torch.rand(2, 6, side, side + window)
     unfold = torch.nn.Unfold(kernel_size=overlap_size, stride=window, padding=(overlap_size - window) // 2)
@@ -69,7 +69,7 @@ def test_overlapping_windows_are_the_values_unfold_gives(window, overlap_size, s
 
 
 def test_context_planes_added_to_a_trained_network_start_at_its_predictions():
-    from networks.hat import with_bound_channel, with_context_planes
+    from srnsz.networks.hat import with_bound_channel, with_context_planes
 
     torch.manual_seed(2)
     kwargs = networks.model_kwargs("hat_tiny", depths=(1,), num_heads=(2,), bound_channel=True)

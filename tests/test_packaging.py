@@ -1,8 +1,9 @@
 """A wheel (pip install ., not -e) carries what srnsz reads at run time: the compiled kernels, configs/ and
-pretrained/ (srnsz.assets finds them inside the package)."""
+pretrained/ (srnsz.assets finds them inside the package), with networks/ and training/ inside srnsz."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -37,7 +38,19 @@ def test_the_wheel_carries_the_coder_the_configs_and_the_weights(tmp_path):
     assert "srnsz/_assets/configs/data/split/shared_2d.yaml" in names
     shipped = {p.name for p in (ROOT / "pretrained").iterdir()}
     assert shipped <= {Path(n).name for n in names if n.startswith("srnsz/_assets/pretrained/")}
-    assert {"networks/__init__.py", "training/train.py"} <= names
+    assert {"srnsz/networks/__init__.py", "srnsz/training/train.py"} <= names
+    assert not {n.split("/")[0] for n in names} & {"networks", "training"}  # nothing generic at top level
+    # installed alone (no checkout on the path, no train extra), the wheel compresses with interp and hat
+    site = tmp_path / "site"
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site),
+                              str(wheel)], capture_output=True, text=True, timeout=600)
+    assert install.returncode == 0, install.stderr[-2000:]
+    check = ("import importlib.util, sys, srnsz; assert srnsz.__file__.startswith(sys.argv[2]), srnsz.__file__; "
+             "assert importlib.util.find_spec('networks') is None and importlib.util.find_spec('training') is None; "
+             + WITHOUT_TRAIN_EXTRA.split("from srnsz import cli")[0])
+    run = subprocess.run([sys.executable, "-c", check, "unused", str(site)], capture_output=True, text=True,
+                         timeout=600, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(site)})
+    assert run.returncode == 0, run.stderr[-2000:]
 
 
 def test_version_is_the_installed_distributions():
@@ -60,7 +73,7 @@ for predictor in ("interp", "hat"):
     assert np.abs(srnsz.decompress(stream).astype(np.float64) - x).max() <= srnsz.info(stream).error_bound["abs"]
 from srnsz import cli
 print("eval exit", cli.main(["eval", "--example", "--eb", "1e-2", "--plot", sys.argv[1]]))
-from training import cli as train_cli
+from srnsz.training import cli as train_cli
 try:
     train_cli.main()
 except SystemExit as exc:
@@ -88,4 +101,4 @@ def test_the_core_install_leaves_hydra_and_matplotlib_to_the_train_extra():
     assert "hydra" not in core and "matplotlib" not in core
     train = " ".join(project["optional-dependencies"]["train"])
     assert "hydra-core" in train and "matplotlib" in train
-    assert project["scripts"]["srnsz-train"] == "training.cli:main"
+    assert project["scripts"]["srnsz-train"] == "srnsz.training.cli:main"

@@ -21,7 +21,7 @@ from hydra.utils import instantiate  # noqa: E402
 
 from srnsz.errors import SrnszError  # noqa: E402
 from srnsz.neural.zoo import WeightsError, load_pretrained  # noqa: E402
-from training.train import run  # noqa: E402
+from srnsz.training.train import run  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"
@@ -56,7 +56,7 @@ def _quick(field: Path, out: Path, steps: int, export_dir: Path | None = None) -
 
 
 def test_config_groups_match_the_network_registry():
-    import networks
+    from srnsz import networks
 
     assert set(NETWORKS) == set(networks.list_models())
 
@@ -170,7 +170,7 @@ def test_zoo_refuses_damaged_missing_and_mismatched_weights(user_field, tmp_path
 def test_ddp_on_two_cpu_processes_with_gloo(user_field, tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
-           "-m", "training.train", *_quick(user_field, out, steps=4), "train.device=cpu", "train.threads=1"]
+           "-m", "srnsz.training.train", *_quick(user_field, out, steps=4), "train.device=cpu", "train.threads=1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # From another folder, as a user would run it: the configs must be found wherever the command starts.
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
@@ -199,7 +199,7 @@ def test_finetune_starts_from_zoo_weights(user_field, tmp_path, with_test_weight
     """init=<weights> trains from those weights (sha256-checked), whose architecture and kwargs win; the finetune
     recipe adds the bound channel and the context planes with zero weights, so it starts predicting exactly as the
     zoo network."""
-    from training.train import build_network
+    from srnsz.training.train import build_network
 
     overrides = ["experiment=finetune", "network=hat_tiny", "init=test_hat", f"data.train_files=[{user_field}]",
                  f"train.out_dir={tmp_path / 'run'}", "train.steps=2", "train.val_every=2", "train.ckpt_every=2",
@@ -225,7 +225,7 @@ def test_finetune_starts_from_zoo_weights(user_field, tmp_path, with_test_weight
 
 
 def test_the_finetune_recipe_starts_from_the_shipped_fast_network():
-    from training.train import build_network
+    from srnsz.training.train import build_network
 
     start, architecture, kwargs = build_network(_compose(["experiment=finetune", "data.train_files=[x.npy]"]))
     zoo, entry = load_pretrained("hat_nano_series")
@@ -238,7 +238,7 @@ def test_the_finetune_recipe_starts_from_the_shipped_fast_network():
 def test_bound_inputs_are_srnsz_reconstructions_on_the_coarse_lattice(tmp_path):
     """input_bounds: lr is srnsz's reconstruction at one of the bounds (within it, not the original), on even
     points of even planes of a 3D field, and 'bound' is that bound over lr's span."""
-    from training.data import SuperResolutionPatches, reconstructed
+    from srnsz.training.data import SuperResolutionPatches, reconstructed
 
     field = (smooth_field((40, 24, 20), seed=3) + 0.05 * np.random.default_rng(1).standard_normal((40, 24, 20)))
     np.save(tmp_path / "f.npy", field.astype(np.float32))
@@ -265,7 +265,7 @@ def test_context_planes_are_the_coarse_planes_beside_each_patch(tmp_path):
     """context_planes: on a linear 3D field each context plane is the patch's lr shifted by two points along the
     plane's normal (a constant offset over the patch, opposite for before / after, zero at an edge), whatever the
     flips; in 2D the context is lr itself."""
-    from training.data import SuperResolutionPatches
+    from srnsz.training.data import SuperResolutionPatches
 
     z, y, x = np.meshgrid(np.arange(24), np.arange(20), np.arange(22), indexing="ij")
     np.save(tmp_path / "linear.npy", (3.0 * z + 5.0 * y + 7.0 * x).astype(np.float32))
@@ -288,7 +288,7 @@ def test_context_planes_are_the_coarse_planes_beside_each_patch(tmp_path):
 
 def test_training_samples_never_hold_missing_values(tmp_path):
     """The compressor's missing-value rule applies to training data: -999 land (a detected fill) and NaN."""
-    from training.data import SuperResolutionPatches
+    from srnsz.training.data import SuperResolutionPatches
 
     field = smooth_field((96, 96), seed=5) * 5 + 20
     field[:40, :30] = -999.0
@@ -302,7 +302,7 @@ def test_training_samples_never_hold_missing_values(tmp_path):
 
 
 def test_the_manifest_records_each_field_with_its_folder(tmp_path):
-    from training.data import SuperResolutionPatches
+    from srnsz.training.data import SuperResolutionPatches
 
     (tmp_path / "series").mkdir()
     field = smooth_field((40, 40), seed=2).astype(np.float32)
@@ -317,7 +317,7 @@ def test_quantization_aware_training_runs_through_the_fixed_point_forward(user_f
     # objective.fixed_point=true: the loss comes from the compressor's fixed-point pass, whose rounding passes the
     # gradient straight through to every kind of parameter; validation reports the network both as trained and as
     # the compressor runs it.
-    from training.objectives import SuperResolutionL1
+    from srnsz.training.objectives import SuperResolutionL1
 
     cfg = _compose(_quick(user_field, tmp_path / "x", steps=1) + ["+network.bound_channel=true"])
     torch.manual_seed(0)

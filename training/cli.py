@@ -25,6 +25,6 @@ def main() -> None:
     if missing:
         print(f"srnsz-train: error: training needs {', '.join(missing)}: pip install 'srnsz[train]'", file=sys.stderr)
         sys.exit(2)
-    from training.train import main as train_main
+    from srnsz.training.train import main as train_main
 
     train_main()

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from networks.hat import bound_feature
-from networks.upsample import cubic_upsample2x, new_point_mask
+from srnsz.networks.hat import bound_feature
+from srnsz.networks.upsample import cubic_upsample2x, new_point_mask
 from srnsz.neural import fixed_point
 
 

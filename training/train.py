@@ -1,4 +1,4 @@
-"""Hydra entry point: `srnsz-train experiment=hat_tiny_shared` (or `python -m training.train ...`).
+"""Hydra entry point: `srnsz-train experiment=hat_tiny_shared` (or `python -m srnsz.training.train ...`).
 
 Only instantiates the configured pieces and calls `fit`; the pieces live in training/ and networks/.
 """
@@ -13,14 +13,14 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-import networks
-from networks.hat import with_bound_channel, with_context_planes
+from srnsz import networks
 from srnsz.assets import asset_dir
 from srnsz.errors import SrnszError
+from srnsz.networks.hat import with_bound_channel, with_context_planes
 from srnsz.neural.zoo import load_pretrained
-from training.export import export_weights
-from training.loop import TrainResult, fit
-from training.plot import plot_validation
+from srnsz.training.export import export_weights
+from srnsz.training.loop import TrainResult, fit
+from srnsz.training.plot import plot_validation
 
 
 def network_kwargs(cfg: DictConfig) -> tuple[str, dict]:

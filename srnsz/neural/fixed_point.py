@@ -507,7 +507,7 @@ def _channel_attention_block(cab: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def _hybrid_attention_block(block: nn.Module, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    from networks.hat import shifted_window_mask, window_partition, window_reverse
+    from srnsz.networks.hat import shifted_window_mask, window_partition, window_reverse
 
     height, width = size
     ws, shift = block.window_size, block.shift
@@ -529,7 +529,7 @@ def _hybrid_attention_block(block: nn.Module, x: torch.Tensor, size: tuple[int, 
 
 
 def _overlapping_cross_attention_block(block: nn.Module, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    from networks.hat import overlapping_windows, window_partition, window_reverse
+    from srnsz.networks.hat import overlapping_windows, window_partition, window_reverse
 
     height, width = size
     batch, _, channels = x.shape
@@ -559,7 +559,7 @@ def _residual_group(group: nn.Module, x: torch.Tensor, size: tuple[int, int]) ->
 def bound_level(bound: float) -> float:
     """The bound channel's value (networks.hat.bound_feature) for ``bound`` = eb / span, by decimal arithmetic:
     log10 correctly rounded, then the activation grid."""
-    from networks.hat import BOUND_FLOOR
+    from srnsz.networks.hat import BOUND_FLOOR
 
     with decimal.localcontext() as ctx:
         ctx.prec = 40
@@ -575,7 +575,7 @@ def hat_forward(model: nn.Module, x: torch.Tensor, levels: torch.Tensor | None =
 
     levels: (B,) the bound channel's values (:func:`bound_level`; with autograd, ``bound_feature`` of the bound);
     context: (B, 2, h, w) the coarse planes beside each input (networks that take them)."""
-    from networks.upsample import cubic_upsample2x
+    from srnsz.networks.upsample import cubic_upsample2x
 
     height, width = x.shape[-2:]
     ws = model.window_size
@@ -628,7 +628,7 @@ def _gdn(gdn: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def autoencoder_decode(model: nn.Module, latent: torch.Tensor) -> torch.Tensor:
     """networks.autoencoder.BlockAutoencoder.decode in fixed point: (B, latent_dim) -> (B, 1, *block)."""
-    from networks.autoencoder import GDN
+    from srnsz.networks.autoencoder import GDN
 
     x = linear(latent, model.from_latent, LATENT_BITS, LATENT_LIMIT)
     x = x.view(-1, model.channels, *([2] * model.spatial_dims))

@@ -119,7 +119,7 @@ def load_pretrained(name: str, device: str = "cpu", expected_sha256: str | None 
     """(network in eval mode on `device`, its entry) for weights `name`, verified by sha256 before loading."""
     import torch
 
-    import networks
+    from srnsz import networks
 
     entry = find_weights(name, directory)
     path = Path(entry.directory) / entry.file
