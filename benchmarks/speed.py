@@ -216,10 +216,9 @@ def _one_scaling(spec: dict) -> dict:
     import hashlib
 
     import srnsz
-    from srnsz.decomposition import parts
+    from srnsz.decomposition.parts import DEFAULT_LAYOUT, PartLayout
 
-    if spec["one_part"]:
-        parts.PART_POINTS = 1 << 62
+    layout = PartLayout(points=1 << 62) if spec["one_part"] else DEFAULT_LAYOUT
     fields = [np.load(p) for p in spec["paths"]]
     base = _reset_peak()
     tc = td = 0.0
@@ -228,7 +227,7 @@ def _one_scaling(spec: dict) -> dict:
     for data in fields:
         eb = spec["rel"] * float(data.max() - data.min())
         t = time.perf_counter()
-        blob = srnsz.compress(data, eb, "abs", profile=spec["profile"], threads=spec["threads"])
+        blob = srnsz.compress(data, eb, "abs", profile=spec["profile"], threads=spec["threads"], parts=layout)
         tc += time.perf_counter() - t
         peak_c = _rss_mb() - base
         t = time.perf_counter()

@@ -16,7 +16,7 @@ from srnsz import missing, restoration
 from srnsz.blas_threads import one_blas_thread
 from srnsz.bounds import ErrorBound
 from srnsz.coding.capacity import check_capacity
-from srnsz.decomposition.parts import part_count, part_keys
+from srnsz.decomposition.parts import DEFAULT_LAYOUT, PartLayout, keys_of, part_keys, valid_starts
 from srnsz.errors import InvalidInputError, ReconstructionMismatchError, SrnszError, StreamFormatError
 from srnsz.format import coords, parts
 from srnsz.format.container import Container, read_container, read_head, write_container
@@ -132,7 +132,8 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
              progress: Progress | None = None, fill_value: float | Sequence[float] | None = None,
              valid_range: Sequence[float | None] | None = None, detect_fills: bool = True,
              metadata: VariableMeta | None = None, restoration: bool = True, profile: str = "best",
-             region: Region | None = None, threads: int | None = None, **options: Any) -> bytes:
+             region: Region | None = None, threads: int | None = None, parts: PartLayout = DEFAULT_LAYOUT,
+             **options: Any) -> bytes:
     """Compress a float32/float64 array of 1-4 dimensions so that |x - x'| <= eb_abs for every valid value.
 
     eb, mode: the error bound (see :class:`srnsz.bounds.ErrorBound`; ``rel`` is a fraction of the value range
@@ -152,6 +153,7 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     predictor in a bound mode is coded in parts (format 1.11), compressed in as many worker processes and decoded in
     as many threads; a predictor with a network (hat, ae) runs it on as many threads. The stream is the same bytes
     for every thread count.
+    parts: how large fields are cut (:class:`srnsz.decomposition.parts.PartLayout`; the stream records the cut).
     """
     if threads is not None and predictor in PREDICTORS and "threads" in PREDICTORS[predictor].options():
         options = {**options, "threads": threads}  # the network's inference threads, checked by the predictor
@@ -175,7 +177,9 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     # Nothing valid to bound (or a bound of 0): every value is stored bit for bit.
     lossless = eb_abs == 0 or (mask is not None and mask.all())
     chosen = create_predictor("lossless") if lossless else create_predictor(predictor, **options)
-    keys = part_keys(data.shape)
+    if not isinstance(parts, PartLayout):
+        raise InvalidInputError(f"parts must be a PartLayout, not {type(parts).__name__}")
+    keys = part_keys(data.shape, parts)
     if len(keys) > 1 and region is None and not lossless and predictor == "interp" and mode not in ("psnr", "ssim"):
         sections = {} if metadata is None else metadata.to_sections(_COORDINATES)
         return _Stream(data, bound, eb_abs, found, rule, sections).in_parts(keys, options, cores, progress)
@@ -556,12 +560,10 @@ def _opened_parts(container: Container, shape: tuple[int, ...], dtype: np.dtype
     allocated."""
     record = container.header.get("parts")
     starts = record.get("starts") if isinstance(record, dict) else None
-    # the count first: a damaged header's shape may have more parts than memory holds
-    same_count = isinstance(starts, list) and len(starts) == part_count(shape)
-    keys = part_keys(shape) if same_count else []
-    if not same_count or record != {"axis": 0, "starts": [key[0].start for key in keys]} \
+    if not valid_starts(starts, shape) or record != {"axis": 0, "starts": starts} \
             or parts.SECTION not in container.sections:
-        raise StreamFormatError(f"the stream's parts {str(record)[:200]} are not those of its shape {list(shape)}")
+        raise StreamFormatError(f"the stream's parts {str(record)[:200]} do not cut its shape {list(shape)}")
+    keys = keys_of(starts, shape)
     opened = []
     crc = 0
     for number, (key, stream) in enumerate(zip(keys, parts.unpack_parts(container.sections[parts.SECTION],
@@ -616,9 +618,9 @@ class Codec:
     def __init__(self, eb: float, mode: str = "rel", predictor: str = "interp", *, rel: float | None = None,
                  fill_value: float | Sequence[float] | None = None, valid_range: Sequence[float | None] | None = None,
                  detect_fills: bool = True, profile: str = "best", threads: int | None = None,
-                 **options: Any) -> None:
+                 parts: PartLayout = DEFAULT_LAYOUT, **options: Any) -> None:
         check_threads(threads)
-        self.threads = threads
+        self.threads, self.parts = threads, parts
         ErrorBound(mode, eb, rel)  # validate now, not at the first call
         missing.MissingRule.of(fill_value, valid_range, detect_fills)
         create_predictor(predictor, **profile_options(profile, predictor, options))
@@ -628,8 +630,8 @@ class Codec:
 
     def compress(self, array: Any) -> bytes:
         """The stream of ``array`` at this codec's bound and options (:func:`compress`)."""
-        return compress(array, self.eb, self.mode, self.predictor, rel=self.rel, threads=self.threads, **self.missing,
-                        **self.options)
+        return compress(array, self.eb, self.mode, self.predictor, rel=self.rel, threads=self.threads,
+                        parts=self.parts, **self.missing, **self.options)
 
     def decompress(self, data: bytes) -> np.ndarray:
         """The array a stream holds (:func:`decompress`; the stream carries its own settings)."""

@@ -48,7 +48,7 @@ from conftest import smooth_field  # noqa: E402
 
 import srnsz  # noqa: E402
 from srnsz.cli import main  # noqa: E402
-from srnsz.decomposition import parts as part_plan  # noqa: E402
+from srnsz.decomposition.parts import PartLayout  # noqa: E402
 from srnsz.errors import SrnszError  # noqa: E402
 from srnsz.format.container import read_container, write_container  # noqa: E402
 from srnsz.io import chunked  # noqa: E402
@@ -138,6 +138,9 @@ def outcome(decode: Callable[[], Any], expected: Any, limit: float,
 
 
 # ----------------------------------------------------------------------------------------------- streams to damage
+SMALL_PARTS = PartLayout(points=1 << 12, align=8)  # parts of a field small enough to decode thousands of times
+
+
 def single_streams() -> dict[str, bytes]:
     """Streams of every kind the format has, small enough to decode thousands of times."""
     field3d = smooth_field((12, 20, 24), seed=3)
@@ -166,7 +169,7 @@ def single_streams() -> dict[str, bytes]:
         "1d": srnsz.compress(smooth_field((3000,), seed=2), 1e-3),
         "4d": srnsz.compress(smooth_field((4, 6, 10, 12), seed=4), 1e-3),
         "metadata_1_10": srnsz.compress(on_grid, 1e-3, metadata=meta),
-        "parts_1_11": srnsz.compress(with_parts, 1e-3, fill_value=-999.0, threads=2),
+        "parts_1_11": srnsz.compress(with_parts, 1e-3, fill_value=-999.0, threads=2, parts=SMALL_PARTS),
     }
 
 
@@ -348,28 +351,7 @@ def through_cli(raw: bytes, work: Path, suffix: str) -> str | None:
     return None
 
 
-SMALL_PARTS = {"PART_POINTS": 1 << 12, "PART_ALIGN": 8}  # parts of a field small enough to decode thousands of times
-
-
-@contextlib.contextmanager
-def small_parts() -> Iterator[None]:
-    """Within: srnsz cuts fields in parts of SMALL_PARTS (the layout of format 1.11 on small fields)."""
-    before = {name: getattr(part_plan, name) for name in SMALL_PARTS}
-    for name, value in SMALL_PARTS.items():
-        setattr(part_plan, name, value)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            setattr(part_plan, name, value)
-
-
 def run(single: int, chunked_cases: int, crafted: int, seed: int, limit: float, cli_every: int = 8) -> Tally:
-    with small_parts():
-        return _run(single, chunked_cases, crafted, seed, limit, cli_every)
-
-
-def _run(single: int, chunked_cases: int, crafted: int, seed: int, limit: float, cli_every: int) -> Tally:
     rng = random.Random(seed)
     tally = Tally()
     singles, chunks = single_streams(), chunked_streams()

@@ -1,5 +1,5 @@
 """Large fields coded in parts (format 1.11): the same bytes for every thread count, the bound on every value, the
-parts decided by the shape alone, damaged part streams refused."""
+parts decided by the shape and the layout alone, damaged part streams refused."""
 
 from __future__ import annotations
 
@@ -13,15 +13,10 @@ from srnsz.errors import InvalidInputError, StreamFormatError
 from srnsz.format import parts as layout
 from srnsz.format.container import read_container, write_container
 
-
-@pytest.fixture
-def small_parts(monkeypatch):
-    """Parts of 4096 values in slabs of multiples of 8 planes: the layout on fields a test codes in a second."""
-    monkeypatch.setattr(plan, "PART_POINTS", 1 << 12)
-    monkeypatch.setattr(plan, "PART_ALIGN", 8)
+SMALL = plan.PartLayout(points=1 << 12, align=8)  # parts of 4096 values, slabs of multiples of 8 planes: fast tests
 
 
-def test_the_split_depends_on_the_shape_only():
+def test_the_split_depends_on_the_shape_and_the_layout_only():
     assert plan.part_starts((64, 64, 64)) == [0]  # a few MB: one part, the stream of before
     assert plan.part_starts((999, 999)) == [0]
     assert plan.part_starts((63, 256, 256)) == [0]  # under two parts' worth
@@ -30,29 +25,34 @@ def test_the_split_depends_on_the_shape_only():
     assert plan.part_starts((50, 1 << 20)) == [0]  # too thin along axis 0 for two slabs
     keys = plan.part_keys((100, 300, 300))
     assert [k[0] for k in keys] == [slice(0, 32), slice(32, 64), slice(64, 100)]
+    assert plan.part_starts((40, 24, 28), SMALL) == [0, 8, 16, 24, 32]
+    with pytest.raises(ValueError):
+        plan.PartLayout(points=0)
+    with pytest.raises(InvalidInputError, match="PartLayout"):
+        srnsz.compress(np.ones(8, np.float32), 1e-3, parts=1 << 12)
 
 
 @pytest.mark.parametrize("profile", ["best", "fast"])
-def test_parts_are_the_same_bytes_for_every_thread_count(small_parts, profile):
+def test_parts_are_the_same_bytes_for_every_thread_count(profile):
     data = smooth_field((40, 24, 28), seed=5)
-    streams = {t: srnsz.compress(data, 1e-3, profile=profile, threads=t) for t in (1, 2, 3, 8)}
+    streams = {t: srnsz.compress(data, 1e-3, profile=profile, threads=t, parts=SMALL) for t in (1, 2, 3, 8)}
     assert len(set(streams.values())) == 1
     stream = streams[1]
     made = srnsz.info(stream)
-    assert made.parts == len(plan.part_starts(data.shape)) == 5 and made.format_version == "1.11"
+    assert made.parts == len(plan.part_starts(data.shape, SMALL)) == 5 and made.format_version == "1.11"
     recons = [srnsz.decompress(stream, threads=t) for t in (1, 2, 3, 8)]
     for recon in recons:
         assert np.array_equal(recon.view(np.uint32), recons[0].view(np.uint32))
     assert_bound(data, recons[0], made.error_bound["abs"])
-    assert srnsz.Codec(1e-3, profile=profile, threads=2).compress(data) == stream
+    assert srnsz.Codec(1e-3, profile=profile, threads=2, parts=SMALL).compress(data) == stream
 
 
-def test_parts_keep_missing_values_and_the_whole_fields_bound(small_parts):
+def test_parts_keep_missing_values_and_the_whole_fields_bound():
     data = smooth_field((33, 20, 30), np.float64, seed=2)
     data[:, :4, :5] = 1e20  # an undeclared fill, found on the whole field
     data[3, 7, 8] = np.nan
     data[20, 1, 1] = -999.0
-    stream = srnsz.compress(data, 1e-4, fill_value=-999.0, threads=2)
+    stream = srnsz.compress(data, 1e-4, fill_value=-999.0, threads=2, parts=SMALL)
     made = srnsz.info(stream)
     assert made.parts == 4 and made.missing["detected"] == [1e20]
     recon = srnsz.decompress(stream)
@@ -62,22 +62,22 @@ def test_parts_keep_missing_values_and_the_whole_fields_bound(small_parts):
     assert np.abs(recon[~missing] - valid).max() <= 1e-4 * np.ptp(valid)
 
 
-def test_the_relative_bound_is_the_whole_fields(small_parts):
+def test_the_relative_bound_is_the_whole_fields():
     data = smooth_field((32, 16, 24), seed=1)
     data[28:] *= 100  # the last part's range is the whole field's
-    stream = srnsz.compress(data, 1e-3)
+    stream = srnsz.compress(data, 1e-3, parts=SMALL)
     assert srnsz.info(stream).parts == 4
     assert_bound(data, srnsz.decompress(stream), 1e-3 * float(np.ptp(data)))
 
 
-def test_chunks_quality_modes_and_other_predictors_stay_one_stream(small_parts):
+def test_chunks_quality_modes_and_other_predictors_stay_one_stream():
     data = smooth_field((32, 16, 24), seed=1)
-    assert srnsz.info(srnsz.compress(data, 1e-3)).parts == 4
-    assert srnsz.info(srnsz.compress(data, 50.0, "psnr")).parts == 1
-    assert srnsz.info(srnsz.compress(data, 1e-3, predictor="lorenzo")).parts == 1
-    assert srnsz.info(srnsz.compress(data, 0.0)).parts == 1
+    assert srnsz.info(srnsz.compress(data, 1e-3, parts=SMALL)).parts == 4
+    assert srnsz.info(srnsz.compress(data, 50.0, "psnr", parts=SMALL)).parts == 1
+    assert srnsz.info(srnsz.compress(data, 1e-3, predictor="lorenzo", parts=SMALL)).parts == 1
+    assert srnsz.info(srnsz.compress(data, 0.0, parts=SMALL)).parts == 1
     region = srnsz.api.Region((0, 0, 0), (48, 16, 24))
-    assert srnsz.info(srnsz.compress(data, 1e-3, region=region)).parts == 1
+    assert srnsz.info(srnsz.compress(data, 1e-3, region=region, parts=SMALL)).parts == 1
 
 
 def test_threads_are_checked():
@@ -98,12 +98,16 @@ def _rewritten(stream: bytes, header_change=None, part_change=None) -> bytes:
     return write_container(header, sections, container.version[1])
 
 
-def test_damaged_parts_are_refused(small_parts):
+def test_damaged_parts_are_refused():
     data = smooth_field((40, 24, 28), seed=5)
-    stream = srnsz.compress(data, 1e-3)
+    stream = srnsz.compress(data, 1e-3, parts=SMALL)
     assert np.array_equal(srnsz.decompress(_rewritten(stream)), srnsz.decompress(stream))
     cases = {
         "other starts": _rewritten(stream, lambda h: h["parts"].update(starts=[0, 8, 16, 32])),
+        "starts out of order": _rewritten(stream, lambda h: h["parts"].update(starts=[0, 16, 8, 24, 32])),
+        "a start past the end": _rewritten(stream, lambda h: h["parts"].update(starts=[0, 8, 16, 24, 40])),
+        "one part": _rewritten(stream, lambda h: h["parts"].update(starts=[0])),
+        "a start that is no integer": _rewritten(stream, lambda h: h["parts"].update(starts=[0, 8, 16, 24.0, 32])),
         "other axis": _rewritten(stream, lambda h: h["parts"].update(axis=1)),
         "other shape": _rewritten(stream, lambda h: h.update(shape=[48, 24, 28])),
         "swapped parts": _rewritten(stream, part_change=lambda p: [p[1], p[0], *p[2:]]),
@@ -142,10 +146,11 @@ def test_checksums_combine_as_zlib_does():
         assert layout.crc32_combine(zlib.crc32(x), zlib.crc32(y), b) == zlib.crc32(x + y)
 
 
-def test_command_line_threads_give_the_same_stream(small_parts, tmp_path):
+@pytest.mark.slow
+def test_command_line_threads_give_the_same_stream(tmp_path):
     from srnsz.cli import main
 
-    data = smooth_field((40, 24, 28), seed=5)
+    data = smooth_field((64, 256, 256), seed=5)  # two parts of the default layout
     np.save(tmp_path / "f.npy", data)
     for threads in (1, 3):
         assert main(["compress", str(tmp_path / "f.npy"), "-o", str(tmp_path / f"{threads}.srnsz"), "--eb", "1e-3",
@@ -153,15 +158,17 @@ def test_command_line_threads_give_the_same_stream(small_parts, tmp_path):
         assert main(["decompress", str(tmp_path / f"{threads}.srnsz"), "-o", str(tmp_path / f"{threads}.npy"),
                      "--threads", str(threads)]) == 0
     stream = (tmp_path / "1.srnsz").read_bytes()
+    assert srnsz.info(stream).parts == 2
     assert stream == (tmp_path / "3.srnsz").read_bytes() == srnsz.compress(data, 1e-3)
     assert np.array_equal(np.load(tmp_path / "1.npy"), np.load(tmp_path / "3.npy"))
     assert main(["eval", str(tmp_path / "f.npy"), "--eb", "1e-3", "--threads", "2"]) == 0
     assert main(["compress", str(tmp_path / "f.npy"), "-o", str(tmp_path / "0.srnsz"), "--threads", "0"]) == 1
 
 
-def test_decoding_into_an_array(small_parts):
+def test_decoding_into_an_array():
     data = smooth_field((40, 24, 28), seed=5)
-    for stream in (srnsz.compress(data, 1e-3), srnsz.compress(data[:8], 1e-3), srnsz.compress(data, 50.0, "psnr")):
+    for stream in (srnsz.compress(data, 1e-3, parts=SMALL), srnsz.compress(data[:8], 1e-3, parts=SMALL),
+                   srnsz.compress(data, 50.0, "psnr")):
         expected = srnsz.decompress(stream)
         out = np.full(expected.shape, np.nan, np.float32)
         assert srnsz.decompress(stream, out=out, threads=2) is out
@@ -173,11 +180,8 @@ def test_decoding_into_an_array(small_parts):
 
 
 def _in_a_daemon(queue) -> None:
-    from srnsz.decomposition import parts as plan
-
-    plan.PART_POINTS, plan.PART_ALIGN = 1 << 12, 8
     data = smooth_field((40, 24, 28), seed=5)
-    queue.put(srnsz.compress(data, 1e-3, threads=2) == srnsz.compress(data, 1e-3, threads=1))
+    queue.put(srnsz.compress(data, 1e-3, threads=2, parts=SMALL) == srnsz.compress(data, 1e-3, threads=1, parts=SMALL))
 
 
 def test_a_daemonic_process_codes_parts_in_threads():
