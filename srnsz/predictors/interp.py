@@ -137,6 +137,13 @@ class PassHook(Protocol):
                  interp: PassPrediction) -> PassPrediction: ...
 
 
+# One chunk's step of the traversal: (pass, chunk, odd-point index, prediction (chunk shape), contexts (n,),
+# details (n,) or None, the level's bound) -> (reconstructed values (n,), codes (n,)); quantizes when encoding,
+# reads the codes and recovers the values when decoding.
+PointStep = Callable[[Pass, tuple[slice, ...], tuple[slice, ...], np.ndarray, np.ndarray, np.ndarray | None, float],
+                     tuple[np.ndarray, np.ndarray]]
+
+
 @dataclass
 class _Run:
     """The state of one compression or decompression: the blend weights (compressing: one per blended pass,
@@ -564,6 +571,30 @@ class InterpPredictor(Predictor):
         data, free = self._free_as_nan(data, free)
         return self._encode_passes(data, eb, None, free)[1]
 
+    def _traverse(self, plan: Plan, rec: np.ndarray, run: _Run, fit_data: np.ndarray | None,
+                  hook: PassHook | None, bounds: list[float], detailed: bool, step: PointStep,
+                  progress: Progress | None) -> None:
+        """The one traversal of encoding and decoding (as SZ3's interpolation decomposition): every pass's
+        chunks in order, each predicted from ``rec`` (``fit_data``: what the blend and block fits see, None when
+        decoding), the values and codes ``step`` gives written back to ``rec`` and the code magnitudes (the
+        contexts of the next passes)."""
+        mag = np.zeros(rec.shape, dtype=np.uint8)
+        for p in plan.passes():
+            rec_v, mag_v = rec[p.key], mag[p.key]
+            odd = odd_along(p.axis, rec_v.ndim)
+            predict = self._pass_predictor(run, p, rec, fit_data)
+            if hook is not None:
+                predict = hook(p, plan, rec, fit_data, predict)
+            for c in chunks(rec_v.shape, p.axes):
+                pred = predict(c)
+                contexts = self._contexts(p, mag, c).ravel()
+                details = self._details(run, p, c, bounds[p.level], detailed)
+                recon, codes = step(p, c, odd, pred, contexts, details, bounds[p.level])
+                rec_v[c][odd] = recon.reshape(pred.shape)
+                mag_v[c][odd] = magnitudes(codes).reshape(pred.shape)
+                if progress:
+                    progress(pred.size)
+
     def _encode_passes(self, data: np.ndarray, eb: float, progress: Progress | None, free: np.ndarray | None,
                        hook: PassHook | None = None,
                        ) -> tuple[Plan, np.ndarray, ContextCodeWriter, np.ndarray, list[tuple[float, ...]]]:
@@ -575,39 +606,28 @@ class InterpPredictor(Predictor):
         block-choice fits (NaN there)."""
         plan = self._plan(data.shape)
         fit_data = data if free is None else np.where(free, np.nan, data)
-        bounds = self.level_bounds(plan, eb)
         rec = data.copy()
-        mag = np.zeros(data.shape, dtype=np.uint8)
         writer = ContextCodeWriter(row_deltas=self.row_deltas, fast=self.fast_coding)
         run = _Run()
         escaped: list[np.ndarray] = []
-        for p in plan.passes():
-            rec_v, mag_v, data_v = rec[p.key], mag[p.key], data[p.key]
-            free_v = None if free is None else free[p.key]
-            predict = self._pass_predictor(run, p, rec, fit_data)
-            if hook is not None:
-                predict = hook(p, plan, rec, fit_data, predict)
-            for c in chunks(rec_v.shape, p.axes):
-                odd = odd_along(p.axis, rec_v.ndim)
-                pred = predict(c)
-                contexts = self._contexts(p, mag, c).ravel()
-                details = self._details(run, p, c, bounds[p.level], True)
-                x = data_v[c][odd].ravel()
-                if free_v is not None:
-                    slack = self.free_slack * 2.0 * bounds[p.level]
-                    with np.errstate(invalid="ignore", over="ignore"):
-                        follow = free_v[c][odd].ravel() & (np.abs(x - pred.ravel()) <= slack)
-                    x = np.where(follow, pred.ravel().astype(x.dtype), x)
-                q = quantize(x, pred.ravel(), bounds[p.level], self.round_bias)
-                if self.lone_slack:
-                    q = drop_lone_codes(q, x, pred.ravel(), pred.shape, plan.dim_order, bounds[p.level],
-                                        self.round_bias, self.lone_slack)
-                rec_v[c][odd] = q.recon.reshape(pred.shape)
-                mag_v[c][odd] = magnitudes(q.codes).reshape(pred.shape)
-                writer.write(q.codes, contexts, p.level, details, pred.shape)
-                escaped.append(q.escaped)
-                if progress:
-                    progress(pred.size)
+
+        def quantized(p: Pass, c: tuple[slice, ...], odd: tuple[slice, ...], pred: np.ndarray, contexts: np.ndarray,
+                      details: np.ndarray | None, bound: float) -> tuple[np.ndarray, np.ndarray]:
+            x = data[p.key][c][odd].ravel()
+            if free is not None:
+                slack = self.free_slack * 2.0 * bound
+                with np.errstate(invalid="ignore", over="ignore"):
+                    follow = free[p.key][c][odd].ravel() & (np.abs(x - pred.ravel()) <= slack)
+                x = np.where(follow, pred.ravel().astype(x.dtype), x)
+            q = quantize(x, pred.ravel(), bound, self.round_bias)
+            if self.lone_slack:
+                q = drop_lone_codes(q, x, pred.ravel(), pred.shape, plan.dim_order, bound, self.round_bias,
+                                    self.lone_slack)
+            writer.write(q.codes, contexts, p.level, details, pred.shape)
+            escaped.append(q.escaped)
+            return q.recon, q.codes
+
+        self._traverse(plan, rec, run, fit_data, hook, self.level_bounds(plan, eb), True, quantized, progress)
         return plan, rec, writer, np.concatenate(escaped) if escaped else data.ravel()[:0], run.blends
 
     def decompress(self, sections: dict[str, bytes], params: dict[str, Any], shape: tuple[int, ...],
@@ -635,7 +655,6 @@ class InterpPredictor(Predictor):
         else:
             rec = out
             rec.fill(0)
-        mag = np.zeros(shape, dtype=np.uint8)
         anchors = np.frombuffer(lossless.unpack(sections["ANCH"], "anchor"), dtype=dtype)
         if anchors.size != rec[plan.anchor_key].size:
             raise StreamFormatError("the anchor section does not match the shape")
@@ -643,28 +662,22 @@ class InterpPredictor(Predictor):
         escaped = np.frombuffer(lossless.unpack(sections["ESCP"], "escape") if "ESCP" in sections else b"", dtype)
         used = 0
         reader = CodeReader(sections["CODE"])
+
+        def recovered(p: Pass, c: tuple[slice, ...], odd: tuple[slice, ...], pred: np.ndarray, contexts: np.ndarray,
+                      details: np.ndarray | None, bound: float) -> tuple[np.ndarray, np.ndarray]:
+            nonlocal used
+            codes = reader.read(contexts, p.level, details, pred.shape)
+            n_esc = int(np.count_nonzero(codes == ESCAPE))
+            if used + n_esc > escaped.size:
+                # The sections passed their CRC: the decoder's contexts drifted from the compressor's.
+                raise ReconstructionMismatchError("decoding went out of step with the compressor (more "
+                                                  "escaped codes than escaped values)")
+            recon = reconstruct(pred.ravel(), codes, bound, dtype, escaped[used:used + n_esc])
+            used += n_esc
+            return recon, codes
+
         run = _Run(self._recorded_blends(plan, params), decoding=True)
-        for p in plan.passes():
-            rec_v, mag_v = rec[p.key], mag[p.key]
-            predict = self._pass_predictor(run, p, rec, None)
-            if hook is not None:
-                predict = hook(p, plan, rec, None, predict)
-            for c in chunks(rec_v.shape, p.axes):
-                odd = odd_along(p.axis, rec_v.ndim)
-                pred = predict(c)
-                contexts = self._contexts(p, mag, c).ravel()
-                codes = reader.read(contexts, p.level, self._details(run, p, c, bounds[p.level], detailed), pred.shape)
-                n_esc = int(np.count_nonzero(codes == ESCAPE))
-                if used + n_esc > escaped.size:
-                    # The sections passed their CRC: the decoder's contexts drifted from the compressor's.
-                    raise ReconstructionMismatchError("decoding went out of step with the compressor (more "
-                                                      "escaped codes than escaped values)")
-                recon = reconstruct(pred.ravel(), codes, bounds[p.level], dtype, escaped[used:used + n_esc])
-                used += n_esc
-                rec_v[c][odd] = recon.reshape(pred.shape)
-                mag_v[c][odd] = magnitudes(codes).reshape(pred.shape)
-                if progress:
-                    progress(pred.size)
+        self._traverse(plan, rec, run, None, hook, bounds, detailed, recovered, progress)
         if progress:
             progress(anchors.size)
         return rec
