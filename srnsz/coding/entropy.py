@@ -24,6 +24,7 @@ replaced in the writer (smaller on all but a few small tables of the shared fiel
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,7 +42,6 @@ from srnsz.coding.context_mixing import (
     BINARISATION_1,
     BINARISATION_2,
     BINARISATION_3,
-    BINARISATIONS,
     Binarisation,
     MixingReader,
     RowDeltaReader,
@@ -56,8 +56,8 @@ from srnsz.coding.static import size_lower_bound as static_size_lower_bound
 from srnsz.errors import StreamFormatError
 from srnsz.quantizer import CODE_DTYPE
 
-__all__ = ["N_CONTEXTS", "CodeReader", "ContextCodeWriter", "code_capacity", "coding_methods", "format_minor",
-           "open_substream"]
+__all__ = ["METHODS", "N_CONTEXTS", "CodeReader", "CodingMethod", "ContextCodeWriter", "code_capacity",
+           "coding_methods", "format_minor", "open_substream"]
 QUICK_ZSTD_LEVEL = 6
 # Level 1 first: on the codes of the shared fields level 6 was at most 1.23x smaller than it (234 tables; 237 tables
 # and again 1.23x on 2026-12-01), so a level-1 frame above 1.3x the modelled bytes leaves zstd out (zstd never won;
@@ -74,10 +74,56 @@ STATIC_SLACK_BITS = 64
 # The context-mixing binarisation new streams use (format 1.7); tests set BINARISATION_1 to reproduce the frozen
 # streams of formats 1.2-1.6.
 WRITTEN_BINARISATION = BINARISATION_2
-MIXING_2_FORMAT_MINOR = 7
-FAST_MIXING_FORMAT_MINOR = 8
-ROW_DELTAS_FORMAT_MINOR = 6
 SubstreamReader = StaticReader | PlainReader | AdaptiveReader | MixingReader | RowDeltaReader
+
+
+@dataclass(frozen=True)
+class CodingMethod:
+    """One coding of a table's codes: its id (a sub-stream's first byte), the stream format minor version that
+    introduced it, its encoder of one table's batches (None: read only; it may give None where the method cannot code
+    them), its reader, and the most codes a sub-stream of it can hold from its header alone (None: no bound)."""
+
+    id: int
+    name: str
+    format_minor: int
+    writer: Callable[[list[CodeBatch]], bytes | None] | None
+    reader: Callable[[bytes], SubstreamReader]
+    capacity: Callable[[bytes], int | None]
+
+
+def _no_bound(body: bytes) -> None:
+    """Static and adaptive context coding code a certain symbol in no bytes at all."""
+    return None
+
+
+def _mixing_methods(binarisation: Binarisation, minor: int, row_delta_minor: int | None) -> list[CodingMethod]:
+    def mixing(body: bytes) -> MixingReader:
+        return MixingReader(body, binarisation)
+
+    def row_deltas(body: bytes) -> RowDeltaReader:
+        return RowDeltaReader(body, binarisation)
+
+    found = [CodingMethod(binarisation.method, f"context mixing, binarisation {binarisation.ident}", minor,
+                          lambda batches: encode_mixing(batches, binarisation), mixing, mixing_capacity)]
+    if row_delta_minor is not None:
+        found.append(CodingMethod(binarisation.row_delta_method,
+                                  f"row differences, binarisation {binarisation.ident}", row_delta_minor,
+                                  lambda batches: encode_row_deltas(batches, binarisation), row_deltas,
+                                  mixing_capacity))
+    return found
+
+
+# The registry of coding methods by id: what a reader accepts and which format version a CODE section needs.
+METHODS: dict[int, CodingMethod] = {method.id: method for method in [
+    CodingMethod(METHOD_CONTEXT, "static context", 0, encode_static, StaticReader, _no_bound),
+    CodingMethod(METHOD_ZSTD, "zstd", 0, lambda batches: encode_zstd(*plain_codes(batches), QUICK_ZSTD_LEVEL),
+                 PlainReader, zstd_capacity),
+    CodingMethod(METHOD_ADAPTIVE, "adaptive context", 1, None, AdaptiveReader, _no_bound),
+    *_mixing_methods(BINARISATION_1, 2, 6),
+    *_mixing_methods(BINARISATION_2, 7, 7),
+    *_mixing_methods(BINARISATION_3, 8, None),
+]}
+BASE_FORMAT_MINOR = 2  # the version a CODE section of the context-mixing writer needs at least
 
 
 @dataclass
@@ -188,15 +234,13 @@ def code_capacity(payload: bytes) -> int | None:
             pos += 8 + size
             if len(body) != size or size == 0:
                 return 0
-            method = body[0]
-            if method == METHOD_ZSTD:
-                total += zstd_capacity(body[1:])
-            elif method in (METHOD_CONTEXT, METHOD_ADAPTIVE):
-                return None
-            elif any(method in (b.method, b.row_delta_method) for b in BINARISATIONS.values()):
-                total += mixing_capacity(body[1:])
-            else:
+            method = METHODS.get(body[0])
+            if method is None:
                 return 0
+            capacity = method.capacity(body[1:])
+            if capacity is None:
+                return None
+            total += capacity
     except struct.error:
         return 0
     return total
@@ -204,25 +248,13 @@ def code_capacity(payload: bytes) -> int | None:
 
 def format_minor(payload: bytes) -> int | None:
     """The stream format minor version a CODE section written by :class:`ContextCodeWriter` needs (None: 1.2)."""
-    methods = coding_methods(payload)
-    if BINARISATION_3.method in methods:
-        return FAST_MIXING_FORMAT_MINOR
-    if methods & {BINARISATION_2.method, BINARISATION_2.row_delta_method}:
-        return MIXING_2_FORMAT_MINOR
-    return ROW_DELTAS_FORMAT_MINOR if BINARISATION_1.row_delta_method in methods else None
+    needed = max((METHODS[m].format_minor for m in coding_methods(payload) if m in METHODS), default=0)
+    return needed if needed > BASE_FORMAT_MINOR else None
 
 
 def open_substream(body: bytes) -> SubstreamReader:
-    method, rest = body[0], body[1:]
-    if method == METHOD_CONTEXT:
-        return StaticReader(rest)
-    if method == METHOD_ZSTD:
-        return PlainReader(rest)
-    if method == METHOD_ADAPTIVE:
-        return AdaptiveReader(rest)
-    for binarisation in BINARISATIONS.values():
-        if method == binarisation.method:
-            return MixingReader(rest, binarisation)
-        if method == binarisation.row_delta_method:
-            return RowDeltaReader(rest, binarisation)
-    raise StreamFormatError(f"the code section uses unknown coding method {method}")
+    """The reader of one table's sub-stream (its first byte names the coding method)."""
+    method = METHODS.get(body[0])
+    if method is None:
+        raise StreamFormatError(f"the code section uses unknown coding method {body[0]}")
+    return method.reader(body[1:])
