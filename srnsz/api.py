@@ -186,7 +186,7 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     if not chosen.lossy or mask is None:
         field, mask, side = data, None, {}  # stored bit for bit: no mask needed
     else:
-        field, side = missing.extend_into_missing(data, mask), missing.encode(mask, data)
+        field, side = missing.extend_into_missing(data, mask), missing.encode(mask, data, options.get("binarisation"))
     if mode == "psnr" and chosen.lossy:
         eb_abs, encoded = compress_for_psnr(chosen, field, mask, float(eb), eb_abs, progress, restoration)
     elif mode == "ssim" and chosen.lossy:

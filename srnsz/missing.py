@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from srnsz.coding import lossless
-from srnsz.coding.entropy import CodeReader, ContextCodeWriter
+from srnsz.coding.entropy import CodeReader, ContextCodeWriter, written_binarisation
 from srnsz.coding.entropy import format_minor as entropy_format_minor
 from srnsz.errors import InvalidInputError, StreamFormatError
 
@@ -382,17 +382,18 @@ def format_minor(sections: dict[str, bytes]) -> int | None:
     return entropy_format_minor(mask[1:]) if mask[:1] == bytes([MASK_MIXED]) else None
 
 
-def encode(mask: np.ndarray, data: np.ndarray) -> dict[str, bytes]:
+def encode(mask: np.ndarray, data: np.ndarray, binarisation: int | None = None) -> dict[str, bytes]:
     """Sections ``MASK`` and ``MVAL``.
 
     MASK: the mask's bits in C order, whichever is smallest of: zstd of the bits, plain or delta-coded
     (:func:`delta_layout`), or the bits as codes 0/1 of the context-mixing coder, which reads each bit's neighbours
     along the last three axes (as JBIG does in 2D). MVAL: the missing values in C order, one value when they all
-    have the same bits, else their bytes grouped by significance, zstd."""
+    have the same bits, else their bytes grouped by significance, zstd. ``binarisation``: the context mixing's
+    (:func:`srnsz.coding.entropy.written_binarisation`)."""
     layouts = [bytes([MASK_PLAIN]) + lossless.pack(np.packbits(mask.ravel()).tobytes())]
     if mask.ndim >= 2:
         layouts.append(bytes([MASK_DELTA]) + lossless.pack(np.packbits(delta_layout(mask).ravel()).tobytes()))
-    writer = ContextCodeWriter()
+    writer = ContextCodeWriter(binarisation=written_binarisation(binarisation))
     writer.write(mask.ravel().astype(np.int16), np.zeros(mask.size, np.uint8), 0, None, mask.shape)
     layouts.append(bytes([MASK_MIXED]) + writer.finish())
     values = np.ascontiguousarray(data[mask], dtype=data.dtype.newbyteorder("<"))

@@ -91,16 +91,6 @@ def with_test_weights(test_weights, monkeypatch):
     return test_weights
 
 
-@pytest.fixture()
-def binarisation_1(monkeypatch):
-    """New streams written with the context-mixing binarisation of formats 1.2-1.6, as the frozen golden streams of
-    those formats were."""
-    from srnsz.coding import entropy
-    from srnsz.coding.context_mixing import BINARISATION_1
-
-    monkeypatch.setattr(entropy, "WRITTEN_BINARISATION", BINARISATION_1)
-
-
 # Runs CLI commands one after the other in a child, printing each one's exit code, time and peak working memory
 # (VmHWM minus VmRSS just before it, VmHWM reset through /proc/self/clear_refs).
 MEASURED_CLI_CHILD = """

@@ -27,7 +27,6 @@ import numpy as np
 from conftest import smooth_field
 
 import srnsz
-from srnsz.coding import entropy
 from srnsz.coding.context_mixing import BINARISATION_1, BINARISATION_2, BINARISATION_3
 from srnsz.coding.entropy import coding_methods
 from srnsz.format.container import read_container
@@ -66,8 +65,9 @@ def curvilinear_variable() -> tuple[np.ndarray, VariableMeta]:
 
 if __name__ == "__main__":
     name = sys.argv[1]
-    if name in ("v1", "v1_1", "v1_2", "v1_3", "v1_4", "v1_6", "v1_6_rows", "hat", "hat_v1_5"):  # formats 1.0-1.6
-        entropy.WRITTEN_BINARISATION = BINARISATION_1
+    # formats 1.0-1.6 coded with the context mixing's binarisation 1
+    old_writer = {"binarisation": 1} if name in ("v1", "v1_1", "v1_2", "v1_3", "v1_4", "v1_6", "v1_6_rows", "hat",
+                                                 "hat_v1_5") else {}
     if name.startswith("chunked"):  # a chunked stream (srnsz.io.chunked), its field shared by every layout's golden
         import io
 
@@ -105,7 +105,7 @@ if __name__ == "__main__":
         data = smooth_field((40, 48, 56), seed=7)
         # sample_min_gain 1: the decision the stored stream was made with (test_golden does the same)
         stream = srnsz.compress(data, 1e-3, "rel", predictor="hat", model="hat_tiny_bound", device="cpu",
-                                decoded_planes=False, policy=HatPolicy(sample_min_gain=1.0))
+                                decoded_planes=False, policy=HatPolicy(sample_min_gain=1.0), **old_writer)
         assert srnsz.info(stream).predictor == "hat"
         (HERE / "golden_hat.srnsz").write_bytes(stream)
         np.save(HERE / "golden_hat_original.npy", data)
@@ -114,7 +114,8 @@ if __name__ == "__main__":
         sys.exit(0)
     if name == "hat_v1_5":  # format 1.5: the shipped default network, also on the planes decoded within a level
         data = np.load(HERE / "golden_hat_original.npy")
-        stream = srnsz.compress(data, 1e-3, "rel", predictor="hat", model="hat_nano_series", device="cpu")
+        stream = srnsz.compress(data, 1e-3, "rel", predictor="hat", model="hat_nano_series", device="cpu",
+                                **old_writer)
         assert srnsz.info(stream).predictor == "hat" and srnsz.info(stream).format_version == "1.5"
         (HERE / "golden_hat_v1_5.srnsz").write_bytes(stream)
         np.save(HERE / "golden_hat_v1_5_expected.npy", srnsz.decompress(stream))
@@ -158,7 +159,7 @@ if __name__ == "__main__":
         data[:, :9, :11] = np.float32(1e20)
         data[5, 10, 12] += 0.8 * np.ptp(data[:, 9:, 11:])  # a spike: its code escapes at this bound
         bound = (1e-6, "rel")
-    stream = srnsz.compress(data, *bound, **options)
+    stream = srnsz.compress(data, *bound, **options, **old_writer)
     assert name != "v1_6" or srnsz.info(stream).restoration
     methods = coding_methods(read_container(stream).sections["CODE"])
     assert name != "v1_6_rows" or BINARISATION_1.row_delta_method in methods

@@ -73,13 +73,12 @@ def test_bench_runs_every_available_codec_at_the_same_bound():
     assert all(r.bound_held and r.max_err_over_eb <= 1.0 for r in rows if r.codec == "srnsz-interp")
 
 
-def test_bench_reports_a_violating_codec_instead_of_hiding_it(monkeypatch, tmp_path):
+def test_bench_reports_a_violating_codec_instead_of_hiding_it(tmp_path):
     def sloppy_compress(data, eb):
         return peers.Compressed(data + 3 * eb, data.nbytes // 4)
 
     sloppy = peers.BenchCodec("sloppy", "adds 3 eb", sloppy_compress, lambda c, like: c.payload)
-    monkeypatch.setitem(peers.CODECS, "sloppy", sloppy)
-    rows = bench.bench_field("f", smooth_field((16, 16)), [1e-2], ["srnsz-interp", "sloppy"])
+    rows = bench.bench_field("f", smooth_field((16, 16)), [1e-2], ["srnsz-interp", sloppy])
     bad = [r for r in rows if r.codec == "sloppy"][0]
     assert not bad.bound_held and bad.max_err_over_eb == pytest.approx(3.0, rel=1e-3)
     text = bench.summary(rows)
@@ -89,12 +88,12 @@ def test_bench_reports_a_violating_codec_instead_of_hiding_it(monkeypatch, tmp_p
     assert [r["bound_held"] for r in saved] == [True, False]
 
 
-def test_bench_reports_a_failing_codec_and_carries_on(monkeypatch):
+def test_bench_reports_a_failing_codec_and_carries_on():
     def crash(data, eb):
         raise RuntimeError("codec exploded")
 
-    monkeypatch.setitem(peers.CODECS, "crashy", peers.BenchCodec("crashy", "fails", crash, lambda c, like: like))
-    rows = bench.bench_field("f", smooth_field((16, 16)), [1e-2], ["crashy", "srnsz-interp"])
+    crashy = peers.BenchCodec("crashy", "fails", crash, lambda c, like: like)
+    rows = bench.bench_field("f", smooth_field((16, 16)), [1e-2], [crashy, "srnsz-interp"])
     assert rows[0].error == "RuntimeError: codec exploded" and rows[1].bound_held
     assert "failed runs: crashy on f" in bench.summary(rows)
     assert "failed: RuntimeError" in bench.markdown_table(rows)
@@ -120,7 +119,7 @@ def test_cli_eval_plot(tmp_path):
     run("eval", "--example", "--eb", "1e-2", "--plot", str(png), ok=False)
 
 
-def test_bench_survives_a_peer_that_crashes_the_interpreter(monkeypatch):
+def test_bench_survives_a_peer_that_crashes_the_interpreter():
     import os
     import signal
 
@@ -128,6 +127,5 @@ def test_bench_survives_a_peer_that_crashes_the_interpreter(monkeypatch):
         os.kill(os.getpid(), signal.SIGKILL)  # like a segfault in native code, without faulthandler noise
 
     codec = peers.BenchCodec("segv", "dies", segfault, lambda c, like: like, isolated=True)
-    monkeypatch.setitem(peers.CODECS, "segv", codec)
-    rows = bench.bench_field("f", smooth_field((16, 16)), [1e-2], ["segv", "srnsz-interp"])
+    rows = bench.bench_field("f", smooth_field((16, 16)), [1e-2], [codec, "srnsz-interp"])
     assert "crashed" in rows[0].error and rows[1].bound_held

@@ -42,29 +42,29 @@ def test_golden_stream_still_decodes(name, version):
     assert srnsz.info(stream).format_version == version
 
 
-def test_current_writer_reproduces_its_golden_stream(binarisation_1):
+def test_current_writer_reproduces_its_golden_stream():
     # The format is frozen: the same field, bound and options must give the same bytes.
     original = np.load(DATA / "golden_v1_3_original.npy")
-    stream = srnsz.compress(original, 1e-3, "rel", fill_value=-999.0)
+    stream = srnsz.compress(original, 1e-3, "rel", fill_value=-999.0, binarisation=1)
     assert stream == (DATA / "golden_v1_3.srnsz").read_bytes()
     assert srnsz.info(stream).missing["detected"] == [1e20]
     missing = ~np.isfinite(original) | (original == np.float32(1e20)) | (original == -999)
     assert np.array_equal(srnsz.decompress(stream)[missing].view(np.uint32), original[missing].view(np.uint32))
 
 
-def test_quintic_psnr_stream_is_reproduced(binarisation_1):
+def test_quintic_psnr_stream_is_reproduced():
     stream = reproduced("v1_4", 60.0, "psnr", kind="quintic", round_bias=0.1, restoration=False, row_deltas=False,
-                        lone_slack=0.0)
+                        lone_slack=0.0, binarisation=1)
     assert srnsz.info(stream).predictor_params["config"]["kind"] == "quintic"
 
 
-def test_restored_psnr_stream_is_reproduced(binarisation_1):
-    stream = reproduced("v1_6", 40.0, "psnr", lone_slack=0.0)  # written before lone codes were dropped
+def test_restored_psnr_stream_is_reproduced():
+    stream = reproduced("v1_6", 40.0, "psnr", lone_slack=0.0, binarisation=1)  # written before lone codes were dropped
     assert srnsz.info(stream).restoration
 
 
-def test_row_difference_psnr_stream_is_reproduced(binarisation_1):
-    stream = reproduced("v1_6_rows", 90.0, "psnr", lone_slack=0.0)
+def test_row_difference_psnr_stream_is_reproduced():
+    stream = reproduced("v1_6_rows", 90.0, "psnr", lone_slack=0.0, binarisation=1)
     assert BINARISATION_1.row_delta_method in coding_methods(read_container(stream).sections["CODE"])
 
 
@@ -82,10 +82,10 @@ def test_psnr_stream_with_lone_codes_dropped_is_reproduced():
     assert stream != srnsz.compress(np.load(DATA / "golden_v1_7_lone_original.npy"), 40.0, "psnr", lone_slack=0.0)
 
 
-def test_fields_without_missing_values_keep_their_format_1_2_bytes(binarisation_1):
+def test_fields_without_missing_values_keep_their_format_1_2_bytes():
     # Written by the commit before missing values (caf3d49): a field with nothing missing is coded as before.
     original = np.load(DATA / "golden_v1_2_finite_original.npy")
-    assert srnsz.compress(original, 1e-3, "rel") == (DATA / "golden_v1_2_finite.srnsz").read_bytes()
+    assert srnsz.compress(original, 1e-3, "rel", binarisation=1) == (DATA / "golden_v1_2_finite.srnsz").read_bytes()
 
 
 def decoded_float_stream(stream: bytes, expected: np.ndarray, monkeypatch) -> bool:
@@ -106,7 +106,7 @@ def decoded_float_stream(stream: bytes, expected: np.ndarray, monkeypatch) -> bo
     return True
 
 
-def test_float_hat_stream_of_the_shipped_network_still_decodes_and_is_reproduced(monkeypatch, binarisation_1):
+def test_float_hat_stream_of_the_shipped_network_still_decodes_and_is_reproduced(monkeypatch):
     # A stream of format 1.2 whose network ran in float32: its bits need the compressor's torch and kind of CPU.
     torch = pytest.importorskip("torch")
     stream = (DATA / "golden_hat.srnsz").read_bytes()
@@ -126,11 +126,12 @@ def test_float_hat_stream_of_the_shipped_network_still_decodes_and_is_reproduced
     # with the decision of then, which only chooses whether the network runs.
     # Made before the network also ran on the planes decoded within a level (format 1.5): that is switched off.
     again = srnsz.compress(original, 1e-3, "rel", predictor="hat", model="hat_tiny_bound", device="cpu",
-                           decoded_planes=False, threads=2, arithmetic="float32", policy=HatPolicy(sample_min_gain=1.0))
+                           decoded_planes=False, threads=2, arithmetic="float32", policy=HatPolicy(sample_min_gain=1.0),
+                           binarisation=1)
     assert again == stream
 
 
-def test_float_hat_stream_with_decoded_planes_still_decodes_and_is_reproduced(binarisation_1, monkeypatch):
+def test_float_hat_stream_with_decoded_planes_still_decodes_and_is_reproduced(monkeypatch):
     torch = pytest.importorskip("torch")
     stream = (DATA / "golden_hat_v1_5.srnsz").read_bytes()
     made_with = srnsz.info(stream)
@@ -146,7 +147,7 @@ def test_float_hat_stream_with_decoded_planes_still_decodes_and_is_reproduced(bi
         pytest.skip("this CPU's float torch kernels differ from the golden stream's machine: decoded in step within "
                     "1e-3 of the bound of the golden values; the exact reproduction was not checked")
     again = srnsz.compress(original, 1e-3, "rel", predictor="hat", model="hat_nano_series", device="cpu", threads=2,
-                           arithmetic="float32")
+                           arithmetic="float32", binarisation=1)
     assert again == stream
 
 
@@ -234,3 +235,9 @@ def test_parts_stream_still_decodes_and_is_reproduced():
     original = parts_field()
     assert_bound(original, srnsz.decompress(stream, threads=2), made.error_bound["abs"])
     assert srnsz.compress(original, 1e-3, "rel", threads=1) == stream
+
+
+@pytest.mark.parametrize("bad", [3, 0, "1"])
+def test_only_binarisations_1_and_2_can_be_asked_for(bad):
+    with pytest.raises(srnsz.errors.InvalidInputError, match="binarisation must be 1 or 2"):
+        srnsz.compress(np.linspace(0, 1, 100, dtype=np.float32), 1e-3, binarisation=bad)

@@ -53,11 +53,11 @@ from srnsz.coding.plain import PlainReader, encode_zstd, plain_codes
 from srnsz.coding.plain import code_capacity as zstd_capacity
 from srnsz.coding.static import StaticReader, encode_static
 from srnsz.coding.static import size_lower_bound as static_size_lower_bound
-from srnsz.errors import StreamFormatError
+from srnsz.errors import InvalidInputError, StreamFormatError
 from srnsz.quantizer import CODE_DTYPE
 
 __all__ = ["METHODS", "N_CONTEXTS", "CodeReader", "CodingMethod", "ContextCodeWriter", "code_capacity",
-           "coding_methods", "format_minor", "open_substream"]
+           "coding_methods", "format_minor", "open_substream", "written_binarisation"]
 QUICK_ZSTD_LEVEL = 6
 # Level 1 first: on the codes of the shared fields level 6 was at most 1.23x smaller than it (234 tables; 237 tables
 # and again 1.23x on 2026-12-01), so a level-1 frame above 1.3x the modelled bytes leaves zstd out (zstd never won;
@@ -71,8 +71,8 @@ STRONG_ZSTD_MAX_BYTES = 1 << 16
 # The static coder is tried only where the entropy of its codes given their contexts is below the mixing bytes plus
 # this: on the shared fields that skips it for half its time, where it never won (compress 6% faster)
 STATIC_SLACK_BITS = 64
-# The context-mixing binarisation new streams use (format 1.7); tests set BINARISATION_1 to reproduce the frozen
-# streams of formats 1.2-1.6.
+# The context-mixing binarisation new streams use (format 1.7); binarisation 1 (a writer's ``binarisation``, the
+# interp option ``binarisation=1``) reproduces the frozen streams of formats 1.2-1.6.
 WRITTEN_BINARISATION = BINARISATION_2
 SubstreamReader = StaticReader | PlainReader | AdaptiveReader | MixingReader | RowDeltaReader
 
@@ -124,6 +124,16 @@ METHODS: dict[int, CodingMethod] = {method.id: method for method in [
     *_mixing_methods(BINARISATION_3, 8, None),
 ]}
 BASE_FORMAT_MINOR = 2  # the version a CODE section of the context-mixing writer needs at least
+
+
+def written_binarisation(ident: int | None) -> Binarisation:
+    """The context-mixing binarisation a writer may be asked for by number (1 or 2; None: WRITTEN_BINARISATION; 3
+    is the fast profile's, chosen by ``fast``)."""
+    if ident is None:
+        return WRITTEN_BINARISATION
+    if ident not in (BINARISATION_1.ident, BINARISATION_2.ident):
+        raise InvalidInputError(f"binarisation must be 1 or 2, got {ident!r}")
+    return BINARISATION_1 if ident == BINARISATION_1.ident else BINARISATION_2
 
 
 @dataclass

@@ -91,10 +91,11 @@ def _best_time(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
     return best, result
 
 
-def bench_field(name: str, data: np.ndarray, bounds: list[float], codecs: list[str], mode: str = "rel",
+def bench_field(name: str, data: np.ndarray, bounds: list[float], codecs: list[str | BenchCodec], mode: str = "rel",
                 repeat: int = 1, rule: MissingRule | None = None,
                 keep: Callable[[str, float, np.ndarray], None] | None = None) -> list[BenchRow]:
-    """Rows for `data` under each bound (rel: fraction of the valid range; abs: data units) and codec.
+    """Rows for `data` under each bound (rel: fraction of the valid range; abs: data units) and codec (a
+    registered name, or a BenchCodec of the caller's).
 
     `keep(codec, bound, recon)` receives each reconstruction (for error maps)."""
     data = as_field(data)
@@ -104,8 +105,9 @@ def bench_field(name: str, data: np.ndarray, bounds: list[float], codecs: list[s
     megabytes = data.nbytes / 1e6
     for bound in bounds:
         eb = bound * value_range if mode == "rel" else bound
-        for codec_name in codecs:
-            codec = get_codec(codec_name)
+        for chosen in codecs:
+            codec = get_codec(chosen) if isinstance(chosen, str) else chosen
+            codec_name = codec.name
             try:
                 run = _run_isolated if codec.isolated else _run_codec
                 t_c, t_d, nbytes, recon = run(codec, data, eb, repeat)

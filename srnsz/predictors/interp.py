@@ -14,7 +14,7 @@ import numpy as np
 from srnsz.bounds import finite_range, search_bound
 from srnsz.coding import lossless
 from srnsz.coding.context import curvature_details, magnitudes, multi_view_contexts, neighbour_contexts
-from srnsz.coding.entropy import CodeReader, ContextCodeWriter, format_minor
+from srnsz.coding.entropy import CodeReader, ContextCodeWriter, format_minor, written_binarisation
 from srnsz.decomposition.blend import Samples, blend, choose_weights, valid_weights
 from srnsz.decomposition.grid import CHUNK_POINTS, TRAVERSALS, Pass, Plan, chunks, make_plan, odd_along
 from srnsz.decomposition.interpolation import KINDS, predict_odd
@@ -221,15 +221,17 @@ class InterpPredictor(Predictor):
 
     def __init__(self, tune: str = "fast", free_mode: str = "follow", free_slack: float = FREE_SLACK_DEFAULT,
                  round_bias: float | None = None, lone_slack: float | None = None, row_deltas: bool | None = None,
-                 fast_coding: bool | None = None, **options: Any) -> None:
+                 fast_coding: bool | None = None, binarisation: int | None = None, **options: Any) -> None:
         if tune not in TUNE_MODES:
             raise InvalidInputError(f"tune must be one of {TUNE_MODES}, got {tune!r}")
         if free_mode not in FREE_MODES:
             raise InvalidInputError(f"free_mode must be one of {FREE_MODES}, got {free_mode!r}")
-        # free_*, round_bias, lone_slack, row_deltas and fast_coding are encoder-only (see FREE_OPTIONS,
+        # free_*, round_bias, lone_slack, row_deltas, fast_coding and binarisation are encoder-only (see FREE_OPTIONS,
         # ROUND_BIAS_OPTIONS, LONE_SLACK_OPTIONS, coding.batch.METHOD_ROW_DELTAS, FAST_PROFILE), not in the header
         self.tune, self.free_mode, self.row_deltas = tune, free_mode, bool(row_deltas)
         self.fast_coding = bool(fast_coding)
+        # the context mixing's binarisation (None: the writer's); 1 writes the codes as formats 1.2-1.6 did
+        self.binarisation = binarisation if binarisation is None else written_binarisation(binarisation).ident
         try:  # a round_bias or lone_slack left open (None) is 0 unless the psnr mode tunes it
             self.free_slack, self.round_bias = float(free_slack), float(round_bias or 0.0)
             self.lone_slack = float(lone_slack or 0.0)
@@ -345,7 +347,7 @@ class InterpPredictor(Predictor):
         kept = {name: value for name, value in asdict(self.config).items() if name in self.fixed}
         encoder = {name: getattr(self, name) if name in self.fixed else None for name in OPEN_ENCODER_OPTIONS}
         return InterpPredictor(tune=self.tune, free_mode=self.free_mode, free_slack=self.free_slack,
-                               **{**encoder, **kept, **forced})
+                               binarisation=self.binarisation, **{**encoder, **kept, **forced})
 
     def tuned_with(self, data: np.ndarray, eb: float, free: np.ndarray | None = None, **forced: Any
                    ) -> InterpPredictor:
@@ -389,7 +391,8 @@ class InterpPredictor(Predictor):
 
     def _encoder_options(self) -> dict[str, Any]:
         return {"free_mode": self.free_mode, "free_slack": self.free_slack, "round_bias": self.round_bias,
-                "lone_slack": self.lone_slack, "row_deltas": self.row_deltas, "fast_coding": self.fast_coding}
+                "lone_slack": self.lone_slack, "row_deltas": self.row_deltas, "fast_coding": self.fast_coding,
+                "binarisation": self.binarisation}
 
     def _free_as_nan(self, data: np.ndarray, free: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
         """(data, free) as the passes see them: with free_mode "nan", free points become NaN (and are no longer
@@ -607,7 +610,8 @@ class InterpPredictor(Predictor):
         plan = self._plan(data.shape)
         fit_data = data if free is None else np.where(free, np.nan, data)
         rec = data.copy()
-        writer = ContextCodeWriter(row_deltas=self.row_deltas, fast=self.fast_coding)
+        writer = ContextCodeWriter(row_deltas=self.row_deltas, fast=self.fast_coding,
+                                   binarisation=written_binarisation(self.binarisation))
         run = _Run()
         escaped: list[np.ndarray] = []
 
