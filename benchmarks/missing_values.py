@@ -4,8 +4,9 @@ by the mean of the valid values, and masked (srnsz's missing-value model: fills 
     python benchmarks/missing_values.py [--rel 1e-2 1e-3] [--data ../shared/data]
 
 Fields: ipsl_tos (its own 1e20 land, 31%), and shared 2D/3D fields given the tos land mask (resized to their last
-two axes, nearest neighbour) filled with 1e20, so the masks cut real data of other kinds. The bound is rel x the
-range of the valid values. Columns: compression ratios, masked / mean-filled, and compress MB/s of the masked run.
+two axes, nearest neighbour) filled with 1e20, so the masks cut real data of other kinds, and two 3D fields (24
+levels) under a land that grows with depth from 31% to 50%. The bound is rel x the range of the valid values.
+Columns: compression ratios, masked / mean-filled, and compress MB/s of the masked run.
 Run it with PYTHONPATH pointing at an older checkout to see that release's figures (columns it cannot make: -).
 """
 
@@ -23,6 +24,8 @@ FILL = np.float32(1e20)
 MASKED_FIELDS = ["echam5_t_17x96x192", "ncep_climo_Z3_17x64x128", "cosmo_hsurf_438x450", "sperr_vorticity_512x512",
                  "cth_pressure"]
 
+DEPTH_FIELDS = ["sperr_vorticity_41x128x128", "grayscott_pypde_64"]
+
 
 def tos_land(data_dir: Path) -> np.ndarray:
     tos = np.load(data_dir / "ipsl_tos_24x170x180.npy")
@@ -34,6 +37,26 @@ def masked_copy(name: str, data_dir: Path, land2d: np.ndarray) -> tuple[np.ndarr
     rows = (np.arange(data.shape[-2]) * land2d.shape[0] // data.shape[-2])
     cols = (np.arange(data.shape[-1]) * land2d.shape[1] // data.shape[-1])
     land = np.broadcast_to(land2d[np.ix_(rows, cols)], data.shape).copy()
+    data[land] = FILL
+    return data, land
+
+
+def depth_copy(name: str, data_dir: Path, land2d: np.ndarray, levels: int = 24, bottom: float = 0.5
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``levels`` levels of a 3D shared field under an ocean-like land that grows with depth: the tos land
+    (resized) at the top, then at each level the sea points nearest a coast, up to ``bottom`` of the level at the
+    deepest one (land growing from 31% to 50%), filled with 1e20."""
+    from scipy import ndimage
+
+    data = np.load(data_dir / f"{name}.npy")[:levels].astype(np.float32)
+    rows = (np.arange(data.shape[-2]) * land2d.shape[0] // data.shape[-2])
+    cols = (np.arange(data.shape[-1]) * land2d.shape[1] // data.shape[-1])
+    top = land2d[np.ix_(rows, cols)]
+    distance = ndimage.distance_transform_edt(~top)
+    land = np.empty(data.shape, bool)
+    for k in range(data.shape[0]):
+        share = top.mean() + (bottom - top.mean()) * k / max(data.shape[0] - 1, 1)
+        land[k] = top | (distance <= np.quantile(distance, share))
     data[land] = FILL
     return data, land
 
@@ -55,6 +78,8 @@ def main() -> None:
     fields = [("ipsl_tos", np.load(data_dir / "ipsl_tos_24x170x180.npy"))]
     land2d = tos_land(data_dir)
     fields += [(f"{n}+tos_land", masked_copy(n, data_dir, land2d)[0]) for n in MASKED_FIELDS
+               if (data_dir / f"{n}.npy").exists()]
+    fields += [(f"{n}[:24]+land_growing_with_depth", depth_copy(n, data_dir, land2d)[0]) for n in DEPTH_FIELDS
                if (data_dir / f"{n}.npy").exists()]
     print(f"srnsz from {Path(srnsz.__file__).parent}")
     print("| field | land | rel | CR fills kept | CR NaN | CR mean-filled | CR masked | masked / mean | "

@@ -89,6 +89,17 @@ if __name__ == "__main__":
         (HERE / f"golden_{name}.srnsz").write_bytes(stream)
         print(name, len(stream), "bytes")
         sys.exit(0)
+    if name == "v1_12_mask":  # 1.12: a land mask the same on every level, stored once
+        data = smooth_field((16, 25, 33), seed=7)
+        data[:, :9, :11] = np.float32(1e20)
+        data[:, 20:, 30:] = np.nan
+        stream = srnsz.compress(data, 1e-3, "rel")
+        assert srnsz.info(stream).format_version == "1.12"
+        np.save(HERE / f"golden_{name}_original.npy", data)
+        (HERE / f"golden_{name}.srnsz").write_bytes(stream)
+        np.save(HERE / f"golden_{name}_expected.npy", srnsz.decompress(stream))
+        print(name, len(stream), "bytes")
+        sys.exit(0)
     if name == "v1_10_coords":
         data, meta = curvilinear_variable()
         stream = srnsz.compress(data, 1e-4, "rel", metadata=meta)

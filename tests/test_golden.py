@@ -9,6 +9,7 @@ import pytest
 from conftest import assert_bound
 
 import srnsz
+from srnsz import missing
 from srnsz.coding.context_mixing import BINARISATION_1, BINARISATION_2, BINARISATION_3
 from srnsz.coding.entropy import coding_methods
 from srnsz.errors import ReconstructionMismatchError
@@ -19,6 +20,7 @@ DATA = Path(__file__).parent / "data"
 
 
 ORIGINALS = {"v1": "golden_v1_original.npy", "v1_1": "golden_field.npy", "v1_2": "golden_field.npy"}
+MASK_ONCE = "1.12"  # a mask the same along axis 0 stored once (srnsz.missing.MASK_REPEATED)
 
 
 def reproduced(name: str, *args, **options) -> bytes:
@@ -28,10 +30,26 @@ def reproduced(name: str, *args, **options) -> bytes:
     return stream
 
 
+def reproduced_but_the_mask(name: str, *args, **options) -> bytes:
+    """As :func:`reproduced`, for a golden stream whose land repeats along axis 0: written now with that mask stored
+    once (format 1.12), everything else (header, codes, anchors, values) byte for byte the golden stream's."""
+    stream = srnsz.compress(np.load(DATA / f"golden_{name}_original.npy"), *args, **options)
+    now, then = read_container(stream), read_container((DATA / f"golden_{name}.srnsz").read_bytes())
+    assert srnsz.info(stream).format_version == MASK_ONCE and now.header == then.header
+    assert now.sections["MASK"][0] == missing.MASK_REPEATED != then.sections["MASK"][0]
+    shape = tuple(now.header["shape"])
+    assert np.array_equal(missing.decode_mask(now.sections["MASK"], shape),
+                          missing.decode_mask(then.sections["MASK"], shape))
+    assert len(now.sections["MASK"]) < len(then.sections["MASK"])
+    assert {k: v for k, v in now.sections.items() if k != "MASK"} == \
+        {k: v for k, v in then.sections.items() if k != "MASK"}
+    return stream
+
+
 @pytest.mark.parametrize("name,version", [("v1", "1.0"), ("v1_1", "1.1"), ("v1_2", "1.2"), ("v1_3", "1.3"),
                                           ("v1_4", "1.4"), ("v1_6", "1.6"),
                                           ("v1_6_rows", "1.6"), ("v1_7", "1.7"), ("v1_7_rows", "1.7"),
-                                          ("v1_7_lone", "1.7"), ("v1_8_fast", "1.8")])
+                                          ("v1_7_lone", "1.7"), ("v1_8_fast", "1.8"), ("v1_12_mask", "1.12")])
 def test_golden_stream_still_decodes(name, version):
     stream = (DATA / f"golden_{name}.srnsz").read_bytes()
     expected = np.load(DATA / f"golden_{name}_expected.npy")
@@ -70,7 +88,7 @@ def test_row_difference_psnr_stream_is_reproduced():
 
 def test_binarisation_2_streams_are_reproduced():
     # Format 1.7: every context-mixed table in binarisation 2; long Exp-Golomb tails, escapes and missing values
-    stream = reproduced("v1_7", 1e-6, "rel")
+    stream = reproduced_but_the_mask("v1_7", 1e-6, "rel")
     assert coding_methods(read_container(stream).sections["CODE"]) == {BINARISATION_2.method}
     stream = reproduced("v1_7_rows", 90.0, "psnr", lone_slack=0.0)
     assert BINARISATION_2.row_delta_method in coding_methods(read_container(stream).sections["CODE"])
@@ -175,7 +193,7 @@ def test_fixed_point_network_stream_decodes_and_is_reproduced_bit_for_bit(name):
 
 def test_fast_profile_stream_is_reproduced():
     # Format 1.8: every table in binarisation 3 (the fast profile), on v1_7's field and bound
-    stream = reproduced("v1_8_fast", 1e-6, "rel", profile="fast")
+    stream = reproduced_but_the_mask("v1_8_fast", 1e-6, "rel", profile="fast")
     assert coding_methods(read_container(stream).sections["CODE"]) == {BINARISATION_3.method}
 
 
@@ -241,3 +259,8 @@ def test_parts_stream_still_decodes_and_is_reproduced():
 def test_only_binarisations_1_and_2_can_be_asked_for(bad):
     with pytest.raises(srnsz.errors.InvalidInputError, match="binarisation must be 1 or 2"):
         srnsz.compress(np.linspace(0, 1, 100, dtype=np.float32), 1e-3, binarisation=bad)
+
+
+def test_a_mask_the_same_on_every_level_is_stored_once():
+    stream = reproduced("v1_12_mask", 1e-3, "rel")
+    assert read_container(stream).sections["MASK"][0] == missing.MASK_REPEATED

@@ -97,8 +97,10 @@ def test_fills_come_back_exactly_and_the_bound_is_relative_to_the_valid_values(p
     assert np.abs(recon[~land] - valid).max() <= eb
     assert_missing_exact(data, recon, land)
     assert srnsz.info(stream).missing["points"] == int(land.sum())
-    # missing values need 1.3; binarisation 2 of the codes 1.7, the fast profile's coder 1.8
-    assert srnsz.info(stream).format_version == ("1.8" if options else "1.7")
+    # missing values need 1.3; binarisation 2 of the codes 1.7, the fast profile's coder 1.8; this land is the same
+    # on every level: stored once, 1.12
+    assert srnsz.info(stream).format_version == "1.12"
+    assert read_container(stream).sections["MASK"][0] == missing.MASK_REPEATED
 
 
 def test_every_registered_predictor_restores_missing_values(with_test_weights):
@@ -329,3 +331,21 @@ def test_a_decompression_bomb_in_the_missing_values_is_refused():
     stream = _rewrite(srnsz.compress(data, 1e-2), None, lambda x: x.update(MVAL=bytes([1]) + bomb))
     with pytest.raises(StreamFormatError):
         srnsz.decompress(stream)
+
+
+@pytest.mark.parametrize("shape", [(5, 30), (6, 20, 24), (3, 4, 10, 12)])
+def test_a_mask_the_same_along_axis_0_is_stored_once_and_read_back(shape):
+    rng = np.random.default_rng(1)
+    one = rng.random(shape[1:]) < 0.3
+    mask = np.broadcast_to(one, shape).copy()
+    section = missing.encode_mask(mask)
+    assert section[0] == missing.MASK_REPEATED
+    assert np.array_equal(missing.decode_mask(section, shape), mask)
+    assert missing.format_minor({"MASK": section}) == 12
+    mask[-1].flat[0] ^= True  # one level differs: stored whole, in a layout of before
+    section = missing.encode_mask(mask)
+    assert section[0] != missing.MASK_REPEATED and np.array_equal(missing.decode_mask(section, shape), mask)
+    with pytest.raises(StreamFormatError):
+        missing.decode_mask(bytes([missing.MASK_REPEATED]) + section, (int(np.prod(shape)),))  # no axis to repeat
+    with pytest.raises(StreamFormatError):
+        missing.decode_mask(bytes([missing.MASK_REPEATED, 9]), shape)
