@@ -181,7 +181,7 @@ def chunked_streams() -> dict[str, bytes]:
         buf = io.BytesIO()
         chunked.compress_chunked(field3d, buf, eb=1e-3, mode="rel", chunk=chunk)
         out[name] = buf.getvalue()
-    golden = Path(__file__).parent / "data" / "golden_chunked_v1_0.srnszc"
+    golden = Path(__file__).parent / "golden" / "data" / "golden_chunked_v1_0.srnszc"
     if golden.exists():
         out["chunked_v1_0"] = golden.read_bytes()
     return out

@@ -213,7 +213,7 @@ def conv(x: torch.Tensor, layer: nn.Conv2d | nn.Conv3d | nn.ConvTranspose2d | nn
 
     Computed by :func:`_conv2d_by_shifted_products` where that is faster, else by torch's float64 convolution, which
     on the CPU and (cuDNN off) on CUDA is im2col and a matrix product: both sums of grid products, exact in any order
-    (tests/test_fixed_point.py compares them with an int64 reference and with each other)."""
+    (tests/unit/neural/test_fixed_point.py compares them with an int64 reference and with each other)."""
     x = bounded(x)
     transposed = isinstance(layer, nn.ConvTranspose2d | nn.ConvTranspose3d)
     # A transposed convolution sums over the input channels and the kernel: the weight's axes 0 and 2.. .

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 LAYERS: list[tuple[str, ...]] = [  # top to bottom
     ("srnsz.cli", "srnsz.training"),  # the two commands: srnsz, srnsz-train

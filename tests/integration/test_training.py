@@ -23,7 +23,7 @@ from srnsz.errors import SrnszError  # noqa: E402
 from srnsz.neural.zoo import WeightsError, load_pretrained  # noqa: E402
 from srnsz.training.train import run  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "configs"
 EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
 NETWORKS = sorted(p.stem for p in (CONFIGS / "network").glob("*.yaml"))

@@ -19,7 +19,7 @@ import srnsz
 import srnsz.io
 from srnsz.cli import build_parser
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text()
 GUIDE = "\n".join(p.read_text() for p in sorted((REPO / "docs" / "guide").glob("*.md")))
 

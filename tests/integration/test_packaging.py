@@ -13,7 +13,7 @@ import pytest
 
 from srnsz.assets import SHIPPED, asset_dir
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_shipped_folders_are_found():
@@ -102,3 +102,16 @@ def test_the_core_install_leaves_hydra_and_matplotlib_to_the_train_extra():
     train = " ".join(project["optional-dependencies"]["train"])
     assert "hydra-core" in train and "matplotlib" in train
     assert project["scripts"]["srnsz-train"] == "srnsz.training.cli:main"
+
+
+@pytest.mark.slow
+@pytest.mark.training
+def test_the_srnsz_train_command_composes_a_recipe_with_the_train_extra(tmp_path):
+    pytest.importorskip("hydra")
+    command = Path(sys.executable).parent / "srnsz-train"
+    if not command.exists():
+        pytest.skip("srnsz-train is not installed beside this interpreter")
+    run = subprocess.run([str(command), "experiment=finetune", "--cfg", "job"], capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "srnsz.networks.create_model" in run.stdout and "Traceback" not in run.stderr

@@ -1,30 +1,34 @@
 """Write a golden stream of the current format (only when the format version changes on purpose):
-python tests/make_golden.py v1_2   (name: the format version, as in tests/data/golden_<name>.srnsz)
-python tests/make_golden.py hat    (a stream of the shipped hat_tiny_bound network: its predictions must not drift)
-python tests/make_golden.py hat_v1_5    (format 1.5: hat_nano_series, also on the planes decoded within a level)
-python tests/make_golden.py v1_6   (format 1.6: a psnr stream with a restoration filter)
-python tests/make_golden.py v1_6_rows   (format 1.6: a psnr stream with codes coded as row differences)
-python tests/make_golden.py v1_7   (format 1.7: binarisation 2 of the context mixing, large codes and missing values)
-python tests/make_golden.py v1_7_rows   (format 1.7: row differences with binarisation 2)
-python tests/make_golden.py v1_7_lone   (format 1.7: a psnr stream whose lone codes were dropped; encoder only)
-python tests/make_golden.py v1_8_fast   (format 1.8: the fast profile's two-model mixing, as v1_7's field and bound)
-python tests/make_golden.py v1_10_coords   (format 1.10: a variable whose 2-D coordinates are coded streams, VCRS)
-python tests/make_golden.py v1_11_parts   (format 1.11: a field of 4M values coded in two parts, section PART; its
-                                           original is made by parts_field(), its reconstruction checked by the
-                                           stream's own checksum: both too large to commit)
-python tests/make_golden.py chunked_v1_1   (chunked layout 1.1: the index's checksum, each chunk's region in its header;
-                                            chunked_v1_0 was written the same way by the layout 1.0 writer)
-python tests/make_golden.py hat_v1_9   (format 1.9: the default network in fixed point, on the hat golden field)
-python tests/make_golden.py ae_v1_9   (format 1.9: the 3D autoencoder in fixed point)
-Streams of formats 1.2-1.6 are written with binarisation 1, as they were.
+python tests/golden/make_golden.py NAME, NAME one of (each in tests/golden/data/golden_<NAME>.srnsz):
+  v1_2 (name: the format version, as in tests/golden/data/golden_<name>.srnsz)
+  hat (a stream of the shipped hat_tiny_bound network: its predictions must not drift)
+  hat_v1_5 (format 1.5: hat_nano_series, also on the planes decoded within a level)
+  v1_6 (format 1.6: a psnr stream with a restoration filter)
+  v1_6_rows (format 1.6: a psnr stream with codes coded as row differences)
+  v1_7 (format 1.7: binarisation 2 of the context mixing, large codes and missing values)
+  v1_7_rows (format 1.7: row differences with binarisation 2)
+  v1_7_lone (format 1.7: a psnr stream whose lone codes were dropped; encoder only)
+  v1_8_fast (format 1.8: the fast profile's two-model mixing, as v1_7's field and bound)
+  v1_10_coords (format 1.10: a variable whose 2-D coordinates are coded streams, VCRS)
+  v1_11_parts (format 1.11: a field of 4M values coded in two parts, section PART; its
+  original is made by parts_field(), its reconstruction checked by the
+  stream's own checksum: both too large to commit)
+  chunked_v1_1 (chunked layout 1.1: the index's checksum, each chunk's region in its header;
+  chunked_v1_0 was written the same way by the layout 1.0 writer)
+  v1_12_mask (format 1.12: a land mask the same on every level, stored once)
+  hat_v1_9 (format 1.9: the default network in fixed point, on the hat golden field)
+  ae_v1_9 (format 1.9: the 3D autoencoder in fixed point)
+  Streams of formats 1.2-1.6 are written with binarisation 1, as they were.
 
-Keep the older ones: each must keep decoding to the same values (tests/test_golden.py)."""
+  Keep the older ones: each must keep decoding to the same values (tests/test_golden.py)."""
 
 import sys
 from pathlib import Path
 
 import numpy as np
-from conftest import smooth_field
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the shared helpers of tests/
+from conftest import smooth_field  # noqa: E402
 
 import srnsz
 from srnsz.coding.context_mixing import BINARISATION_1, BINARISATION_2, BINARISATION_3

@@ -25,8 +25,8 @@ from srnsz.neural import fixed_point  # noqa: E402
 from srnsz.neural.runtime import FIXED_POINT  # noqa: E402
 from srnsz.neural.zoo import load_pretrained  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).resolve().parent / "data"
+ROOT = Path(__file__).resolve().parents[3]
+DATA = ROOT / "tests" / "golden" / "data"
 PRODUCTS = (torch.matmul, torch.Tensor.__matmul__, torch.Tensor.matmul, F.conv2d, F.conv3d, F.conv_transpose2d,
             F.conv_transpose3d, torch.einsum)
 SUMS = (torch.Tensor.sum, torch.sum)
