@@ -352,8 +352,8 @@ def extend_into_missing(data: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 # First byte of MASK: how the bits were laid out before zstd; of MVAL: how the values were stored. MASK_REPEATED
 # (format 1.12): the mask is the same along axis 0 (a land mask over time or levels) and the rest of the section is
-# the MASK of one slice, in any layout; the context mixing codes the repeats at ~0.001 bit per point, which was still
-# 68 of 306 bytes on a 64-level field (more than the 5% a mask may cost on a stream of 5 KB).
+# the MASK of one slice, in any layout. Context-mixed whole, the repeats cost ~0.001 bit per point: on cth_pressure
+# under the tos land (64 levels of 64 x 128) 306 bytes against 239 for one level, in a stream of 5 KB at rel 1e-2.
 MASK_PLAIN, MASK_DELTA, MASK_MIXED, MASK_REPEATED = 0, 1, 2, 3
 MASK_REPEATED_FORMAT_MINOR = 12
 VALUES_ONE, VALUES_PLANES = 0, 1

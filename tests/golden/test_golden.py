@@ -124,22 +124,30 @@ def decoded_float_stream(stream: bytes, expected: np.ndarray, monkeypatch) -> bo
     return True
 
 
-def test_float_hat_stream_of_the_shipped_network_still_decodes_and_is_reproduced(monkeypatch):
-    # A stream of format 1.2 whose network ran in float32: its bits need the compressor's torch and kind of CPU.
+def checked_float_hat_stream(name: str, monkeypatch) -> tuple[bytes, np.ndarray]:
+    """(stream, original) of the float32-network golden stream ``name`` (on the hat golden field), after checking its
+    golden values hold the bound and that it decodes to them here; skipped where its torch or this CPU's float
+    kernels differ (see :func:`decoded_float_stream`)."""
     torch = pytest.importorskip("torch")
-    stream = (DATA / "golden_hat.srnsz").read_bytes()
-    made_with = srnsz.info(stream)
-    if made_with.predictor != "hat":
-        pytest.fail("the golden hat stream does not use the network")
+    stream = (DATA / f"golden_{name}.srnsz").read_bytes()
     header_torch = read_container(stream).header["numerics"]["torch"]
     if torch.__version__.split("+")[0] != header_torch.split("+")[0]:
         pytest.skip(f"the golden hat stream was made with torch {header_torch}; this is torch {torch.__version__}")
     original = np.load(DATA / "golden_hat_original.npy")
-    expected = np.load(DATA / "golden_hat_expected.npy")
-    assert_bound(original, expected, made_with.error_bound["abs"])
+    expected = np.load(DATA / f"golden_{name}_expected.npy")
+    assert_bound(original, expected, srnsz.info(stream).error_bound["abs"])
     if not decoded_float_stream(stream, expected, monkeypatch):
         pytest.skip("this CPU's float torch kernels differ from the golden stream's machine: decoded in step within "
                     "1e-3 of the bound of the golden values; the exact reproduction was not checked")
+    return stream, original
+
+
+def test_float_hat_stream_of_the_shipped_network_still_decodes_and_is_reproduced(monkeypatch):
+    # A stream of format 1.2 whose network ran in float32: its bits need the compressor's torch and kind of CPU.
+    pytest.importorskip("torch")
+    if srnsz.info((DATA / "golden_hat.srnsz").read_bytes()).predictor != "hat":
+        pytest.fail("the golden hat stream does not use the network")
+    stream, original = checked_float_hat_stream("hat", monkeypatch)
     # Made before the sample decision asked for a 3% gain on the crop (this field's crop gains less): reproduced
     # with the decision of then, which only chooses whether the network runs.
     # Made before the network also ran on the planes decoded within a level (format 1.5): that is switched off.
@@ -150,20 +158,11 @@ def test_float_hat_stream_of_the_shipped_network_still_decodes_and_is_reproduced
 
 
 def test_float_hat_stream_with_decoded_planes_still_decodes_and_is_reproduced(monkeypatch):
-    torch = pytest.importorskip("torch")
-    stream = (DATA / "golden_hat_v1_5.srnsz").read_bytes()
-    made_with = srnsz.info(stream)
+    pytest.importorskip("torch")
+    made_with = srnsz.info((DATA / "golden_hat_v1_5.srnsz").read_bytes())
     assert made_with.predictor == "hat" and made_with.predictor_params["hat"]["decoded_planes"] is True
     assert made_with.format_version == "1.5"
-    header_torch = read_container(stream).header["numerics"]["torch"]
-    if torch.__version__.split("+")[0] != header_torch.split("+")[0]:
-        pytest.skip(f"the golden hat stream was made with torch {header_torch}; this is torch {torch.__version__}")
-    original = np.load(DATA / "golden_hat_original.npy")
-    expected = np.load(DATA / "golden_hat_v1_5_expected.npy")
-    assert_bound(original, expected, made_with.error_bound["abs"])
-    if not decoded_float_stream(stream, expected, monkeypatch):
-        pytest.skip("this CPU's float torch kernels differ from the golden stream's machine: decoded in step within "
-                    "1e-3 of the bound of the golden values; the exact reproduction was not checked")
+    stream, original = checked_float_hat_stream("hat_v1_5", monkeypatch)
     again = srnsz.compress(original, 1e-3, "rel", predictor="hat", model="hat_nano_series", device="cpu", threads=2,
                            arithmetic="float32", binarisation=1)
     assert again == stream
