@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import srnsz
+from srnsz.format.container import read_container, write_container
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SHARED_DATA_NAMES = ("SHARED_DATA", "NETCDF_FILES")  # how a test reaches ../shared/data
@@ -40,6 +41,35 @@ def smooth_field(shape: tuple[int, ...], dtype=np.float32, seed: int = 0, waves:
         out += rng.uniform(-1, 1) * np.sin(2 * np.pi * phase + rng.uniform(0, 6))
     out += noise * rng.standard_normal(shape)
     return out.astype(dtype)
+
+
+def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    """``srnsz *args`` in a subprocess: it must exit 0 (``ok``) or not, and never with a traceback."""
+    proc = subprocess.run([sys.executable, "-m", "srnsz.cli", *args], capture_output=True, text=True, timeout=300)
+    assert (proc.returncode == 0) == ok, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return proc
+
+
+def series_field(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """A run over a slow axis 0 (years, members) of a smooth field plus noise whose amplitude varies along the other
+    axes by a factor of about 50 and persists along axis 0, as a location's variability in a climate series."""
+    rng = np.random.default_rng(seed)
+    climate = 10 * smooth_field(shape[1:], np.float64, seed=seed)
+    amplitude = np.exp(2.0 * smooth_field(shape[1:], np.float64, seed=seed + 1))
+    return (climate + amplitude * rng.standard_normal(shape)).astype(np.float32)
+
+
+def rewritten(stream: bytes, header_change=None, section_change=None) -> bytes:
+    """``stream`` written again after ``header_change(header)`` and ``section_change(sections)`` (dicts, changed in
+    place), its checksums valid: what a hostile or damaged header looks like past the CRCs."""
+    container = read_container(stream)
+    header, sections = dict(container.header), dict(container.sections)
+    if header_change:
+        header_change(header)
+    if section_change:
+        section_change(sections)
+    return write_container(header, sections, container.version[1])
 
 
 def assert_bound(original: np.ndarray, recon: np.ndarray, eb: float) -> None:

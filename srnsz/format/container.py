@@ -39,7 +39,7 @@ VERSION_MINOR = 2  # 1.1: context details and adaptive coding; 1.2: context mixi
 # streams that carry one; 1.11: large fields coded in parts (header "parts", section PART, srnsz.format.parts),
 # written only by the fields that are cut; 1.12: a missing-value mask the same along axis 0 stored once (MASK layout
 # 3, srnsz.missing), written only by streams whose mask repeats and is smaller so.
-NEWEST_MINOR = 12
+NEWEST_MINOR = 13
 _PREFIX = struct.Struct("<HH")
 _SECTION = struct.Struct("<4sQI")
 _END = b"END!"

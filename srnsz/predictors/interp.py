@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import operator
 from collections.abc import Callable, Iterator
@@ -29,6 +30,7 @@ CONFIG_KINDS = (*KINDS, "quintic", "fitted")
 FAST_KINDS = ("linear", "fitted")
 SIZE_KINDS = ("linear", "cubic", "fitted")  # tune="best" in the bound modes
 QUINTIC_FORMAT_MINOR = 4  # streams of the quintic spline are format 1.4 (older readers refuse them clearly)
+CODE_ORDER_FORMAT_MINOR = 13  # streams whose codes are coded in another axis order than the field's
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,10 @@ class InterpConfig:
     coarse points are predictors for many fine ones.
     traversal: ``sequential`` (SZ3, one pass per axis) or ``multidim`` (HPEZ, points odd on several axes
     predicted by a blend of the splines along each of them; see srnsz.decomposition.grid and srnsz.decomposition.blend).
+    code_order: the axes in the order the coder scans each chunk's codes, slowest first (None: the field's own). The
+    coder models a code from its neighbours before it in the scan, the last axis's most finely: a field whose
+    code magnitudes persist along a slow axis (a location's variability over a long time axis) codes smaller with
+    that axis scanned last. Stored in the header only when given (format 1.13).
     """
 
     kind: str = "cubic"
@@ -51,6 +57,7 @@ class InterpConfig:
     alpha: float = 1.25
     beta: float = 2.0
     traversal: str = "sequential"
+    code_order: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in CONFIG_KINDS:
@@ -67,6 +74,23 @@ class InterpConfig:
             except TypeError:
                 raise InvalidInputError(f"dim_order must list axes (whole numbers), got {self.dim_order!r}") from None
             object.__setattr__(self, "dim_order", axes)
+        if self.code_order is not None:
+            try:
+                order = tuple(operator.index(a) for a in self.code_order)
+            except TypeError:
+                raise InvalidInputError(f"code_order must list axes (whole numbers), got {self.code_order!r}") from None
+            if sorted(order) != list(range(len(order))):
+                raise InvalidInputError(f"code_order must be a permutation of the axes, got {self.code_order!r}")
+            object.__setattr__(self, "code_order", order)
+
+    def header_fields(self) -> dict[str, Any]:
+        """The fields as the header records them (code_order only when given: other streams keep their bytes)."""
+        recorded = asdict(self)
+        if recorded["code_order"] is None:
+            del recorded["code_order"]
+        else:
+            recorded["code_order"] = list(recorded["code_order"])
+        return recorded
 
 
 def _finite(pred: np.ndarray, view: np.ndarray, axis: int) -> np.ndarray:
@@ -144,6 +168,29 @@ PointStep = Callable[[Pass, tuple[slice, ...], tuple[slice, ...], np.ndarray, np
                      tuple[np.ndarray, np.ndarray]]
 
 
+@dataclass(frozen=True)
+class CodeScan:
+    """The order the coder scans a chunk's codes in (InterpConfig.code_order; None: the chunk's own C order)."""
+
+    order: tuple[int, ...] | None
+
+    def shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The layout the coder sees of a chunk of ``shape``."""
+        return shape if self.order is None else tuple(shape[a] for a in self.order)
+
+    def forward(self, values: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
+        """``values`` (n,) of a chunk of ``shape`` (C order) in the scan's order (n,)."""
+        if self.order is None or values is None:
+            return values
+        return np.ascontiguousarray(values.reshape(shape).transpose(self.order)).ravel()
+
+    def back(self, values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """Inverse of :meth:`forward`: values (n,) in the scan's order back in the chunk's C order."""
+        if self.order is None:
+            return values
+        return np.ascontiguousarray(values.reshape(self.shape(shape)).transpose(np.argsort(self.order))).ravel()
+
+
 @dataclass
 class _Run:
     """The state of one compression or decompression: the blend weights (compressing: one per blended pass,
@@ -183,6 +230,12 @@ LONE_SLACK_OPTIONS = ({"lone_slack": 0.25},)
 # ... and kept only where the sample's estimate shows them saving at least 2%: on the three CTH fields at 90 dB where
 # they then cost 0.7-3% on the whole field, the sample had shown 0.2-0.7%; where they paid, 8-25%.
 LONE_MIN_GAIN = 1.02
+# A code order other than the field's (InterpConfig.code_order) must win by this much on the size tuner's small
+# blocks and then on the larger sample of the multidim check. On the shared fields (2026-12-06, rel 1e-2 / 1e-3) the
+# small blocks alone were misled on NCEP Z3 at 1e-3 (3.5% smaller there, 1.2% larger on the whole field; the larger
+# sample 1.1% larger); both agreed where it pays: the CCSM members 9-10% and 8-9% (whole field 15-18%), IPSL tos
+# 14-43% and 55%.
+CODE_ORDER_MIN_GAIN = 1.02
 # Sampled blocks span this many grid steps (at most the anchor stride): many small blocks spread the sample.
 TUNE_BLOCK = {3: 16, 4: 8}
 # The multidim check (_tuned_for_size): where the multidim traversal wins the size tuner's small blocks, it must also
@@ -205,6 +258,21 @@ PSNR_TUNE_FRACTION = 0.25
 # At this many bits per value or more (on the sample, at the target) the psnr mode keeps the size tuner's options:
 # on the 14 shared fields at 90 dB the dead zone and level-wise bounds changed nothing there.
 HIGH_RATE_BITS = 3.0
+
+
+def _handicap(options: dict[str, Any]) -> float:
+    """What a tuner multiplies an option set's size by: dropping lone codes must win by LONE_MIN_GAIN and another
+    code order by CODE_ORDER_MIN_GAIN."""
+    return ((LONE_MIN_GAIN if options.get("lone_slack") else 1.0)
+            * (CODE_ORDER_MIN_GAIN if options.get("code_order") is not None else 1.0))
+
+
+def code_orders(ndim: int) -> list[tuple[int, ...]]:
+    """The code orders (InterpConfig.code_order) the tuners try besides the field's own: every other permutation
+    of up to three axes; beyond, each axis scanned last with the others in order."""
+    if ndim <= 3:
+        return [order for order in itertools.permutations(range(ndim)) if order != tuple(range(ndim))]
+    return [(*(a for a in range(ndim) if a != last), last) for last in range(ndim - 1)]
 
 
 @register_predictor
@@ -257,24 +325,29 @@ class InterpPredictor(Predictor):
         stages = self._tuning_stages(data.ndim, free is not None and bool(free.any()))
         if not stages:
             return self
-        # the larger sample is cut only where the multidim traversal wins the small blocks
+        # the larger sample is cut only where a choice the small blocks misjudge wins them
         large_trial = functools.cache(lambda: self._sample_trials(data, free, for_psnr=True)[0])
         return self._tuned_for_size(eb, stages, self._sample_trials(data, free)[0], large_trial)
 
     def _tuned_for_size(self, eb: float, stages: list[list[dict[str, Any]]], trial: Trial,
-                        multidim_check: Callable[[], Trial] | None = None) -> InterpPredictor:
-        """This predictor with the options of ``stages`` chosen greedily for the smallest ``trial`` at ``eb``; where
-        the multidim traversal wins a stage and ``multidim_check`` gives a second trial (on larger blocks), it must
-        also beat the stage's best sequential option there (the multidim check, noted at TUNE_BLOCK)."""
+                        large_check: Callable[[], Trial] | None = None) -> InterpPredictor:
+        """This predictor with the options of ``stages`` chosen greedily for the smallest ``trial`` at ``eb``. Where
+        ``large_check`` gives a second trial (on larger blocks), a winner the small blocks misjudge must also win
+        there: the multidim traversal against the stage's best sequential option (the multidim check, noted at
+        TUNE_BLOCK) and another code order against the field's own (noted at CODE_ORDER_MIN_GAIN)."""
         chosen: dict[str, Any] = {}
         for stage in stages:
             options = [{**chosen, **option} for option in stage]
-            best = min(options, key=lambda o: trial(o, eb).nbytes)
+            best = min(options, key=lambda o: trial(o, eb).nbytes * _handicap(o))
             sequential = [o for o in options if o.get("traversal") == "sequential"]
-            if multidim_check is not None and best.get("traversal") == "multidim" and sequential:
-                rival = min(sequential, key=lambda o: trial(o, eb).nbytes)
-                check = multidim_check()
-                best = min((rival, best), key=lambda o: check(o, eb).nbytes)
+            rival = None
+            if best.get("traversal") == "multidim" and sequential:
+                rival = min(sequential, key=lambda o: trial(o, eb).nbytes * _handicap(o))
+            elif best.get("code_order") is not None and chosen.get("code_order") is None:
+                rival = chosen
+            if large_check is not None and rival is not None:
+                check = large_check()
+                best = min((rival, best), key=lambda o: check(o, eb).nbytes * _handicap(o))
             chosen = best
         return self._with(chosen)
 
@@ -329,8 +402,8 @@ class InterpPredictor(Predictor):
                 reached[key] = reach(options, at, 0.1)
             return reached[key][1]
 
-        def score(options: dict[str, Any]) -> float:  # options dropping lone codes must win by LONE_MIN_GAIN
-            return bits_at_target(options) * (LONE_MIN_GAIN if options.get("lone_slack") else 1.0)
+        def score(options: dict[str, Any]) -> float:
+            return bits_at_target(options) * _handicap(options)
 
         chosen: dict[str, Any] = {}
         for stage in self._tuning_stages(data.ndim, has_free, for_psnr=True, low_rate=True):
@@ -380,8 +453,10 @@ class InterpPredictor(Predictor):
         def trial(options: dict[str, Any], eb: float) -> SampleTrial:
             config = {**asdict(self.config), **self._encoder_options(), **options}
             order = config["dim_order"] if config["dim_order"] is not None else tuple(range(data.ndim))
-            # Shift axes by one: the sample's leading axis is the batch of blocks.
-            config = {**config, "dim_order": tuple(a + 1 for a in order), "anchor_stride": stride}
+            # Shift axes by one: the sample's leading axis is the batch of blocks (scanned slowest).
+            scan = config["code_order"]
+            config = {**config, "dim_order": tuple(a + 1 for a in order), "anchor_stride": stride,
+                      "code_order": None if scan is None else (0, *(a + 1 for a in scan))}
             key = (*sorted(config.items()), eb)
             if key not in tried:  # each stage's first option is the previous stage's winner
                 tried[key] = InterpPredictor(tune="off", **config).trial(sample_data, eb, sample_free)
@@ -427,6 +502,8 @@ class InterpPredictor(Predictor):
             # The multidim blend weighs the axes per pass: the order only shuffles its passes.
             stages.append([{"traversal": t, "dim_order": o} for t in traversals
                            for o in (orders if t == "sequential" else orders[:1])])
+        if ndim > 1 and "code_order" not in self.fixed:
+            stages.append([{}, *({"code_order": order} for order in code_orders(ndim))])
         if (self.tune == "best" or low_rate) and not {"alpha", "beta"} & self.fixed:
             stages.append([{}, *LEVEL_BOUND_OPTIONS])
         if has_free:
@@ -467,6 +544,8 @@ class InterpPredictor(Predictor):
             raise StreamFormatError("the anchor section does not match the shape")
 
     def _plan(self, shape: tuple[int, ...]) -> Plan:
+        if self.config.code_order is not None and len(self.config.code_order) != len(shape):
+            raise InvalidInputError(f"code_order {self.config.code_order} does not fit a {len(shape)}D field")
         try:
             return make_plan(shape, self.config.anchor_stride, self.config.dim_order, self.config.traversal)
         except ValueError as exc:
@@ -559,13 +638,14 @@ class InterpPredictor(Predictor):
         sections = {"ANCH": lossless.pack(anchors.tobytes()), "CODE": code}
         if escaped_values.size:
             sections["ESCP"] = lossless.pack(escaped_values.tobytes())
-        config = {**asdict(self.config), "dim_order": list(plan.dim_order)}
+        config = {**self.config.header_fields(), "dim_order": list(plan.dim_order)}
         params = {"config": config, "anchor_stride": plan.anchor_stride, "levels": plan.levels,
                   "level_bounds": self.level_bounds(plan, eb), "chunk_points": CHUNK_POINTS, "details": True}
         if blends:
             params["blend_weights"] = [list(w) for w in blends]
         held = held_bound(eb, self.round_bias, self.lone_slack)
-        needs = [QUINTIC_FORMAT_MINOR if self.config.kind == "quintic" else None, format_minor(code)]
+        needs = [QUINTIC_FORMAT_MINOR if self.config.kind == "quintic" else None, format_minor(code),
+                 CODE_ORDER_FORMAT_MINOR if self.config.code_order is not None else None]
         return Encoded(sections, params, rec, max_error=held if held != eb else None,
                        format_minor=max((n for n in needs if n is not None), default=None))
 
@@ -613,6 +693,7 @@ class InterpPredictor(Predictor):
         writer = ContextCodeWriter(row_deltas=self.row_deltas, fast=self.fast_coding,
                                    binarisation=written_binarisation(self.binarisation))
         run = _Run()
+        scan = CodeScan(self.config.code_order)
         escaped: list[np.ndarray] = []
 
         def quantized(p: Pass, c: tuple[slice, ...], odd: tuple[slice, ...], pred: np.ndarray, contexts: np.ndarray,
@@ -627,7 +708,9 @@ class InterpPredictor(Predictor):
             if self.lone_slack:
                 q = drop_lone_codes(q, x, pred.ravel(), pred.shape, plan.dim_order, bound, self.round_bias,
                                     self.lone_slack)
-            writer.write(q.codes, contexts, p.level, details, pred.shape)
+            shape = pred.shape
+            writer.write(scan.forward(q.codes, shape), scan.forward(contexts, shape), p.level,
+                         scan.forward(details, shape), scan.shape(shape))
             escaped.append(q.escaped)
             return q.recon, q.codes
 
@@ -666,11 +749,14 @@ class InterpPredictor(Predictor):
         escaped = np.frombuffer(lossless.unpack(sections["ESCP"], "escape") if "ESCP" in sections else b"", dtype)
         used = 0
         reader = CodeReader(sections["CODE"])
+        scan = CodeScan(self.config.code_order)
 
         def recovered(p: Pass, c: tuple[slice, ...], odd: tuple[slice, ...], pred: np.ndarray, contexts: np.ndarray,
                       details: np.ndarray | None, bound: float) -> tuple[np.ndarray, np.ndarray]:
             nonlocal used
-            codes = reader.read(contexts, p.level, details, pred.shape)
+            shape = pred.shape
+            codes = scan.back(reader.read(scan.forward(contexts, shape), p.level, scan.forward(details, shape),
+                                          scan.shape(shape)), shape)
             n_esc = int(np.count_nonzero(codes == ESCAPE))
             if used + n_esc > escaped.size:
                 # The sections passed their CRC: the decoder's contexts drifted from the compressor's.

@@ -16,6 +16,7 @@ python tests/golden/make_golden.py NAME, NAME one of (each in tests/golden/data/
   chunked_v1_1 (chunked layout 1.1: the index's checksum, each chunk's region in its header;
   chunked_v1_0 was written the same way by the layout 1.0 writer)
   v1_12_mask (format 1.12: a land mask the same on every level, stored once)
+  v1_13_code_order (format 1.13: a series whose codes the tuner scans with axis 0 last)
   hat_v1_9 (format 1.9: the default network in fixed point, on the hat golden field)
   ae_v1_9 (format 1.9: the 3D autoencoder in fixed point)
   Streams of formats 1.2-1.6 are written with binarisation 1, as they were.
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the shared helpers of tests/
-from conftest import smooth_field  # noqa: E402
+from conftest import series_field, smooth_field  # noqa: E402
 
 import srnsz
 from srnsz.coding.context_mixing import BINARISATION_1, BINARISATION_2, BINARISATION_3
@@ -99,6 +100,16 @@ if __name__ == "__main__":
         data[:, 20:, 30:] = np.nan
         stream = srnsz.compress(data, 1e-3, "rel")
         assert srnsz.info(stream).format_version == "1.12"
+        np.save(HERE / f"golden_{name}_original.npy", data)
+        (HERE / f"golden_{name}.srnsz").write_bytes(stream)
+        np.save(HERE / f"golden_{name}_expected.npy", srnsz.decompress(stream))
+        print(name, len(stream), "bytes")
+        sys.exit(0)
+    if name == "v1_13_code_order":  # 1.13: the codes scanned in another axis order, chosen by the tuner
+        data = series_field((24, 16, 20), seed=4)
+        stream = srnsz.compress(data, 1e-2, "rel")
+        assert srnsz.info(stream).format_version == "1.13"
+        assert srnsz.info(stream).predictor_params["config"]["code_order"][-1] == 0
         np.save(HERE / f"golden_{name}_original.npy", data)
         (HERE / f"golden_{name}.srnsz").write_bytes(stream)
         np.save(HERE / f"golden_{name}_expected.npy", srnsz.decompress(stream))

@@ -49,7 +49,8 @@ def reproduced_but_the_mask(name: str, *args, **options) -> bytes:
 @pytest.mark.parametrize("name,version", [("v1", "1.0"), ("v1_1", "1.1"), ("v1_2", "1.2"), ("v1_3", "1.3"),
                                           ("v1_4", "1.4"), ("v1_6", "1.6"),
                                           ("v1_6_rows", "1.6"), ("v1_7", "1.7"), ("v1_7_rows", "1.7"),
-                                          ("v1_7_lone", "1.7"), ("v1_8_fast", "1.8"), ("v1_12_mask", "1.12")])
+                                          ("v1_7_lone", "1.7"), ("v1_8_fast", "1.8"), ("v1_12_mask", "1.12"),
+                                          ("v1_13_code_order", "1.13")])
 def test_golden_stream_still_decodes(name, version):
     stream = (DATA / f"golden_{name}.srnsz").read_bytes()
     expected = np.load(DATA / f"golden_{name}_expected.npy")
@@ -258,6 +259,11 @@ def test_parts_stream_still_decodes_and_is_reproduced():
 def test_only_binarisations_1_and_2_can_be_asked_for(bad):
     with pytest.raises(srnsz.errors.InvalidInputError, match="binarisation must be 1 or 2"):
         srnsz.compress(np.linspace(0, 1, 100, dtype=np.float32), 1e-3, binarisation=bad)
+
+
+def test_a_stream_scanned_in_another_axis_order_is_reproduced():
+    stream = reproduced("v1_13_code_order", 1e-2, "rel")
+    assert srnsz.info(stream).predictor_params["config"]["code_order"] == [1, 2, 0]
 
 
 def test_a_mask_the_same_on_every_level_is_stored_once():

@@ -7,16 +7,9 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import assert_bound, smooth_field
+from conftest import assert_bound, run, smooth_field
 
 import srnsz
-
-
-def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "srnsz.cli", *args], capture_output=True, text=True, timeout=300)
-    assert (proc.returncode == 0) == ok, proc.stderr
-    assert "Traceback" not in proc.stderr
-    return proc
 
 
 @pytest.fixture

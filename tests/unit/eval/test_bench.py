@@ -6,8 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import smooth_field
-from test_cli import run
+from conftest import run, smooth_field
 
 from srnsz.eval import bench, peers
 from srnsz.metrics import error_autocorrelation, pearson, quality, ssim

@@ -7,12 +7,12 @@ import io
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA, smooth_field
+from conftest import SHARED_DATA, rewritten, smooth_field
 
 import srnsz
 from srnsz import missing
 from srnsz.errors import InvalidInputError, StreamFormatError
-from srnsz.format.container import NEWEST_MINOR, read_container, write_container
+from srnsz.format.container import NEWEST_MINOR, read_container
 from srnsz.io import chunked
 from srnsz.missing import Extremes, MissingRule, detect_fills, find_missing
 
@@ -184,23 +184,13 @@ def test_edge_cases(case):
     assert_missing_exact(data, recon, ~valid)
 
 
-def _rewrite(stream: bytes, header_change=None, section_change=None) -> bytes:
-    container = read_container(stream)
-    header, sections = dict(container.header), dict(container.sections)
-    if header_change:
-        header_change(header)
-    if section_change:
-        section_change(sections)
-    return write_container(header, sections, 3)
-
-
 @pytest.mark.parametrize("damage", [
-    lambda s: _rewrite(s, lambda h: h["missing"].update(points=h["missing"]["points"] + 1)),
-    lambda s: _rewrite(s, lambda h: h["missing"].update(points=-3)),
-    lambda s: _rewrite(s, lambda h: h.update(missing=[1, 2])),
-    lambda s: _rewrite(s, None, lambda x: x.pop("MASK")),
-    lambda s: _rewrite(s, None, lambda x: x.update(MVAL=x["MVAL"][:-2])),
-    lambda s: _rewrite(s, None, lambda x: x.update(MASK=missing.lossless.pack(b"\xff" * 5))),
+    lambda s: rewritten(s, lambda h: h["missing"].update(points=h["missing"]["points"] + 1)),
+    lambda s: rewritten(s, lambda h: h["missing"].update(points=-3)),
+    lambda s: rewritten(s, lambda h: h.update(missing=[1, 2])),
+    lambda s: rewritten(s, None, lambda x: x.pop("MASK")),
+    lambda s: rewritten(s, None, lambda x: x.update(MVAL=x["MVAL"][:-2])),
+    lambda s: rewritten(s, None, lambda x: x.update(MASK=missing.lossless.pack(b"\xff" * 5))),
 ])
 def test_damaged_missing_value_records_are_clear_errors(damage):
     data, _ = ocean((4, 20, 24))
@@ -317,7 +307,7 @@ def test_fills_the_dtype_cannot_hold_are_ignored():
                                     {"points": 3, "suspects": "xy"}, {"points": 3, "valid_min": "a"}])
 def test_garbled_missing_records_are_refused(record):
     data, _ = ocean((4, 20, 24))
-    stream = _rewrite(srnsz.compress(data, 1e-2), lambda h: h.update(missing=record))
+    stream = rewritten(srnsz.compress(data, 1e-2), lambda h: h.update(missing=record))
     with pytest.raises(StreamFormatError):
         srnsz.info(stream)
 
@@ -328,7 +318,7 @@ def test_a_decompression_bomb_in_the_missing_values_is_refused():
     data, _ = ocean((4, 20, 24))
     data[0, 0, 0] = np.nan  # two distinct missing values: stored as planes
     bomb = zstandard.ZstdCompressor().compress(bytes(1 << 22))
-    stream = _rewrite(srnsz.compress(data, 1e-2), None, lambda x: x.update(MVAL=bytes([1]) + bomb))
+    stream = rewritten(srnsz.compress(data, 1e-2), None, lambda x: x.update(MVAL=bytes([1]) + bomb))
     with pytest.raises(StreamFormatError):
         srnsz.decompress(stream)
 

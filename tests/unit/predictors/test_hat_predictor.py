@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA, assert_bound, smooth_field
+from conftest import SHARED_DATA, assert_bound, run, smooth_field
 
 torch = pytest.importorskip("torch")
 
@@ -180,8 +180,6 @@ def test_planes_decoded_within_a_level_are_upsampled_once_their_inputs_are(trave
         assert np.array_equal(inputs, np.moveaxis(recon, axis, 0)[parity::2, ::2, ::2])
         assert not np.array_equal(inputs, np.moveaxis(data, axis, 0)[parity::2, ::2, ::2])
     if traversal == "sequential":  # srnsz info says so
-        from test_cli import run
-
         (tmp_path / "s.srnsz").write_bytes(stream)
         assert "also on the planes decoded within a level" in run("info", str(tmp_path / "s.srnsz")).stdout
     calls.clear()
@@ -329,8 +327,6 @@ def test_unknown_model_and_cuda_without_gpu_are_clear_errors():
 
 @pytest.mark.slow
 def test_cli_predictor_config_and_flags(tmp_path):
-    from test_cli import run
-
     field = tmp_path / "f.npy"
     np.save(field, smooth_field((48, 64)))
     config = tmp_path / "hat.yaml"
