@@ -52,12 +52,16 @@ def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
 
 
 def series_field(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
-    """A run over a slow axis 0 (years, members) of a smooth field plus noise whose amplitude varies along the other
-    axes by a factor of about 50 and persists along axis 0, as a location's variability in a climate series."""
+    """A run over a slow axis 0 (years, members) of a climate with sharp coasts plus large-scale departures whose
+    amplitude varies along the other axes by a factor of about 50 and persists along axis 0, as a climate series."""
     rng = np.random.default_rng(seed)
-    climate = 10 * smooth_field(shape[1:], np.float64, seed=seed)
+    climate = 10 * smooth_field(shape[1:], np.float64, seed=seed) + 5 * np.sign(smooth_field(shape[1:], seed=seed + 2))
     amplitude = np.exp(2.0 * smooth_field(shape[1:], np.float64, seed=seed + 1))
-    return (climate + amplitude * rng.standard_normal(shape)).astype(np.float32)
+    departures = rng.standard_normal(shape)
+    for axis in range(1, len(shape)):  # spread over a few points across, not along axis 0
+        for _ in range(2):
+            departures = (np.roll(departures, 1, axis) + departures + np.roll(departures, -1, axis)) / 3
+    return (climate + amplitude * departures).astype(np.float32)
 
 
 def rewritten(stream: bytes, header_change=None, section_change=None) -> bytes:

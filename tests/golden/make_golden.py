@@ -16,7 +16,8 @@ python tests/golden/make_golden.py NAME, NAME one of (each in tests/golden/data/
   chunked_v1_1 (chunked layout 1.1: the index's checksum, each chunk's region in its header;
   chunked_v1_0 was written the same way by the layout 1.0 writer)
   v1_12_mask (format 1.12: a land mask the same on every level, stored once)
-  v1_13_code_order (format 1.13: a series whose codes the tuner scans with axis 0 last)
+  v1_13_series (format 1.13: a climate-like series: departures from its mean over axis 0 interpolated, its codes
+  scanned with axis 0 last, both chosen by the tuner)
   hat_v1_9 (format 1.9: the default network in fixed point, on the hat golden field)
   ae_v1_9 (format 1.9: the 3D autoencoder in fixed point)
   Streams of formats 1.2-1.6 are written with binarisation 1, as they were.
@@ -105,11 +106,12 @@ if __name__ == "__main__":
         np.save(HERE / f"golden_{name}_expected.npy", srnsz.decompress(stream))
         print(name, len(stream), "bytes")
         sys.exit(0)
-    if name == "v1_13_code_order":  # 1.13: the codes scanned in another axis order, chosen by the tuner
+    if name == "v1_13_series":  # 1.13: mean_axis and code_order, chosen by the tuner
         data = series_field((24, 16, 20), seed=4)
         stream = srnsz.compress(data, 1e-2, "rel")
         assert srnsz.info(stream).format_version == "1.13"
-        assert srnsz.info(stream).predictor_params["config"]["code_order"][-1] == 0
+        config = srnsz.info(stream).predictor_params["config"]
+        assert config["code_order"][-1] == 0 and config["mean_axis"] == 0
         np.save(HERE / f"golden_{name}_original.npy", data)
         (HERE / f"golden_{name}.srnsz").write_bytes(stream)
         np.save(HERE / f"golden_{name}_expected.npy", srnsz.decompress(stream))

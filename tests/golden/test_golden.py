@@ -50,7 +50,7 @@ def reproduced_but_the_mask(name: str, *args, **options) -> bytes:
                                           ("v1_4", "1.4"), ("v1_6", "1.6"),
                                           ("v1_6_rows", "1.6"), ("v1_7", "1.7"), ("v1_7_rows", "1.7"),
                                           ("v1_7_lone", "1.7"), ("v1_8_fast", "1.8"), ("v1_12_mask", "1.12"),
-                                          ("v1_13_code_order", "1.13")])
+                                          ("v1_13_series", "1.13")])
 def test_golden_stream_still_decodes(name, version):
     stream = (DATA / f"golden_{name}.srnsz").read_bytes()
     expected = np.load(DATA / f"golden_{name}_expected.npy")
@@ -261,9 +261,11 @@ def test_only_binarisations_1_and_2_can_be_asked_for(bad):
         srnsz.compress(np.linspace(0, 1, 100, dtype=np.float32), 1e-3, binarisation=bad)
 
 
-def test_a_stream_scanned_in_another_axis_order_is_reproduced():
-    stream = reproduced("v1_13_code_order", 1e-2, "rel")
-    assert srnsz.info(stream).predictor_params["config"]["code_order"] == [1, 2, 0]
+def test_a_series_stream_with_its_mean_and_another_code_order_is_reproduced():
+    stream = reproduced("v1_13_series", 1e-2, "rel")
+    config = srnsz.info(stream).predictor_params["config"]
+    assert config["code_order"] == [1, 2, 0] and config["mean_axis"] == 0
+    assert {"MANC", "MCOD"} <= read_container(stream).sections.keys()
 
 
 def test_a_mask_the_same_on_every_level_is_stored_once():
