@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA, assert_bound, run, smooth_field
+from conftest import SHARED_DATA, assert_bound, run, series_field, smooth_field
 
 torch = pytest.importorskip("torch")
 
 import srnsz  # noqa: E402
 from srnsz import networks  # noqa: E402
 from srnsz.errors import ReconstructionMismatchError  # noqa: E402
+from srnsz.format.container import read_container  # noqa: E402
 from srnsz.neural import runtime as neural  # noqa: E402
 from srnsz.neural.zoo import WeightsError  # noqa: E402
 from srnsz.predictors.hat import HatPolicy  # noqa: E402
@@ -528,3 +529,13 @@ def test_several_networks_the_sample_picks_one_and_the_stream_names_it():
 def test_a_policy_that_is_not_a_hat_policy_is_refused():
     with pytest.raises(srnsz.InvalidInputError, match="HatPolicy"):
         srnsz.compress(smooth_field((20, 24)), 1e-3, "rel", predictor="hat", policy={"sample_min_gain": 1.0})
+
+
+def test_the_network_runs_on_departures_from_a_mean_and_another_code_order(force_hat):
+    data = series_field((20, 33, 47), seed=3)
+    eb = 1e-3 * float(data.max() - data.min())
+    stream, recon = _hat(data, eb, mean_axis=0, code_order=(1, 2, 0))
+    info = srnsz.info(stream)
+    assert info.predictor == "hat" and info.format_version == "1.13"
+    assert {"MANC", "MCOD"} <= read_container(stream).sections.keys()
+    assert_bound(data, recon, eb)
