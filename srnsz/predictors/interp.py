@@ -378,8 +378,9 @@ class InterpPredictor(Predictor):
         """This predictor with the open options chosen for ``data`` (itself if there is nothing to tune).
 
         Greedy trial compression of sampled blocks, sizes estimated from the code entropy: the spline kind,
-        then the traversal and dimension order, then the level-wise bounds (alpha, beta), then, when there are
-        ``free`` points (see :meth:`Predictor.compress`), how closely they follow their predictions."""
+        then the traversal and dimension order, then, where an axis passes the screen of :meth:`_mean_axes`, a mean
+        to interpolate departures from and the code order, then the level-wise bounds (alpha, beta), then, when
+        there are ``free`` points (see :meth:`Predictor.compress`), how closely they follow their predictions."""
         if self.tune == "off":
             return self
         stages = self._tuning_stages(data.ndim, free is not None and bool(free.any()), self._mean_axes(data, free))
@@ -394,7 +395,7 @@ class InterpPredictor(Predictor):
         """This predictor with the options of ``stages`` chosen greedily for the smallest ``trial`` at ``eb``. Where
         ``large_check`` gives a second trial (on larger blocks), a winner the small blocks misjudge must also win
         there: the multidim traversal against the stage's best sequential option (the multidim check, noted at
-        TUNE_BLOCK) and another code order against the field's own (noted at LAYOUT_MIN_GAIN)."""
+        TUNE_BLOCK), a mean or another code order against the stage's first option (noted at LAYOUT_MIN_GAIN)."""
         chosen: dict[str, Any] = {}
         for stage in stages:
             options = [{**chosen, **option} for option in stage]
