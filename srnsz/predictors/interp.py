@@ -383,12 +383,14 @@ class InterpPredictor(Predictor):
         there are ``free`` points (see :meth:`Predictor.compress`), how closely they follow their predictions."""
         if self.tune == "off":
             return self
-        stages = self._tuning_stages(data.ndim, free is not None and bool(free.any()), self._mean_axes(data, free))
+        mean_axes = self._mean_axes(data, free)
+        stages = self._tuning_stages(data.ndim, free is not None and bool(free.any()), mean_axes)
         if not stages:
             return self
         # the larger sample is cut only where a choice the small blocks misjudge wins them
-        large_trial = functools.cache(lambda: self._sample_trials(data, free, for_psnr=True)[0])
-        return self._tuned_for_size(eb, stages, self._sample_trials(data, free)[0], large_trial)
+        large_trial = functools.cache(lambda: self._sample_trials(data, free, True, bool(mean_axes))[0])
+        return self._tuned_for_size(eb, stages, self._sample_trials(data, free, False, bool(mean_axes))[0],
+                                    large_trial)
 
     def _tuned_for_size(self, eb: float, stages: list[list[dict[str, Any]]], trial: Trial,
                         large_check: Callable[[], Trial] | None = None) -> InterpPredictor:
@@ -429,7 +431,8 @@ class InterpPredictor(Predictor):
         deltas = {"row_deltas": self.row_deltas if "row_deltas" in self.fixed else True}
         if self.tune == "off":
             return self._with(deltas), eb
-        trial, sample, valid = self._sample_trials(data, free, for_psnr=True)
+        mean_axes = self._mean_axes(data, free)
+        trial, sample, valid = self._sample_trials(data, free, True, bool(mean_axes))
         value_range = finite_range(data, free)
         original = sample.astype(np.float64)[valid]
         per_value = 8.0 / sample.size
@@ -451,7 +454,6 @@ class InterpPredictor(Predictor):
             return (found.eb if found is not None else tried[-1].eb), bits[0]
 
         has_free = free is not None and bool(free.any())
-        mean_axes = self._mean_axes(data, free)
         at, base_bits = reach({}, eb, 0.2)
         if base_bits >= HIGH_RATE_BITS:
             stages = self._tuning_stages(data.ndim, has_free, mean_axes, for_psnr=True)
@@ -510,10 +512,12 @@ class InterpPredictor(Predictor):
             return min(stride, PSNR_TUNE_BLOCK.get(len(shape), 16)), PSNR_TUNE_FULL_POINTS, PSNR_TUNE_FRACTION
         return min(stride, TUNE_BLOCK.get(len(shape), 8)), TUNE_FULL_POINTS, TUNE_FRACTIONS[self.tune]
 
-    def _sample_trials(self, data: np.ndarray, free: np.ndarray | None, for_psnr: bool = False
-                       ) -> tuple[Trial, np.ndarray, np.ndarray]:
+    def _sample_trials(self, data: np.ndarray, free: np.ndarray | None, for_psnr: bool = False,
+                       rescans: bool = False) -> tuple[Trial, np.ndarray, np.ndarray]:
         """((options, bound) -> the trial compression of the sampled blocks of ``data`` with ``options`` over this
-        predictor's, each computed once; the sampled data; the sampled mask of valid points)."""
+        predictor's, each computed once; the sampled data; the sampled mask of valid points). ``rescans``: the
+        trials keep their queued codes (4 bytes a sampled point each), from which the same trial in another code
+        order is estimated; else they are dropped and every trial predicts."""
         stride, full_points, fraction = self._sampling(data.shape, for_psnr)
 
         def sample(array: np.ndarray) -> np.ndarray:
@@ -544,12 +548,13 @@ class InterpPredictor(Predictor):
                       "code_order": None if scan is None else (0, *(a + 1 for a in scan)),
                       "mean_axis": None if mean_axis is None else mean_axis + 1}
             key = (*sorted(config.items()), eb)
-            if key not in tried and scan is not None:  # the same predictions as in the field's own order
+            if key not in tried and scan is not None and rescans:  # the same predictions as in the field's own order
                 tried[key] = trial({**options, "code_order": None}, eb).in_code_order(config["code_order"])
             if key not in tried:  # each stage's first option is the previous stage's winner
                 mean, mean_bytes = sampled_mean(mean_axis, eb) if mean_axis is not None else (None, 0.0)
                 done = InterpPredictor(tune="off", **config).trial(sample_data, eb, sample_free, mean=mean)
-                tried[key] = replace(done, nbytes=done.nbytes + round(mean_bytes))
+                tried[key] = replace(done, nbytes=done.nbytes + round(mean_bytes),
+                                     writer=done.writer if rescans else None)
             return tried[key]
 
         return trial, sample_data, valid
