@@ -82,6 +82,8 @@ class InterpConfig:
             object.__setattr__(self, "dim_order", axes)
         if self.code_order is not None:
             try:
+                if any(isinstance(a, bool) for a in self.code_order):
+                    raise TypeError
                 order = tuple(operator.index(a) for a in self.code_order)
             except TypeError:
                 raise InvalidInputError(f"code_order must list axes (whole numbers), got {self.code_order!r}") from None
@@ -90,6 +92,8 @@ class InterpConfig:
             object.__setattr__(self, "code_order", order)
         if self.mean_axis is not None:
             try:
+                if isinstance(self.mean_axis, bool):
+                    raise TypeError
                 axis = operator.index(self.mean_axis)
             except TypeError:
                 raise InvalidInputError(f"mean_axis must be an axis (a whole number), got {self.mean_axis!r}") from None
@@ -324,9 +328,9 @@ HIGH_RATE_BITS = 3.0
 
 def _handicap(options: dict[str, Any]) -> float:
     """What a tuner multiplies an option set's size by: dropping lone codes must win by LONE_MIN_GAIN, another
-    code order or interpolating departures from a mean by LAYOUT_MIN_GAIN."""
-    layout = any(options.get(name) is not None for name in SECOND_OPINION)
-    return (LONE_MIN_GAIN if options.get("lone_slack") else 1.0) * (LAYOUT_MIN_GAIN if layout else 1.0)
+    code order and interpolating departures from a mean by LAYOUT_MIN_GAIN each."""
+    layouts = sum(options.get(name) is not None for name in SECOND_OPINION)
+    return (LONE_MIN_GAIN if options.get("lone_slack") else 1.0) * LAYOUT_MIN_GAIN ** layouts
 
 
 def code_orders(ndim: int) -> list[tuple[int, ...]]:
@@ -483,7 +487,8 @@ class InterpPredictor(Predictor):
                 record = MEAN_RECORD_BYTES if options.get("mean_axis") is not None else 0
                 return sum(map(len, encoded.sections.values())) + record
 
-            chosen = min(({**chosen, "mean_axis": None, "code_order": None}, chosen), key=finished)
+            own = {name: None for name in SECOND_OPINION if name not in self.fixed}
+            chosen = min(({**chosen, **own}, chosen), key=finished)
         return (self._with({**chosen, **deltas}),
                 reached.get(tuple(sorted(chosen.items())), (at, 0.0))[0])
 
@@ -675,8 +680,11 @@ class InterpPredictor(Predictor):
         mean_sections = {name: sections[tag] for name, tag in MEAN_SECTIONS.items() if tag in sections}
         mean_params = params["mean"]
         bound = mean_params.get("bound") if isinstance(mean_params, dict) else None
-        if not isinstance(bound, (int, float)) or not bound >= 0 or not math.isfinite(bound):
-            raise StreamFormatError("the bound of the mean in the header is invalid")
+        try:
+            if isinstance(bound, bool) or not isinstance(bound, int | float) or not 0 <= float(bound) < math.inf:
+                raise ValueError
+        except (ValueError, OverflowError):
+            raise StreamFormatError("the bound of the mean in the header is invalid") from None
         config = mean_params.get("config")
         if not isinstance(config, dict) or config.get("mean_axis") is not None:
             raise StreamFormatError("the mean's own interp parameters in the header are invalid")

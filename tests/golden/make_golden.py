@@ -107,7 +107,7 @@ if __name__ == "__main__":
         print(name, len(stream), "bytes")
         sys.exit(0)
     if name == "v1_13_series":  # 1.13: mean_axis and code_order, chosen by the tuner
-        data = series_field((24, 16, 20), seed=4)
+        data = series_field((32, 16, 24), seed=3)
         stream = srnsz.compress(data, 1e-2, "rel")
         assert srnsz.info(stream).format_version == "1.13"
         config = srnsz.info(stream).predictor_params["config"]

@@ -51,7 +51,7 @@ def test_the_code_order_is_recorded_only_where_it_is_not_the_fields():
 def test_the_tuner_scans_a_persistent_axis_last():
     """Departures whose amplitude persists along axis 0: the coder models a code best from its neighbour along that
     axis, so the tuner scans it last, and the stream is smaller than in the field's own order."""
-    data = series_field((48, 32, 32), seed=3)
+    data = series_field((40, 24, 28), seed=3)
     tuned = srnsz.compress(data, 1e-2, "rel")
     own = srnsz.compress(data, 1e-2, "rel", code_order=None)
     assert _config(tuned)["code_order"][-1] == 0 and "code_order" not in _config(own)
@@ -59,7 +59,7 @@ def test_the_tuner_scans_a_persistent_axis_last():
     assert_bound(data, srnsz.decompress(tuned), srnsz.info(tuned).error_bound["abs"])
 
 
-@pytest.mark.parametrize("order", [(0, 0, 1), (0, 1), (1, 2, 3), ("a", 0, 1), 2])
+@pytest.mark.parametrize("order", [(0, 0, 1), (0, 1), (1, 2, 3), ("a", 0, 1), 2, (True, False, 2)])
 def test_a_code_order_that_is_no_permutation_of_the_axes_is_refused(order):
     with pytest.raises(InvalidInputError, match="code_order"):
         srnsz.compress(smooth_field((6, 7, 8)), 1e-3, "rel", code_order=order)

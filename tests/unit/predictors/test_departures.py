@@ -76,7 +76,7 @@ def test_the_screen_tells_a_climatology_from_noise():
     assert departure_roughness(noise, noise.mean(1, keepdims=True), 1) > 0.9
 
 
-@pytest.mark.parametrize("axis", [3, -1, 1.5, "0"])
+@pytest.mark.parametrize("axis", [3, -1, 1.5, "0", True])
 def test_a_mean_axis_that_is_no_axis_is_refused(axis):
     with pytest.raises(InvalidInputError, match="mean_axis"):
         srnsz.compress(smooth_field((6, 7, 8)), 1e-3, "rel", mean_axis=axis)
@@ -105,3 +105,13 @@ def test_a_damaged_mean_is_refused(header_change, section_change):
     srnsz.decompress(rewritten(stream))  # the rewriting itself changes nothing
     with pytest.raises(StreamFormatError):
         srnsz.decompress(rewritten(stream, header_change, section_change))
+
+
+def test_a_mean_bound_no_float_can_hold_is_refused():
+    stream = srnsz.compress(series_field((16, 10, 12), seed=2), 1e-3, "rel", mean_axis=0, tune="off")
+    for bound in (10**400, True, float("inf")):
+        damaged = rewritten(stream, lambda h, b=bound: _params(h)["mean"].update(bound=b))
+        with pytest.raises(StreamFormatError):
+            srnsz.decompress(damaged)
+        with pytest.raises(StreamFormatError):
+            srnsz.info(damaged)
