@@ -213,6 +213,14 @@ def test_psnr_stream_codes_repeating_rows_as_differences_and_bound_modes_never_d
         assert ROW_DELTAS not in coding_methods(read_container(plain).sections["CODE"])
 
 
+def test_psnr_mode_keeps_a_code_order_the_caller_fixed() -> None:
+    # On this profile the trials choose a mean that the finished check then drops: the caller's order must stay.
+    data = _profile_field()
+    stream = srnsz.compress(data, 90.0, "psnr", code_order=(0, 2, 1))
+    assert srnsz.info(stream).predictor_params["config"]["code_order"] == [0, 2, 1]
+    assert psnr_over(data, srnsz.decompress(stream)) >= 90.0
+
+
 def test_ssim_stream_with_a_filter_meets_its_target_and_is_smaller() -> None:
     from srnsz.metrics import ssim_over
 
