@@ -68,9 +68,9 @@ def departure_roughness(sample: np.ndarray, mean: np.ndarray, axis: int) -> floa
     the sample has none). A cheap screen of where interpolating departures can pay (the splines' errors follow the
     second differences)."""
     across = [a for a in range(1, sample.ndim) if a != axis and sample.shape[a] > 2]
+    values = sample.astype(np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
-        departures = sample.astype(np.float64) - mean
-        sums = [_second_differences(array, across) for array in (departures, sample.astype(np.float64))]
+        sums = [_second_differences(array, across) for array in (values - mean, values)]
     return sums[0] / sums[1] if sums[1] > 0 else 1.0
 
 

@@ -38,7 +38,8 @@ VERSION_MINOR = 2  # 1.1: context details and adaptive coding; 1.2: context mixi
 # uses a network; 1.10: coordinates coded as streams of their own (section VCRS, srnsz.format.coords), written only by
 # streams that carry one; 1.11: large fields coded in parts (header "parts", section PART, srnsz.format.parts),
 # written only by the fields that are cut; 1.12: a missing-value mask the same along axis 0 stored once (MASK layout
-# 3, srnsz.missing), written only by streams whose mask repeats and is smaller so.
+# 3, srnsz.missing), written only by streams whose mask repeats and is smaller so; 1.13: interp's code_order and
+# mean_axis (srnsz.predictors.interp), written only by streams whose tuner kept one.
 NEWEST_MINOR = 13
 _PREFIX = struct.Struct("<HH")
 _SECTION = struct.Struct("<4sQI")

@@ -534,11 +534,14 @@ class InterpPredictor(Predictor):
         tried: dict[tuple, SampleTrial] = {}
 
         @functools.cache
+        def field_mean(axis: int) -> np.ndarray:  # one pass over the field per axis, whatever the bounds tried
+            return axis_mean(data, axis, free).astype(data.dtype)
+
+        @functools.cache
         def sampled_mean(axis: int, eb: float) -> tuple[AxisMean, float]:
             """The whole field's mean along ``axis`` as the sample's blocks see it, and its coded bytes' share
             of the sample: a block's own mean would be a noisier and costlier one."""
-            values = axis_mean(data, axis, free).astype(data.dtype)
-            coded = self._mean_coder().encode(values, eb * MEAN_BOUND_SHARE)
+            coded = self._mean_coder().encode(field_mean(axis), eb * MEAN_BOUND_SHARE)
             seen = sample(np.broadcast_to(coded.recon.astype(np.float64), data.shape))
             nbytes = sum(map(len, coded.sections.values())) + MEAN_RECORD_BYTES
             return (AxisMean(axis + 1, np.ascontiguousarray(seen[along(seen.ndim, axis + 1, 0)])),
