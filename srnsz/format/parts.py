@@ -8,7 +8,9 @@ parts' reconstructions one after the other, so the compressor combines the parts
 
 from __future__ import annotations
 
+import functools
 import struct
+from collections.abc import Sequence
 
 from srnsz.errors import StreamFormatError
 
@@ -50,7 +52,7 @@ def unpack_parts(payload: bytes, expected: int) -> list[memoryview]:
 _POLY = 0xEDB88320  # zlib's CRC32, reflected
 
 
-def _times(matrix: list[int], vector: int) -> int:
+def _times(matrix: Sequence[int], vector: int) -> int:
     total, i = 0, 0
     while vector:
         if vector & 1:
@@ -60,28 +62,25 @@ def _times(matrix: list[int], vector: int) -> int:
     return total
 
 
-def _square(matrix: list[int]) -> list[int]:
-    return [_times(matrix, row) for row in matrix]
+def _square(matrix: Sequence[int]) -> tuple[int, ...]:
+    return tuple(_times(matrix, row) for row in matrix)
+
+
+@functools.cache
+def _zero_bytes_operator(k: int) -> tuple[int, ...]:
+    """The GF(2) operator that appends 2^k zero bytes to a CRC32 (kept: the same for every combination)."""
+    if k == 0:
+        one_bit = [_POLY] + [1 << i for i in range(31)]
+        return _square(_square(_square(one_bit)))
+    return _square(_zero_bytes_operator(k - 1))
 
 
 def crc32_combine(crc1: int, crc2: int, length2: int) -> int:
     """CRC32 of A + B from crc1 = CRC32(A), crc2 = CRC32(B) and len(B) (zlib's crc32_combine, in GF(2))."""
-    if length2 <= 0:
-        return crc1
-    odd = [_POLY] + [1 << i for i in range(31)]  # the operator for one zero bit
-    even = _square(odd)  # two zero bits
-    odd = _square(even)  # four
-    while True:  # apply len2 zero bytes to crc1, one power of two at a time
-        even = _square(odd)
+    k = 0
+    while length2 > 0:  # apply len2 zero bytes to crc1, one power of two at a time
         if length2 & 1:
-            crc1 = _times(even, crc1)
+            crc1 = _times(_zero_bytes_operator(k), crc1)
         length2 >>= 1
-        if not length2:
-            break
-        odd = _square(even)
-        if length2 & 1:
-            crc1 = _times(odd, crc1)
-        length2 >>= 1
-        if not length2:
-            break
+        k += 1
     return crc1 ^ crc2

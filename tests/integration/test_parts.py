@@ -141,9 +141,14 @@ def test_checksums_combine_as_zlib_does():
     import zlib
 
     rng = np.random.default_rng(0)
-    for a, b in ((0, 5), (9, 0), (1, 1), (1000, 77777)):
+    for a, b in ((0, 5), (9, 0), (1, 1), (1000, 77777), (3, (1 << 20) + 5)):
         x, y = rng.bytes(a), rng.bytes(b)
         assert layout.crc32_combine(zlib.crc32(x), zlib.crc32(y), b) == zlib.crc32(x + y)
+    pieces = [rng.bytes(n) for n in (4096, 4096, 4096, 123)]  # parts one after the other, as the streams chain them
+    crc = zlib.crc32(pieces[0])
+    for piece in pieces[1:]:
+        crc = layout.crc32_combine(crc, zlib.crc32(piece), len(piece))
+    assert crc == zlib.crc32(b"".join(pieces))
 
 
 @pytest.mark.slow
