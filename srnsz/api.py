@@ -256,8 +256,10 @@ class _Stream:
         try:
             tasks = ((_compress_part, (id(self), number)) for number in range(len(keys)))
             streams = []
+            # every part queued at once (they hold no data: the workers read it from _PART_JOBS, and what comes back
+            # is a stream): a worker done with a fast part then takes the next one instead of waiting for a slow one
             with workers(min(threads, len(keys)), processes=True) as pool:
-                for key, stream in zip(keys, in_order(pool, tasks, threads)):
+                for key, stream in zip(keys, in_order(pool, tasks, len(keys))):
                     streams.append(stream)
                     if progress:
                         progress(data[key].size)
@@ -601,9 +603,12 @@ def _decompress_parts(container: Container, shape: tuple[int, ...], dtype: np.dt
             raise StreamFormatError(f"part {number}: {exc}") from None
         return out[key].size
 
+    # every part queued at once (each decodes into its place in ``out``): with a window of ``threads``, a thread done
+    # with a part waited for the oldest part still running (parts coded by context mixing take ~4x as long as parts
+    # coded by the static coder) before it was given another
     tasks = ((decode, (number, *part)) for number, part in enumerate(opened))
     with workers(min(threads, len(opened)), processes=False) as pool:
-        for size in in_order(pool, tasks, threads):
+        for size in in_order(pool, tasks, len(opened)):
             if progress:
                 progress(size)
     return out
