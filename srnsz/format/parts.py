@@ -79,8 +79,9 @@ def crc32_combine(crc1: int, crc2: int, length2: int) -> int:
     """CRC32 of A + B from crc1 = CRC32(A), crc2 = CRC32(B) and len(B) (zlib's crc32_combine, in GF(2))."""
     k = 0
     while length2 > 0:  # apply len2 zero bytes to crc1, one power of two at a time
+        operator = _zero_bytes_operator(k)  # every k in turn: the cache fills without deep recursion
         if length2 & 1:
-            crc1 = _times(_zero_bytes_operator(k), crc1)
+            crc1 = _times(operator, crc1)
         length2 >>= 1
         k += 1
     return crc1 ^ crc2
