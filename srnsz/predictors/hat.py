@@ -133,9 +133,11 @@ def plane_predictions(model: Any, fine_view: np.ndarray, axis: int, parity: int,
 class HatPredictor(InterpPredictor):
     """``interp`` on the coarse levels, HAT (competing per block with interpolation) on the finest ones.
 
-    model: weights name from the manifest (``hat_pico_series``, the default: the smallest network, given the bound,
-    trained on srnsz's own reconstructions of the shared fields and time series; ``hat_nano_series``: 2-3x its
-    inference time for ~1% more ratio where a network pays (DEFAULT_MODEL); ``hat_tiny_bound_series``: 4x hat_nano's
+    model: weights name from the manifest (``hat_pico_series``, the default: a small network, given the bound,
+    trained on srnsz's own reconstructions of the shared fields and time series; ``hat_femto_series``: the same
+    training, half its multiply-adds, 1.4-1.5x its speed for ~2% less ratio where a network pays;
+    ``hat_nano_series``: 2-3x its inference time for ~1% more ratio where a network pays (DEFAULT_MODEL);
+    ``hat_tiny_bound_series``: 4x hat_nano's
     time, the same data; ``hat_tiny_bound``: that on fewer snapshots; ``hat_tiny``: the earlier clean-input
     network), or several, comma-separated: the one that makes
     a sample of the field smallest is used and recorded, none when interpolation wins there;

@@ -73,7 +73,7 @@ def test_every_network_config_instantiates(network):
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes_and_instantiates(experiment, user_field):
     overrides = [f"experiment={experiment}"]
-    user = experiment in ("quick", "finetune", "pico")  # recipes for the user's own fields
+    user = experiment in ("quick", "finetune", "pico", "femto")  # recipes for the user's own fields
     cfg = _compose(overrides + ([f"data.train_files=[{user_field}]", "data.patch_size=16"] if user else []))
     assert cfg.recipe == experiment
     if not cfg.init:
