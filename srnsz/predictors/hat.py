@@ -137,10 +137,9 @@ class HatPredictor(InterpPredictor):
     trained on srnsz's own reconstructions of the shared fields and time series; ``hat_femto_series``: the same
     training, half its multiply-adds, 1.4-1.5x its speed for ~2% less ratio where a network pays;
     ``hat_nano_series``: 2-3x its inference time for ~1% more ratio where a network pays (DEFAULT_MODEL);
-    ``hat_tiny_bound_series``: 4x hat_nano's
-    time, the same data; ``hat_tiny_bound``: that on fewer snapshots; ``hat_tiny``: the earlier clean-input
-    network), or several, comma-separated: the one that makes
-    a sample of the field smallest is used and recorded, none when interpolation wins there;
+    ``hat_tiny_bound_series``: 4x hat_nano's time, the same data; ``hat_tiny_bound``: that on fewer snapshots;
+    ``hat_tiny``: the earlier clean-input network), or several, comma-separated: the one that makes a sample of the
+    field smallest is used and recorded, none when interpolation wins there;
     hat_levels: how many of the finest levels use HAT;
     block_size: side of the competition blocks (0: 32 in 2D, 8 in 3D); device: auto | cpu | cuda;
     threads (None: the cores available) / batch: where and how the network runs, free (the fixed-point inference
