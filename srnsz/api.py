@@ -151,8 +151,9 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     region: where ``array`` sits in a larger one (a chunk; see :class:`Region`), recorded in the header.
     threads: the cores to use (None: those available). A large field (srnsz.decomposition.parts) of the interp
     predictor in a bound mode is coded in parts (format 1.11), compressed in as many worker processes and decoded in
-    as many threads; a predictor with a network (hat, ae) runs it on as many threads. The stream is the same bytes
-    for every thread count.
+    as many threads; a field in one stream has its levels' code tables coded side by side in as many threads; a
+    predictor with a network (hat, ae) runs it on as many threads. The stream is the same bytes for every thread
+    count.
     parts: how large fields are cut (:class:`srnsz.decomposition.parts.PartLayout`; the stream records the cut).
     """
     if threads is not None and predictor in PREDICTORS and "threads" in PREDICTORS[predictor].options():
@@ -251,7 +252,8 @@ class _Stream:
         data, shape = self.data, self.data.shape
         declared = {"fill_value": [*self.rule.fill_values, *self.found.detected], "detect_fills": False,
                     "valid_range": (self.rule.valid_min, self.rule.valid_max)}
-        jobs = [{**options, **declared, "region": Region(tuple(k.start for k in key), shape)} for key in keys]
+        jobs = [{**options, **declared, "threads": 1, "region": Region(tuple(k.start for k in key), shape)}
+                for key in keys]
         _PART_JOBS[id(self)] = (data, self.eb_abs, keys, jobs)
         try:
             tasks = ((_compress_part, (id(self), number)) for number in range(len(keys)))
@@ -295,7 +297,7 @@ _PART_JOBS: dict[int, tuple[np.ndarray, float, list[tuple[slice, ...]], list[dic
 def _compress_part(job: int, number: int) -> bytes:
     """Part ``number`` of job ``job`` (see :meth:`_Stream.in_parts`) as a stream of its own."""
     data, eb_abs, keys, jobs = _PART_JOBS[job]
-    return compress(data[keys[number]], eb_abs, "abs", "interp", threads=1, **jobs[number])
+    return compress(data[keys[number]], eb_abs, "abs", "interp", **jobs[number])
 
 
 def _missing_record(rule: missing.MissingRule, found: missing.Missing, mask: np.ndarray | None,

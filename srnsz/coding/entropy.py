@@ -54,6 +54,7 @@ from srnsz.coding.plain import code_capacity as zstd_capacity
 from srnsz.coding.static import StaticReader, encode_static
 from srnsz.coding.static import size_lower_bound as static_size_lower_bound
 from srnsz.errors import InvalidInputError, StreamFormatError
+from srnsz.parallel import workers
 from srnsz.quantizer import CODE_DTYPE
 
 __all__ = ["METHODS", "N_CONTEXTS", "CodeReader", "CodingMethod", "ContextCodeWriter", "code_capacity",
@@ -144,6 +145,7 @@ class ContextCodeWriter:
     row_deltas: bool = False  # may code a table as row differences (METHOD_ROW_DELTAS, format 1.6)
     binarisation: Binarisation | None = None  # of the context mixing; None: WRITTEN_BINARISATION
     fast: bool = False  # every table in binarisation 3 (the fast profile), no other coding tried
+    threads: int = 1  # tables coded side by side in this many threads (the same bytes for any)
 
     def write(self, codes: np.ndarray, contexts: np.ndarray, table: int, detail: np.ndarray | None = None,
               shape: tuple[int, ...] = ()) -> None:
@@ -165,12 +167,18 @@ class ContextCodeWriter:
         """One sub-stream per table, each in whichever coding is smaller for it (``fast``: the context mixing)."""
         tables = by_table(self.batches)
         binarisation = self.mixing()
-        parts = [struct.pack("<I", len(tables))]
-        for table, mine in tables.items():
+
+        def coded(mine: list[CodeBatch]) -> bytes:
             mixed = encode_mixing(mine, binarisation)
-            best = mixed if self.fast else self._smallest(mine, mixed, binarisation)
-            parts.append(struct.pack("<II", table, len(best)) + best)
-        return b"".join(parts)
+            return mixed if self.fast else self._smallest(mine, mixed, binarisation)
+
+        # the largest first, so that no thread is left with the longest at the end; the compiled coder, zstd and
+        # numpy's large operations release the GIL
+        order = sorted(tables, key=lambda table: -sum(b.codes.size for b in tables[table]))
+        with workers(max(1, min(self.threads, len(order))), processes=False) as pool:
+            done = dict(zip(order, (map if pool is None else pool.map)(coded, (tables[t] for t in order))))
+        return b"".join([struct.pack("<I", len(tables)),
+                         *(struct.pack("<II", table, len(done[table])) + done[table] for table in tables)])
 
     def _smallest(self, mine: list[CodeBatch], mixed: bytes, binarisation: Binarisation) -> bytes:
         """The smallest coding of one table's batches ``mine`` whose context mixing gave ``mixed``."""

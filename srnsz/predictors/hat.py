@@ -157,7 +157,7 @@ class HatPredictor(InterpPredictor):
                  device: str = "auto", threads: int | None = None, batch: int = 16, tile: int = 128,
                  overlap: int = 8, decoded_planes: bool = True, tune: str = "fast", arithmetic: str | None = None,
                  policy: HatPolicy | None = None, **interp_options: Any) -> None:
-        super().__init__(tune=tune, **interp_options)
+        super().__init__(tune=tune, threads=threads, **interp_options)
         if hat_levels < 0:
             raise InvalidInputError(f"hat_levels must be >= 0, got {hat_levels}")
         if block_size < 0:

@@ -24,6 +24,7 @@ from srnsz.decomposition.sampling import TUNE_FRACTION, TUNE_FULL_POINTS, sample
 from srnsz.errors import InvalidInputError, ReconstructionMismatchError, StreamFormatError
 from srnsz.metrics import psnr_db
 from srnsz.neural.runtime import Runtime
+from srnsz.parallel import check_threads
 from srnsz.predictors.base import Encoded, Predictor, Progress, register_predictor
 from srnsz.quantizer import ESCAPE, drop_lone_codes, held_bound, quantize, reconstruct
 
@@ -353,7 +354,8 @@ class InterpPredictor(Predictor):
 
     def __init__(self, tune: str = "fast", free_mode: str = "follow", free_slack: float = FREE_SLACK_DEFAULT,
                  round_bias: float | None = None, lone_slack: float | None = None, row_deltas: bool | None = None,
-                 fast_coding: bool | None = None, binarisation: int | None = None, **options: Any) -> None:
+                 fast_coding: bool | None = None, binarisation: int | None = None, threads: int | None = None,
+                 **options: Any) -> None:
         if tune not in TUNE_MODES:
             raise InvalidInputError(f"tune must be one of {TUNE_MODES}, got {tune!r}")
         if free_mode not in FREE_MODES:
@@ -362,6 +364,8 @@ class InterpPredictor(Predictor):
         # ROUND_BIAS_OPTIONS, LONE_SLACK_OPTIONS, coding.batch.METHOD_ROW_DELTAS, FAST_PROFILE), not in the header
         self.tune, self.free_mode, self.row_deltas = tune, free_mode, bool(row_deltas)
         self.fast_coding = bool(fast_coding)
+        # threads coding the code tables side by side (encoder only: the same bytes for any; None: the cores available)
+        self.coding_threads = check_threads(threads)
         # the context mixing's binarisation (None: the writer's); 1 writes the codes as formats 1.2-1.6 did
         self.binarisation = binarisation if binarisation is None else written_binarisation(binarisation).ident
         try:  # a round_bias or lone_slack left open (None) is 0 unless the psnr mode tunes it
@@ -501,7 +505,8 @@ class InterpPredictor(Predictor):
         kept = {name: value for name, value in asdict(self.config).items() if name in self.fixed}
         encoder = {name: getattr(self, name) if name in self.fixed else None for name in OPEN_ENCODER_OPTIONS}
         return InterpPredictor(tune=self.tune, free_mode=self.free_mode, free_slack=self.free_slack,
-                               binarisation=self.binarisation, **{**encoder, **kept, **forced})
+                               binarisation=self.binarisation, threads=self.coding_threads,
+                               **{**encoder, **kept, **forced})
 
     def tuned_with(self, data: np.ndarray, eb: float, free: np.ndarray | None = None, **forced: Any
                    ) -> InterpPredictor:
@@ -570,7 +575,7 @@ class InterpPredictor(Predictor):
     def _encoder_options(self) -> dict[str, Any]:
         return {"free_mode": self.free_mode, "free_slack": self.free_slack, "round_bias": self.round_bias,
                 "lone_slack": self.lone_slack, "row_deltas": self.row_deltas, "fast_coding": self.fast_coding,
-                "binarisation": self.binarisation}
+                "binarisation": self.binarisation, "threads": self.coding_threads}
 
     def _free_as_nan(self, data: np.ndarray, free: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
         """(data, free) as the passes see them: with free_mode "nan", free points become NaN (and are no longer
@@ -842,7 +847,7 @@ class InterpPredictor(Predictor):
         this configuration's order and anchor stride."""
         return InterpPredictor(tune="off", kind="cubic", anchor_stride=self.config.anchor_stride,
                                dim_order=self.config.dim_order, fast_coding=self.fast_coding,
-                               binarisation=self.binarisation)
+                               binarisation=self.binarisation, threads=self.coding_threads)
 
     def _encode_passes(self, data: np.ndarray, eb: float, progress: Progress | None, free: np.ndarray | None,
                        hook: PassHook | None = None, given_mean: AxisMean | None = None) -> _Coded:
@@ -856,7 +861,7 @@ class InterpPredictor(Predictor):
         fit_data = data if free is None else np.where(free, np.nan, data)
         rec = data.copy()
         writer = ContextCodeWriter(row_deltas=self.row_deltas, fast=self.fast_coding,
-                                   binarisation=written_binarisation(self.binarisation))
+                                   binarisation=written_binarisation(self.binarisation), threads=self.coding_threads)
         run = _Run()
         mean = None
         if given_mean is not None:

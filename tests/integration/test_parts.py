@@ -47,6 +47,18 @@ def test_parts_are_the_same_bytes_for_every_thread_count(profile):
     assert srnsz.Codec(1e-3, profile=profile, threads=2, parts=SMALL).compress(data) == stream
 
 
+@pytest.mark.parametrize(("eb", "mode", "profile"), [(1e-3, "rel", "best"), (1e-3, "rel", "fast"),
+                                                     (60.0, "psnr", "best")])
+def test_one_part_streams_are_the_same_bytes_for_every_thread_count(eb, mode, profile):
+    # one part, its levels' code tables coded side by side in threads
+    data = smooth_field((20, 30, 34), seed=7)
+    data[3, 4, 5] = np.nan
+    streams = {t: srnsz.compress(data, eb, mode, profile=profile, threads=t) for t in (1, 2, 3, 8)}
+    assert len(set(streams.values())) == 1
+    assert srnsz.info(streams[1]).parts == 1
+    assert srnsz.Codec(eb, mode, profile=profile, threads=2).compress(data) == streams[1]
+
+
 def test_parts_keep_missing_values_and_the_whole_fields_bound():
     data = smooth_field((33, 20, 30), np.float64, seed=2)
     data[:, :4, :5] = 1e20  # an undeclared fill, found on the whole field
