@@ -19,7 +19,7 @@ from srnsz.coding.capacity import check_capacity
 from srnsz.decomposition.parts import DEFAULT_LAYOUT, PartLayout, keys_of, part_keys, valid_starts
 from srnsz.errors import InvalidInputError, ReconstructionMismatchError, SrnszError, StreamFormatError
 from srnsz.format import coords, parts
-from srnsz.format.container import Container, read_container, read_head, write_container
+from srnsz.format.container import COMPACT_MINOR, Container, read_container, read_head, write_container
 from srnsz.format.metadata import VariableMeta
 from srnsz.metrics import bound_held
 from srnsz.neural.runtime import Runtime, check_device
@@ -183,7 +183,8 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     keys = part_keys(data.shape, parts)
     if len(keys) > 1 and region is None and not lossless and predictor == "interp" and mode not in ("psnr", "ssim"):
         sections = {} if metadata is None else metadata.to_sections(_COORDINATES)
-        return _Stream(data, bound, eb_abs, found, rule, sections).in_parts(keys, options, cores, progress)
+        return _Stream(data, bound, eb_abs, found, rule, sections, None, framing(options)).in_parts(
+            keys, options, cores, progress)
     if not chosen.lossy or mask is None:
         field, mask, side = data, None, {}  # stored bit for bit: no mask needed
     else:
@@ -195,12 +196,18 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     else:
         encoded = chosen.compress(field, eb_abs, progress, mask)
     sections = {} if metadata is None else metadata.to_sections(_COORDINATES)
-    stream = _Stream(data, bound, eb_abs, found, rule, sections, region)
+    stream = _Stream(data, bound, eb_abs, found, rule, sections, region, framing(options))
     candidates = [stream.finish(chosen.name, e, mask, side) for e in (encoded, *encoded.alternatives)]
     if chosen.lossy and data.size <= SMALL_FIELD:
         # On a handful of values the lossless layout can be the smaller one.
         candidates.append(stream.finish("lossless", create_predictor("lossless").compress(data, eb_abs), None, {}))
     return smallest(candidates)
+
+
+def framing(options: dict[str, Any]) -> int | None:
+    """The lowest format minor a stream compressed with ``options`` is written in: COMPACT_MINOR (the compact
+    framing), or none for the writer of formats 1.2-1.6 (``binarisation=1``), which reproduces their streams."""
+    return None if options.get("binarisation") == 1 else COMPACT_MINOR
 
 
 @dataclass(frozen=True)
@@ -214,6 +221,7 @@ class _Stream:
     rule: missing.MissingRule
     metadata: dict[str, bytes]  # sections of the variable metadata ({} without)
     region: Region | None = None
+    least_minor: int | None = None  # the lowest format minor the stream is written in (framing)
 
     def finish(self, name: str, encoded: Encoded, mask: np.ndarray | None, side: dict[str, bytes]) -> bytes:
         """The finished stream of ``encoded`` (made by predictor ``name``, missing points ``mask`` restored from
@@ -240,7 +248,8 @@ class _Stream:
         if mask is not None:  # suspects alone are told to the user, not written: the stream stays 1.2
             header["missing"] = _missing_record(self.rule, self.found, mask, data.dtype)
         needed = [MISSING_FORMAT_MINOR if "missing" in header or self.metadata else None, encoded.format_minor,
-                  missing.format_minor(side), coords.FORMAT_MINOR if coords.SECTION in self.metadata else None]
+                  missing.format_minor(side), coords.FORMAT_MINOR if coords.SECTION in self.metadata else None,
+                  self.least_minor]
         minor = max((m for m in needed if m is not None), default=None)
         return write_container(header, {**encoded.sections, **side, **self.metadata}, minor)
 
@@ -286,7 +295,7 @@ class _Stream:
         if self.found.mask is not None:
             header["missing"] = _missing_record(self.rule, self.found, self.found.mask, data.dtype)
         return write_container(header, {parts.SECTION: parts.pack_parts(streams), **self.metadata},
-                               parts.FORMAT_MINOR)
+                               max(parts.FORMAT_MINOR, self.least_minor or 0))
 
 
 # The fields being compressed in parts, by job: worker processes (fork) read their part from here, not from a copy

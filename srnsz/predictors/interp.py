@@ -15,6 +15,7 @@ from srnsz.bounds import finite_range, search_bound
 from srnsz.coding import lossless
 from srnsz.coding.batch import CodeBatch
 from srnsz.coding.context import curvature_details, magnitudes, multi_view_contexts, neighbour_contexts
+from srnsz.coding.context_mixing import BINARISATION_1
 from srnsz.coding.entropy import CodeReader, ContextCodeWriter, format_minor, written_binarisation
 from srnsz.decomposition.blend import Samples, blend, choose_weights, valid_weights
 from srnsz.decomposition.departures import MEAN_BOUND_SHARE, AxisMean, axis_mean, axis_means, departure_roughness
@@ -33,6 +34,9 @@ FAST_KINDS = ("linear", "fitted")
 SIZE_KINDS = ("linear", "cubic", "fitted")  # tune="best" in the bound modes
 QUINTIC_FORMAT_MINOR = 4  # streams of the quintic spline are format 1.4 (older readers refuse them clearly)
 TUNED_LAYOUT_FORMAT_MINOR = 13  # streams with a code_order or a mean_axis
+# Streams whose header gives the finest level's bound ("eb") for the decoder to derive the others from alpha and beta,
+# instead of listing them ("level_bounds": 40-60 bytes of a header): every new stream, but those of binarisation 1
+DERIVED_BOUNDS_FORMAT_MINOR = 14
 MEAN_SECTIONS = {"ANCH": "MANC", "CODE": "MCOD", "ESCP": "MESC"}  # the mean's sections (mean_axis), as its own
 
 
@@ -338,6 +342,28 @@ def code_orders(ndim: int) -> list[tuple[int, ...]]:
     """The code orders (InterpConfig.code_order) the tuners try besides the field's own: each other axis scanned
     last, the others in order (the last axis's neighbour is the one the coder models most finely)."""
     return [(*(a for a in range(ndim) if a != last), last) for last in range(ndim - 1)]
+
+
+def level_bounds(levels: int, eb: float, alpha: float, beta: float) -> list[float]:
+    """Absolute bound per level, coarsest first: ``eb`` / min(alpha^k, beta) k levels above the finest, alpha^k by
+    repeated multiplication (IEEE basic operations: the same floats on every platform, which decoders of format 1.14
+    rely on: they derive the bounds instead of reading them)."""
+    bounds, power = [], 1.0
+    for _ in range(levels):
+        bounds.append(eb / min(power, beta))
+        power *= alpha
+    return bounds[::-1]
+
+
+def recorded_bound(params: dict[str, Any]) -> float:
+    """The finest level's bound an interp header records (format 1.14: ``eb``), checked to be a positive number."""
+    eb = params.get("eb")
+    try:
+        if isinstance(eb, bool) or not isinstance(eb, int | float) or not 0 < float(eb) < math.inf:
+            raise ValueError
+    except (ValueError, OverflowError):
+        raise StreamFormatError("the bound in the interp parameters is invalid") from None
+    return float(eb)
 
 
 @register_predictor
@@ -710,9 +736,8 @@ class InterpPredictor(Predictor):
             raise InvalidInputError(str(exc)) from None
 
     def level_bounds(self, plan: Plan, eb: float) -> list[float]:
-        """Absolute bound per level, coarsest first."""
-        c = self.config
-        return [eb / min(c.alpha ** (plan.levels - 1 - level), c.beta) for level in range(plan.levels)]
+        """Absolute bound per level, coarsest first (:func:`level_bounds`)."""
+        return level_bounds(plan.levels, eb, self.config.alpha, self.config.beta)
 
     def _pass_predictor(self, run: _Run, p: Pass, rec: np.ndarray, data: np.ndarray | None) -> PassPrediction:
         """Interpolation's predictions of pass ``p`` chunk by chunk (chunk keys are relative to ``rec[p.key]``);
@@ -798,11 +823,14 @@ class InterpPredictor(Predictor):
         if coded.escaped.size:
             sections["ESCP"] = lossless.pack(coded.escaped.tobytes())
         config = {**self.config.header_fields(), "dim_order": list(plan.dim_order)}
-        params = {"config": config, "anchor_stride": plan.anchor_stride, "levels": plan.levels,
-                  "level_bounds": self.level_bounds(plan, eb), "chunk_points": CHUNK_POINTS, "details": True}
+        params = {"config": config, "anchor_stride": plan.anchor_stride, "levels": plan.levels, "eb": eb,
+                  "chunk_points": CHUNK_POINTS, "details": True}
+        if self.binarisation == BINARISATION_1.ident:  # the frozen streams of formats 1.2-1.6 list the level bounds
+            params["level_bounds"] = self.level_bounds(plan, params.pop("eb"))
         if coded.blends:
             params["blend_weights"] = [list(w) for w in coded.blends]
-        needs = [QUINTIC_FORMAT_MINOR if self.config.kind == "quintic" else None, format_minor(code)]
+        needs = [QUINTIC_FORMAT_MINOR if self.config.kind == "quintic" else None, format_minor(code),
+                 None if "level_bounds" in params else DERIVED_BOUNDS_FORMAT_MINOR]
         if self.config.code_order is not None or coded.mean is not None:
             needs.append(TUNED_LAYOUT_FORMAT_MINOR)
         if coded.mean is not None:
@@ -913,7 +941,8 @@ class InterpPredictor(Predictor):
         plan = self._plan(shape)
         if params.get("chunk_points") != CHUNK_POINTS or params.get("levels") != plan.levels:
             raise StreamFormatError("the interp traversal recorded in the header does not match this version")
-        bounds = [float(b) for b in params["level_bounds"]]
+        bounds = self.level_bounds(plan, recorded_bound(params)) if "eb" in params else \
+            [float(b) for b in params["level_bounds"]]
         detailed = params.get("details", False) is True
         if out is None:
             rec = np.zeros(shape, dtype=dtype)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from conftest import measured_cli_runs, smooth_field
 
 import srnsz
 from srnsz.errors import InvalidInputError, ReconstructionMismatchError, StreamFormatError
-from srnsz.format.container import MAGIC
+from srnsz.format.container import COMPACT_MINOR, MAGIC, read_container, write_container
 
 
 @pytest.mark.parametrize("array,match", [
@@ -50,6 +51,39 @@ def test_truncated_streams(stream):
     for cut in (0, 5, len(MAGIC) + 2, 40, len(stream) // 2, len(stream) - 1):
         with pytest.raises(StreamFormatError):
             srnsz.decompress(stream[:cut])
+
+
+def test_every_cut_of_a_compact_stream_is_refused():
+    # format 1.14's framing: a LEB128 count and lengths, one CRC32 after the sections
+    stream = srnsz.compress(smooth_field((6, 7, 9), seed=2), 1e-2)
+    assert read_container(stream).version == (1, COMPACT_MINOR)
+    for cut in range(len(stream)):
+        with pytest.raises(StreamFormatError):
+            srnsz.decompress(stream[:cut])
+
+
+def test_a_compact_section_table_that_lies_is_refused():
+    container = read_container(srnsz.compress(smooth_field((6, 7, 9), seed=2), 1e-2))
+    stream = write_container(container.header, container.sections, COMPACT_MINOR)
+    head = len(write_container(container.header, {}, COMPACT_MINOR)) - 5  # where the section count starts
+    count = len(container.sections)
+    assert stream[head] == count
+
+    def refused(body: bytes, match: str) -> None:
+        crc = struct.pack("<I", zlib.crc32(body))
+        with pytest.raises(StreamFormatError, match=match):
+            srnsz.decompress(stream[:head] + body + crc)
+
+    sections = stream[head + 1:-4]
+    refused(bytes([count + 1]) + sections, "truncated|tag")  # the CRC32 read as a fifth section's tag
+    refused(bytes([count]) + sections[:-1], "truncated")
+    refused(bytes([0x80] * 9) + sections, "too long")
+    tag, rest = sections[:4], sections[4:]
+    refused(bytes([count + 1]) + tag + b"\x00" + sections, "twice")
+    refused(bytes([count]) + b"\xff\xfe\x00\x00" + rest, "tag")
+    refused(bytes([count]) + tag + b"\xff\xff\xff\xff\x7f" + rest[1:], "truncated")
+    with pytest.raises(StreamFormatError, match="CRC32"):
+        srnsz.decompress(stream[:-1] + bytes([stream[-1] ^ 1]))
 
 
 def test_every_flipped_byte_is_caught(stream):

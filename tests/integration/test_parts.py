@@ -39,7 +39,7 @@ def test_parts_are_the_same_bytes_for_every_thread_count(profile):
     assert len(set(streams.values())) == 1
     stream = streams[1]
     made = srnsz.info(stream)
-    assert made.parts == len(plan.part_starts(data.shape, SMALL)) == 5 and made.format_version == "1.11"
+    assert made.parts == len(plan.part_starts(data.shape, SMALL)) == 5 and made.format_version == "1.14"
     recons = [srnsz.decompress(stream, threads=t) for t in (1, 2, 3, 8)]
     for recon in recons:
         assert np.array_equal(recon.view(np.uint32), recons[0].view(np.uint32))

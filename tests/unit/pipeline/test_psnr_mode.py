@@ -101,7 +101,7 @@ def test_lone_slack_is_for_the_quality_modes_and_states_its_bound() -> None:
     recon = srnsz.decompress(lone)
     stated = srnsz.info(lone).error_bound["abs"]
     assert_bound(data, recon, stated)
-    assert stated == pytest.approx(1.7 * srnsz.info(lone).predictor_params["level_bounds"][-1])
+    assert stated == pytest.approx(1.7 * srnsz.info(lone).predictor_params["eb"])
     assert psnr_over(data, recon) >= 50.0 and psnr_over(data, srnsz.decompress(plain)) >= 50.0
     # at one bound: fewer bytes, for errors beyond the bins (within the slack)
     from srnsz.predictors.interp import InterpPredictor
@@ -173,12 +173,12 @@ def test_round_bias_is_for_the_psnr_mode_only() -> None:
     fixed = srnsz.compress(data, 50.0, "psnr", round_bias=0.2, restoration=False)
     stated = srnsz.info(fixed).error_bound["abs"]
     assert_bound(data, srnsz.decompress(fixed), stated)
-    assert stated == pytest.approx(1.4 * srnsz.info(fixed).predictor_params["level_bounds"][-1])
+    assert stated == pytest.approx(1.4 * srnsz.info(fixed).predictor_params["eb"])
     restored = srnsz.compress(data, 50.0, "psnr", round_bias=0.2)  # the filter's clip adds half the held bound
     assert srnsz.info(restored).restoration
     stated = srnsz.info(restored).error_bound["abs"]
     assert_bound(data, srnsz.decompress(restored), stated)
-    assert stated == pytest.approx(1.5 * 1.4 * srnsz.info(restored).predictor_params["level_bounds"][-1])
+    assert stated == pytest.approx(1.5 * 1.4 * srnsz.info(restored).predictor_params["eb"])
 
 
 @pytest.mark.parametrize("case", ["one", "constant", "all_nan", "huge", "tiny", "inf", "float64_4d"])
