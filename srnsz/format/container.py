@@ -186,10 +186,10 @@ def read_container(data: bytes) -> Container:
         raise StreamFormatError("not an srnsz stream (bad magic bytes)")
     major, minor = _PREFIX.unpack_from(view, len(MAGIC))
     _check_version(major, minor)
-    pos = len(MAGIC) + _PREFIX.size
-    sections: dict[str, bytes] = {}
     if minor >= COMPACT_MINOR:
         return _read_compact(view, major, minor)
+    pos = len(MAGIC) + _PREFIX.size
+    sections: dict[str, bytes] = {}
     while True:
         if pos + _SECTION.size > len(view):
             raise StreamFormatError("the stream is truncated (missing end marker)")
