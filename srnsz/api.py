@@ -183,7 +183,7 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     keys = part_keys(data.shape, parts)
     if len(keys) > 1 and region is None and not lossless and predictor == "interp" and mode not in ("psnr", "ssim"):
         sections = {} if metadata is None else metadata.to_sections(_COORDINATES)
-        return _Stream(data, bound, eb_abs, found, rule, sections, None, framing(options)).in_parts(
+        return _Stream(data, bound, eb_abs, found, rule, sections, least_minor=_least_minor(options)).in_parts(
             keys, options, cores, progress)
     if not chosen.lossy or mask is None:
         field, mask, side = data, None, {}  # stored bit for bit: no mask needed
@@ -196,7 +196,7 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     else:
         encoded = chosen.compress(field, eb_abs, progress, mask)
     sections = {} if metadata is None else metadata.to_sections(_COORDINATES)
-    stream = _Stream(data, bound, eb_abs, found, rule, sections, region, framing(options))
+    stream = _Stream(data, bound, eb_abs, found, rule, sections, region, _least_minor(options))
     candidates = [stream.finish(chosen.name, e, mask, side) for e in (encoded, *encoded.alternatives)]
     if chosen.lossy and data.size <= SMALL_FIELD:
         # On a handful of values the lossless layout can be the smaller one.
@@ -204,7 +204,7 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     return smallest(candidates)
 
 
-def framing(options: dict[str, Any]) -> int | None:
+def _least_minor(options: dict[str, Any]) -> int | None:
     """The lowest format minor a stream compressed with ``options`` is written in: COMPACT_MINOR (the compact
     framing), or none for the writer of formats 1.2-1.6 (``binarisation=1``), which reproduces their streams."""
     return None if options.get("binarisation") == 1 else COMPACT_MINOR

@@ -568,7 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compress chunk by chunk (block sizes, slowest axis first): memory stays a few chunks "
                         "whatever the input size, and each chunk decodes alone")
     _add_threads(c, "cores to compress on: the parts of a large field (worker processes), the chunks of --chunk, "
-                    "a network's inference")
+                    "the code tables of one stream, a network's inference")
     _add_bound(c)
     c.set_defaults(func=cmd_compress)
     d = sub.add_parser("decompress", help="decompress a stream to .npy, .h5, .nc (or raw binary for other suffixes)")

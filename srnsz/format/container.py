@@ -104,10 +104,16 @@ def write_container(header: dict[str, Any], sections: dict[str, bytes], minor: i
             raise ValueError(f"bad section tag {tag!r}")
     head = _pack_header(header)
     parts += [_SECTION.pack(b"HEAD", len(head), zlib.crc32(head)), head]
-    if minor >= COMPACT_MINOR:
-        body = b"".join([_leb128(len(sections)), *(tag.encode("ascii") + _leb128(len(payload)) + payload
-                                                    for tag, payload in sorted(sections.items()))])
-        return b"".join([*parts, body, struct.pack("<I", zlib.crc32(body))])
+    if minor >= COMPACT_MINOR:  # the CRC32 runs along: no copy of the sections but the stream itself
+        count = _leb128(len(sections))
+        parts.append(count)
+        crc = zlib.crc32(count)
+        for tag, payload in sorted(sections.items()):
+            record = tag.encode("ascii") + _leb128(len(payload))
+            parts += [record, payload]
+            crc = zlib.crc32(payload, zlib.crc32(record, crc))
+        parts.append(struct.pack("<I", crc))
+        return b"".join(parts)
     for tag, payload in sorted(sections.items()):
         parts.append(_SECTION.pack(tag.encode("ascii"), len(payload), zlib.crc32(payload)))
         parts.append(payload)

@@ -274,8 +274,8 @@ def compress_chunked(array: Any, out: BinaryIO, eb: float, mode: str = "abs", ch
         out.write(CHUNKED_MAGIC)
         offset = len(CHUNKED_MAGIC)
         spans = []
-        # chunks side by side code one thread each; one at a time, each uses the cores
-        per_chunk["threads"] = 1 if threads > 1 else None
+        if threads > 1 and predictor == "interp":  # chunks side by side code their tables on one thread each
+            per_chunk["threads"] = 1
         tasks = ((_compress_block, (read(key), eb_abs, predictor, {
             **per_chunk, **options, "region": api.Region(tuple(k.start for k in key), shape)})) for key in keys)
         with workers(threads, processes=True) as pool:

@@ -36,7 +36,8 @@ class Srnsz(Codec):
     (``fill_value``: one value or a list, ``valid_range``: [min, max], ``detect_fills``) as for
     :func:`srnsz.compress`: the chunk's missing values come back bit for bit and never widen its bound.
     ``threads`` (None: the cores available) codes a chunk large enough to be cut in parts (format 1.11) on that many
-    cores both ways; a store that already codes chunks side by side may want 1.
+    cores both ways, and a smaller one's code tables side by side; a store that already codes chunks side by side may
+    want 1.
     """
 
     codec_id = CODEC_ID

@@ -194,7 +194,7 @@ class AutoencoderPredictor(Predictor):
             return encoded
         encoded = self._compress_blocks(data, eb)
         if self.compete_interp:  # the pipeline keeps whichever finished stream is smaller
-            interp = InterpPredictor(tune=self.tune).compress(data, eb, free=free)
+            interp = InterpPredictor(tune=self.tune, threads=self.threads).compress(data, eb, free=free)
             interp.predictor = "interp"  # the plain interp stream, exactly
             encoded.alternatives = [interp]
         if progress:

@@ -305,7 +305,8 @@ SECOND_OPINION = ("code_order", "mean_axis")
 # nothing elsewhere.
 MEAN_SCREEN = 0.5
 # What a mean costs a stream besides its coded sections (their frames and its record in the header): 94 bytes on
-# a 17 x 24 x 32 field at 90 dB, where a mean saving 50 bytes of codes would have grown the stream by 44.
+# a 17 x 24 x 32 field at 90 dB, where a mean saving 50 bytes of codes would have grown the stream by 44. (Format
+# 1.14 frames them in 43-47 bytes; the writer of formats 1.2-1.6 reproduces its streams with this figure.)
 MEAN_RECORD_BYTES = 96
 # Sampled blocks span this many grid steps (at most the anchor stride): many small blocks spread the sample.
 TUNE_BLOCK = {3: 16, 4: 8}
@@ -344,7 +345,7 @@ def code_orders(ndim: int) -> list[tuple[int, ...]]:
     return [(*(a for a in range(ndim) if a != last), last) for last in range(ndim - 1)]
 
 
-def level_bounds(levels: int, eb: float, alpha: float, beta: float) -> list[float]:
+def derived_level_bounds(levels: int, eb: float, alpha: float, beta: float) -> list[float]:
     """Absolute bound per level, coarsest first: ``eb`` / min(alpha^k, beta) k levels above the finest, alpha^k by
     repeated multiplication (IEEE basic operations: the same floats on every platform, which decoders of format 1.14
     rely on: they derive the bounds instead of reading them)."""
@@ -736,8 +737,12 @@ class InterpPredictor(Predictor):
             raise InvalidInputError(str(exc)) from None
 
     def level_bounds(self, plan: Plan, eb: float) -> list[float]:
-        """Absolute bound per level, coarsest first (:func:`level_bounds`)."""
-        return level_bounds(plan.levels, eb, self.config.alpha, self.config.beta)
+        """Absolute bound per level, coarsest first (:func:`derived_level_bounds`; the writer of formats 1.2-1.6,
+        binarisation 1, lists them in the header as it computed them, with alpha ** k)."""
+        c = self.config
+        if self.binarisation == BINARISATION_1.ident:
+            return [eb / min(c.alpha ** (plan.levels - 1 - level), c.beta) for level in range(plan.levels)]
+        return derived_level_bounds(plan.levels, eb, c.alpha, c.beta)
 
     def _pass_predictor(self, run: _Run, p: Pass, rec: np.ndarray, data: np.ndarray | None) -> PassPrediction:
         """Interpolation's predictions of pass ``p`` chunk by chunk (chunk keys are relative to ``rec[p.key]``);
@@ -941,8 +946,12 @@ class InterpPredictor(Predictor):
         plan = self._plan(shape)
         if params.get("chunk_points") != CHUNK_POINTS or params.get("levels") != plan.levels:
             raise StreamFormatError("the interp traversal recorded in the header does not match this version")
-        bounds = self.level_bounds(plan, recorded_bound(params)) if "eb" in params else \
-            [float(b) for b in params["level_bounds"]]
+        if "eb" in params:
+            bounds = derived_level_bounds(plan.levels, recorded_bound(params), self.config.alpha, self.config.beta)
+        elif "level_bounds" in params:
+            bounds = [float(b) for b in params["level_bounds"]]
+        else:
+            raise StreamFormatError("the interp parameters give no level bounds (eb or level_bounds)")
         detailed = params.get("details", False) is True
         if out is None:
             rec = np.zeros(shape, dtype=dtype)

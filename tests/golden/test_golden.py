@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_bound
+from conftest import assert_bound, smooth_field
 
 import srnsz
 from srnsz import missing
@@ -16,7 +16,7 @@ from srnsz.errors import ReconstructionMismatchError
 from srnsz.format.container import read_container
 from srnsz.format.parts import unpack_parts
 from srnsz.predictors.hat import HatPolicy
-from srnsz.predictors.interp import level_bounds
+from srnsz.predictors.interp import derived_level_bounds
 
 DATA = Path(__file__).parent / "data"
 
@@ -32,7 +32,7 @@ def bounds_given(params: dict) -> dict:
     params = dict(params)
     if "eb" in params:
         config = params["config"]
-        params["bounds"] = level_bounds(params["levels"], params.pop("eb"), config["alpha"], config["beta"])
+        params["bounds"] = derived_level_bounds(params["levels"], params.pop("eb"), config["alpha"], config["beta"])
     elif "level_bounds" in params:
         params["bounds"] = [float(b) for b in params.pop("level_bounds")]
     if isinstance(params.get("mean"), dict):
@@ -334,3 +334,17 @@ def test_a_stream_of_format_1_14_is_reproduced():
 def test_a_mask_the_same_on_every_level_is_stored_once():
     stream = reproduced("v1_12_mask", 1e-3, "rel")
     assert read_container(stream).sections["MASK"][0] == missing.MASK_REPEATED
+
+
+def test_the_writer_of_formats_1_2_to_1_6_lists_the_level_bounds_as_it_computed_them():
+    # binarisation=1 reproduces those streams byte for byte: its bounds are eb / min(alpha ** k, beta), pow and all,
+    # where format 1.14 derives them by repeated multiplication (one ulp apart for alphas such as 1.3)
+    data = smooth_field((12, 16, 20), seed=4)
+    stream = srnsz.compress(data, 1e-3, "abs", tune="off", alpha=1.3, beta=8.0, binarisation=1)
+    params = srnsz.info(stream).predictor_params
+    levels = params["levels"]
+    assert params["level_bounds"] == [1e-3 / min(1.3 ** (levels - 1 - level), 8.0) for level in range(levels)]
+    assert read_container(stream).version < COMPACT and "eb" not in params
+    derived = srnsz.info(srnsz.compress(data, 1e-3, "abs", tune="off", alpha=1.3, beta=8.0)).predictor_params
+    assert derived["eb"] == 1e-3 and "level_bounds" not in derived
+    assert_bound(data, srnsz.decompress(stream), 1e-3)

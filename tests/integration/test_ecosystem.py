@@ -98,6 +98,14 @@ def test_chunked_streams_are_the_same_bytes_for_every_thread_count(field, tmp_pa
     for threads, buf in zip((1, 2), fast):
         chunked.compress_chunked(field, buf, eb=1e-3, mode="rel", chunk=(8, 16, 16), threads=threads, profile="fast")
     assert fast[0].getvalue() == fast[1].getvalue() != streams[0]
+    # a network predictor whose float32 streams record their inference threads: chunks side by side leave them as
+    # one at a time does (interp's own coding threads are not in any header)
+    pytest.importorskip("torch")
+    ae = [io.BytesIO() for _ in range(2)]
+    for threads, buf in zip((1, 2), ae):
+        chunked.compress_chunked(field[:8, :32, :32], buf, eb=1e-2, mode="rel", chunk=(8, 16, 32), threads=threads,
+                                 predictor="ae", arithmetic="float32", compete_interp=False)
+    assert ae[0].getvalue() == ae[1].getvalue()
     eb = ErrorBound("rel", 1e-3).resolve(field)
     assert_bound(field, chunked.decompress_chunked(io.BytesIO(fast[0].getvalue())), eb)
     assert np.array_equal(np.load(tmp_path / "b2.npy").view(np.uint32), decoded[0].view(np.uint32))
