@@ -274,7 +274,7 @@ def compress_chunked(array: Any, out: BinaryIO, eb: float, mode: str = "abs", ch
         out.write(CHUNKED_MAGIC)
         offset = len(CHUNKED_MAGIC)
         spans = []
-        if threads > 1 and predictor == "interp":  # chunks side by side code their tables on one thread each
+        if predictor == "interp":  # the chunks are the parallel work: each codes its tables on one thread
             per_chunk["threads"] = 1
         tasks = ((_compress_block, (read(key), eb_abs, predictor, {
             **per_chunk, **options, "region": api.Region(tuple(k.start for k in key), shape)})) for key in keys)
