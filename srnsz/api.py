@@ -16,6 +16,7 @@ from srnsz import missing, restoration
 from srnsz.blas_threads import one_blas_thread
 from srnsz.bounds import ErrorBound
 from srnsz.coding.capacity import check_capacity
+from srnsz.coding.context_mixing import BINARISATION_1
 from srnsz.decomposition.parts import DEFAULT_LAYOUT, PartLayout, keys_of, part_keys, valid_starts
 from srnsz.errors import InvalidInputError, ReconstructionMismatchError, SrnszError, StreamFormatError
 from srnsz.format import coords, parts
@@ -207,7 +208,7 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
 def _least_minor(options: dict[str, Any]) -> int | None:
     """The lowest format minor a stream compressed with ``options`` is written in: COMPACT_MINOR (the compact
     framing), or none for the writer of formats 1.2-1.6 (``binarisation=1``), which reproduces their streams."""
-    return None if options.get("binarisation") == 1 else COMPACT_MINOR
+    return None if options.get("binarisation") == BINARISATION_1.ident else COMPACT_MINOR
 
 
 @dataclass(frozen=True)

@@ -828,14 +828,14 @@ class InterpPredictor(Predictor):
         if coded.escaped.size:
             sections["ESCP"] = lossless.pack(coded.escaped.tobytes())
         config = {**self.config.header_fields(), "dim_order": list(plan.dim_order)}
-        params = {"config": config, "anchor_stride": plan.anchor_stride, "levels": plan.levels, "eb": eb,
+        listed = self.binarisation == BINARISATION_1.ident  # the frozen streams of formats 1.2-1.6 list the bounds
+        bounds = {"level_bounds": self.level_bounds(plan, eb)} if listed else {"eb": eb}
+        params = {"config": config, "anchor_stride": plan.anchor_stride, "levels": plan.levels, **bounds,
                   "chunk_points": CHUNK_POINTS, "details": True}
-        if self.binarisation == BINARISATION_1.ident:  # the frozen streams of formats 1.2-1.6 list the level bounds
-            params["level_bounds"] = self.level_bounds(plan, params.pop("eb"))
         if coded.blends:
             params["blend_weights"] = [list(w) for w in coded.blends]
         needs = [QUINTIC_FORMAT_MINOR if self.config.kind == "quintic" else None, format_minor(code),
-                 None if "level_bounds" in params else DERIVED_BOUNDS_FORMAT_MINOR]
+                 None if listed else DERIVED_BOUNDS_FORMAT_MINOR]
         if self.config.code_order is not None or coded.mean is not None:
             needs.append(TUNED_LAYOUT_FORMAT_MINOR)
         if coded.mean is not None:
