@@ -72,6 +72,13 @@ SAMPLE_GIVE_UP = 0.90
 # and 0.89); every crop that won passed both (their shares of the points beyond 0.18-0.97, their savings 2.3-19x what
 # was needed).
 SAMPLE_GIVE_UP_BEYOND = 1.0
+# Before all that, the first pass is judged on the first of its two plane sets alone (one view of every target, half
+# the network's work): the network is given up where that view's block choices leave more than this share of
+# interpolation's L1 error. Measured (2026-12-06, hat_pico_series, 12 shared 3D fields, Gray-Scott run A t4000 and
+# t8500, CCSM member 60, rel 1e-2/1e-3/1e-4: 45 first passes): one view's share was within -0.05 to +0.03 of the two
+# views'; of the 11 first passes that went on (9 then won), one view left at most 0.81 (two views 0.78); of the 34
+# given up, 23 left 0.97-1.0 with one view, which now end there.
+SAMPLE_GIVE_UP_ONE_VIEW = 0.95
 # What a hat stream carries beyond the interp stream of the same codes besides its flags: the header's hat parameters
 # (weights name, sha256, inference settings; 174-184 bytes on three fields) and the FLAG section's framing.
 NETWORK_STREAM_BYTES = 192
@@ -89,6 +96,7 @@ class HatPolicy:
     give_up_l1_share: float = SAMPLE_GIVE_UP
     give_up_beyond_share: float = SAMPLE_GIVE_UP_BEYOND
     network_stream_bytes: float = NETWORK_STREAM_BYTES
+    give_up_one_view_share: float = SAMPLE_GIVE_UP_ONE_VIEW
 
 
 def crop_sides(shape: tuple[int, ...], share: float, min_side: int) -> list[int]:
@@ -340,7 +348,8 @@ class GiveUp:
     more than ``l1_share`` of interpolation's L1 error, or more than ``beyond_share`` of its points off by more than the
     bound, or would not save what a network stream adds to the field's: ``stream_bytes``, its flags and the share
     ``1 - 1 / min_gain`` of the plain stream, the sample's plain stream being ``plain_bytes`` (inf: not estimated) and
-    the field ``scale`` times the sample."""
+    the field ``scale`` times the sample. Before that, on the pass's first plane set alone: more than
+    ``one_view_share`` of interpolation's L1 error (:meth:`one_view_reason`; inf: not judged)."""
 
     l1_share: float
     beyond_share: float
@@ -348,12 +357,20 @@ class GiveUp:
     min_gain: float
     plain_bytes: float = math.inf
     scale: float = 1.0
+    one_view_share: float = math.inf
 
     @classmethod
     def for_sample(cls, policy: HatPolicy, plain_bytes: float = math.inf, scale: float = 1.0) -> GiveUp:
         """The rules of ``policy`` (its give-up shares, network stream bytes and sample gain)."""
         return cls(policy.give_up_l1_share, policy.give_up_beyond_share, policy.network_stream_bytes,
-                   policy.sample_min_gain, plain_bytes, scale)
+                   policy.sample_min_gain, plain_bytes, scale, policy.give_up_one_view_share)
+
+    def one_view_reason(self, interp_l1: float, chosen_l1: float) -> str | None:
+        """Why the network is given up after the first plane set of its first pass, whose block choices leave L1
+        error ``chosen_l1`` against interpolation's ``interp_l1`` (None: it is not)."""
+        if interp_l1 > 0 and chosen_l1 > self.one_view_share * interp_l1:
+            return f"one view of the first HAT pass leaves L1 {chosen_l1:.4g} of interpolation's {interp_l1:.4g}"
+        return None
 
     def reason(self, interp: FirstPassErrors, chosen: FirstPassErrors, flag_bytes: float) -> str | None:
         """Why the network is given up after a first pass whose ``interp`` and block-choice errors these are, its
@@ -453,28 +470,60 @@ class HatPasses:
         """Every block choice made while compressing, in pass order (what the FLAG section stores)."""
         return np.concatenate(self.flags) if self.flags else np.zeros(0, bool)
 
-    def _predictions(self, p: Pass, plan: Plan, rec: np.ndarray) -> np.ndarray:
-        """Full-shape HAT predictions for the targets of pass ``p`` (NaN where no view holds them) from the plane
-        views known before it; then marks its targets known (the traversal decodes them before the next pass)."""
+    def _level_views(self, p: Pass, plan: Plan, rec: np.ndarray) -> tuple[LevelViews, int | None]:
+        """The views of pass ``p``'s level (started at its first pass), and the axis whose even planes wait for the
+        next pass (None: none wait). The even planes along a 3D level's first (sequential) pass axis hold none of its
+        targets: they wait for the second pass, so a network given up after the first pass costs two plane sets, not
+        three. The sum of the views is unchanged: even planes still come before odd ones, and two views add up the
+        same in any order."""
         views = self._views
         if views is None or views.level != p.level:
             t = plan.stride(p.level)
             self._views = views = LevelViews.start(p.level, tuple(slice(0, None, t) for _ in rec.shape), rec.shape)
+        return views, p.axis if rec.ndim == 3 and not views.added and not p.also else None
+
+    def _add_views(self, views: LevelViews, p: Pass, rec: np.ndarray, deferred: int | None,
+                   most: int | None = None) -> np.ndarray:
+        """Add the plane views known before pass ``p`` but those along ``deferred`` (at most ``most`` more plane
+        sets; None: all), and return the full-shape HAT predictions for its targets from the views added so far
+        (NaN where none holds them)."""
         lattice = rec[views.key] if rec.ndim == 3 else rec[views.key][None]
         axes = range(3 if rec.ndim == 3 else 1)
-        # The even planes along a 3D level's first (sequential) pass axis hold none of its targets: they wait for the
-        # second pass, so a network given up after the first pass costs two plane sets, not three. The sum of the
-        # views is unchanged: even planes still come before odd ones, and two views add up the same in any order.
-        deferred = p.axis if rec.ndim == 3 and not views.added and not p.also else None
-        for axis, parity in [(axis, 0) for axis in axes] + [(axis, 1) for axis in axes if self.decoded_planes]:
-            if (axis, parity) not in views.added and axis != deferred and views.plane_inputs_known(axis, parity):
-                views.add(axis, parity, plane_predictions(self.model, lattice, axis, parity, self.settings, self.eb))
+        missing = [(axis, parity) for axis, parity in
+                   [(axis, 0) for axis in axes] + [(axis, 1) for axis in axes if self.decoded_planes]
+                   if (axis, parity) not in views.added and axis != deferred and views.plane_inputs_known(axis, parity)]
+        for axis, parity in missing[:most]:
+            views.add(axis, parity, plane_predictions(self.model, lattice, axis, parity, self.settings, self.eb))
         total, weight = views.total[p.key], views.weight[p.key]
         with np.errstate(invalid="ignore", divide="ignore"):
-            predictions = np.where(weight > 0, total / np.maximum(weight, 1), np.nan)
-        if self.decoded_planes:
-            views.known[p.key][odd_along(p.axis, rec.ndim)] = True
-        return predictions
+            return np.where(weight > 0, total / np.maximum(weight, 1), np.nan)
+
+    def _block_errors(self, p: Pass, rec: np.ndarray, data: np.ndarray, hat_view: np.ndarray,
+                      interp: PassPrediction, detailed: bool) -> tuple[np.ndarray, bool]:
+        """Per block of pass ``p``: (sums (3 if ``detailed`` else 1, 2, blocks) -- L1 error, then points beyond the
+        bound and bits (:class:`FirstPassErrors`) -- of interpolation and of HAT (interpolation's where HAT has no
+        prediction), whether HAT predicted every target)."""
+        ids, n_blocks = self._ids
+        ids_view, view, data_view = ids[p.key], rec[p.key], data[p.key]
+        odd = odd_along(p.axis, view.ndim)
+        sums = np.zeros((3 if detailed else 1, 2, n_blocks))
+        covered = True
+        for c in chunks(view.shape, p.axes):
+            interp_c = interp(c)
+            hat = hat_view[c][odd]
+            original = data_view[c][odd].astype(np.float64)
+            predicted = np.isfinite(hat)
+            covered = covered and bool(predicted.all())
+            with np.errstate(invalid="ignore", over="ignore"):
+                e_interp = np.nan_to_num(np.abs(original - interp_c), nan=0.0, posinf=0.0)
+                e_hat = np.where(predicted, np.nan_to_num(np.abs(original - hat), nan=0.0, posinf=0.0), e_interp)
+            block = ids_view[c][odd].ravel()
+            for which, error in enumerate((e_interp.ravel(), e_hat.ravel())):
+                sums[0, which] += np.bincount(block, error, n_blocks)
+                if detailed:
+                    sums[1, which] += np.bincount(block, error > self.eb, n_blocks)
+                    sums[2, which] += np.bincount(block, np.log2(1.0 + error / (2.0 * self.eb)), n_blocks)
+        return sums, covered
 
     def _choices(self, n_blocks: int) -> np.ndarray:
         if self.recorded is None or self.used + n_blocks > self.recorded.size:
@@ -486,33 +535,26 @@ class HatPasses:
                  interp: PassPrediction) -> PassPrediction:
         if p.level < plan.levels - self.hat_levels:
             return interp
-        hat_view = self._predictions(p, plan, rec)
         if self._ids is None:
             self._ids = block_ids(rec.shape, self.block_size or DEFAULT_BLOCK[rec.ndim])
-        ids, n_blocks = self._ids
-        ids_view, view = ids[p.key], rec[p.key]
-        odd = odd_along(p.axis, view.ndim)
+        n_blocks = self._ids[1]
+        views, deferred = self._level_views(p, plan, rec)
+        judged = data is not None and self.give_up is not None and self.passes_chosen == 0
+        if judged and math.isfinite(self.give_up.one_view_share):
+            one_view, covered = self._block_errors(p, rec, data, self._add_views(views, p, rec, deferred, most=1),
+                                                   interp, False)
+            if covered:  # the first plane set holds every target of the pass (a sequential first pass)
+                reason = self.give_up.one_view_reason(float(one_view[0, 0].sum()), float(one_view[0].min(axis=0).sum()))
+                if reason is not None:
+                    raise NetworkGivenUp(reason)
+        hat_view = self._add_views(views, p, rec, deferred)
+        if self.decoded_planes:  # the traversal decodes the pass's targets before the next pass
+            views.known[p.key][odd_along(p.axis, rec.ndim)] = True
+        ids_view, odd = self._ids[0][p.key], odd_along(p.axis, rec.ndim)
         if data is None:
             choose_hat = self._choices(n_blocks)
         else:
-            data_view = data[p.key]
-            judged = self.give_up is not None and self.passes_chosen == 0
-            # per block: L1, then (judged only) points beyond the bound and bits, of interpolation and of HAT
-            sums = np.zeros((3 if judged else 1, 2, n_blocks))
-            for c in chunks(view.shape, p.axes):
-                interp_c = interp(c)
-                hat = hat_view[c][odd]
-                original = data_view[c][odd].astype(np.float64)
-                with np.errstate(invalid="ignore", over="ignore"):
-                    e_interp = np.nan_to_num(np.abs(original - interp_c), nan=0.0, posinf=0.0)
-                    e_hat = np.where(np.isfinite(hat), np.nan_to_num(np.abs(original - hat), nan=0.0, posinf=0.0),
-                                     e_interp)
-                block = ids_view[c][odd].ravel()
-                for which, error in enumerate((e_interp.ravel(), e_hat.ravel())):
-                    sums[0, which] += np.bincount(block, error, n_blocks)
-                    if judged:
-                        sums[1, which] += np.bincount(block, error > self.eb, n_blocks)
-                        sums[2, which] += np.bincount(block, np.log2(1.0 + error / (2.0 * self.eb)), n_blocks)
+            sums, _ = self._block_errors(p, rec, data, hat_view, interp, judged)
             choose_hat = sums[0, 1] < sums[0, 0]
             self.flags.append(choose_hat)
             self.passes_chosen += 1
