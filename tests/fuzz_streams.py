@@ -138,7 +138,8 @@ def outcome(decode: Callable[[], Any], expected: Any, limit: float,
 
 
 # ----------------------------------------------------------------------------------------------- streams to damage
-SMALL_PARTS = PartLayout(points=1 << 12, align=8)  # parts of a field small enough to decode thousands of times
+# parts of a field small enough to decode thousands of times
+SMALL_PARTS = PartLayout(points=1 << 12, align=8, part_bytes=0)
 
 
 def single_streams() -> dict[str, bytes]:

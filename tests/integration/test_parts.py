@@ -1,5 +1,5 @@
 """Large fields coded in parts (format 1.11): the same bytes for every thread count, the bound on every value, the
-parts decided by the shape and the layout alone, damaged part streams refused."""
+parts decided by the shape, the layout and the stream's estimated size alone, damaged part streams refused."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from srnsz.errors import InvalidInputError, StreamFormatError
 from srnsz.format import parts as layout
 from srnsz.format.container import read_container, write_container
 
-SMALL = plan.PartLayout(points=1 << 12, align=8)  # parts of 4096 values, slabs of multiples of 8 planes: fast tests
+# parts of 4096 values, slabs of multiples of 8 planes, of any stream size: fast tests
+SMALL = plan.PartLayout(points=1 << 12, align=8, part_bytes=0)
 
 
 def test_the_split_depends_on_the_shape_and_the_layout_only():
@@ -26,10 +27,37 @@ def test_the_split_depends_on_the_shape_and_the_layout_only():
     keys = plan.part_keys((100, 300, 300))
     assert [k[0] for k in keys] == [slice(0, 32), slice(32, 64), slice(64, 100)]
     assert plan.part_starts((40, 24, 28), SMALL) == [0, 8, 16, 24, 32]
+    # at most a given number of parts (the writer's, from the stream's estimated size): slabs of 1 / most or more
+    assert plan.part_starts((256, 256, 256), most=3) == [0, 96, 192]
+    assert plan.part_starts((256, 256, 256), most=2) == [0, 128]
+    assert plan.part_starts((100, 300, 300), most=2) == [0, 64]
+    assert plan.part_starts((256, 256, 256), most=1) == plan.part_starts((256, 256, 256), most=0) == [0]
+    eight = list(range(0, 256, 32))
+    assert plan.part_starts((256, 256, 256), most=8) == plan.part_starts((256, 256, 256), most=50) == eight
+    for most in range(1, 12):
+        for shape in ((256, 256, 256), (100, 300, 300), (333, 128, 128)):
+            assert 1 <= len(plan.part_starts(shape, most=most)) <= most
+    assert plan.DEFAULT_LAYOUT.parts_for_bytes(3.5 * (1 << 19)) == 3 and SMALL.parts_for_bytes(10.0) is None
     with pytest.raises(ValueError):
         plan.PartLayout(points=0)
+    with pytest.raises(ValueError):
+        plan.PartLayout(part_bytes=-1)
     with pytest.raises(InvalidInputError, match="PartLayout"):
         srnsz.compress(np.ones(8, np.float32), 1e-3, parts=1 << 12)
+
+
+def test_a_field_whose_stream_is_small_is_not_cut_into_parts():
+    """Parts cost a few KB each: a field whose stream is estimated (on a central 256th of it) at less than one part's
+    part_bytes is one stream, the bytes of the field with no parts; a smaller part_bytes lets it be cut, into about
+    as many parts as the estimate holds, not the 16 of its shape."""
+    data = np.random.default_rng(3).normal(size=(128, 32, 32)).astype(np.float32)  # as many bits a value anywhere
+    one = srnsz.compress(data, 1e-3, parts=plan.PartLayout(points=1 << 62))
+    joined = srnsz.compress(data, 1e-3, parts=plan.PartLayout(points=1 << 12, align=8, part_bytes=4 * len(one)))
+    assert srnsz.info(joined).parts == 1 and joined == one
+    assert len(plan.part_starts(data.shape, plan.PartLayout(points=1 << 12, align=8))) == 16
+    cut = srnsz.compress(data, 1e-3, parts=plan.PartLayout(points=1 << 12, align=8, part_bytes=len(one) // 3))
+    assert 2 <= srnsz.info(cut).parts <= 4
+    assert_bound(data, srnsz.decompress(cut), 1e-3 * float(data.max() - data.min()))
 
 
 @pytest.mark.parametrize("profile", ["best", "fast"])
