@@ -1,4 +1,5 @@
-"""Parts of a field coded apart (format 1.11): slabs along the slowest axis, decided by the shape and a layout.
+"""Parts of a field coded apart (format 1.11): slabs along the slowest axis, decided by the shape, a layout and the
+stream's estimated size.
 
 Contract: :func:`part_starts` depends on the field's shape, the :class:`PartLayout` (default :data:`DEFAULT_LAYOUT`)
 and at most a number of parts the writer allows (from an estimate of the stream's size, made on the data), never on
