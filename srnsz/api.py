@@ -48,6 +48,7 @@ SMALL_FIELD = 4096
 # part_bytes): a 256th, 1-3% of the compression's time on two threads (its estimate was within 2-7% of the 64 MB
 # generated field's stream at rel 1e-2 to 1e-4; smooth fields are overestimated, up to about 2x).
 PART_SAMPLE_SHARE = 1 / 256
+PART_SAMPLE_MIN_VALID = 1 / 8  # a box with fewer valid values estimates nothing: the field is cut by its shape
 # Profiles: the interp predictor's options each one sets (the caller's options override them). "best": the best ratio
 # (trial compressions, context mixing); "fast": about 4x faster to compress and 2x to decompress at 12-18% lower
 # ratio on the shared fields (see FAST_PROFILE).
@@ -277,12 +278,18 @@ class _Stream:
 
     def estimated_bytes(self, options: dict[str, Any]) -> float:
         """About the bytes of the field's stream: a central box of PART_SAMPLE_SHARE of it compressed alone (abs
-        bound, ``options`` as a part's), its sections scaled up to the field (smooth fields come out larger than
-        they will be: a box has fewer coarse levels)."""
+        bound, ``options`` as a part's), its sections scaled up to the field by their valid values (smooth fields come
+        out larger than they will be: a box has fewer coarse levels); inf (not known) where under
+        PART_SAMPLE_MIN_VALID of the box is valid (a box over land)."""
         key = sample_key(self.data.shape, PART_SAMPLE_SHARE)
         sample = self.data[key]
+        mask = self.found.mask
+        valid = self.data.size if mask is None else self.data.size - int(np.count_nonzero(mask))
+        valid_sample = sample.size if mask is None else sample.size - int(np.count_nonzero(mask[key]))
+        if valid_sample < PART_SAMPLE_MIN_VALID * sample.size:
+            return math.inf
         stream = compress(sample, self.eb_abs, "abs", "interp", **self.part_options(options))
-        return (len(stream) - head_length(stream[:HEAD_PREFIX])) * self.data.size / sample.size
+        return (len(stream) - head_length(stream[:HEAD_PREFIX])) * valid / valid_sample
 
     def in_parts(self, keys: list[tuple[slice, ...]], options: dict[str, Any], threads: int,
                  progress: Progress | None) -> bytes:

@@ -7,9 +7,9 @@ the thread count or the machine, so a stream is the same bytes however many work
 than ``2 * points`` values, or too thin along axis 0 for two slabs of ``align`` planes, is one part: its stream is
 the single-part stream of before. Larger fields are cut into about ``values // points`` slabs of equal thickness (a
 multiple of ``align``; the last takes the rest, half to one and a half slabs), but no more than
-:func:`parts_for_bytes` of the stream's estimated size, each coded as a stream of its own (own anchors, tuning and
-coder state) that its decoder can run beside the others. The stream records where the slabs start; a decoder
-follows that record.
+:meth:`PartLayout.parts_for_bytes` of the stream's estimated size, each coded as a stream of its own (own anchors,
+tuning and coder state) that its decoder can run beside the others. The stream records where the slabs start; a
+decoder follows that record.
 
 The cost in ratio is the slabs' edges (a spline near a cut sees one side only, the coarse levels most) and each
 coder's learning, some 2-5 KB a part whatever its size: on a 64 MB generated field at rel 1e-3
@@ -29,7 +29,8 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class PartLayout:
     """How large fields are cut: parts of about ``points`` values, in slabs whose thickness is a multiple of
-    ``align`` planes. The stream records the cut, so a stream of any layout decodes anywhere."""
+    ``align`` planes, no more of them than give each ``part_bytes`` of the stream's estimated size. The stream
+    records the cut, so a stream of any layout decodes anywhere."""
 
     # Values per part (8 MB of float32). Parts differ in cost (each tunes its own options: on a 64 MB field one of
     # four parts decoded 5x faster than the others, its finest levels static-coded), so more parts balance the
@@ -37,32 +38,34 @@ class PartLayout:
     # and 0.43% more bytes.
     points: int = 1 << 21
     align: int = 32  # slab thickness is a multiple of the 3D anchor stride
-    # Compressed bytes a part's stream should have at least (parts cost some 2-5 KB each: see above); 0: parts of any
-    # size.
+    # Compressed bytes a part's stream should have, by the writer's estimate of the whole stream (parts cost some 2-5 KB
+    # each: see above; the estimate runs up to ~2x high on smooth fields, so parts can come out at half this); 0: parts
+    # of any size.
     part_bytes: int = 1 << 19
 
     def __post_init__(self) -> None:
-        if not (all(isinstance(v, int) for v in (self.points, self.align, self.part_bytes)) and self.points >= 1
-                and self.align >= 1 and self.part_bytes >= 0):
+        whole = all(isinstance(v, int) and not isinstance(v, bool) for v in (self.points, self.align, self.part_bytes))
+        if not (whole and self.points >= 1 and self.align >= 1 and self.part_bytes >= 0):
             raise ValueError(f"a part layout needs whole points >= 1, align >= 1 and part_bytes >= 0, not {self}")
 
     def parts_for_bytes(self, stream_bytes: float) -> int | None:
-        """The most parts a stream of about ``stream_bytes`` is cut into (None: as many as the shape gives)."""
-        return None if self.part_bytes == 0 else int(stream_bytes // self.part_bytes)
+        """The most parts a stream of about ``stream_bytes`` (inf: not known) is cut into (None: as many as the shape
+        gives)."""
+        if self.part_bytes == 0 or not math.isfinite(stream_bytes):
+            return None
+        return int(stream_bytes) // self.part_bytes
 
-    def slabs(self, shape: tuple[int, ...], most: int | None = None) -> range:
-        """First index along axis 0 of each slab of a field of ``shape``, at most ``most`` of them (None: as many as
-        the layout gives) (a lazy range: a damaged header's shape may be huge)."""
+    def slabs(self, shape: tuple[int, ...], most: int | None = None) -> range | list[int]:
+        """First index along axis 0 of each slab of a field of ``shape``: as many as the layout gives (a lazy range: a
+        damaged header's shape may be huge), or ``most`` where fewer (slabs as even as whole multiples of ``align``
+        make them)."""
         units = shape[0] // self.align
         count = min(math.prod(shape) // self.points, units)
         if most is not None and most < count:
-            if most < 2:
-                return range(1)
-            thickness = self.align * -(-units // most)  # slabs no thinner than 1 / most of the field: most of them
-        elif count < 2:
+            return [0] if most < 2 else [self.align * (i * units // most) for i in range(most)]
+        if count < 2:
             return range(1)
-        else:
-            thickness = self.align * (units // count)
+        thickness = self.align * (units // count)
         return range(0, shape[0] - thickness // 2, thickness)  # a tail under half a slab joins the last
 
 

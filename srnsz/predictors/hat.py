@@ -362,8 +362,10 @@ class GiveUp:
     @classmethod
     def for_sample(cls, policy: HatPolicy, plain_bytes: float = math.inf, scale: float = 1.0) -> GiveUp:
         """The rules of ``policy`` (its give-up shares, network stream bytes and sample gain)."""
+        # one view never gives up a network the two views' L1 rule would keep (a policy that lifts that rule lifts it)
+        one_view = max(policy.give_up_one_view_share, policy.give_up_l1_share)
         return cls(policy.give_up_l1_share, policy.give_up_beyond_share, policy.network_stream_bytes,
-                   policy.sample_min_gain, plain_bytes, scale, policy.give_up_one_view_share)
+                   policy.sample_min_gain, plain_bytes, scale, one_view)
 
     def one_view_reason(self, interp_l1: float, chosen_l1: float) -> str | None:
         """Why the network is given up after the first plane set of its first pass, whose block choices leave L1

@@ -27,21 +27,27 @@ def test_the_split_depends_on_the_shape_and_the_layout_only():
     keys = plan.part_keys((100, 300, 300))
     assert [k[0] for k in keys] == [slice(0, 32), slice(32, 64), slice(64, 100)]
     assert plan.part_starts((40, 24, 28), SMALL) == [0, 8, 16, 24, 32]
-    # at most a given number of parts (the writer's, from the stream's estimated size): slabs of 1 / most or more
-    assert plan.part_starts((256, 256, 256), most=3) == [0, 96, 192]
+    # at most a given number of parts (the writer's, from the stream's estimated size): that many, as even as whole
+    # multiples of align make them
+    assert plan.part_starts((256, 256, 256), most=3) == [0, 64, 160]
     assert plan.part_starts((256, 256, 256), most=2) == [0, 128]
-    assert plan.part_starts((100, 300, 300), most=2) == [0, 64]
+    assert plan.part_starts((100, 300, 300), most=2) == [0, 32]
     assert plan.part_starts((256, 256, 256), most=1) == plan.part_starts((256, 256, 256), most=0) == [0]
     eight = list(range(0, 256, 32))
     assert plan.part_starts((256, 256, 256), most=8) == plan.part_starts((256, 256, 256), most=50) == eight
-    for most in range(1, 12):
-        for shape in ((256, 256, 256), (100, 300, 300), (333, 128, 128)):
-            assert 1 <= len(plan.part_starts(shape, most=most)) <= most
+    for shape in ((256, 256, 256), (100, 300, 300), (333, 128, 128), (4000, 64, 64)):
+        count = len(plan.part_starts(shape))
+        for most in range(1, 12):
+            assert len(plan.part_starts(shape, most=most)) == min(most, count)
+            assert plan.valid_starts(plan.part_starts(shape, most=most), shape) == (min(most, count) > 1)
     assert plan.DEFAULT_LAYOUT.parts_for_bytes(3.5 * (1 << 19)) == 3 and SMALL.parts_for_bytes(10.0) is None
+    assert plan.DEFAULT_LAYOUT.parts_for_bytes(float("inf")) is None
     with pytest.raises(ValueError):
         plan.PartLayout(points=0)
-    with pytest.raises(ValueError):
-        plan.PartLayout(part_bytes=-1)
+    for bad in (-1, True, 1.5, None):
+        with pytest.raises(ValueError):
+            plan.PartLayout(part_bytes=bad)
+    assert plan.PartLayout(part_bytes=1 << 2000).parts_for_bytes(1e300) == 0  # no float overflow
     with pytest.raises(InvalidInputError, match="PartLayout"):
         srnsz.compress(np.ones(8, np.float32), 1e-3, parts=1 << 12)
 
@@ -58,6 +64,23 @@ def test_a_field_whose_stream_is_small_is_not_cut_into_parts():
     cut = srnsz.compress(data, 1e-3, parts=plan.PartLayout(points=1 << 12, align=8, part_bytes=len(one) // 3))
     assert 2 <= srnsz.info(cut).parts <= 4
     assert_bound(data, srnsz.decompress(cut), 1e-3 * float(data.max() - data.min()))
+
+
+def test_a_field_whose_centre_is_missing_is_cut_by_its_shape():
+    """The estimate's box is central: where it holds (almost) no valid value it estimates nothing, and the field is
+    cut by its shape as if part_bytes were 0 (never one part for an estimate of a box of fills)."""
+    data = np.random.default_rng(4).normal(size=(128, 32, 32)).astype(np.float32)
+    land = data.copy()
+    land[:, 8:24, 8:24] = np.nan  # the central box of a 256th (20 x 5 x 5) is all NaN
+    huge = plan.PartLayout(points=1 << 12, align=8, part_bytes=1 << 40)
+    assert srnsz.info(srnsz.compress(data, 1e-3, parts=huge)).parts == 1
+    stream = srnsz.compress(land, 1e-3, parts=huge)
+    assert srnsz.info(stream).parts == len(plan.part_starts(land.shape, huge)) == 16
+    recon = srnsz.decompress(stream)
+    assert np.isnan(recon[:, 8:24, 8:24]).all()
+    valid = ~np.isnan(land)
+    bound = 1e-3 * float(np.nanmax(land) - np.nanmin(land))
+    assert np.abs(recon[valid].astype(np.float64) - land[valid]).max() <= bound
 
 
 @pytest.mark.parametrize("profile", ["best", "fast"])

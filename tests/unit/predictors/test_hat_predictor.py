@@ -505,6 +505,9 @@ def test_the_first_pass_rules_each_give_a_network_up():
     assert one_view.one_view_reason(100.0, 95.0) is None and one_view.one_view_reason(0.0, 0.0) is None
     assert "one view of the first HAT pass leaves L1 96 of interpolation's 100" in one_view.one_view_reason(100.0, 96.0)
     assert GiveUp.for_sample(HatPolicy()).one_view_share == hat_module.SAMPLE_GIVE_UP_ONE_VIEW
+    # one view never gives up what the two views' L1 rule would keep: lifting that rule lifts it
+    assert GiveUp.for_sample(HatPolicy(give_up_l1_share=float("inf"))).one_view_share == float("inf")
+    assert GiveUp.for_sample(HatPolicy(give_up_l1_share=0.97)).one_view_share == 0.97
 
 
 @pytest.mark.parametrize("name", ["ncep_climo_Z3_17x64x128", "cth_voidfrac"])
