@@ -25,6 +25,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from srnsz.decomposition.sampling import central_key
+
 
 @dataclass(frozen=True)
 class PartLayout:
@@ -92,8 +94,7 @@ def part_keys(shape: tuple[int, ...], layout: PartLayout = DEFAULT_LAYOUT, most:
 def sample_key(shape: tuple[int, ...], share: float) -> tuple[slice, ...]:
     """A central box of about ``share`` of the points of a field of ``shape`` (every side scaled alike, at least 1)."""
     factor = share ** (1.0 / len(shape))
-    sides = [max(1, round(n * factor)) for n in shape]
-    return tuple(slice((n - m) // 2, (n - m) // 2 + m) for n, m in zip(shape, sides))
+    return central_key(shape, [max(1, round(n * factor)) for n in shape])
 
 
 def valid_starts(starts: object, shape: tuple[int, ...]) -> bool:

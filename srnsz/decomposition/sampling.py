@@ -1,4 +1,4 @@
-"""Sample blocks of a field for trial compression (tuning)."""
+"""Samples of a field for trial compressions: evenly spread blocks (tuning) and central boxes."""
 
 from __future__ import annotations
 
@@ -29,3 +29,8 @@ def sample_blocks(data: np.ndarray, block: int, full_points: int = FULL_TRIAL_PO
     picks = np.linspace(0, len(origins) - 1, min(wanted, len(origins))).round().astype(int)
     blocks = [data[tuple(slice(o, o + s) for o, s in zip(origins[i], side))] for i in picks]
     return np.stack(blocks)
+
+
+def central_key(shape: tuple[int, ...], sides: list[int]) -> tuple[slice, ...]:
+    """The index of the box of ``sides`` (each at most the field's) in the middle of a field of ``shape``."""
+    return tuple(slice((n - m) // 2, (n - m) // 2 + m) for n, m in zip(shape, sides))

@@ -17,6 +17,7 @@ import numpy as np
 
 from srnsz.coding import lossless
 from srnsz.decomposition.grid import Pass, Plan, chunks, odd_along
+from srnsz.decomposition.sampling import central_key
 from srnsz.decomposition.tiling import block_ids
 from srnsz.errors import InvalidInputError, StreamFormatError
 from srnsz.neural.runtime import (
@@ -304,7 +305,7 @@ class HatPredictor(InterpPredictor):
         policy = self.policy
         small = data.size <= policy.sample_min_points
         sides = list(data.shape) if small else crop_sides(data.shape, policy.sample_share, policy.sample_min_side)
-        key = tuple(slice((n - m) // 2, (n - m) // 2 + m) for n, m in zip(data.shape, sides))
+        key = central_key(data.shape, sides)
         crop, crop_free = np.ascontiguousarray(data[key]), None if free is None else np.ascontiguousarray(free[key])
         # Trial sizes (the context-mixing bytes, the sections not packed): a fifth of the sample's time beside the
         # network went into trying the other codings and packing, which do not change which is smaller.
