@@ -147,7 +147,7 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
              valid_range: Sequence[float | None] | None = None, detect_fills: bool = True,
              metadata: VariableMeta | None = None, restoration: bool = True, profile: str = "best",
              region: Region | None = None, threads: int | None = None, parts: PartLayout = DEFAULT_LAYOUT,
-             **options: Any) -> bytes:
+             wavelet: bool = True, **options: Any) -> bytes:
     """Compress a float32/float64 array of 1-4 dimensions so that |x - x'| <= eb_abs for every valid value.
 
     eb, mode: the error bound (see :class:`srnsz.bounds.ErrorBound`; ``rel`` is a fraction of the value range
@@ -161,6 +161,8 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     restoration: in the psnr and ssim modes, let the stream carry a restoration filter (srnsz.restoration: fewer
     bits at the same quality on smooth fields, a pointwise bound up to 1.5x the one the quantizer held; format 1.6)
     where it pays.
+    wavelet: in the psnr mode with the interp predictor, let the wavelet predictor's stream (srnsz.predictors.wavelet:
+    fewer bits at low PSNR on smooth fields; format 1.15) compete; the smaller stream at the target is kept.
     profile: ``best`` (default) or ``fast`` (interp only: no trial compressions, a lighter coder; see PROFILES).
     region: where ``array`` sits in a larger one (a chunk; see :class:`Region`), recorded in the header.
     threads: the cores to use (None: those available). A large field (srnsz.decomposition.parts) of the interp
@@ -193,6 +195,9 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     # Nothing valid to bound (or a bound of 0): every value is stored bit for bit.
     lossless = eb_abs == 0 or (mask is not None and mask.all())
     chosen = create_predictor("lossless") if lossless else create_predictor(predictor, **options)
+    if not chosen.holds_bound and mode != "psnr":
+        raise InvalidInputError(f"the {predictor} predictor holds no pointwise bound of its own: it serves the psnr "
+                                "mode (mode='psnr'), whose stream states the largest error it has")
     if not isinstance(parts, PartLayout):
         raise InvalidInputError(f"parts must be a PartLayout, not {type(parts).__name__}")
     keys = part_keys(data.shape, parts)
@@ -207,7 +212,7 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     else:
         field, side = missing.extend_into_missing(data, mask), missing.encode(mask, data, options.get("binarisation"))
     if mode == "psnr" and chosen.lossy:
-        eb_abs, encoded = compress_for_psnr(chosen, field, mask, float(eb), eb_abs, progress, restoration)
+        eb_abs, encoded = compress_for_psnr(chosen, field, mask, float(eb), eb_abs, progress, restoration, wavelet)
     elif mode == "ssim" and chosen.lossy:
         eb_abs, encoded = compress_for_ssim(chosen, field, mask, float(eb), eb_abs, progress, restoration)
     else:

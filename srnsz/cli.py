@@ -91,6 +91,9 @@ def _add_bound(p: argparse.ArgumentParser) -> None:
                    help="psnr and ssim modes: no restoration filter in the stream (by default one is added where "
                         "it saves bits; the stream is then format 1.6 and its stated bound up to 1.5x the "
                         "quantizer's)")
+    p.add_argument("--no-wavelet", action="store_true",
+                   help="psnr mode: interpolation alone (by default the wavelet predictor's stream competes and the "
+                        "smaller one at the target is kept; it is format 1.15)")
     p.add_argument("--predictor", choices=list_predictors(), help="default interp")
     p.add_argument("--profile", choices=list(api.PROFILES),
                    help="best (default): the best ratio; fast: interp without trial compressions and with a lighter "
@@ -212,6 +215,8 @@ def _compress_field(source: CFField, args: argparse.Namespace, name: str, option
     options = {**options, **_missing_options(args, source.rule), "threads": args.threads}
     if args.no_restoration:
         options["restoration"] = False
+    if args.no_wavelet:
+        options["wavelet"] = False
     if source.meta is not None:
         options["metadata"] = source.meta
     packing = source.meta.packing if source.meta is not None else None

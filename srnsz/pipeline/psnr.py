@@ -29,6 +29,7 @@ from srnsz.bounds import finite_range, search_bound, ssim_db
 from srnsz.errors import InvalidInputError
 from srnsz.metrics import psnr_over, ssim_over
 from srnsz.predictors.base import Encoded, Predictor, Progress
+from srnsz.predictors.wavelet import WaveletPredictor
 from srnsz.restoration import FORMAT_MINOR as RESTORATION_FORMAT_MINOR
 from srnsz.restoration import SECTION as RESTORATION_SECTION
 from srnsz.restoration import RestorationFilter, apply_restoration, fit_restoration
@@ -43,11 +44,12 @@ RESTORATION_SHARE_PER_DB = 0.08
 
 
 def compress_for_psnr(predictor: Predictor, field: np.ndarray, mask: np.ndarray | None, target_db: float,
-                      eb_abs: float, progress: Progress | None = None, restoration: bool = True
-                      ) -> tuple[float, Encoded]:
+                      eb_abs: float, progress: Progress | None = None, restoration: bool = True,
+                      wavelet: bool = True) -> tuple[float, Encoded]:
     """(pointwise bound the encoding holds, encoding) of ``field`` whose PSNR over the points outside ``mask``
     is at least ``target_db``; ``eb_abs`` is the uniform-error estimate of the bound (data units). With
-    ``restoration``, an encoding with a restoration filter competes where the filter is expected to pay."""
+    ``restoration``, an encoding with a restoration filter competes where the filter is expected to pay; with
+    ``wavelet`` and the interp predictor, the wavelet predictor's encoding at the target competes too."""
     valid = None if mask is None else ~mask
     tuned, start = predictor.for_psnr(field, eb_abs, mask, target_db)
 
@@ -67,6 +69,10 @@ def compress_for_psnr(predictor: Predictor, field: np.ndarray, mask: np.ndarray 
                                      encoded)
         if restored is not None:
             candidates.append(restored)
+    if wavelet and predictor.name == "interp" and np.isfinite(field).all():
+        transformed = compress_for_psnr(WaveletPredictor(), field, mask, target_db, eb_abs, None, False, False)
+        if psnr_over(field, transformed[1].recon, valid) >= target_db:
+            candidates.append(transformed)
     return min(candidates, key=lambda c: c[1].nbytes)
 
 

@@ -1,6 +1,6 @@
 """Predictors, one registry: importing this package registers the built-in ones."""
 
-from srnsz.predictors import blockwise, hat, interp, lossless  # noqa: F401  (registration side effect)
+from srnsz.predictors import blockwise, hat, interp, lossless, wavelet  # noqa: F401  (registration side effect)
 from srnsz.predictors.base import (
     PREDICTORS,
     Encoded,

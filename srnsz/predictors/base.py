@@ -53,6 +53,8 @@ class Predictor(ABC):
     name: ClassVar[str]
     lossy: ClassVar[bool] = True
     can_preview: ClassVar[bool] = False  # has a :meth:`preview` cheaper than compressing
+    # holds the bound it is given (False: states the error it has, for the psnr mode only; see srnsz.api.compress)
+    holds_bound: ClassVar[bool] = True
 
     @abstractmethod
     def compress(self, data: np.ndarray, eb: float, progress: Progress | None = None,

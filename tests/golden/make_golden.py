@@ -20,6 +20,7 @@ python tests/golden/make_golden.py NAME, NAME one of (each in tests/golden/data/
   v1_13_series (format 1.13: a climate-like series: departures from its mean over axis 0 interpolated, its codes
   scanned with axis 0 last, both chosen by the tuner)
   v1_14 (format 1.14: the compact framing and the level bounds derived from the header's, missing values)
+  v1_15_wavelet (format 1.15: the wavelet predictor, a psnr stream where it is smaller than interpolation's)
   hat_v1_9 (format 1.9: the default network in fixed point, on the hat golden field)
   ae_v1_9 (format 1.9: the 3D autoencoder in fixed point)
   Streams of formats 1.2-1.6 are written with binarisation 1, as they were.
@@ -120,6 +121,15 @@ if __name__ == "__main__":
         np.save(HERE / f"golden_{name}_expected.npy", srnsz.decompress(stream))
         print(name, len(stream), "bytes")
         sys.exit(0)
+    if name == "v1_15_wavelet":  # 1.15: the wavelet predictor, kept by the psnr mode at a low PSNR
+        data = smooth_field((20, 30, 34), seed=7)
+        stream = srnsz.compress(data, 30.0, "psnr")
+        assert srnsz.info(stream).format_version == "1.15" and srnsz.info(stream).predictor == "wavelet"
+        np.save(HERE / f"golden_{name}_original.npy", data)
+        (HERE / f"golden_{name}.srnsz").write_bytes(stream)
+        np.save(HERE / f"golden_{name}_expected.npy", srnsz.decompress(stream))
+        print(name, len(stream), "bytes", srnsz.info(stream).predictor_params)
+        sys.exit(0)
     if name == "v1_13_series":  # 1.13: mean_axis and code_order, chosen by the tuner
         data = series_field((32, 16, 24), seed=3)
         stream = srnsz.compress(data, 1e-2, "rel")
@@ -201,6 +211,8 @@ if __name__ == "__main__":
         data[:, :9, :11] = np.float32(1e20)
         data[5, 10, 12] += 0.8 * np.ptp(data[:, 9:, 11:])  # a spike: its code escapes at this bound
         bound = (1e-6, "rel")
+    if bound[1] == "psnr":  # written before the wavelet predictor competed in the psnr mode
+        options = {"wavelet": False, **options}
     stream = srnsz.compress(data, *bound, **options, **old_writer)
     assert name != "v1_6" or srnsz.info(stream).restoration
     methods = coding_methods(read_container(stream).sections["CODE"])

@@ -7,11 +7,14 @@ import pytest
 from conftest import assert_bound, roundtrip, smooth_field
 
 import srnsz
-from srnsz.predictors import list_predictors
+from srnsz.errors import InvalidInputError
+from srnsz.predictors import PREDICTORS, list_predictors
 
 SHAPES = [(1,), (2,), (7,), (1000,), (1, 1), (1, 9), (5, 1), (3, 3), (65, 130), (1, 1, 1), (2, 3, 4), (17, 1, 33),
           (33, 31, 29), (5, 6, 7, 8), (1, 3, 1, 9), (17, 9, 5, 3)]
-LOSSY = [name for name in list_predictors() if name != "lossless"]
+LOSSY = [name for name in list_predictors() if name != "lossless" and PREDICTORS[name].holds_bound]
+# Predictors that state the error they have instead of holding a bound: the psnr mode's alone.
+PSNR_ONLY = [name for name in list_predictors() if not PREDICTORS[name].holds_bound]
 # Every lossy predictor with option sets that exercise its choices; neural ones use the test weights.
 PREDICTOR_OPTIONS = {
     "interp": [{}, {"tune": "best"}, {"kind": "linear"}, {"kind": "cubic", "tune": "off"},
@@ -70,6 +73,42 @@ def test_every_predictor_keeps_nonfinite_and_constants(predictor, field3d, with_
     assert_bound(data, recon, eb_abs)
     constant = np.full((12, 40, 33), -2.5, np.float32)
     recon, _, _ = roundtrip(constant, 1e-3, "rel", predictor=predictor, **options)
+    assert np.array_equal(recon, constant)
+
+
+def test_psnr_only_predictors_are_listed():
+    assert PSNR_ONLY == ["wavelet"]
+
+
+@pytest.mark.parametrize("predictor", PSNR_ONLY)
+@pytest.mark.parametrize("mode,eb", [("abs", 0.01), ("rel", 1e-3), ("abs_and_rel", 0.01), ("ssim", 0.99)])
+def test_psnr_only_predictors_refuse_the_other_modes(predictor, mode, eb, field3d):
+    with pytest.raises(InvalidInputError, match="psnr"):
+        srnsz.compress(field3d, eb, mode, predictor, rel=1e-3 if mode == "abs_and_rel" else None)
+
+
+@pytest.mark.parametrize("predictor", PSNR_ONLY)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_psnr_only_predictors_state_their_error_on_every_shape(predictor, shape, dtype):
+    data = smooth_field(shape, dtype)
+    for target in (30.0, 80.0):
+        recon, stream, stated = roundtrip(data, target, "psnr", predictor=predictor)
+        assert_bound(data, recon, stated)  # the stated bound is the reconstruction's largest error or more
+        assert srnsz.metrics.quality(data, recon).psnr_db >= target
+
+
+@pytest.mark.parametrize("predictor", PSNR_ONLY)
+def test_psnr_only_predictors_keep_nonfinite_fills_and_constants(predictor, field3d):
+    data = field3d.astype(np.float64)
+    data[2:4, 5:9, :] = np.nan
+    data[0, 0, 0], data[-1, -1, -1] = np.inf, -np.inf
+    data[10:, 20:, 20:] = 1e20
+    recon, stream, stated = roundtrip(data, 60.0, "psnr", predictor=predictor)
+    assert_bound(data, recon, stated)
+    assert np.array_equal(recon[data == 1e20], data[data == 1e20])
+    constant = np.full((12, 40, 33), -2.5, np.float32)
+    recon, _, _ = roundtrip(constant, 60.0, "psnr", predictor=predictor)
     assert np.array_equal(recon, constant)
 
 

@@ -1,0 +1,121 @@
+"""The wavelet predictor in the psnr mode: it competes with interpolation, states its error, and its streams refuse
+damage and hostile headers cleanly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import assert_bound, rewritten, smooth_field
+
+import srnsz
+from srnsz.errors import InvalidInputError, SrnszError, StreamFormatError
+from srnsz.format.container import read_container
+from srnsz.metrics import quality
+from srnsz.predictors.wavelet import ESCAPE_SECTION, FORMAT_MINOR, WaveletPredictor
+
+
+@pytest.fixture
+def smooth3d() -> np.ndarray:
+    return smooth_field((24, 40, 48), noise=0.0)
+
+
+def test_psnr_mode_keeps_the_smaller_of_interpolation_and_wavelet(smooth3d):
+    with_wavelet = srnsz.compress(smooth3d, 30.0, "psnr")
+    without = srnsz.compress(smooth3d, 30.0, "psnr", wavelet=False)
+    made = srnsz.info(with_wavelet)
+    assert made.predictor == "wavelet" and made.format_version == f"1.{FORMAT_MINOR}"
+    assert len(with_wavelet) < len(without)
+    assert srnsz.info(without).predictor == "interp" and srnsz.info(without).format_version == "1.14"
+    recon = srnsz.decompress(with_wavelet)
+    assert quality(smooth3d, recon).psnr_db >= 30.0
+    assert_bound(smooth3d, recon, made.error_bound["abs"])
+    assert made.error_bound["abs"] == np.abs(recon.astype(np.float64) - smooth3d).max()  # stated as it is
+
+
+def test_where_interpolation_is_smaller_its_stream_is_kept(smooth3d):
+    stream = srnsz.compress(smooth3d, 60.0, "psnr")
+    assert srnsz.info(stream).predictor == "interp"
+    assert stream == srnsz.compress(smooth3d, 60.0, "psnr", wavelet=False)
+
+
+def test_the_approximation_size_is_chosen_and_recorded(smooth3d):
+    stream = srnsz.compress(smooth3d, 30.0, "psnr", "wavelet")
+    levels = srnsz.info(stream).predictor_params["levels"]
+    fixed = srnsz.compress(smooth3d, 30.0, "psnr", "wavelet", approximation=16)
+    assert srnsz.info(fixed).predictor_params["levels"] == [0, 1, 1]
+    assert len(stream) <= len(fixed) and levels != [0, 1, 1]
+
+
+def test_codes_beyond_the_int16_radius_are_escaped():
+    field = (1e6 + smooth_field((16, 16, 16), np.float64)).astype(np.float64)
+    stream = srnsz.compress(field, 160.0, "psnr", "wavelet")
+    assert ESCAPE_SECTION in read_container(stream).sections
+    recon = srnsz.decompress(stream)
+    assert quality(field, recon).psnr_db >= 160.0
+
+
+@pytest.mark.parametrize("options", [{"approximation": 0}, {"approximation": 2.5}, {"approximation": True},
+                                     {"round_bias": 0.5}, {"round_bias": -0.1}, {"round_bias": "x"}])
+def test_bad_options_are_refused(options, smooth3d):
+    with pytest.raises(InvalidInputError):
+        srnsz.compress(smooth3d, 30.0, "psnr", "wavelet", **options)
+
+
+@pytest.mark.parametrize("levels", [[9, 1, 1], [1, 1], [1, 1, True], [1, 1, -1], "1,1,1", None])
+def test_hostile_levels_are_refused(levels, smooth3d):
+    stream = srnsz.compress(smooth3d, 30.0, "psnr", "wavelet")
+
+    def change(header):
+        header["predictor"]["params"]["levels"] = levels
+
+    with pytest.raises(StreamFormatError, match="wavelet levels"):
+        srnsz.decompress(rewritten(stream, change))
+
+
+@pytest.mark.parametrize("step", [0.0, -1.0, float("nan"), float("inf"), "1", True, None])
+def test_hostile_steps_are_refused(step, smooth3d):
+    stream = srnsz.compress(smooth3d, 30.0, "psnr", "wavelet")
+
+    def change(header):
+        header["predictor"]["params"]["step"] = step
+
+    with pytest.raises(StreamFormatError, match="wavelet step"):
+        srnsz.decompress(rewritten(stream, change))
+
+
+def test_a_changed_step_is_caught_by_the_checksum(smooth3d):
+    stream = srnsz.compress(smooth3d, 30.0, "psnr", "wavelet")
+
+    def change(header):
+        header["predictor"]["params"]["step"] *= 1.5
+
+    with pytest.raises(SrnszError):
+        srnsz.decompress(rewritten(stream, change))
+
+
+def test_damaged_sections_are_refused():
+    field = (1e6 + smooth_field((16, 16, 16), np.float64)).astype(np.float64)
+    stream = srnsz.compress(field, 160.0, "psnr", "wavelet")
+
+    def drop_escapes(sections):
+        del sections[ESCAPE_SECTION]
+
+    def truncate_codes(sections):
+        sections["CODE"] = sections["CODE"][: len(sections["CODE"]) // 2]
+
+    def no_codes(sections):
+        del sections["CODE"]
+
+    for change in (drop_escapes, truncate_codes, no_codes):
+        with pytest.raises(SrnszError):
+            srnsz.decompress(rewritten(stream, section_change=change))
+
+
+def test_the_predictor_states_errors_above_its_step():
+    """compress() of the predictor itself: the step is 2 eb, the error it states is what its reconstruction has."""
+    data = smooth_field((30, 31), np.float64)
+    encoded = WaveletPredictor(approximation=4).compress(data, 0.01)
+    assert encoded.params["step"] == 0.02 and encoded.format_minor == FORMAT_MINOR
+    assert encoded.max_error == np.abs(encoded.recon - data).max()
+    with pytest.raises(InvalidInputError, match="finite"):
+        WaveletPredictor().compress(np.array([1.0, np.nan, 2.0]), 0.1)
