@@ -674,9 +674,11 @@ class Codec:
     def __init__(self, eb: float, mode: str = "rel", predictor: str = "interp", *, rel: float | None = None,
                  fill_value: float | Sequence[float] | None = None, valid_range: Sequence[float | None] | None = None,
                  detect_fills: bool = True, profile: str = "best", threads: int | None = None,
-                 parts: PartLayout = DEFAULT_LAYOUT, **options: Any) -> None:
+                 parts: PartLayout = DEFAULT_LAYOUT, restoration: bool = True, wavelet: bool = True,
+                 **options: Any) -> None:
         check_threads(threads)
         self.threads, self.parts = threads, parts
+        self.restoration, self.wavelet = bool(restoration), bool(wavelet)
         ErrorBound(mode, eb, rel)  # validate now, not at the first call
         missing.MissingRule.of(fill_value, valid_range, detect_fills)
         create_predictor(predictor, **profile_options(profile, predictor, options))
@@ -687,7 +689,8 @@ class Codec:
     def compress(self, array: Any) -> bytes:
         """The stream of ``array`` at this codec's bound and options (:func:`compress`)."""
         return compress(array, self.eb, self.mode, self.predictor, rel=self.rel, threads=self.threads,
-                        parts=self.parts, **self.missing, **self.options)
+                        parts=self.parts, restoration=self.restoration, wavelet=self.wavelet, **self.missing,
+                        **self.options)
 
     def decompress(self, data: bytes) -> np.ndarray:
         """The array a stream holds (:func:`decompress`; the stream carries its own settings)."""

@@ -131,6 +131,8 @@ def search_bound(quality_at: Callable[[float], float], target_db: float, eb: flo
             lo, hi = math.log10(met.eb), math.log10(short.eb)
             drop = met.db - short.db
             share = (met.db - aim) / drop if drop > 0 else 0.5
+            if not math.isfinite(share):  # an exact trial (inf dB) met the target: halfway in the bracket
+                share = 0.5
             x = lo + (hi - lo) * min(max(share, 0.1), 0.9)  # stay strictly inside the bracket
         else:
             step = (trial.db - aim) / DB_PER_DECADE

@@ -27,7 +27,7 @@ BETA = -0.052980118572961
 GAMMA = 0.882911075530934
 DELTA = 0.443506852043971
 # Band scales making one level's synthesis functions of unit norm (measured on an impulse far from the edges:
-# tests/unit/test_wavelet.py checks them).
+# tests/unit/decomposition/test_wavelet.py checks them).
 LOW_SCALE = 1.139764007654642
 HIGH_SCALE = 0.8872770756359072
 

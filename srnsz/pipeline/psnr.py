@@ -5,10 +5,13 @@ least the target.
 the predictor choose its configuration for bits at the target (:meth:`Predictor.for_psnr`: level-wise bounds,
 rounding bias, spline and traversal, by trial on samples), searches the largest bound whose whole-field
 reconstruction reaches the target (cheaply, without entropy coding, where the predictor can preview), and
-compresses once at that bound. The stream still holds a hard pointwise bound, the one written in its header.
+compresses once at that bound. The stream still holds a hard pointwise bound, the one written in its header (for
+the wavelet predictor the largest error its reconstruction has, computed when compressing).
 :func:`meet_psnr` is the last check: a shortfall tightens the bound. Where a restoration filter run by the decoder
 (srnsz.restoration) is expected to pay, a second encoding competes: its bound searched with the filter applied to
-each preview, its stated bound the quantizer's plus the filter's clip. (Searching the bound for a PSNR or a ratio
+each preview, its stated bound the quantizer's plus the filter's clip. With interp, the wavelet predictor
+(srnsz.predictors.wavelet) runs the same search and the smaller encoding at the target is kept; it holds no bound
+of its own, and its stream states the largest error it has. (Searching the bound for a PSNR or a ratio
 across whole compressions, for any predictor, is srnsz.pipeline.targets.)
 
 :func:`compress_for_ssim` does the same for an SSIM target: the bound is searched on previews with the SSIM on a dB
@@ -19,6 +22,7 @@ mode. It needs a predictor that previews (interp).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import replace
@@ -63,6 +67,10 @@ def compress_for_psnr(predictor: Predictor, field: np.ndarray, mask: np.ndarray 
             eb = found.eb
     encoded = tuned.compress(field, eb, progress, mask)
     eb, encoded = meet_psnr(field, mask, target_db, eb, encoded, lambda e: tuned.compress(field, e, None, mask))
+    if not predictor.holds_bound and psnr_over(field, encoded.recon, valid) < target_db:
+        # no bound makes the PSNR certain here, as for a predictor that holds one (meet_psnr's last try)
+        raise InvalidInputError(f"the {predictor.name} predictor does not reach {target_db:g} dB on this field; "
+                                "interpolation (the default predictor) does")
     candidates = [(held(encoded, eb), encoded)]
     if restoration and tuned.can_preview:
         restored = _with_restoration(tuned, field, mask, lambda recon: psnr_over(field, recon, valid), target_db, eb,
@@ -70,9 +78,10 @@ def compress_for_psnr(predictor: Predictor, field: np.ndarray, mask: np.ndarray 
         if restored is not None:
             candidates.append(restored)
     if wavelet and predictor.name == "interp" and np.isfinite(field).all():
-        transformed = compress_for_psnr(WaveletPredictor(), field, mask, target_db, eb_abs, None, False, False)
-        if psnr_over(field, transformed[1].recon, valid) >= target_db:
-            candidates.append(transformed)
+        # where the target needs steps finer than its integer codes hold, interpolation's stream alone
+        with contextlib.suppress(InvalidInputError):
+            candidates.append(compress_for_psnr(WaveletPredictor(), field, mask, target_db, eb_abs, None, False,
+                                                False))
     return min(candidates, key=lambda c: c[1].nbytes)
 
 

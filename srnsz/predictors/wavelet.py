@@ -2,7 +2,7 @@
 context-mixing coder, for the psnr mode (format 1.15).
 
 At low rates on smooth fields a wavelet's coarse coefficients are local averages, where interpolation's coarse
-levels are point samples: the same PSNR then needs markedly fewer bits (equal-PSNR figures on docs/benchmarks.md).
+levels are point samples: the same PSNR then needs markedly fewer bits (equal-PSNR figures on docs/benchmarks/index.md).
 It holds no pointwise bound of its own: its streams state the largest error its reconstruction has (computed when
 compressing, checked by the pipeline like any stated bound), so it serves the psnr mode only, where it competes
 with interpolation (srnsz.pipeline.psnr) and the smaller stream at the target is kept.
@@ -41,9 +41,12 @@ ROUND_BIAS = 0.1
 # The approximation sizes whose levels are tried per field (wavelet.axis_levels): at equal PSNR the best one
 # differed by field by 4-40% (same measurement: NCEP U 4, Gray-Scott and ECHAM5 T 8, CTH pressure 16).
 APPROXIMATIONS = (4, 8, 16)
-# Axes this long or longer keep the middle size's levels: the others change only their coarsest levels, a few
-# coefficients (0.1% of the bytes on SPERR's 999 x 999 field at 50-90 dB), not worth a trial coding each.
+# The other sizes are tried only where they change the levels of an axis shorter than this: on longer axes they
+# change only the coarsest levels, a few coefficients (0.1% of the bytes on SPERR's 999 x 999 field at 50-90 dB),
+# not worth a trial coding each.
 LONG_AXIS = 256
+# Codes stay below 2^53 in magnitude: exact in the float64 product code * step, far from int64's end.
+CODE_LIMIT = 2.0 ** 53
 
 
 def _band_keys(shape: tuple[int, ...], levels: tuple[int, ...]) -> list[tuple[slice, ...]]:
@@ -54,14 +57,20 @@ def _band_keys(shape: tuple[int, ...], levels: tuple[int, ...]) -> list[tuple[sl
 
 
 def _quantize(coefficients: np.ndarray, step: float, bias: float) -> np.ndarray:
-    """int64 codes of the coefficients at ``step`` with rounding bias ``bias``."""
-    magnitude = np.floor(np.abs(coefficients) / step + (0.5 - bias))
+    """int64 codes of the coefficients at ``step`` with rounding bias ``bias``; InvalidInputError where a code would
+    reach CODE_LIMIT (a step too fine for the coefficients: a PSNR beyond what the codes hold)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        magnitude = np.floor(np.abs(coefficients) / step + (0.5 - bias))
+    if magnitude.size and not float(magnitude.max()) < CODE_LIMIT:
+        raise InvalidInputError(f"a wavelet step of {step:.3g} is too fine for this field's coefficients (codes of "
+                                f"2^53 or more): the target asks more than the wavelet's integer codes hold")
     return (np.sign(coefficients) * np.maximum(magnitude, 0.0)).astype(np.int64)
 
 
 def _reconstruct(codes: np.ndarray, step: float, levels: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """The field the decoder rebuilds from the codes (every machine: the same bits, see srnsz.decomposition.wavelet)."""
-    return wavelet.inverse(codes * step, levels).astype(dtype, copy=False)
+    with np.errstate(over="ignore", invalid="ignore"):  # a hostile step overflows; the checksum refuses the result
+        return wavelet.inverse(codes * step, levels).astype(dtype, copy=False)
 
 
 @register_predictor
@@ -113,7 +122,7 @@ class WaveletPredictor(Predictor):
         escaped = []
         for key in _band_keys(data.shape, levels):
             band = codes[key]
-            small = np.abs(band) <= RADIUS
+            small = (band >= -RADIUS) & (band <= RADIUS)
             escaped.append(band[~small])
             writer.write(np.where(small, band, ESCAPE).astype(CODE_DTYPE).ravel(),
                          np.zeros(band.size, np.uint8), 0, shape=band.shape)
@@ -160,26 +169,27 @@ class WaveletPredictor(Predictor):
         if "CODE" not in sections:
             raise StreamFormatError("the wavelet stream has no code section")
         reader = CodeReader(sections["CODE"])
-        outliers = None
-        if ESCAPE_SECTION in sections:
-            raw = lossless.unpack(sections[ESCAPE_SECTION], "wavelet escapes", max_size=8 * math.prod(shape))
-            if len(raw) % 8:
-                raise StreamFormatError("the wavelet escape section is damaged")
-            outliers = np.frombuffer(raw, "<i8")
         codes = np.empty(shape, np.int64)
-        used = 0
         for key in _band_keys(shape, levels):
             band_shape = codes[key].shape
-            band = reader.read(np.zeros(math.prod(band_shape), np.uint8), 0, shape=band_shape).astype(np.int64)
-            escapes = np.flatnonzero(band == ESCAPE)
-            if escapes.size:
-                if outliers is None or used + escapes.size > outliers.size:
-                    raise StreamFormatError("the wavelet stream holds fewer escaped codes than its code section needs")
-                band[escapes] = outliers[used:used + escapes.size]
-                used += escapes.size
-            codes[key] = band.reshape(band_shape)
-        if outliers is not None and used != outliers.size:
-            raise StreamFormatError("the wavelet escape section holds more codes than its code section names")
+            codes[key] = reader.read(np.zeros(math.prod(band_shape), np.uint8), 0, shape=band_shape
+                                     ).reshape(band_shape)
+        count = int(np.count_nonzero(codes == ESCAPE))
+        if (ESCAPE_SECTION in sections) != (count > 0):
+            raise StreamFormatError(f"the wavelet stream has {count} escaped codes but "
+                                    f"{'a' if ESCAPE_SECTION in sections else 'no'} escape section")
+        if count:
+            raw = lossless.unpack(sections[ESCAPE_SECTION], "wavelet escapes", max_size=8 * count)
+            if len(raw) != 8 * count:
+                raise StreamFormatError(f"the wavelet escape section holds {len(raw) // 8} codes, its code section "
+                                        f"names {count}")
+            outliers, used = np.frombuffer(raw, "<i8"), 0
+            for key in _band_keys(shape, levels):  # in the order written: band by band, each in C order
+                band = codes[key]  # a view
+                here = band == ESCAPE
+                n = int(np.count_nonzero(here))
+                band[here] = outliers[used:used + n]
+                used += n
         if progress:
             progress(math.prod(shape))
         return _reconstruct(codes, step, levels, dtype)

@@ -232,3 +232,13 @@ def test_the_search_metrics_agree_with_quality() -> None:
         full = quality(data, recon, mask)
         assert rmse_over(data, recon, mask) == full.rmse
         assert psnr_over(data, recon, mask) == full.psnr_db
+
+
+def test_the_bound_search_survives_an_exact_trial_inside_its_bracket() -> None:
+    from srnsz.bounds import search_bound
+
+    def quality_at(eb: float) -> float:  # exact (inf dB) below 5e-4, short of the target above
+        return math.inf if eb < 5e-4 else 40.0
+
+    found, trials = search_bound(quality_at, 50.0, 1e-4, 0.02, 8)
+    assert found is not None and found.db >= 50.0 and all(math.isfinite(t.eb) for t in trials)

@@ -8,6 +8,7 @@ import pytest
 from conftest import assert_bound, rewritten, smooth_field
 
 import srnsz
+from srnsz.coding import lossless
 from srnsz.errors import InvalidInputError, SrnszError, StreamFormatError
 from srnsz.format.container import read_container
 from srnsz.metrics import quality
@@ -119,3 +120,57 @@ def test_the_predictor_states_errors_above_its_step():
     assert encoded.max_error == np.abs(encoded.recon - data).max()
     with pytest.raises(InvalidInputError, match="finite"):
         WaveletPredictor().compress(np.array([1.0, np.nan, 2.0]), 0.1)
+
+
+@pytest.mark.parametrize("data,target", [(np.array([1.5, -2.0], np.float32), 150.0),
+                                         ((1e4 + smooth_field((12, 14, 16), np.float64)).astype(np.float32), 120.0),
+                                         ((1e5 + smooth_field((12, 14, 16), np.float64)).astype(np.float32), 90.0)])
+def test_exact_previews_do_not_derail_the_default_psnr_mode(data, target):
+    """The wavelet's preview can be exact (inf dB) inside the search's bracket."""
+    recon = srnsz.decompress(srnsz.compress(data, target, "psnr"))
+    assert quality(data, recon).psnr_db >= target
+
+
+def test_a_target_beyond_the_integer_codes_is_refused_or_left_to_interpolation():
+    field = 1e12 + smooth_field((16, 16, 16), np.float64)
+    with pytest.raises(InvalidInputError, match="too fine"):
+        srnsz.compress(field, 150.0, "psnr", "wavelet")
+    stream = srnsz.compress(field, 150.0, "psnr")
+    assert srnsz.info(stream).predictor != "wavelet"
+    assert quality(field, srnsz.decompress(stream)).psnr_db >= 150.0
+
+
+def test_escapes_of_several_bands_come_back_in_place():
+    field = 1e6 + smooth_field((16, 16, 16), np.float64) * 1e3
+    field[3, 5, 7] += 5e4
+    field[12, 2, 9] -= 7e4
+    stream = srnsz.compress(field, 150.0, "psnr", "wavelet")
+    assert ESCAPE_SECTION in read_container(stream).sections
+    assert quality(field, srnsz.decompress(stream)).psnr_db >= 150.0  # and the checksum held
+
+
+def test_an_escape_section_must_match_the_escaped_codes(smooth3d):
+    plain = srnsz.compress(smooth3d, 30.0, "psnr", "wavelet")
+    assert ESCAPE_SECTION not in read_container(plain).sections
+
+    def add_escapes(sections):
+        sections[ESCAPE_SECTION] = lossless.pack(np.zeros(3, "<i8").tobytes())
+
+    with pytest.raises(StreamFormatError, match="escape"):
+        srnsz.decompress(rewritten(plain, section_change=add_escapes))
+    field = 1e6 + smooth_field((16, 16, 16), np.float64)
+    escaped = srnsz.compress(field, 160.0, "psnr", "wavelet")
+
+    def one_more(sections):
+        raw = lossless.unpack(sections[ESCAPE_SECTION], "test")
+        sections[ESCAPE_SECTION] = lossless.pack(raw + np.zeros(1, "<i8").tobytes())
+
+    with pytest.raises(StreamFormatError, match="escape"):
+        srnsz.decompress(rewritten(escaped, section_change=one_more))
+
+
+def test_a_codec_passes_the_quality_mode_switches(smooth3d):
+    assert srnsz.Codec(30.0, "psnr").compress(smooth3d) == srnsz.compress(smooth3d, 30.0, "psnr")
+    plain = srnsz.Codec(30.0, "psnr", wavelet=False, restoration=False).compress(smooth3d)
+    assert plain == srnsz.compress(smooth3d, 30.0, "psnr", wavelet=False, restoration=False)
+    assert srnsz.info(plain).predictor == "interp"
