@@ -161,8 +161,9 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     restoration: in the psnr and ssim modes, let the stream carry a restoration filter (srnsz.restoration: fewer
     bits at the same quality on smooth fields, a pointwise bound up to 1.5x the one the quantizer held; format 1.6)
     where it pays.
-    wavelet: in the psnr mode with the interp predictor, let the wavelet predictor's stream (srnsz.predictors.wavelet:
-    fewer bits at low PSNR on smooth fields; format 1.15) compete; the smaller stream at the target is kept.
+    wavelet: in the psnr and ssim modes with the interp predictor, let the wavelet predictor's stream
+    (srnsz.predictors.wavelet: fewer bits at low PSNR on smooth fields; format 1.15) compete; the smaller stream at the
+    target is kept.
     profile: ``best`` (default) or ``fast`` (interp only: no trial compressions, a lighter coder; see PROFILES).
     region: where ``array`` sits in a larger one (a chunk; see :class:`Region`), recorded in the header.
     threads: the cores to use (None: those available). A large field (srnsz.decomposition.parts) of the interp
@@ -214,7 +215,7 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     if mode == "psnr" and chosen.lossy:
         eb_abs, encoded = compress_for_psnr(chosen, field, mask, float(eb), eb_abs, progress, restoration, wavelet)
     elif mode == "ssim" and chosen.lossy:
-        eb_abs, encoded = compress_for_ssim(chosen, field, mask, float(eb), eb_abs, progress, restoration)
+        eb_abs, encoded = compress_for_ssim(chosen, field, mask, float(eb), eb_abs, progress, restoration, wavelet)
     else:
         encoded = chosen.compress(field, eb_abs, progress, mask)
     sections = {} if metadata is None else metadata.to_sections(_COORDINATES)

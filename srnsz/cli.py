@@ -92,8 +92,8 @@ def _add_bound(p: argparse.ArgumentParser) -> None:
                         "it saves bits; the stream is then format 1.6 and its stated bound up to 1.5x the "
                         "quantizer's)")
     p.add_argument("--no-wavelet", action="store_true",
-                   help="psnr mode: interpolation alone (by default the wavelet predictor's stream competes and the "
-                        "smaller one at the target is kept; it is format 1.15)")
+                   help="psnr and ssim modes: interpolation alone (by default the wavelet predictor's stream "
+                        "competes and the smaller one at the target is kept; it is format 1.15)")
     p.add_argument("--predictor", choices=list_predictors(), help="default interp")
     p.add_argument("--profile", choices=list(api.PROFILES),
                    help="best (default): the best ratio; fast: interp without trial compressions and with a lighter "

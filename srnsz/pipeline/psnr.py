@@ -157,11 +157,13 @@ def meet_psnr(data: np.ndarray, mask: np.ndarray | None, target_db: float, eb_ab
 
 
 def compress_for_ssim(predictor: Predictor, field: np.ndarray, mask: np.ndarray | None, target: float,
-                      eb_abs: float, progress: Progress | None = None, restoration: bool = True
-                      ) -> tuple[float, Encoded]:
+                      eb_abs: float, progress: Progress | None = None, restoration: bool = True,
+                      wavelet: bool = True) -> tuple[float, Encoded]:
     """(pointwise bound the encoding holds, encoding) of ``field`` whose mean SSIM over the points outside
     ``mask`` is at least ``target`` (in (0, 1)); ``eb_abs`` is a first guess of the bound (data units). With
-    ``restoration``, an encoding with a restoration filter competes where the filter is expected to pay."""
+    ``restoration``, an encoding with a restoration filter competes where the filter is expected to pay; with
+    ``wavelet`` and the interp predictor, the wavelet predictor's encoding at the target competes too (its levels
+    chosen at the PSNR interpolation's first encoding reached)."""
     if sum(n > 1 for n in field.shape) < 2:
         raise InvalidInputError(f"the ssim mode needs a field of 2 or more dimensions, got shape {field.shape}")
     if not predictor.can_preview:
@@ -189,6 +191,15 @@ def compress_for_ssim(predictor: Predictor, field: np.ndarray, mask: np.ndarray 
         eb_tuned = reach(tuned, start) if tuned is not sized else None
         if eb_tuned is not None:
             candidates.append((eb_tuned, tuned.compress(field, eb_tuned, None, mask), tuned))
+    if wavelet and predictor.name == "interp" and np.isfinite(psnr) and np.isfinite(field).all():
+        with contextlib.suppress(InvalidInputError):  # steps finer than its integer codes hold: interpolation's
+            transform, start = WaveletPredictor().for_psnr(field, eb_sized, mask, psnr)
+            eb_transform = reach(transform, start)
+            if eb_transform is not None:
+                encoded = transform.compress(field, eb_transform, None, mask)
+                if quality(encoded.recon) >= goal:
+                    candidates.append((eb_transform, encoded, transform))
     eb, encoded, chosen = min(candidates, key=lambda c: c[1].nbytes)
-    restored = _with_restoration(chosen, field, mask, quality, goal, eb, encoded) if restoration else None
+    restored = (_with_restoration(chosen, field, mask, quality, goal, eb, encoded)
+                if restoration and chosen.holds_bound else None)
     return min([(held(encoded, eb), encoded), *([restored] if restored else [])], key=lambda c: c[1].nbytes)

@@ -174,3 +174,15 @@ def test_a_codec_passes_the_quality_mode_switches(smooth3d):
     plain = srnsz.Codec(30.0, "psnr", wavelet=False, restoration=False).compress(smooth3d)
     assert plain == srnsz.compress(smooth3d, 30.0, "psnr", wavelet=False, restoration=False)
     assert srnsz.info(plain).predictor == "interp"
+
+
+def test_the_ssim_mode_keeps_the_smaller_of_interpolation_and_wavelet(smooth3d):
+    from srnsz.metrics import ssim_over
+
+    with_wavelet = srnsz.compress(smooth3d, 0.99, "ssim")
+    without = srnsz.compress(smooth3d, 0.99, "ssim", wavelet=False)
+    assert srnsz.info(with_wavelet).predictor == "wavelet" and srnsz.info(without).predictor == "interp"
+    assert len(with_wavelet) < len(without)
+    recon = srnsz.decompress(with_wavelet)
+    assert ssim_over(smooth3d, recon) >= 0.99
+    assert_bound(smooth3d, recon, srnsz.info(with_wavelet).error_bound["abs"])
