@@ -196,9 +196,9 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     # Nothing valid to bound (or a bound of 0): every value is stored bit for bit.
     lossless = eb_abs == 0 or (mask is not None and mask.all())
     chosen = create_predictor("lossless") if lossless else create_predictor(predictor, **options)
-    if not chosen.holds_bound and mode != "psnr":
-        raise InvalidInputError(f"the {predictor} predictor holds no pointwise bound of its own: it serves the psnr "
-                                "mode (mode='psnr'), whose stream states the largest error it has")
+    if not chosen.holds_bound and mode not in ("psnr", "ssim"):
+        raise InvalidInputError(f"the {predictor} predictor holds no pointwise bound of its own: it serves the quality "
+                                "modes (mode='psnr' or 'ssim'), whose streams state the largest error they have")
     if not isinstance(parts, PartLayout):
         raise InvalidInputError(f"parts must be a PartLayout, not {type(parts).__name__}")
     keys = part_keys(data.shape, parts)

@@ -53,7 +53,7 @@ class Predictor(ABC):
     name: ClassVar[str]
     lossy: ClassVar[bool] = True
     can_preview: ClassVar[bool] = False  # has a :meth:`preview` cheaper than compressing
-    # holds the bound it is given (False: states the error it has, for the psnr mode only; see srnsz.api.compress)
+    # holds the bound it is given (False: states the error it has, for the quality modes only; see srnsz.api.compress)
     holds_bound: ClassVar[bool] = True
 
     @abstractmethod

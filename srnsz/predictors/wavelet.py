@@ -1,11 +1,11 @@
 """The ``wavelet`` predictor: the CDF 9/7 transform (srnsz.decomposition.wavelet) with a uniform quantizer and the
-context-mixing coder, for the psnr mode (format 1.15).
+context-mixing coder, for the quality modes (format 1.15).
 
 At low rates on smooth fields a wavelet's coarse coefficients are local averages, where interpolation's coarse
 levels are point samples: the same PSNR then needs markedly fewer bits (equal-PSNR figures on docs/benchmarks/index.md).
 It holds no pointwise bound of its own: its streams state the largest error its reconstruction has (computed when
-compressing, checked by the pipeline like any stated bound), so it serves the psnr mode only, where it competes
-with interpolation (srnsz.pipeline.psnr) and the smaller stream at the target is kept.
+compressing, checked by the pipeline like any stated bound), so it serves the quality modes (psnr, ssim) only, where
+it competes with interpolation (srnsz.pipeline.psnr) and the smaller stream at the target is kept.
 
 Stream: the coefficients' codes q = sign(c) floor(|c| / step + 1/2 - b) (b, the rounding bias, is the encoder's:
 a dead zone), band by band -- bands in C order of their per-axis indices, each axis's approximation first and its
@@ -75,10 +75,11 @@ def _reconstruct(codes: np.ndarray, step: float, levels: tuple[int, ...], dtype:
 
 @register_predictor
 class WaveletPredictor(Predictor):
-    """The CDF 9/7 wavelet transform, quantized and context-mixed (the psnr mode only: it holds no pointwise bound).
+    """The CDF 9/7 wavelet transform, quantized and context-mixed (the quality modes only: it holds no pointwise
+    bound).
 
     approximation: the fewest points an axis's approximation keeps (its levels, wavelet.axis_levels); None: the
-    psnr mode tries APPROXIMATIONS and keeps the smallest stream; round_bias: the quantizer's dead zone, in steps."""
+    quality modes try APPROXIMATIONS and keep the smallest stream; round_bias: the quantizer's dead zone, in steps."""
 
     name = "wavelet"
     can_preview = True

@@ -81,10 +81,20 @@ def test_psnr_only_predictors_are_listed():
 
 
 @pytest.mark.parametrize("predictor", PSNR_ONLY)
-@pytest.mark.parametrize("mode,eb", [("abs", 0.01), ("rel", 1e-3), ("abs_and_rel", 0.01), ("ssim", 0.99)])
-def test_psnr_only_predictors_refuse_the_other_modes(predictor, mode, eb, field3d):
-    with pytest.raises(InvalidInputError, match="psnr"):
+@pytest.mark.parametrize("mode,eb", [("abs", 0.01), ("rel", 1e-3), ("abs_and_rel", 0.01)])
+def test_psnr_only_predictors_refuse_the_bound_modes(predictor, mode, eb, field3d):
+    with pytest.raises(InvalidInputError, match="quality modes"):
         srnsz.compress(field3d, eb, mode, predictor, rel=1e-3 if mode == "abs_and_rel" else None)
+
+
+@pytest.mark.parametrize("predictor", PSNR_ONLY)
+def test_psnr_only_predictors_serve_the_ssim_mode(predictor, field3d):
+    from srnsz.metrics import ssim_over
+
+    recon, stream, stated = roundtrip(field3d, 0.995, "ssim", predictor=predictor)
+    assert srnsz.info(stream).predictor == predictor
+    assert ssim_over(field3d, recon) >= 0.995
+    assert_bound(field3d, recon, stated)
 
 
 @pytest.mark.parametrize("predictor", PSNR_ONLY)
