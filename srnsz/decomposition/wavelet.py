@@ -42,17 +42,20 @@ def axis_levels(n: int, approximation: int) -> int:
     return levels
 
 
-def band_edges(n: int, levels: int) -> list[int]:
-    """Starts of the bands along an axis of ``n`` coefficients transformed ``levels`` times, then ``n``: the
-    approximation, then the details from the coarsest level to the finest."""
+def level_sizes(n: int, levels: int) -> list[int]:
+    """The points entering each level along an axis of ``n`` transformed ``levels`` times, then the coarsest
+    approximation's: [n, ceil(n/2), ...] (levels + 1 entries)."""
     sizes = [n]
     for _ in range(levels):
         sizes.append(math.ceil(sizes[-1] / 2))
-    # sizes[k]: points entering level k + 1; its approximation has sizes[k + 1] of them, its details the rest
-    edges = [0, sizes[levels]]
-    for k in range(levels - 1, -1, -1):
-        edges.append(sizes[k])
-    return edges
+    return sizes
+
+
+def band_edges(n: int, levels: int) -> list[int]:
+    """Starts of the bands along an axis of ``n`` coefficients transformed ``levels`` times, then ``n``: the
+    approximation, then the details from the coarsest level to the finest."""
+    # level k + 1 takes sizes[k] points: its approximation sizes[k + 1] of them, its details the rest
+    return [0, *reversed(level_sizes(n, levels))]
 
 
 def _right_even(even: np.ndarray, n_odd: int) -> np.ndarray:
@@ -113,10 +116,8 @@ def forward(x: np.ndarray, levels: tuple[int, ...]) -> np.ndarray:
     c = np.array(x, dtype=np.float64)
     for axis, count in enumerate(levels):
         moved = np.moveaxis(c, axis, 0)
-        n = moved.shape[0]
-        for _ in range(count):
+        for n in level_sizes(moved.shape[0], count)[:-1]:
             moved[:n] = _analysis(moved[:n])
-            n = math.ceil(n / 2)
     return c
 
 
@@ -125,9 +126,6 @@ def inverse(c: np.ndarray, levels: tuple[int, ...]) -> np.ndarray:
     x = np.array(c, dtype=np.float64)
     for axis in reversed(range(len(levels))):
         moved = np.moveaxis(x, axis, 0)
-        sizes = [moved.shape[0]]
-        for _ in range(levels[axis]):
-            sizes.append(math.ceil(sizes[-1] / 2))
-        for n in reversed(sizes[:-1]):
+        for n in reversed(level_sizes(moved.shape[0], levels[axis])[:-1]):
             moved[:n] = _synthesis(moved[:n])
     return x

@@ -77,12 +77,18 @@ def compress_for_psnr(predictor: Predictor, field: np.ndarray, mask: np.ndarray 
                                      encoded)
         if restored is not None:
             candidates.append(restored)
-    if wavelet and predictor.name == "interp" and np.isfinite(field).all():
+    if _wavelet_competes(wavelet, predictor, field):
         # where the target needs steps finer than its integer codes hold, interpolation's stream alone
         with contextlib.suppress(InvalidInputError):
             candidates.append(compress_for_psnr(WaveletPredictor(), field, mask, target_db, eb_abs, None, False,
                                                 False))
     return min(candidates, key=lambda c: c[1].nbytes)
+
+
+def _wavelet_competes(wavelet: bool, predictor: Predictor, field: np.ndarray) -> bool:
+    """Whether a quality mode also tries the wavelet predictor: asked for (``wavelet``), beside interp (the default),
+    on a field of finite values (missing ones already extended)."""
+    return wavelet and predictor.name == "interp" and bool(np.isfinite(field).all())
 
 
 def _with_restoration(tuned: Predictor, field: np.ndarray, mask: np.ndarray | None,
@@ -191,7 +197,7 @@ def compress_for_ssim(predictor: Predictor, field: np.ndarray, mask: np.ndarray 
         eb_tuned = reach(tuned, start) if tuned is not sized else None
         if eb_tuned is not None:
             candidates.append((eb_tuned, tuned.compress(field, eb_tuned, None, mask), tuned))
-    if wavelet and predictor.name == "interp" and np.isfinite(psnr) and np.isfinite(field).all():
+    if _wavelet_competes(wavelet, predictor, field) and np.isfinite(psnr):
         with contextlib.suppress(InvalidInputError):  # steps finer than its integer codes hold: interpolation's
             transform, start = WaveletPredictor().for_psnr(field, eb_sized, mask, psnr)
             eb_transform = reach(transform, start)
