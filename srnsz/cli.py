@@ -431,6 +431,9 @@ def cmd_info(args: argparse.Namespace) -> None:
     print(f"shape, dtype   : {i.shape} {i.dtype}")
     print(f"error bound    : {i.error_bound}")
     print(f"predictor      : {i.predictor} {i.predictor_params.get('config', '')}")
+    if i.predictor == "wavelet":
+        print(f"wavelet        : levels per axis {i.predictor_params.get('levels')}, step "
+              f"{i.predictor_params.get('step')}; the bound above is its largest error (it holds none of its own)")
     if i.restoration:
         print("restoration    : a least-squares filter run on the reconstruction (its clip is in the bound)")
     hat = i.predictor_params.get("hat")

@@ -177,3 +177,12 @@ def test_the_ssim_mode_keeps_the_smaller_of_interpolation_and_wavelet(smooth3d):
     recon = srnsz.decompress(with_wavelet)
     assert ssim_over(smooth3d, recon) >= 0.99
     assert_bound(smooth3d, recon, srnsz.info(with_wavelet).error_bound["abs"])
+
+
+def test_srnsz_info_tells_a_wavelet_stream(smooth3d, tmp_path):
+    from conftest import run
+
+    np.save(tmp_path / "x.npy", smooth3d)
+    run("compress", str(tmp_path / "x.npy"), "-o", str(tmp_path / "x.srnsz"), "--mode", "psnr", "--eb", "30")
+    shown = run("info", str(tmp_path / "x.srnsz")).stdout
+    assert "wavelet        : levels per axis [" in shown and "holds none of its own" in shown
