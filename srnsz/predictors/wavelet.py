@@ -42,7 +42,7 @@ ROUND_BIAS = 0.1
 # differed by field by 4-40% (same measurement: NCEP U 4, Gray-Scott and ECHAM5 T 8, CTH pressure 16).
 APPROXIMATIONS = (4, 8, 16)
 # The other sizes are tried only where they change the levels of an axis shorter than this: on longer axes they
-# change only the coarsest levels, a few coefficients (0.1% of the bytes on SPERR's 999 x 999 field at 50-90 dB),
+# change only the coarsest levels, a few coefficients (0.04-0.22% of the bytes on SPERR's 999 x 999 field at 50-90 dB),
 # not worth a trial coding each.
 LONG_AXIS = 256
 # Codes stay below 2^53 in magnitude: exact in the float64 product code * step, far from int64's end.
