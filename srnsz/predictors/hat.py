@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from srnsz.coding import lossless
+from srnsz.coding.batch import CodeBatch
+from srnsz.coding.context_mixing import encode_mixing
 from srnsz.decomposition.grid import Pass, Plan, chunks, odd_along
 from srnsz.decomposition.sampling import central_key
 from srnsz.decomposition.tiling import block_ids
@@ -32,6 +34,7 @@ from srnsz.neural.runtime import (
 from srnsz.neural.zoo import cached_model
 from srnsz.predictors.base import Encoded, Predictor, Progress, register_predictor
 from srnsz.predictors.interp import InterpPredictor, PassPrediction
+from srnsz.quantizer import quantize
 
 DEFAULT_BLOCK = {2: 32, 3: 8}
 # The default network. hat_pico_series against hat_nano_series (2026-12-01, `benchmarks/neural_predictors.py hat`, 15
@@ -64,21 +67,23 @@ SAMPLE_GIVE_UP = 0.90
 # Two more first-pass rules, for the loose bounds where L1 gains fall inside the zero code's bin: the network is also
 # given up where its block choices leave more points off by more than the bound (more nonzero codes) than
 # interpolation, or where the bytes they would save -- the plain stream's, estimated from the crop, times the share of
-# sum log2(1 + |error| / 2 eb) they remove -- do not cover what a network stream adds (NETWORK_STREAM_BYTES, its flags
-# at one bit each) and the crop's SAMPLE_MIN_GAIN. Measured (2026-12-01, 147 first passes: the 12 shared 3D fields x
-# rel 1e-2/1e-3/1e-4 with hat_pico_series and hat_nano_series; Gray-Scott run A t4000-t8500 and CCSM members 57/59/60
-# with the shipped and fine-tuned networks): of the crops that passed the L1 rule, the first rule caught CTH void
-# fraction (1.14-1.66x interp's points beyond the bound; its crops lost, 0.82-0.90) and CTH pressure (nano, 1e-3), the
-# second NCEP Z3 (pico at 1e-2 and 1e-3, nano at 1e-2: 120-350 bytes to save of 360-450 needed; pico's crops lost, 0.73
-# and 0.89); every crop that won passed both (their shares of the points beyond 0.18-0.97, their savings 2.3-19x what
-# was needed).
+# the pass's coded bytes they remove (its codes under each prediction, coded by context mixing as one table) -- do not
+# cover what a network stream adds (NETWORK_STREAM_BYTES, its flags at one bit each) and the crop's SAMPLE_MIN_GAIN.
+# The coder itself, because context mixing codes interpolation's smooth, correlated errors better than their sizes
+# say: on ECHAM5 T's crop at rel 1e-2 the network removed 20% of sum log2(1 + |error| / 2 eb) and 17% of the codes'
+# zero-order entropy, yet its first pass coded 5% larger (336 against 320 bytes) and the crop lost. Measured
+# (2026-12-07, hat_pico_series, the 12 shared 3D fields, Gray-Scott run A t4000/t8500 and CCSM member 60, rel
+# 1e-2/1e-3/1e-4): the share of coded bytes removed was 0.18-0.46 on every first pass whose field the network then
+# won (Gray-Scott), -0.48 to -0.24 on CTH void fraction (the first rule's case), -0.05 on ECHAM5 T 1e-2 and 0.007 on
+# IPSL tos 1e-3 (both crops lost; 6.8 KB needed against 1.5 KB to save).
 SAMPLE_GIVE_UP_BEYOND = 1.0
-# Before all that, the first pass is judged on the first of its two plane sets alone (one view of every target, half
-# the network's work): the network is given up where that view's block choices leave more than this share of
-# interpolation's L1 error. Measured (2026-12-06, hat_pico_series, 12 shared 3D fields, Gray-Scott run A t4000 and
-# t8500, CCSM member 60, rel 1e-2/1e-3/1e-4: 45 first passes): one view's share was within -0.05 to +0.03 of the two
-# views'; of the 11 first passes that went on (9 then won), one view left at most 0.81 (two views 0.78); of the 34
-# given up, 23 left 0.97-1.0 with one view, which now end there.
+# Before all that, the first pass is judged on the first of its two plane sets alone (one view of every target, half the
+# network's work): the network is given up where that view's block choices leave more than this share of interpolation's
+# L1 error, or save too few coded bytes (the rule above, on that view's choices). The L1 share measured (2026-12-06,
+# hat_pico_series, 12 shared 3D fields, Gray-Scott run A t4000 and t8500, CCSM member 60, rel 1e-2/1e-3/1e-4: 45 first
+# passes): one view's share was within -0.05 to +0.03 of the two views'; of the 11 first passes that went on (9 then
+# won), one view left at most 0.81 (two views 0.78); of the 34 given up, 23 left 0.97-1.0 with one view, which now end
+# there.
 SAMPLE_GIVE_UP_ONE_VIEW = 0.95
 # What a hat stream carries beyond the interp stream of the same codes besides its flags: the header's hat parameters
 # (weights name, sha256, inference settings; 174-184 bytes on three fields) and the FLAG section's framing.
@@ -368,12 +373,13 @@ class GiveUp:
         return cls(policy.give_up_l1_share, policy.give_up_beyond_share, policy.network_stream_bytes,
                    policy.sample_min_gain, plain_bytes, scale, one_view)
 
-    def one_view_reason(self, interp_l1: float, chosen_l1: float) -> str | None:
-        """Why the network is given up after the first plane set of its first pass, whose block choices leave L1
-        error ``chosen_l1`` against interpolation's ``interp_l1`` (None: it is not)."""
-        if interp_l1 > 0 and chosen_l1 > self.one_view_share * interp_l1:
-            return f"one view of the first HAT pass leaves L1 {chosen_l1:.4g} of interpolation's {interp_l1:.4g}"
-        return None
+    def one_view_reason(self, interp: FirstPassErrors, chosen: FirstPassErrors, flag_bytes: float) -> str | None:
+        """Why the network is given up after the first plane set of its first pass, whose block choices leave
+        ``chosen`` against interpolation's ``interp`` (their points beyond the bound not judged), its flags on the
+        sample taking ``flag_bytes`` (None: it is not)."""
+        if interp.l1 > 0 and chosen.l1 > self.one_view_share * interp.l1:
+            return f"one view of the first HAT pass leaves L1 {chosen.l1:.4g} of interpolation's {interp.l1:.4g}"
+        return self._bytes_reason(interp, chosen, flag_bytes, "one view of the first HAT pass")
 
     def reason(self, interp: FirstPassErrors, chosen: FirstPassErrors, flag_bytes: float) -> str | None:
         """Why the network is given up after a first pass whose ``interp`` and block-choice errors these are, its
@@ -383,23 +389,49 @@ class GiveUp:
         if chosen.beyond > self.beyond_share * interp.beyond:
             return (f"the first HAT pass leaves {chosen.beyond:.0f} points beyond the bound, interpolation "
                     f"{interp.beyond:.0f}")
+        return self._bytes_reason(interp, chosen, flag_bytes, "the first HAT pass")
+
+    def _bytes_reason(self, interp: FirstPassErrors, chosen: FirstPassErrors, flag_bytes: float, what: str
+                      ) -> str | None:
         if math.isinf(self.plain_bytes):
             return None
-        saved = (1.0 - chosen.bits / interp.bits) * self.plain_bytes * self.scale if interp.bits > 0 else 0.0
+        share = 1.0 - chosen.coded / interp.coded if interp.coded > 0 else 0.0
+        saved = share * self.plain_bytes * self.scale
         needed = self.stream_bytes + (flag_bytes + (1.0 - 1.0 / self.min_gain) * self.plain_bytes) * self.scale
         if saved < needed:
-            return f"the first HAT pass would save about {saved:.0f} bytes, a network stream needs {needed:.0f}"
+            return f"{what} would save about {saved:.0f} bytes, a network stream needs {needed:.0f}"
         return None
 
 
 @dataclass(frozen=True)
 class FirstPassErrors:
     """Errors of one prediction over a HAT pass: ``l1`` the sum of |error|, ``beyond`` the points with |error| above the
-    bound, ``bits`` the sum of log2(1 + |error| / (2 bound)) (about the bits of their quantization codes)."""
+    bound, ``coded`` the bytes of their quantization codes coded by context mixing (:func:`pass_coded_bytes`)."""
 
     l1: float
     beyond: float
-    bits: float
+    coded: float
+
+
+def pass_coded_bytes(p: Pass, data: np.ndarray, hat_view: np.ndarray, interp: PassPrediction, use_hat: np.ndarray,
+                     eb: float) -> tuple[int, int]:
+    """Bytes of pass ``p``'s quantization codes (bound ``eb``) predicted by interpolation and by HAT where ``use_hat``
+    and ``hat_view`` (HAT's predictions, NaN: none; both on the pass's lattice, ``data[p.key]``'s shape) have one, each
+    coded by context mixing as one table of the pass's chunks in their layouts -- contexts 0 for both: an estimate of
+    what the choices save, not the stream's own table."""
+    data_view = data[p.key]
+    odd = odd_along(p.axis, data_view.ndim)
+    batches: tuple[list[CodeBatch], list[CodeBatch]] = ([], [])
+    for c in chunks(data_view.shape, p.axes):
+        interp_c = np.asarray(interp(c), np.float64)
+        hat = hat_view[c][odd]
+        original = np.ascontiguousarray(data_view[c][odd])
+        chosen = np.where(np.isfinite(hat) & use_hat[c][odd], hat, interp_c)
+        for made, prediction in zip(batches, (interp_c, chosen)):
+            codes = quantize(original.ravel(), np.ascontiguousarray(prediction).ravel(), eb).codes
+            made.append(CodeBatch(codes, np.zeros(codes.size, np.uint8), 0, None, original.shape))
+    interp_bytes, chosen_bytes = (len(encode_mixing(made)) for made in batches)
+    return interp_bytes, chosen_bytes
 
 
 class NetworkGivenUp(Exception):
@@ -503,13 +535,13 @@ class HatPasses:
 
     def _block_errors(self, p: Pass, rec: np.ndarray, data: np.ndarray, hat_view: np.ndarray,
                       interp: PassPrediction, detailed: bool) -> tuple[np.ndarray, bool]:
-        """Per block of pass ``p``: (sums (3 if ``detailed`` else 1, 2, blocks) -- L1 error, then points beyond the
-        bound and bits (:class:`FirstPassErrors`) -- of interpolation and of HAT (interpolation's where HAT has no
-        prediction), whether HAT predicted every target)."""
+        """Per block of pass ``p``: (sums (2 if ``detailed`` else 1, 2, blocks) -- L1 error, then points beyond the
+        bound -- of interpolation and of HAT (interpolation's where HAT has no prediction), whether HAT predicted every
+        target)."""
         ids, n_blocks = self._ids
         ids_view, view, data_view = ids[p.key], rec[p.key], data[p.key]
         odd = odd_along(p.axis, view.ndim)
-        sums = np.zeros((3 if detailed else 1, 2, n_blocks))
+        sums = np.zeros((2 if detailed else 1, 2, n_blocks))
         covered = True
         for c in chunks(view.shape, p.axes):
             interp_c = interp(c)
@@ -525,8 +557,20 @@ class HatPasses:
                 sums[0, which] += np.bincount(block, error, n_blocks)
                 if detailed:
                     sums[1, which] += np.bincount(block, error > self.eb, n_blocks)
-                    sums[2, which] += np.bincount(block, np.log2(1.0 + error / (2.0 * self.eb)), n_blocks)
         return sums, covered
+
+    def _first_pass_errors(self, p: Pass, data: np.ndarray, hat_view: np.ndarray, interp: PassPrediction,
+                           sums: np.ndarray) -> tuple[FirstPassErrors, FirstPassErrors]:
+        """Interpolation's and the block choices' :class:`FirstPassErrors` over pass ``p`` from its per-block ``sums``
+        (:meth:`_block_errors`; without the beyond row, 0 beyond), each block taking the smaller L1 error."""
+        choose_hat = sums[0, 1] < sums[0, 0]
+        totals = [sums[:, 0].sum(axis=1), np.where(choose_hat, sums[:, 1], sums[:, 0]).sum(axis=1)]
+        judged_bytes = self.give_up is not None and math.isfinite(self.give_up.plain_bytes)
+        coded = pass_coded_bytes(p, data, hat_view, interp, choose_hat[self._ids[0][p.key]], self.eb) if judged_bytes \
+            else (0, 0)
+        beyond = [float(t[1]) if t.size > 1 else 0.0 for t in totals]
+        return (FirstPassErrors(float(totals[0][0]), beyond[0], coded[0]),
+                FirstPassErrors(float(totals[1][0]), beyond[1], coded[1]))
 
     def _choices(self, n_blocks: int) -> np.ndarray:
         if self.recorded is None or self.used + n_blocks > self.recorded.size:
@@ -543,11 +587,13 @@ class HatPasses:
         n_blocks = self._ids[1]
         views, deferred = self._level_views(p, plan, rec)
         judged = data is not None and self.give_up is not None and self.passes_chosen == 0
+        hat_passes = sum(q.level >= plan.levels - self.hat_levels for q in plan.passes())
         if judged and math.isfinite(self.give_up.one_view_share):
-            one_view, covered = self._block_errors(p, rec, data, self._add_views(views, p, rec, deferred, most=1),
-                                                   interp, False)
+            one_view = self._add_views(views, p, rec, deferred, most=1)
+            sums, covered = self._block_errors(p, rec, data, one_view, interp, False)
             if covered:  # the first plane set holds every target of the pass (a sequential first pass)
-                reason = self.give_up.one_view_reason(float(one_view[0, 0].sum()), float(one_view[0].min(axis=0).sum()))
+                reason = self.give_up.one_view_reason(*self._first_pass_errors(p, data, one_view, interp, sums),
+                                                      n_blocks * hat_passes / 8)
                 if reason is not None:
                     raise NetworkGivenUp(reason)
         hat_view = self._add_views(views, p, rec, deferred)
@@ -562,10 +608,7 @@ class HatPasses:
             self.flags.append(choose_hat)
             self.passes_chosen += 1
             if judged:
-                chosen = np.where(choose_hat, sums[:, 1], sums[:, 0])
-                hat_passes = sum(q.level >= plan.levels - self.hat_levels for q in plan.passes())
-                reason = self.give_up.reason(FirstPassErrors(*(float(x) for x in sums[:, 0].sum(axis=1))),
-                                             FirstPassErrors(*(float(x) for x in chosen.sum(axis=1))),
+                reason = self.give_up.reason(*self._first_pass_errors(p, data, hat_view, interp, sums),
                                              n_blocks * hat_passes / 8)
                 if reason is not None:
                     raise NetworkGivenUp(reason)
