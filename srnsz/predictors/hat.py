@@ -85,6 +85,11 @@ SAMPLE_GIVE_UP_BEYOND = 1.0
 # won), one view left at most 0.81 (two views 0.78); of the 34 given up, 23 left 0.97-1.0 with one view, which now end
 # there.
 SAMPLE_GIVE_UP_ONE_VIEW = 0.95
+# Before that one view, its L1 rule is tried on every PROBE_STRIDE-th plane of the set (sets of at least
+# PROBE_MIN_PLANES planes; in fixed point, where the planes run later give the same bits as with the others): where
+# the network does not help, a quarter of the set's work ends it.
+PROBE_STRIDE = 4
+PROBE_MIN_PLANES = 8
 # What a hat stream carries beyond the interp stream of the same codes besides its flags: the header's hat parameters
 # (weights name, sha256, inference settings; 174-184 bytes on three fields) and the FLAG section's framing.
 NETWORK_STREAM_BYTES = 192
@@ -124,21 +129,25 @@ def crop_sides(shape: tuple[int, ...], share: float, min_side: int) -> list[int]
 
 
 def plane_predictions(model: Any, fine_view: np.ndarray, axis: int, parity: int, settings: InferenceSettings,
-                      eb: float = 0.0) -> np.ndarray:
+                      eb: float = 0.0, which: np.ndarray | None = None) -> np.ndarray:
     """HAT x2 upsampling of the planes of a 3D lattice ``fine_view`` at the indices of ``parity`` (0 even, 1 odd)
     along ``axis``, each from its points even along the other two axes (within ``eb`` of the truth; a network
     with context planes also gets those of the planes of the same parity before and after, the plane itself at
     the ends): float64 array of shape ``np.moveaxis(fine_view, axis, 0)[parity::2].shape``, its in-plane even
-    points included (they are the inputs, not predictions)."""
+    points included (they are the inputs, not predictions); ``which``: only those of these planes (indices), in that
+    order (in fixed point each plane's prediction is the same bits whichever others run with it)."""
     fine_planes = np.moveaxis(fine_view, axis, 0)[parity::2]
     planes = np.ascontiguousarray(fine_planes[:, ::2, ::2])
-    if planes.shape[0] == 0:
-        return np.zeros(fine_planes.shape)
     context = None
-    if getattr(model, "context_planes", False):
+    if getattr(model, "context_planes", False) and planes.shape[0]:
         n = planes.shape[0]
         before, after = np.maximum(np.arange(n) - 1, 0), np.minimum(np.arange(n) + 1, n - 1)
         context = np.stack([planes[before], planes[after]], axis=1)
+    if which is not None:
+        fine_planes, planes = fine_planes[which], planes[which]
+        context = None if context is None else context[which]
+    if planes.shape[0] == 0:
+        return np.zeros(fine_planes.shape)
     up = upsample_planes(model, planes, settings, eb, context)
     return up[:, : fine_planes.shape[1], : fine_planes.shape[2]]
 
@@ -468,14 +477,33 @@ class LevelViews:
         inputs = np.moveaxis(self._lattice(self.known), axis, 0)[parity::2, ::2, ::2]
         return inputs.size > 0 and bool(inputs.all())
 
-    def add(self, axis: int, parity: int, predictions: np.ndarray) -> None:
-        """Add the ``parity`` planes along ``axis`` (:func:`plane_predictions`' output) to the views."""
+    def add(self, axis: int, parity: int, predictions: np.ndarray, which: np.ndarray | None = None) -> None:
+        """Add the ``parity`` planes along ``axis`` (:func:`plane_predictions`' output; ``which``: those of them only)
+        to the views."""
         weights = np.full(predictions.shape[1:], PLANE_VIEW_WEIGHTS["edge"], np.uint8)
         weights[::2, ::2] = 0
         weights[1::2, 1::2] = PLANE_VIEW_WEIGHTS["centre"]
-        np.moveaxis(self._lattice(self.total), axis, 0)[parity::2] += predictions * weights
-        np.moveaxis(self._lattice(self.weight), axis, 0)[parity::2] += weights
+        planes = slice(None) if which is None else which
+        np.moveaxis(self._lattice(self.total), axis, 0)[parity::2][planes] += predictions * weights
+        np.moveaxis(self._lattice(self.weight), axis, 0)[parity::2][planes] += weights
         self.added.add((axis, parity))
+
+    def predictions(self, key: tuple[slice, ...]) -> np.ndarray:
+        """The views' mean at the points of lattice view ``key`` (NaN where none holds them)."""
+        total, weight = self.total[key], self.weight[key]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(weight > 0, total / np.maximum(weight, 1), np.nan)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The network's predictions on some planes of a plane set (:meth:`HatPasses._probe`): the set (axis, parity), its
+    number of planes, the indices ``which`` of those run and their :func:`plane_predictions`."""
+
+    plane_set: tuple[int, int]
+    planes: int
+    which: np.ndarray
+    predictions: np.ndarray
 
 
 class HatPasses:
@@ -517,27 +545,60 @@ class HatPasses:
             self._views = views = LevelViews.start(p.level, tuple(slice(0, None, t) for _ in rec.shape), rec.shape)
         return views, p.axis if rec.ndim == 3 and not views.added and not p.also else None
 
-    def _add_views(self, views: LevelViews, p: Pass, rec: np.ndarray, deferred: int | None,
-                   most: int | None = None) -> np.ndarray:
-        """Add the plane views known before pass ``p`` but those along ``deferred`` (at most ``most`` more plane
-        sets; None: all), and return the full-shape HAT predictions for its targets from the views added so far
-        (NaN where none holds them)."""
-        lattice = rec[views.key] if rec.ndim == 3 else rec[views.key][None]
+    def _missing_sets(self, views: LevelViews, rec: np.ndarray, deferred: int | None) -> list[tuple[int, int]]:
+        """(axis, parity) of the plane sets whose inputs are known and that are not yet added, in the order they are
+        added: even planes first, none along ``deferred``."""
         axes = range(3 if rec.ndim == 3 else 1)
-        missing = [(axis, parity) for axis, parity in
-                   [(axis, 0) for axis in axes] + [(axis, 1) for axis in axes if self.decoded_planes]
-                   if (axis, parity) not in views.added and axis != deferred and views.plane_inputs_known(axis, parity)]
-        for axis, parity in missing[:most]:
-            views.add(axis, parity, plane_predictions(self.model, lattice, axis, parity, self.settings, self.eb))
-        total, weight = views.total[p.key], views.weight[p.key]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(weight > 0, total / np.maximum(weight, 1), np.nan)
+        return [(axis, parity) for axis, parity in
+                [(axis, 0) for axis in axes] + [(axis, 1) for axis in axes if self.decoded_planes]
+                if (axis, parity) not in views.added and axis != deferred and views.plane_inputs_known(axis, parity)]
+
+    def _add_views(self, views: LevelViews, p: Pass, rec: np.ndarray, deferred: int | None,
+                   most: int | None = None, probed: Probe | None = None) -> np.ndarray:
+        """Add the plane views known before pass ``p`` but those along ``deferred`` (at most ``most`` more plane
+        sets; None: all; the planes of ``probed`` taken from it), and return HAT's predictions for its targets from the
+        views added so far (on its lattice view; NaN where none holds them)."""
+        lattice = rec[views.key] if rec.ndim == 3 else rec[views.key][None]
+        for axis, parity in self._missing_sets(views, rec, deferred)[:most]:
+            if probed is None or probed.plane_set != (axis, parity):
+                views.add(axis, parity, plane_predictions(self.model, lattice, axis, parity, self.settings, self.eb))
+                continue
+            rest = np.setdiff1d(np.arange(probed.planes), probed.which)
+            views.add(axis, parity, probed.predictions, probed.which)
+            views.add(axis, parity, plane_predictions(self.model, lattice, axis, parity, self.settings, self.eb,
+                                                      rest), rest)
+        return views.predictions(p.key)
+
+    def _probe(self, views: LevelViews, p: Pass, rec: np.ndarray, data: np.ndarray, interp: PassPrediction,
+               deferred: int | None) -> Probe | None:
+        """The network on every PROBE_STRIDE-th plane of the first plane set of the first pass (in fixed point, on sets
+        of at least PROBE_MIN_PLANES planes; else None): raises :class:`NetworkGivenUp` where its block choices leave
+        more than the one-view share of interpolation's L1 error on the targets those planes hold, else returns them
+        for :meth:`_add_views`."""
+        missing = self._missing_sets(views, rec, deferred)
+        if not missing or self.settings.arithmetic == FLOAT:
+            return None
+        axis, parity = missing[0]
+        lattice = rec[views.key] if rec.ndim == 3 else rec[views.key][None]
+        planes = np.moveaxis(lattice, axis, 0)[parity::2].shape[0]
+        if planes < PROBE_MIN_PLANES:
+            return None
+        which = np.arange(PROBE_STRIDE // 2, planes, PROBE_STRIDE)
+        predictions = plane_predictions(self.model, lattice, axis, parity, self.settings, self.eb, which)
+        probe = LevelViews.start(views.level, views.key, rec.shape)
+        probe.add(axis, parity, predictions, which)
+        sums, _ = self._block_errors(p, rec, data, probe.predictions(p.key), interp, False, only_predicted=True)
+        interp_l1, chosen_l1 = float(sums[0, 0].sum()), float(sums[0].min(axis=0).sum())
+        if interp_l1 > 0 and chosen_l1 > self.give_up.one_view_share * interp_l1:
+            raise NetworkGivenUp(f"{which.size} of the first plane set's {planes} planes leave L1 {chosen_l1:.4g} of "
+                                 f"interpolation's {interp_l1:.4g}")
+        return Probe((axis, parity), planes, which, predictions)
 
     def _block_errors(self, p: Pass, rec: np.ndarray, data: np.ndarray, hat_view: np.ndarray,
-                      interp: PassPrediction, detailed: bool) -> tuple[np.ndarray, bool]:
+                      interp: PassPrediction, detailed: bool, only_predicted: bool = False) -> tuple[np.ndarray, bool]:
         """Per block of pass ``p``: (sums (2 if ``detailed`` else 1, 2, blocks) -- L1 error, then points beyond the
-        bound -- of interpolation and of HAT (interpolation's where HAT has no prediction), whether HAT predicted every
-        target)."""
+        bound -- of interpolation and of HAT (interpolation's where HAT has no prediction; ``only_predicted``: both
+        over the targets HAT predicts only), whether HAT predicted every target)."""
         ids, n_blocks = self._ids
         ids_view, view, data_view = ids[p.key], rec[p.key], data[p.key]
         odd = odd_along(p.axis, view.ndim)
@@ -551,6 +612,8 @@ class HatPasses:
             covered = covered and bool(predicted.all())
             with np.errstate(invalid="ignore", over="ignore"):
                 e_interp = np.nan_to_num(np.abs(original - interp_c), nan=0.0, posinf=0.0)
+                if only_predicted:
+                    e_interp = np.where(predicted, e_interp, 0.0)
                 e_hat = np.where(predicted, np.nan_to_num(np.abs(original - hat), nan=0.0, posinf=0.0), e_interp)
             block = ids_view[c][odd].ravel()
             for which, error in enumerate((e_interp.ravel(), e_hat.ravel())):
@@ -589,7 +652,8 @@ class HatPasses:
         judged = data is not None and self.give_up is not None and self.passes_chosen == 0
         hat_passes = sum(q.level >= plan.levels - self.hat_levels for q in plan.passes())
         if judged and math.isfinite(self.give_up.one_view_share):
-            one_view = self._add_views(views, p, rec, deferred, most=1)
+            probed = self._probe(views, p, rec, data, interp, deferred)
+            one_view = self._add_views(views, p, rec, deferred, most=1, probed=probed)
             sums, covered = self._block_errors(p, rec, data, one_view, interp, False)
             if covered:  # the first plane set holds every target of the pass (a sequential first pass)
                 reason = self.give_up.one_view_reason(*self._first_pass_errors(p, data, one_view, interp, sums),
