@@ -10,7 +10,7 @@ and interpolation has the smaller L1 error on it; one flag per block and pass go
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -85,10 +85,14 @@ SAMPLE_GIVE_UP_BEYOND = 1.0
 # won), one view left at most 0.81 (two views 0.78); of the 34 given up, 23 left 0.97-1.0 with one view, which now end
 # there.
 SAMPLE_GIVE_UP_ONE_VIEW = 0.95
-# Before that one view, its L1 rule is tried on every PROBE_STRIDE-th plane of the set (sets of at least
-# PROBE_MIN_PLANES planes; in fixed point, where the planes run later give the same bits as with the others): where
-# the network does not help, a quarter of the set's work ends it.
-PROBE_STRIDE = 4
+# Before that one view, its rules are tried on a probe: the middle PROBE_SHARE of the set's planes, side by side so that
+# the coded bytes see neighbouring planes (sets of at least PROBE_MIN_PLANES planes; in fixed point, where the planes
+# run later give the same bits as with the others). Where the network does not help, a quarter of the set's work ends
+# it. Measured (2026-12-07, hat_pico_series, the calibration set above): the probe's L1 share was within -0.03 to
+# +0.07 of the whole set's; it gave up every first pass the whole set gave up but one (sperr vorticity 41x128x128 at
+# 1e-3, given up by the set's bytes rule after the probe passed) and none that went on; where the network then won
+# (Gray-Scott), the probe's coded bytes saved 1.9-6x what a network stream needs.
+PROBE_SHARE = 1 / 4
 PROBE_MIN_PLANES = 8
 # What a hat stream carries beyond the interp stream of the same codes besides its flags: the header's hat parameters
 # (weights name, sha256, inference settings; 174-184 bytes on three fields) and the FLAG section's framing.
@@ -382,13 +386,14 @@ class GiveUp:
         return cls(policy.give_up_l1_share, policy.give_up_beyond_share, policy.network_stream_bytes,
                    policy.sample_min_gain, plain_bytes, scale, one_view)
 
-    def one_view_reason(self, interp: FirstPassErrors, chosen: FirstPassErrors, flag_bytes: float) -> str | None:
-        """Why the network is given up after the first plane set of its first pass, whose block choices leave
-        ``chosen`` against interpolation's ``interp`` (their points beyond the bound not judged), its flags on the
-        sample taking ``flag_bytes`` (None: it is not)."""
+    def one_view_reason(self, interp: FirstPassErrors, chosen: FirstPassErrors, flag_bytes: float,
+                        what: str = "one view of the first HAT pass") -> str | None:
+        """Why the network is given up after the first plane set of its first pass (``what``: or some planes of it),
+        whose block choices leave ``chosen`` against interpolation's ``interp`` (their points beyond the bound not
+        judged), its flags on the sample taking ``flag_bytes`` (None: it is not)."""
         if interp.l1 > 0 and chosen.l1 > self.one_view_share * interp.l1:
-            return f"one view of the first HAT pass leaves L1 {chosen.l1:.4g} of interpolation's {interp.l1:.4g}"
-        return self._bytes_reason(interp, chosen, flag_bytes, "one view of the first HAT pass")
+            return f"{what} leaves L1 {chosen.l1:.4g} of interpolation's {interp.l1:.4g}"
+        return self._bytes_reason(interp, chosen, flag_bytes, what)
 
     def reason(self, interp: FirstPassErrors, chosen: FirstPassErrors, flag_bytes: float) -> str | None:
         """Why the network is given up after a first pass whose ``interp`` and block-choice errors these are, its
@@ -423,19 +428,30 @@ class FirstPassErrors:
 
 
 def pass_coded_bytes(p: Pass, data: np.ndarray, hat_view: np.ndarray, interp: PassPrediction, use_hat: np.ndarray,
-                     eb: float) -> tuple[int, int]:
+                     eb: float, rows: tuple[int, np.ndarray] | None = None) -> tuple[int, int]:
     """Bytes of pass ``p``'s quantization codes (bound ``eb``) predicted by interpolation and by HAT where ``use_hat``
     and ``hat_view`` (HAT's predictions, NaN: none; both on the pass's lattice, ``data[p.key]``'s shape) have one, each
     coded by context mixing as one table of the pass's chunks in their layouts -- contexts 0 for both: an estimate of
-    what the choices save, not the stream's own table."""
+    what the choices save, not the stream's own table. ``rows`` (axis, indices): only the targets at these indices
+    along that axis of the lattice, side by side (the planes a probe ran)."""
     data_view = data[p.key]
     odd = odd_along(p.axis, data_view.ndim)
     batches: tuple[list[CodeBatch], list[CodeBatch]] = ([], [])
     for c in chunks(data_view.shape, p.axes):
-        interp_c = np.asarray(interp(c), np.float64)
-        hat = hat_view[c][odd]
-        original = np.ascontiguousarray(data_view[c][odd])
-        chosen = np.where(np.isfinite(hat) & use_hat[c][odd], hat, interp_c)
+
+        def kept(a: np.ndarray, c: tuple[slice, ...] = c) -> np.ndarray:
+            if rows is None:
+                return a
+            axis, indices = rows
+            start, stop, _ = c[axis].indices(data_view.shape[axis])
+            return np.take(a, indices[(indices >= start) & (indices < stop)] - start, axis=axis)
+
+        interp_c = kept(np.asarray(interp(c), np.float64))
+        hat = kept(hat_view[c][odd])
+        original = np.ascontiguousarray(kept(data_view[c][odd]))
+        if original.size == 0:
+            continue
+        chosen = np.where(np.isfinite(hat) & kept(use_hat[c][odd]), hat, interp_c)
         for made, prediction in zip(batches, (interp_c, chosen)):
             codes = quantize(original.ravel(), np.ascontiguousarray(prediction).ravel(), eb).codes
             made.append(CodeBatch(codes, np.zeros(codes.size, np.uint8), 0, None, original.shape))
@@ -493,6 +509,13 @@ class LevelViews:
         total, weight = self.total[key], self.weight[key]
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(weight > 0, total / np.maximum(weight, 1), np.nan)
+
+
+def probe_planes(planes: int) -> np.ndarray:
+    """The planes a probe runs of a set of ``planes``: the middle PROBE_SHARE of them (rounded up), side by side."""
+    count = math.ceil(planes * PROBE_SHARE)
+    start = (planes - count) // 2
+    return np.arange(start, start + count)
 
 
 @dataclass(frozen=True)
@@ -570,11 +593,11 @@ class HatPasses:
         return views.predictions(p.key)
 
     def _probe(self, views: LevelViews, p: Pass, rec: np.ndarray, data: np.ndarray, interp: PassPrediction,
-               deferred: int | None) -> Probe | None:
-        """The network on every PROBE_STRIDE-th plane of the first plane set of the first pass (in fixed point, on sets
-        of at least PROBE_MIN_PLANES planes; else None): raises :class:`NetworkGivenUp` where its block choices leave
-        more than the one-view share of interpolation's L1 error on the targets those planes hold, else returns them
-        for :meth:`_add_views`."""
+               deferred: int | None, flag_bytes: float) -> Probe | None:
+        """The network on the planes :func:`probe_planes` of the first plane set of the first pass (in fixed point, on
+        sets of at least PROBE_MIN_PLANES planes; else None): raises :class:`NetworkGivenUp` where its block choices
+        on the targets those planes hold break the one-view rules (:meth:`GiveUp.one_view_reason`; the bytes rule
+        where those targets are whole planes of the pass's lattice), else returns them for :meth:`_add_views`."""
         missing = self._missing_sets(views, rec, deferred)
         if not missing or self.settings.arithmetic == FLOAT:
             return None
@@ -583,15 +606,26 @@ class HatPasses:
         planes = np.moveaxis(lattice, axis, 0)[parity::2].shape[0]
         if planes < PROBE_MIN_PLANES:
             return None
-        which = np.arange(PROBE_STRIDE // 2, planes, PROBE_STRIDE)
+        which = probe_planes(planes)
         predictions = plane_predictions(self.model, lattice, axis, parity, self.settings, self.eb, which)
         probe = LevelViews.start(views.level, views.key, rec.shape)
         probe.add(axis, parity, predictions, which)
-        sums, _ = self._block_errors(p, rec, data, probe.predictions(p.key), interp, False, only_predicted=True)
+        hat_view = probe.predictions(p.key)
+        sums, _ = self._block_errors(p, rec, data, hat_view, interp, False, only_predicted=True)
         interp_l1, chosen_l1 = float(sums[0, 0].sum()), float(sums[0].min(axis=0).sum())
-        if interp_l1 > 0 and chosen_l1 > self.give_up.one_view_share * interp_l1:
-            raise NetworkGivenUp(f"{which.size} of the first plane set's {planes} planes leave L1 {chosen_l1:.4g} of "
-                                 f"interpolation's {interp_l1:.4g}")
+        what = f"{which.size} of the {planes} planes of the first HAT pass's first plane set"
+        rules, coded = self.give_up, (0, 0)
+        predicted = np.isfinite(hat_view[odd_along(p.axis, hat_view.ndim)])
+        rows = np.flatnonzero(predicted.any(axis=tuple(a for a in range(predicted.ndim) if a != axis)))
+        if math.isfinite(rules.plain_bytes) and rows.size and predicted.take(rows, axis=axis).all():
+            use_hat = (sums[0, 1] < sums[0, 0])[self._ids[0][p.key]]
+            coded = pass_coded_bytes(p, data, hat_view, interp, use_hat, self.eb, (axis, rows))
+        else:
+            rules = replace(rules, plain_bytes=math.inf)  # the L1 rule alone
+        reason = rules.one_view_reason(FirstPassErrors(interp_l1, 0.0, coded[0]),
+                                       FirstPassErrors(chosen_l1, 0.0, coded[1]), flag_bytes, what)
+        if reason is not None:
+            raise NetworkGivenUp(reason)
         return Probe((axis, parity), planes, which, predictions)
 
     def _block_errors(self, p: Pass, rec: np.ndarray, data: np.ndarray, hat_view: np.ndarray,
@@ -650,14 +684,14 @@ class HatPasses:
         n_blocks = self._ids[1]
         views, deferred = self._level_views(p, plan, rec)
         judged = data is not None and self.give_up is not None and self.passes_chosen == 0
-        hat_passes = sum(q.level >= plan.levels - self.hat_levels for q in plan.passes())
+        flag_bytes = n_blocks * sum(q.level >= plan.levels - self.hat_levels for q in plan.passes()) / 8
         if judged and math.isfinite(self.give_up.one_view_share):
-            probed = self._probe(views, p, rec, data, interp, deferred)
+            probed = self._probe(views, p, rec, data, interp, deferred, flag_bytes)
             one_view = self._add_views(views, p, rec, deferred, most=1, probed=probed)
             sums, covered = self._block_errors(p, rec, data, one_view, interp, False)
             if covered:  # the first plane set holds every target of the pass (a sequential first pass)
                 reason = self.give_up.one_view_reason(*self._first_pass_errors(p, data, one_view, interp, sums),
-                                                      n_blocks * hat_passes / 8)
+                                                      flag_bytes)
                 if reason is not None:
                     raise NetworkGivenUp(reason)
         hat_view = self._add_views(views, p, rec, deferred)
@@ -672,8 +706,7 @@ class HatPasses:
             self.flags.append(choose_hat)
             self.passes_chosen += 1
             if judged:
-                reason = self.give_up.reason(*self._first_pass_errors(p, data, hat_view, interp, sums),
-                                             n_blocks * hat_passes / 8)
+                reason = self.give_up.reason(*self._first_pass_errors(p, data, hat_view, interp, sums), flag_bytes)
                 if reason is not None:
                     raise NetworkGivenUp(reason)
 

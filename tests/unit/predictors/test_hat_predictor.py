@@ -444,13 +444,11 @@ def _plane_sets(calls: list[tuple[int, int, tuple[int, ...] | None]]) -> list[tu
 
 
 def _probe_only(calls: list[tuple[int, int, tuple[int, ...] | None]]) -> bool:
-    """The network ran on every PROBE_STRIDE-th even plane along one axis, nothing else."""
-    import srnsz.predictors.hat as hat_module
-
+    """The network ran on the middle quarter of the even planes along one axis (side by side), nothing else."""
     if len(calls) != 1 or calls[0][1] != 0 or calls[0][2] is None:
         return False
     which = calls[0][2]
-    return which[0] == hat_module.PROBE_STRIDE // 2 and set(np.diff(which)) <= {hat_module.PROBE_STRIDE}
+    return set(np.diff(which)) <= {1} and len(which) < 4 * min(which)
 
 
 def _one_even_plane_set(calls: list[tuple[int, int, tuple[int, ...] | None]]) -> bool:
@@ -468,9 +466,9 @@ def _two_even_plane_sets(calls: list[tuple[int, int, tuple[int, ...] | None]]) -
 
 def test_on_the_sample_a_network_is_given_up_after_a_first_pass_that_does_not_pay(monkeypatch, plane_calls):
     """A network whose first plane set on the crop leaves more than SAMPLE_GIVE_UP_ONE_VIEW of interpolation's L1 error
-    is dropped after a probe of every PROBE_STRIDE-th plane of that set (in float32: after the whole set); without that
-    rule, after the first pass's two sets (its L1 above SAMPLE_GIVE_UP), before the planes decoded within the level are
-    upsampled (and before the even planes along the first pass's axis, which hold none of its targets); without any
+    is dropped after a probe of the middle PROBE_SHARE of that set's planes (in float32: after the whole set); without
+    that rule, after the first pass's two sets (its L1 above SAMPLE_GIVE_UP), before the planes decoded within the level
+    are upsampled (and before the even planes along the first pass's axis, which hold none of its targets); without any
     rule they are."""
     import srnsz.predictors.hat as hat_module
 
@@ -565,17 +563,21 @@ def test_on_shared_fields_the_new_first_pass_rules_end_a_losing_network_early(na
     assert srnsz.info(stream).predictor == "interp" and _two_even_plane_sets(plane_calls)
 
 
-def test_on_echam5_t_the_coded_bytes_give_a_network_up_after_one_plane_set(monkeypatch, plane_calls):
+def test_on_echam5_t_the_coded_bytes_give_a_network_up_after_the_probe_of_one_plane_set(monkeypatch, plane_calls):
     """At rel 1e-2 the shipped network's first plane set on ECHAM5 T's crop leaves 0.72 of interpolation's L1 error,
     yet its codes take more bytes under the block choices (context mixing codes interpolation's correlated errors
-    better; the crop and the field lose): given up after that one set, the stream is interpolation's."""
+    better; the crop and the field lose): given up after the probe of that set (3% saved where 7.6% is needed;
+    without the probe, after the whole set, whose codes take 4% more), the stream is interpolation's."""
     path = SHARED_DATA / "echam5_t_17x96x192.npy"
     if not path.exists():
         pytest.skip(f"{path} not present")
     monkeypatch.delenv("SRNSZ_WEIGHTS")
     data = np.load(path)
-    stream = srnsz.compress(data, 1e-2, "rel", predictor="hat")
-    assert _one_even_plane_set(plane_calls) and stream == srnsz.compress(data, 1e-2, "rel")
+    plain = srnsz.compress(data, 1e-2, "rel")
+    assert srnsz.compress(data, 1e-2, "rel", predictor="hat") == plain and _probe_only(plane_calls)
+    plane_calls.clear()
+    monkeypatch.setattr("srnsz.predictors.hat.PROBE_MIN_PLANES", 10**9)
+    assert srnsz.compress(data, 1e-2, "rel", predictor="hat") == plain and _one_even_plane_set(plane_calls)
 
 
 def test_coded_bytes_of_a_pass_count_what_the_block_choices_change():
@@ -608,9 +610,9 @@ def test_coded_bytes_of_a_pass_count_what_the_block_choices_change():
 @pytest.mark.parametrize("name", ["ncep_climo_Z3_17x64x128", "ncep_climo_U_17x64x128", "plot3d_comb_density"])
 def test_on_shared_fields_where_the_network_does_not_help_a_probe_of_one_plane_set_gives_it_up(name, monkeypatch,
                                                                                                plane_calls):
-    """The shipped network leaves 0.95-1.0 of interpolation's L1 error on the targets of every fourth plane of its
-    first plane set on these fields at rel 1e-3 (the whole set: 0.97-1.0; plot3d: the field is its own sample): given
-    up after that probe, the stream is interpolation's."""
+    """The shipped network leaves 0.98-1.0 of interpolation's L1 error on the targets of the middle quarter of the
+    planes of its first plane set on these fields at rel 1e-3 (the whole set: 0.97-1.0; plot3d: the field is its own
+    sample): given up after that probe, the stream is interpolation's."""
     path = SHARED_DATA / f"{name}.npy"
     if not path.exists():
         pytest.skip(f"{path} not present")
