@@ -594,13 +594,13 @@ class HatPasses:
 
     def _probe(self, views: LevelViews, p: Pass, rec: np.ndarray, data: np.ndarray, interp: PassPrediction,
                deferred: int | None, flag_bytes: float) -> Probe | None:
-        """The network on the planes :func:`probe_planes` of the first plane set of the first pass (in fixed point, on
-        sets of at least PROBE_MIN_PLANES planes; else None): raises :class:`NetworkGivenUp` where its block choices
-        on the targets those planes hold break the one-view rules (:meth:`GiveUp.one_view_reason`; the bytes rule
-        where those targets are whole planes of the pass's lattice), else returns them for :meth:`_add_views`."""
+        """The network on the planes :func:`probe_planes` of the first plane set of a sequential first pass (in fixed
+        point, on sets of at least PROBE_MIN_PLANES planes; else None): raises :class:`NetworkGivenUp` where its block
+        choices on the targets those planes hold break the one-view rules (:meth:`GiveUp.one_view_reason`; the bytes
+        rule where those targets are whole planes of the pass's lattice), else returns them for :meth:`_add_views`."""
         missing = self._missing_sets(views, rec, deferred)
-        if not missing or self.settings.arithmetic == FLOAT:
-            return None
+        if not missing or deferred is None or self.settings.arithmetic == FLOAT:
+            return None  # (deferred None: not a sequential first pass, whose first plane set holds every target)
         axis, parity = missing[0]
         lattice = rec[views.key] if rec.ndim == 3 else rec[views.key][None]
         planes = np.moveaxis(lattice, axis, 0)[parity::2].shape[0]
