@@ -73,9 +73,9 @@ SAMPLE_GIVE_UP = 0.90
 # say: on ECHAM5 T's crop at rel 1e-2 the network removed 20% of sum log2(1 + |error| / 2 eb) and 17% of the codes'
 # zero-order entropy, yet its first pass coded 5% larger (336 against 320 bytes) and the crop lost. Measured
 # (2026-12-07, hat_pico_series, the 12 shared 3D fields, Gray-Scott run A t4000/t8500 and CCSM member 60, rel
-# 1e-2/1e-3/1e-4): the share of coded bytes removed was 0.18-0.46 on every first pass whose field the network then
+# 1e-2/1e-3/1e-4): the share of coded bytes removed was 0.17-0.49 on every first pass whose field the network then
 # won (Gray-Scott), -0.48 to -0.24 on CTH void fraction (the first rule's case), -0.05 on ECHAM5 T 1e-2 and 0.007 on
-# IPSL tos 1e-3 (both crops lost; 6.8 KB needed against 1.5 KB to save).
+# IPSL tos 1e-3 (both crops lost; IPSL's two views: 1.5 KB to save against 7.2 KB needed).
 SAMPLE_GIVE_UP_BEYOND = 1.0
 # Before all that, the first pass is judged on the first of its two plane sets alone (one view of every target, half the
 # network's work): the network is given up where that view's block choices leave more than this share of interpolation's
@@ -88,10 +88,11 @@ SAMPLE_GIVE_UP_ONE_VIEW = 0.95
 # Before that one view, its rules are tried on a probe: the middle PROBE_SHARE of the set's planes, side by side so that
 # the coded bytes see neighbouring planes (sets of at least PROBE_MIN_PLANES planes; in fixed point, where the planes
 # run later give the same bits as with the others). Where the network does not help, a quarter of the set's work ends
-# it. Measured (2026-12-07, hat_pico_series, the calibration set above): the probe's L1 share was within -0.03 to
-# +0.07 of the whole set's; it gave up every first pass the whole set gave up but one (sperr vorticity 41x128x128 at
-# 1e-3, given up by the set's bytes rule after the probe passed) and none that went on; where the network then won
-# (Gray-Scott), the probe's coded bytes saved 1.9-6x what a network stream needs.
+# it. Measured (2026-12-07, hat_pico_series, the 45 first passes above): the probe's L1 share was within -0.04 to +0.07
+# of the whole set's (CTH void fraction +0.15 to +0.21, given up by its bytes either way); it ended 34 of the 36 first
+# passes that did not go on (SPERR vorticity 41x128x128 at 1e-2 and 1e-3 passed it and were given up later, as before)
+# and none that went on; where the network then won (Gray-Scott), the probe's coded bytes saved 1.9-7.3x what a network
+# stream needs.
 PROBE_SHARE = 1 / 4
 PROBE_MIN_PLANES = 8
 # What a hat stream carries beyond the interp stream of the same codes besides its flags: the header's hat parameters
