@@ -95,6 +95,11 @@ SAMPLE_GIVE_UP_ONE_VIEW = 0.95
 # stream needs.
 PROBE_SHARE = 1 / 4
 PROBE_MIN_PLANES = 8
+# The probe's bytes rule needs this many planes: on fewer, the share of coded bytes the network saves comes out far
+# below the whole set's (Gray-Scott 64^3 at rel 1e-3 with hat_levels=2, the coarser level's set of 8 planes: 0.029 on
+# its 2 probed planes against 0.084 on all 8, and the network, which wins 1.15x there, was given up; with 4 planes at
+# the finest level 0.196 against 0.256).
+PROBE_MIN_BYTES_PLANES = 4
 # What a hat stream carries beyond the interp stream of the same codes besides its flags: the header's hat parameters
 # (weights name, sha256, inference settings; 174-184 bytes on three fields) and the FLAG section's framing.
 NETWORK_STREAM_BYTES = 192
@@ -368,8 +373,9 @@ class GiveUp:
     more than ``l1_share`` of interpolation's L1 error, or more than ``beyond_share`` of its points off by more than the
     bound, or would not save what a network stream adds to the field's: ``stream_bytes``, its flags and the share
     ``1 - 1 / min_gain`` of the plain stream, the sample's plain stream being ``plain_bytes`` (inf: not estimated) and
-    the field ``scale`` times the sample. Before that, on the pass's first plane set alone: more than
-    ``one_view_share`` of interpolation's L1 error (:meth:`one_view_reason`; inf: not judged)."""
+    the field ``scale`` times the sample. Before that, on the pass's first plane set alone (or some of its planes): more
+    than ``one_view_share`` of interpolation's L1 error (inf: not judged), or too few bytes saved, as above
+    (:meth:`one_view_reason`)."""
 
     l1_share: float
     beyond_share: float
@@ -598,7 +604,8 @@ class HatPasses:
         """The network on the planes :func:`probe_planes` of the first plane set of a sequential first pass (in fixed
         point, on sets of at least PROBE_MIN_PLANES planes; else None): raises :class:`NetworkGivenUp` where its block
         choices on the targets those planes hold break the one-view rules (:meth:`GiveUp.one_view_reason`; the bytes
-        rule where those targets are whole planes of the pass's lattice), else returns them for :meth:`_add_views`."""
+        rule where those targets are PROBE_MIN_BYTES_PLANES or more whole planes of the pass's lattice), else returns
+        them for :meth:`_add_views`."""
         missing = self._missing_sets(views, rec, deferred)
         if not missing or deferred is None or self.settings.arithmetic == FLOAT:
             return None  # (deferred None: not a sequential first pass, whose first plane set holds every target)
@@ -618,11 +625,12 @@ class HatPasses:
         rules, coded = self.give_up, (0, 0)
         predicted = np.isfinite(hat_view[odd_along(p.axis, hat_view.ndim)])
         rows = np.flatnonzero(predicted.any(axis=tuple(a for a in range(predicted.ndim) if a != axis)))
-        if math.isfinite(rules.plain_bytes) and rows.size and predicted.take(rows, axis=axis).all():
+        if math.isfinite(rules.plain_bytes) and rows.size >= PROBE_MIN_BYTES_PLANES and \
+                predicted.take(rows, axis=axis).all():
             use_hat = (sums[0, 1] < sums[0, 0])[self._ids[0][p.key]]
             coded = pass_coded_bytes(p, data, hat_view, interp, use_hat, self.eb, (axis, rows))
-        else:
-            rules = replace(rules, plain_bytes=math.inf)  # the L1 rule alone
+        else:  # too few whole planes for the coder to tell: the whole set's bytes rule decides
+            rules = replace(rules, plain_bytes=math.inf)
         reason = rules.one_view_reason(FirstPassErrors(interp_l1, 0.0, coded[0]),
                                        FirstPassErrors(chosen_l1, 0.0, coded[1]), flag_bytes, what)
         if reason is not None:

@@ -580,6 +580,23 @@ def test_on_echam5_t_the_coded_bytes_give_a_network_up_after_the_probe_of_one_pl
     assert srnsz.compress(data, 1e-2, "rel", predictor="hat") == plain and _one_even_plane_set(plane_calls)
 
 
+def test_on_grayscott_two_hat_levels_a_probe_of_two_planes_leaves_the_bytes_rule_to_the_whole_set(monkeypatch):
+    """hat_levels=2 on Gray-Scott 64^3 at rel 1e-3: the coarser level's first plane set on the crop has 8 planes, its
+    probe 2 (fewer than PROBE_MIN_BYTES_PLANES), whose coded bytes understate what the network saves: the probe judges
+    L1 only and the network, which wins there, is used -- the stream made without the probe."""
+    import srnsz.predictors.hat as hat_module
+
+    path = SHARED_DATA / "grayscott_pypde_64.npy"
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    monkeypatch.delenv("SRNSZ_WEIGHTS")
+    data = np.load(path)
+    stream = srnsz.compress(data, 1e-3, "rel", predictor="hat", hat_levels=2)
+    assert srnsz.info(stream).predictor == "hat"
+    monkeypatch.setattr(hat_module, "PROBE_MIN_PLANES", 10**9)
+    assert stream == srnsz.compress(data, 1e-3, "rel", predictor="hat", hat_levels=2)
+
+
 def test_coded_bytes_of_a_pass_count_what_the_block_choices_change():
     """hat.pass_coded_bytes on the finest level's first pass: the same bytes where HAT is used nowhere (or predicts
     nothing), fewer where its predictions are exact, more the noisier they are."""
