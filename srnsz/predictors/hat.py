@@ -89,10 +89,10 @@ SAMPLE_GIVE_UP_ONE_VIEW = 0.95
 # the coded bytes see neighbouring planes (sets of at least PROBE_MIN_PLANES planes; in fixed point, where the planes
 # run later give the same bits as with the others). Where the network does not help, a quarter of the set's work ends
 # it. Measured (2026-12-07, hat_pico_series, the 45 first passes above): the probe's L1 share was within -0.04 to +0.07
-# of the whole set's (CTH void fraction +0.15 to +0.21, given up by its bytes either way); it ended 34 of the 36 first
-# passes that did not go on (SPERR vorticity 41x128x128 at 1e-2 and 1e-3 passed it and were given up later, as before)
-# and none that went on; where the network then won (Gray-Scott), the probe's coded bytes saved 1.9-7.3x what a network
-# stream needs.
+# of the whole set's (CTH void fraction +0.15 to +0.21, given up by its bytes either way); it ended 33 of the 36 first
+# passes that did not go on (SPERR vorticity 41x128x128 at 1e-2 and 1e-3 and IPSL tos at 1e-3, a probe of 3 planes,
+# passed it and were given up later, as before) and none that went on; where the network then won (Gray-Scott), the
+# probe's coded bytes saved 1.9-7.3x what a network stream needs.
 PROBE_SHARE = 1 / 4
 PROBE_MIN_PLANES = 8
 # The probe's bytes rule needs this many planes: on fewer, the share of coded bytes the network saves comes out far
