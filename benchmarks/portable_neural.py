@@ -9,6 +9,11 @@
     python benchmarks/portable_neural.py cost [FIELDS] [--model hat_pico_series] [--rel 1e-2 1e-3]
         compression time of `--predictor hat` over interp's (best of 2 each), where the interp stream is kept and
         where the network is used (default fields: every shared field)
+    python benchmarks/portable_neural.py rules [FIELDS] [--model hat_pico_series] [--rel 1e-2 1e-3 1e-4]
+        how the network's trial on the sample went (srnsz.predictors.hat.GiveUp): per stage reached -- the probe,
+        the first plane set, the first pass -- the block choices' L1 error and coded bytes as shares of
+        interpolation's and the verdict; the stream kept and its gain; and the gain with every rule off (the network
+        forced onto the whole field: whether giving it up lost anything) (default fields: the shared 3D fields)
     python benchmarks/portable_neural.py psnr [FIELDS] [--models ...]
         prediction PSNR of each network's x2 upsampling of clean coarse planes, float32 and fixed point, and of
         the cubic spline (the network's skip path)
@@ -19,8 +24,11 @@ One process; the hat predictor's defaults otherwise. Every stream is decoded and
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -140,6 +148,53 @@ def cost(args: argparse.Namespace) -> None:
               f"{sum(k > 2 for k in kept)} above 2x")
 
 
+@contextlib.contextmanager
+def judgements() -> Iterator[list[str]]:
+    """Every verdict of srnsz.predictors.hat.GiveUp while the block runs: 'stage: L1 share, coded share -> verdict'."""
+    from srnsz.predictors import hat
+
+    seen: list[str] = []
+    real = {name: getattr(hat.GiveUp, name) for name in ("one_view_reason", "reason")}
+
+    def record(name: str, rules: hat.GiveUp, interp: hat.FirstPassErrors, chosen: hat.FirstPassErrors,
+               flag_bytes: float, *what: str) -> str | None:
+        verdict = real[name](rules, interp, chosen, flag_bytes, *what)
+        stage = "first pass" if name == "reason" else "probe" if what else "first set"
+        l1 = chosen.l1 / interp.l1 if interp.l1 else 1.0
+        coded = f"{1 - chosen.coded / interp.coded:+.3f}" if interp.coded else "-"
+        seen.append(f"{stage}: L1 {l1:.3f}, coded {coded} -> {'given up' if verdict else 'on'}")
+        return verdict
+
+    try:
+        for name in real:
+            setattr(hat.GiveUp, name, lambda *a, _name=name: record(_name, *a))
+        yield seen
+    finally:
+        for name, method in real.items():
+            setattr(hat.GiveUp, name, method)
+
+
+def rules(args: argparse.Namespace) -> None:
+    from srnsz.predictors.hat import HatPolicy
+
+    forced = HatPolicy(sample_min_gain=1e-9, give_up_l1_share=math.inf, give_up_beyond_share=math.inf,
+                       give_up_one_view_share=math.inf, network_stream_bytes=-math.inf)
+    print(f"model {args.model}")
+    print("| field | rel | the trial on the sample | kept | gain | gain, every rule off |")
+    print("|---|---|---|---|---|---|")
+    names = args.fields or sorted(p.stem for p in DATA.glob("*.npy") if np.load(p, mmap_mode="r").ndim == 3)
+    for name in names:
+        stem, data = load(name)
+        for rel in args.rel:
+            plain = len(srnsz.compress(data, rel, "rel"))
+            with judgements() as seen:
+                stream = srnsz.compress(data, rel, "rel", "hat", model=args.model)
+            checked(data, stream)
+            every = srnsz.compress(data, rel, "rel", "hat", model=args.model, policy=forced)
+            print(f"| {stem} | {rel:g} | {'; '.join(seen) or 'not judged'} | {srnsz.info(stream).predictor} | "
+                  f"{plain / len(stream):.3f} | {plain / len(every):.3f} |", flush=True)
+
+
 def psnr(args: argparse.Namespace) -> None:
     import torch
 
@@ -175,20 +230,21 @@ def psnr(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["gains", "speed", "cost", "psnr"])
+    parser.add_argument("what", choices=["gains", "speed", "cost", "rules", "psnr"])
     parser.add_argument("fields", nargs="*")
     parser.add_argument("--model", default="hat_pico_series")
     parser.add_argument("--models", nargs="+", default=["hat_pico_series", "hat_nano_series"])
-    parser.add_argument("--rel", type=float, nargs="+", default=[1e-2, 1e-3])
+    parser.add_argument("--rel", type=float, nargs="+")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    args.rel = args.rel or ([1e-2, 1e-3, 1e-4] if args.what == "rules" else [1e-2, 1e-3])
     if args.what == "speed":
         if len(args.fields) != 1:
             parser.error("speed takes one field")
         args.rel = args.rel[0]
         speed(args)
     else:
-        {"gains": gains, "cost": cost, "psnr": psnr}[args.what](args)
+        {"gains": gains, "cost": cost, "rules": rules, "psnr": psnr}[args.what](args)
 
 
 if __name__ == "__main__":
