@@ -65,17 +65,17 @@ SAMPLE_MIN_SIDE = 32
 # shipped network, while the fine-tuned one wins 1.109x at 0.867); 23 of the 36 that lost had 0.90-1.0.
 SAMPLE_GIVE_UP = 0.90
 # Two more first-pass rules, for the loose bounds where L1 gains fall inside the zero code's bin: the network is also
-# given up where its block choices leave more points off by more than the bound (more nonzero codes) than
-# interpolation, or where the bytes they would save -- the plain stream's, estimated from the crop, times the share of
-# the pass's coded bytes they remove (its codes under each prediction, coded by context mixing as one table) -- do not
-# cover what a network stream adds (NETWORK_STREAM_BYTES, its flags at one bit each) and the crop's SAMPLE_MIN_GAIN.
-# The coder itself, because context mixing codes interpolation's smooth, correlated errors better than their sizes
-# say: on ECHAM5 T's crop at rel 1e-2 the network removed 20% of sum log2(1 + |error| / 2 eb) and 17% of the codes'
-# zero-order entropy, yet its first pass coded 5% larger (336 against 320 bytes) and the crop lost. Measured
-# (2026-12-07, hat_pico_series, the 12 shared 3D fields, Gray-Scott run A t4000/t8500 and CCSM member 60, rel
-# 1e-2/1e-3/1e-4): the share of coded bytes removed was 0.17-0.49 on every first pass whose field the network then
-# won (Gray-Scott), -0.48 to -0.24 on CTH void fraction (the first rule's case), -0.05 on ECHAM5 T 1e-2 and 0.007 on
-# IPSL tos 1e-3 (both crops lost; IPSL's two views: 1.5 KB to save against 7.2 KB needed).
+# given up where its block choices leave more points off by more than the bound (more nonzero codes) than interpolation,
+# or where the bytes they would save -- the plain stream's, estimated from the crop, times the share of the pass's coded
+# bytes they remove (its codes under each prediction, coded by context mixing as one table) -- do not cover what a
+# network stream adds (NETWORK_STREAM_BYTES, its flags at one bit each) and the crop's SAMPLE_MIN_GAIN. The coder
+# itself, because context mixing codes interpolation's smooth, correlated errors better than their sizes say: on ECHAM5
+# T's crop at rel 1e-2 the network removed 20% of sum log2(1 + |error| / 2 eb) and 17% of the codes' zero-order entropy,
+# yet its first pass coded 5% larger (336 against 320 bytes) and the crop lost. Measured (2026-12-07, `python
+# benchmarks/portable_neural.py rules` and throwaway scripts, hat_pico_series, the 12 shared 3D fields, Gray-Scott run A
+# t4000/t8500 and CCSM member 60, rel 1e-2/1e-3/1e-4): the share of coded bytes removed was 0.17-0.49 on every first
+# pass whose field the network then won (Gray-Scott), -0.48 to -0.24 on CTH void fraction (the first rule's case), -0.05
+# on ECHAM5 T 1e-2 and 0.007 on IPSL tos 1e-3 (both crops lost; IPSL's two views: 1.5 KB to save against 7.2 KB needed).
 SAMPLE_GIVE_UP_BEYOND = 1.0
 # Before all that, the first pass is judged on the first of its two plane sets alone (one view of every target, half the
 # network's work): the network is given up where that view's block choices leave more than this share of interpolation's
