@@ -89,16 +89,16 @@ SAMPLE_GIVE_UP_ONE_VIEW = 0.95
 # the coded bytes see neighbouring planes (sets of at least PROBE_MIN_PLANES planes; in fixed point, where the planes
 # run later give the same bits as with the others). Where the network does not help, a quarter of the set's work ends
 # it. Measured (2026-12-07, hat_pico_series, the 45 first passes above): the probe's L1 share was within -0.04 to +0.07
-# of the whole set's (CTH void fraction +0.15 to +0.21, given up by its bytes either way); it ended 33 of the 36 first
-# passes that did not go on (SPERR vorticity 41x128x128 at 1e-2 and 1e-3 and IPSL tos at 1e-3, a probe of 3 planes,
-# passed it and were given up later, as before) and none that went on; where the network then won (Gray-Scott), the
-# probe's coded bytes saved 1.9-7.3x what a network stream needs.
+# of the whole set's (CTH void fraction +0.15 to +0.21, given up by its bytes either way); it ends 33 of the 36 first
+# passes that do not go on (SPERR vorticity 41x128x128 at 1e-2 and 1e-3, and IPSL tos at 1e-3 with a probe of 3 planes,
+# pass it and are given up by the later rules) and none that go on; where the network then wins (Gray-Scott), the
+# probe's coded bytes save 1.9-7.3x what a network stream needs.
 PROBE_SHARE = 1 / 4
 PROBE_MIN_PLANES = 8
 # The probe's bytes rule needs this many planes: on fewer, the share of coded bytes the network saves comes out far
 # below the whole set's (Gray-Scott 64^3 at rel 1e-3 with hat_levels=2, the coarser level's set of 8 planes: 0.029 on
-# its 2 probed planes against 0.084 on all 8, and the network, which wins 1.15x there, was given up; with 4 planes at
-# the finest level 0.196 against 0.256).
+# its 2 probed planes against 0.084 on all 8, which would give up a network that wins 1.15x there; with 4 planes at the
+# finest level 0.196 against 0.256).
 PROBE_MIN_BYTES_PLANES = 4
 # What a hat stream carries beyond the interp stream of the same codes besides its flags: the header's hat parameters
 # (weights name, sha256, inference settings; 174-184 bytes on three fields) and the FLAG section's framing.
@@ -488,16 +488,17 @@ class LevelViews:
     def start(cls, level: int, key: tuple[slice, ...], shape: tuple[int, ...]) -> LevelViews:
         """A level's views before its first pass: none added, the lattice's points even along every axis known."""
         views = cls(level, key, np.zeros(shape), np.zeros(shape, np.uint8), np.zeros(shape, bool))
-        views._lattice(views.known)[::2, ::2, ::2] = True
+        views.lattice(views.known)[::2, ::2, ::2] = True
         return views
 
-    def _lattice(self, array: np.ndarray) -> np.ndarray:
+    def lattice(self, array: np.ndarray) -> np.ndarray:
+        """The level's lattice of a full-shape ``array`` (a view), 3D (2D fields: a leading axis of 1)."""
         lattice = array[self.key]
         return lattice if lattice.ndim == 3 else lattice[None]
 
     def plane_inputs_known(self, axis: int, parity: int) -> bool:
         """Whether the points of the ``parity`` planes along ``axis`` that are even in-plane are all decoded."""
-        inputs = np.moveaxis(self._lattice(self.known), axis, 0)[parity::2, ::2, ::2]
+        inputs = np.moveaxis(self.lattice(self.known), axis, 0)[parity::2, ::2, ::2]
         return inputs.size > 0 and bool(inputs.all())
 
     def add(self, axis: int, parity: int, predictions: np.ndarray, which: np.ndarray | None = None) -> None:
@@ -507,8 +508,8 @@ class LevelViews:
         weights[::2, ::2] = 0
         weights[1::2, 1::2] = PLANE_VIEW_WEIGHTS["centre"]
         planes = slice(None) if which is None else which
-        np.moveaxis(self._lattice(self.total), axis, 0)[parity::2][planes] += predictions * weights
-        np.moveaxis(self._lattice(self.weight), axis, 0)[parity::2][planes] += weights
+        np.moveaxis(self.lattice(self.total), axis, 0)[parity::2][planes] += predictions * weights
+        np.moveaxis(self.lattice(self.weight), axis, 0)[parity::2][planes] += weights
         self.added.add((axis, parity))
 
     def predictions(self, key: tuple[slice, ...]) -> np.ndarray:
@@ -588,7 +589,7 @@ class HatPasses:
         """Add the plane views known before pass ``p`` but those along ``deferred`` (at most ``most`` more plane
         sets; None: all; the planes of ``probed`` taken from it), and return HAT's predictions for its targets from the
         views added so far (on its lattice view; NaN where none holds them)."""
-        lattice = rec[views.key] if rec.ndim == 3 else rec[views.key][None]
+        lattice = views.lattice(rec)
         for axis, parity in self._missing_sets(views, rec, deferred)[:most]:
             if probed is None or probed.plane_set != (axis, parity):
                 views.add(axis, parity, plane_predictions(self.model, lattice, axis, parity, self.settings, self.eb))
@@ -610,7 +611,7 @@ class HatPasses:
         if not missing or deferred is None or self.settings.arithmetic == FLOAT:
             return None  # (deferred None: not a sequential first pass, whose first plane set holds every target)
         axis, parity = missing[0]
-        lattice = rec[views.key] if rec.ndim == 3 else rec[views.key][None]
+        lattice = views.lattice(rec)
         planes = np.moveaxis(lattice, axis, 0)[parity::2].shape[0]
         if planes < PROBE_MIN_PLANES:
             return None
@@ -620,19 +621,14 @@ class HatPasses:
         probe.add(axis, parity, predictions, which)
         hat_view = probe.predictions(p.key)
         sums, _ = self._block_errors(p, rec, data, hat_view, interp, False, only_predicted=True)
-        interp_l1, chosen_l1 = float(sums[0, 0].sum()), float(sums[0].min(axis=0).sum())
-        what = f"{which.size} of the {planes} planes of the first HAT pass's first plane set"
-        rules, coded = self.give_up, (0, 0)
         predicted = np.isfinite(hat_view[odd_along(p.axis, hat_view.ndim)])
         rows = np.flatnonzero(predicted.any(axis=tuple(a for a in range(predicted.ndim) if a != axis)))
-        if math.isfinite(rules.plain_bytes) and rows.size >= PROBE_MIN_BYTES_PLANES and \
-                predicted.take(rows, axis=axis).all():
-            use_hat = (sums[0, 1] < sums[0, 0])[self._ids[0][p.key]]
-            coded = pass_coded_bytes(p, data, hat_view, interp, use_hat, self.eb, (axis, rows))
-        else:  # too few whole planes for the coder to tell: the whole set's bytes rule decides
-            rules = replace(rules, plain_bytes=math.inf)
-        reason = rules.one_view_reason(FirstPassErrors(interp_l1, 0.0, coded[0]),
-                                       FirstPassErrors(chosen_l1, 0.0, coded[1]), flag_bytes, what)
+        whole_planes = rows.size >= PROBE_MIN_BYTES_PLANES and bool(predicted.take(rows, axis=axis).all())
+        # on too few whole planes the coder cannot tell: the whole set's bytes rule decides
+        rules = self.give_up if whole_planes else replace(self.give_up, plain_bytes=math.inf)
+        reason = rules.one_view_reason(*self._first_pass_errors(p, data, hat_view, interp, sums, (axis, rows),
+                                                                whole_planes), flag_bytes,
+                                       f"{which.size} of the {planes} planes of the first HAT pass's first plane set")
         if reason is not None:
             raise NetworkGivenUp(reason)
         return Probe((axis, parity), planes, which, predictions)
@@ -666,17 +662,19 @@ class HatPasses:
         return sums, covered
 
     def _first_pass_errors(self, p: Pass, data: np.ndarray, hat_view: np.ndarray, interp: PassPrediction,
-                           sums: np.ndarray) -> tuple[FirstPassErrors, FirstPassErrors]:
+                           sums: np.ndarray, rows: tuple[int, np.ndarray] | None = None, coded: bool = True
+                           ) -> tuple[FirstPassErrors, FirstPassErrors]:
         """Interpolation's and the block choices' :class:`FirstPassErrors` over pass ``p`` from its per-block ``sums``
-        (:meth:`_block_errors`; without the beyond row, 0 beyond), each block taking the smaller L1 error."""
+        (:meth:`_block_errors`; without the beyond row, 0 beyond), each block taking the smaller L1 error; their coded
+        bytes (:func:`pass_coded_bytes` on ``rows``) where ``coded`` and the bytes rule applies, else 0."""
         choose_hat = sums[0, 1] < sums[0, 0]
         totals = [sums[:, 0].sum(axis=1), np.where(choose_hat, sums[:, 1], sums[:, 0]).sum(axis=1)]
-        judged_bytes = self.give_up is not None and math.isfinite(self.give_up.plain_bytes)
-        coded = pass_coded_bytes(p, data, hat_view, interp, choose_hat[self._ids[0][p.key]], self.eb) if judged_bytes \
-            else (0, 0)
+        judged_bytes = coded and self.give_up is not None and math.isfinite(self.give_up.plain_bytes)
+        coded_bytes = (pass_coded_bytes(p, data, hat_view, interp, choose_hat[self._ids[0][p.key]], self.eb, rows)
+                       if judged_bytes else (0, 0))
         beyond = [float(t[1]) if t.size > 1 else 0.0 for t in totals]
-        return (FirstPassErrors(float(totals[0][0]), beyond[0], coded[0]),
-                FirstPassErrors(float(totals[1][0]), beyond[1], coded[1]))
+        return (FirstPassErrors(float(totals[0][0]), beyond[0], coded_bytes[0]),
+                FirstPassErrors(float(totals[1][0]), beyond[1], coded_bytes[1]))
 
     def _choices(self, n_blocks: int) -> np.ndarray:
         if self.recorded is None or self.used + n_blocks > self.recorded.size:
@@ -693,7 +691,8 @@ class HatPasses:
         n_blocks = self._ids[1]
         views, deferred = self._level_views(p, plan, rec)
         judged = data is not None and self.give_up is not None and self.passes_chosen == 0
-        flag_bytes = n_blocks * sum(q.level >= plan.levels - self.hat_levels for q in plan.passes()) / 8
+        flag_bytes = n_blocks * sum(q.level >= plan.levels - self.hat_levels for q in plan.passes()) / 8 if judged \
+            else 0.0
         if judged and math.isfinite(self.give_up.one_view_share):
             probed = self._probe(views, p, rec, data, interp, deferred, flag_bytes)
             one_view = self._add_views(views, p, rec, deferred, most=1, probed=probed)
