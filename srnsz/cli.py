@@ -102,7 +102,7 @@ def _add_bound(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tune", choices=TUNE_MODES, help="interp tuning on sampled blocks (default fast; best also "
                    "tries level-wise bounds on a sample twice as large)")
     p.add_argument("--model", help="hat: weights name from pretrained/manifest.json or SRNSZ_WEIGHTS "
-                                   "(default hat_pico_series); several, comma-separated: the one that wins "
+                                   "(default hat_pico_series_long); several, comma-separated: the one that wins "
                                    "on a sample")
     p.add_argument("--hat-levels", type=_at_least_one, metavar="N",
                    help="hat: how many of the finest levels use the network (default 1; at most the field's levels)")
