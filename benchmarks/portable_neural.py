@@ -1,15 +1,16 @@
 """Networks in fixed point (format 1.9, the same bits on every machine) against the same networks in float32.
 
-    python benchmarks/portable_neural.py gains [FIELDS] [--model hat_pico_series] [--rel 1e-2 1e-3]
+    python benchmarks/portable_neural.py gains [FIELDS] [--model M] [--rel 1e-2 1e-3]
         per field and bound: interp's ratio, hat's gain over it with the network in float32 and in fixed point
-        (default fields: the shared fields hat_pico_series was not trained on)
+        (default fields: the shared fields the shipped hat networks were not trained on; --model: the default
+        network of --predictor hat)
     python benchmarks/portable_neural.py speed FIELD [--model M] [--rel 1e-3] [--repeat 3]
         MB/s both ways, median of --repeat after a warm-up, fixed point and float32 alternating, and interp's
         (FIELD ``grayscott96``: the 96^3 speed field, Gray-Scott run A at t7500 resampled 1.5x by cubic splines)
-    python benchmarks/portable_neural.py cost [FIELDS] [--model hat_pico_series] [--rel 1e-2 1e-3]
+    python benchmarks/portable_neural.py cost [FIELDS] [--model M] [--rel 1e-2 1e-3]
         compression time of `--predictor hat` over interp's (best of 2 each), where the interp stream is kept and
         where the network is used (default fields: every shared field)
-    python benchmarks/portable_neural.py rules [FIELDS] [--model hat_pico_series] [--rel 1e-2 1e-3 1e-4]
+    python benchmarks/portable_neural.py rules [FIELDS] [--model M] [--rel 1e-2 1e-3 1e-4]
         how the network's trial on the sample went (srnsz.predictors.hat.GiveUp): per stage reached -- the probe,
         the first plane set, the first pass -- the block choices' L1 error and coded bytes as shares of
         interpolation's and the verdict; the stream kept and its gain; and the gain with every rule off (the network
@@ -35,6 +36,7 @@ import numpy as np
 
 import srnsz
 from srnsz.neural.runtime import FIXED_POINT, FLOAT
+from srnsz.predictors.hat import DEFAULT_MODEL
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 UNSEEN = ["sperr_vorticity_512x512", "grayscott_pypde_64", "plot3d_comb_density", "ncep_climo_U_17x64x128"]
@@ -232,8 +234,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["gains", "speed", "cost", "rules", "psnr"])
     parser.add_argument("fields", nargs="*")
-    parser.add_argument("--model", default="hat_pico_series")
-    parser.add_argument("--models", nargs="+", default=["hat_pico_series", "hat_nano_series"])
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--models", nargs="+", default=[DEFAULT_MODEL, "hat_pico_series", "hat_nano_series"])
     parser.add_argument("--rel", type=float, nargs="+")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
