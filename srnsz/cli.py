@@ -39,6 +39,7 @@ from srnsz.metrics import bit_rate, bound_held, quality
 from srnsz.missing import MissingRule, find_missing
 from srnsz.parallel import available_cores
 from srnsz.predictors import list_predictors
+from srnsz.predictors.hat import DEFAULT_MODEL
 from srnsz.predictors.interp import CONFIG_KINDS, TUNE_MODES
 
 RAW_HELP = ("raw binary input: element type; needs --shape. Raw files are little endian, C order "
@@ -102,7 +103,7 @@ def _add_bound(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tune", choices=TUNE_MODES, help="interp tuning on sampled blocks (default fast; best also "
                    "tries level-wise bounds on a sample twice as large)")
     p.add_argument("--model", help="hat: weights name from pretrained/manifest.json or SRNSZ_WEIGHTS "
-                                   "(default hat_pico_series_long); several, comma-separated: the one that wins "
+                                   f"(default {DEFAULT_MODEL}); several, comma-separated: the one that wins "
                                    "on a sample")
     p.add_argument("--hat-levels", type=_at_least_one, metavar="N",
                    help="hat: how many of the finest levels use the network (default 1; at most the field's levels)")

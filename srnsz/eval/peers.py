@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from srnsz.predictors.hat import DEFAULT_MODEL
+
 
 @dataclass(frozen=True)
 class Compressed:
@@ -160,7 +162,7 @@ def _sperr_decompress(c: Compressed, like: np.ndarray) -> np.ndarray:
 
 register_codec(_srnsz("interp"))
 register_codec(_srnsz("lorenzo"))
-register_codec(_srnsz("hat", needs_weights="hat_pico_series_long"))
+register_codec(_srnsz("hat", needs_weights=DEFAULT_MODEL))
 register_codec(_srnsz("ae", needs_weights="ae_2d"))
 register_codec(BenchCodec("sz3", "SZ3 via pysz, default (interp + Lorenzo, tuned)", _sz3_compress, _sz3_decompress,
                           ("pysz",), isolated=True))

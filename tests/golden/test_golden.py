@@ -236,7 +236,7 @@ def test_fixed_point_network_stream_decodes_and_is_reproduced_bit_for_bit(name):
     recon = srnsz.decompress(stream)
     assert np.array_equal(recon.view(np.uint32), expected.view(np.uint32))
     assert_bound(original, recon, made_with.error_bound["abs"])
-    if name.startswith("hat"):  # with the network the stream names (made when it was the default)
+    if name.startswith("hat"):  # with the network the stream names
         again = srnsz.compress(original, 1e-3, "rel", predictor="hat", model=params["hat"]["weights"])
     else:
         again = srnsz.compress(original, 0.1, "rel", predictor="ae", compete_interp=False)
