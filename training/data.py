@@ -151,8 +151,11 @@ class SuperResolutionPatches(_FieldData):
     What lr holds: the original values (default); with `input_noise` > 0, those plus uniform noise of that size
     (relative to lr's span); with `input_bounds` (relative bounds, e.g. [1e-2, 1e-3]), srnsz's own reconstruction
     of the field at one of those bounds, picked per patch -- exactly what the network sees when compressing: then
-    3D fields give only their even planes and patches start at even points (the coarse lattice), and there are
-    no mirror flips (they would move lr off the lattice); the validation set is drawn the same way.
+    3D fields give only their even planes and patches start at even points (the coarse lattice), and a window is
+    only transposed (a plain mirror flip would move lr off the lattice); the validation set is drawn the same way.
+    `lattice_flips` adds, to the training patches only, mirror flips along each axis with probability 1/2 that keep lr
+    on the lattice: the flipped window starts one point later (rows i+p .. i+1 of the plane, so its even rows are the
+    plane's even rows).
 
     With `context_planes`, batches also hold 'context' (B, 2, p/2, p/2): in 3D fields the given planes two points
     before and after the patch's plane (the neighbouring planes of the coarse lattice; the plane itself at an edge),
@@ -161,7 +164,7 @@ class SuperResolutionPatches(_FieldData):
     def __init__(self, train_files: list, val_files: list | None = None, data_dir: str = ".", patch_size: int = 64,
                  input_noise: float = 0.0, input_bounds: list[float] | None = None, holdout: float = 0.2,
                  fill_threshold: float = 1e19, val_samples: int = 256, seed: int = 0,
-                 context_planes: bool = False) -> None:
+                 context_planes: bool = False, lattice_flips: bool = False) -> None:
         if patch_size < 4 or patch_size % 2:
             raise ValueError(f"patch_size must be even and >= 4, got {patch_size}")
         bounds = [float(b) for b in (input_bounds or [])]
@@ -171,7 +174,7 @@ class SuperResolutionPatches(_FieldData):
             raise ValueError("give input_noise or input_bounds, not both")
         super().__init__(train_files, val_files, data_dir, holdout, fill_threshold, val_samples, seed)
         self.patch_size, self.input_noise, self.input_bounds = patch_size, input_noise, bounds
-        self.context_planes = context_planes
+        self.context_planes, self.lattice_flips = context_planes, bool(lattice_flips)
         self.train_planes = self._usable(self.train_fields)
         self.val_planes = self._usable(self.val_fields)
         if not self.train_planes:
@@ -188,6 +191,8 @@ class SuperResolutionPatches(_FieldData):
         described = {**super().describe(), "inputs": inputs}
         if self.context_planes:
             described["context_planes"] = True
+        if self.lattice_flips:
+            described["lattice_flips"] = True
         return described
 
     def _usable(self, fields: list[np.ndarray]) -> list[_Plane]:
@@ -205,7 +210,8 @@ class SuperResolutionPatches(_FieldData):
                 out += [c for c in candidates if min(c.original.shape) >= self.patch_size]
         return out
 
-    def _draw(self, pool: list[_Plane], count: int, rng: np.random.Generator, noise: float) -> dict:
+    def _draw(self, pool: list[_Plane], count: int, rng: np.random.Generator, noise: float,
+              lattice_flips: bool = False) -> dict:
         size = self.patch_size
         weights = np.array([(p.original.shape[0] - size + 1) * (p.original.shape[1] - size + 1) for p in pool],
                            dtype=np.float64)
@@ -217,13 +223,17 @@ class SuperResolutionPatches(_FieldData):
                 raise ValueError("could not find enough patches free of fill values / NaN")
             plane = pool[rng.choice(len(pool), p=weights / weights.sum())]
             n0, n1 = plane.original.shape
-            i = plane.stride * rng.integers(0, (n0 - size) // plane.stride + 1)
-            j = plane.stride * rng.integers(0, (n1 - size) // plane.stride + 1)
-            hr = plane.original[i:i + size, j:j + size]
-            lr = plane.given[i:i + size:2, j:j + size:2]
+            # a lattice flip needs one point more along its axis (drawn only where asked: the draws stay as before)
+            flip0, flip1 = ((plane.stride == 2 and n > size and rng.random() < 0.5) if lattice_flips else False
+                            for n in (n0, n1))
+            i = plane.stride * rng.integers(0, (n0 - size - flip0) // plane.stride + 1)
+            j = plane.stride * rng.integers(0, (n1 - size - flip1) // plane.stride + 1)
+            rows = slice(i + size, i, -1) if flip0 else slice(i, i + size)
+            cols = slice(j + size, j, -1) if flip1 else slice(j, j + size)
+            hr = plane.original[rows, cols]
+            lr = plane.given[rows, cols][::2, ::2]
             # Context windows at full resolution, so that they follow the flips of hr / lr exactly.
-            beside = [b[i:i + size, j:j + size] for b in plane.beside] if self.context_planes and plane.beside \
-                else None
+            beside = [b[rows, cols] for b in plane.beside] if self.context_planes and plane.beside else None
             if plane.stride == 1:
                 if rng.random() < 0.5:
                     hr, lr = hr[::-1], hr[::-1][::2, ::2]
@@ -262,7 +272,7 @@ class SuperResolutionPatches(_FieldData):
 
     def train_batch(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         """{'lr': (B, 1, p/2, p/2), 'hr': (B, 1, p, p), 'bound': (B,)} float32."""
-        return self._draw(self.train_planes, batch_size, rng, self.input_noise)
+        return self._draw(self.train_planes, batch_size, rng, self.input_noise, self.lattice_flips)
 
     def validation_set(self) -> dict[str, torch.Tensor]:
         """A fixed set of held-out pairs, the same at every validation."""

@@ -3,6 +3,7 @@ DDP with the gloo backend on 2 processes."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -259,6 +260,35 @@ def test_bound_inputs_are_srnsz_reconstructions_on_the_coarse_lattice(tmp_path):
     assert eb == pytest.approx(1e-2 * np.ptp(field), rel=1e-6) and np.abs(recon - field).max() <= eb
     with pytest.raises(ValueError, match="input_bounds"):
         SuperResolutionPatches([str(tmp_path / "f.npy")], patch_size=16, input_bounds=[2.0])
+
+
+def test_lattice_flips_keep_lr_on_the_coarse_lattice(tmp_path):
+    """lattice_flips: training patches come in all four mirror orientations, each with lr still srnsz's
+    reconstruction at the window's even points (within the bound of hr there, which a flip off the lattice would
+    break on a rough field); the validation set and, without the option, the training draws are unchanged."""
+    from srnsz.training.data import SuperResolutionPatches
+
+    rows, cols = np.meshgrid(np.arange(60), np.arange(52), indexing="ij")
+    rough = np.random.default_rng(4).standard_normal((60, 52))
+    np.save(tmp_path / "f.npy", (0.2 * rows + 0.3 * cols + rough).astype(np.float32))
+    options = dict(patch_size=16, input_bounds=[1e-3], holdout=0.3, val_samples=8)
+    flipped = SuperResolutionPatches([str(tmp_path / "f.npy")], lattice_flips=True, **options)
+    plain = SuperResolutionPatches([str(tmp_path / "f.npy")], **options)
+    # the reconstruction made wrong off the plane's lattice: a patch whose lr came from there would show it
+    off_lattice = np.ones(flipped.train_planes[0].given.shape, dtype=bool)
+    off_lattice[::2, ::2] = False
+    flipped.train_planes = [dataclasses.replace(p, given=p.given + 50.0 * off_lattice) for p in flipped.train_planes]
+    batch = flipped.train_batch(64, np.random.default_rng(0))
+    lr, hr, bound = batch["lr"][:, 0].double(), batch["hr"][:, 0].double(), batch["bound"].double()
+    assert float(((lr - hr[:, ::2, ::2]).abs().amax(dim=(1, 2)) - bound).max()) <= 1e-5
+    # the ramps tell the orientation: rows (then columns) increase unless flipped; transposes swap the two ramps
+    down = torch.sign(hr[:, -1, :].mean(1) - hr[:, 0, :].mean(1))
+    right = torch.sign(hr[:, :, -1].mean(1) - hr[:, :, 0].mean(1))
+    assert {(int(a), int(b)) for a, b in zip(down, right)} == {(1, 1), (1, -1), (-1, 1), (-1, -1)}
+    assert all(torch.equal(flipped.validation_set()[k], plain.validation_set()[k]) for k in ("lr", "hr"))
+    unflipped = plain.train_batch(64, np.random.default_rng(0))["hr"][:, 0]
+    assert set(torch.sign(unflipped[:, -1, :].mean(1) - unflipped[:, 0, :].mean(1)).tolist()) == {1.0}
+    assert flipped.describe()["lattice_flips"] and "lattice_flips" not in plain.describe()
 
 
 def test_context_planes_are_the_coarse_planes_beside_each_patch(tmp_path):
