@@ -155,7 +155,8 @@ class SuperResolutionPatches(_FieldData):
     only transposed (a plain mirror flip would move lr off the lattice); the validation set is drawn the same way.
     `lattice_flips` adds, to the training patches only, mirror flips along each axis with probability 1/2 that keep lr
     on the lattice: the flipped window starts one point later (rows i+p .. i+1 of the plane, so its even rows are the
-    plane's even rows).
+    plane's even rows). `sign_flips` negates the field of a training patch with probability 1/2 (lr, hr and context
+    become 1 minus themselves after the scaling).
 
     With `context_planes`, batches also hold 'context' (B, 2, p/2, p/2): in 3D fields the given planes two points
     before and after the patch's plane (the neighbouring planes of the coarse lattice; the plane itself at an edge),
@@ -164,7 +165,7 @@ class SuperResolutionPatches(_FieldData):
     def __init__(self, train_files: list, val_files: list | None = None, data_dir: str = ".", patch_size: int = 64,
                  input_noise: float = 0.0, input_bounds: list[float] | None = None, holdout: float = 0.2,
                  fill_threshold: float = 1e19, val_samples: int = 256, seed: int = 0,
-                 context_planes: bool = False, lattice_flips: bool = False) -> None:
+                 context_planes: bool = False, lattice_flips: bool = False, sign_flips: bool = False) -> None:
         if patch_size < 4 or patch_size % 2:
             raise ValueError(f"patch_size must be even and >= 4, got {patch_size}")
         bounds = [float(b) for b in (input_bounds or [])]
@@ -174,7 +175,7 @@ class SuperResolutionPatches(_FieldData):
             raise ValueError("give input_noise or input_bounds, not both")
         super().__init__(train_files, val_files, data_dir, holdout, fill_threshold, val_samples, seed)
         self.patch_size, self.input_noise, self.input_bounds = patch_size, input_noise, bounds
-        self.context_planes, self.lattice_flips = context_planes, bool(lattice_flips)
+        self.context_planes, self.lattice_flips, self.sign_flips = context_planes, bool(lattice_flips), bool(sign_flips)
         self.train_planes = self._usable(self.train_fields)
         self.val_planes = self._usable(self.val_fields)
         if not self.train_planes:
@@ -191,8 +192,9 @@ class SuperResolutionPatches(_FieldData):
         described = {**super().describe(), "inputs": inputs}
         if self.context_planes:
             described["context_planes"] = True
-        if self.lattice_flips:
-            described["lattice_flips"] = True
+        for option in ("lattice_flips", "sign_flips"):
+            if getattr(self, option):
+                described[option] = True
         return described
 
     def _usable(self, fields: list[np.ndarray]) -> list[_Plane]:
@@ -211,7 +213,8 @@ class SuperResolutionPatches(_FieldData):
         return out
 
     def _draw(self, pool: list[_Plane], count: int, rng: np.random.Generator, noise: float,
-              lattice_flips: bool = False) -> dict:
+              augmented: bool = False) -> dict:
+        """``count`` patches from ``pool``; ``augmented``: with the training-only flips this data set was asked for."""
         size = self.patch_size
         weights = np.array([(p.original.shape[0] - size + 1) * (p.original.shape[1] - size + 1) for p in pool],
                            dtype=np.float64)
@@ -224,8 +227,8 @@ class SuperResolutionPatches(_FieldData):
             plane = pool[rng.choice(len(pool), p=weights / weights.sum())]
             n0, n1 = plane.original.shape
             # a lattice flip needs one point more along its axis (drawn only where asked: the draws stay as before)
-            flip0, flip1 = ((plane.stride == 2 and n > size and rng.random() < 0.5) if lattice_flips else False
-                            for n in (n0, n1))
+            flip0, flip1 = ((plane.stride == 2 and n > size and rng.random() < 0.5)
+                            if augmented and self.lattice_flips else False for n in (n0, n1))
             i = plane.stride * rng.integers(0, (n0 - size - flip0) // plane.stride + 1)
             j = plane.stride * rng.integers(0, (n1 - size - flip1) // plane.stride + 1)
             rows = slice(i + size, i, -1) if flip0 else slice(i, i + size)
@@ -244,6 +247,9 @@ class SuperResolutionPatches(_FieldData):
             elif rng.random() < 0.5:  # a transpose keeps lr on the lattice
                 hr, lr = hr.T, lr.T
                 beside = beside and [b.T for b in beside]
+            if augmented and self.sign_flips and rng.random() < 0.5:
+                hr, lr = -hr, -lr
+                beside = beside and [-b for b in beside]
             context = [b[::2, ::2] for b in beside] if beside else [lr, lr]
             if not (_valid(hr, self.fill_threshold) and _valid(lr, self.fill_threshold)
                     and (not self.context_planes or all(_valid(c, self.fill_threshold) for c in context))):
@@ -272,7 +278,7 @@ class SuperResolutionPatches(_FieldData):
 
     def train_batch(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         """{'lr': (B, 1, p/2, p/2), 'hr': (B, 1, p, p), 'bound': (B,)} float32."""
-        return self._draw(self.train_planes, batch_size, rng, self.input_noise, self.lattice_flips)
+        return self._draw(self.train_planes, batch_size, rng, self.input_noise, augmented=True)
 
     def validation_set(self) -> dict[str, torch.Tensor]:
         """A fixed set of held-out pairs, the same at every validation."""

@@ -262,10 +262,11 @@ def test_bound_inputs_are_srnsz_reconstructions_on_the_coarse_lattice(tmp_path):
         SuperResolutionPatches([str(tmp_path / "f.npy")], patch_size=16, input_bounds=[2.0])
 
 
-def test_lattice_flips_keep_lr_on_the_coarse_lattice(tmp_path):
+def test_lattice_and_sign_flips_keep_lr_on_the_coarse_lattice(tmp_path):
     """lattice_flips: training patches come in all four mirror orientations, each with lr still srnsz's
     reconstruction at the window's even points (within the bound of hr there, which a flip off the lattice would
-    break on a rough field); the validation set and, without the option, the training draws are unchanged."""
+    break on a rough field); the validation set and, without the option, the training draws are unchanged. sign_flips
+    negates some patches."""
     from srnsz.training.data import SuperResolutionPatches
 
     rows, cols = np.meshgrid(np.arange(60), np.arange(52), indexing="ij")
@@ -289,6 +290,15 @@ def test_lattice_flips_keep_lr_on_the_coarse_lattice(tmp_path):
     unflipped = plain.train_batch(64, np.random.default_rng(0))["hr"][:, 0]
     assert set(torch.sign(unflipped[:, -1, :].mean(1) - unflipped[:, 0, :].mean(1)).tolist()) == {1.0}
     assert flipped.describe()["lattice_flips"] and "lattice_flips" not in plain.describe()
+    # sign_flips alone: a patch's ramps both fall when negated, never one of them
+    negated = SuperResolutionPatches([str(tmp_path / "f.npy")], sign_flips=True, **options)
+    batch = negated.train_batch(64, np.random.default_rng(0))
+    lr, hr, bound = batch["lr"][:, 0].double(), batch["hr"][:, 0].double(), batch["bound"].double()
+    assert float(((lr - hr[:, ::2, ::2]).abs().amax(dim=(1, 2)) - bound).max()) <= 1e-5
+    down = torch.sign(hr[:, -1, :].mean(1) - hr[:, 0, :].mean(1))
+    right = torch.sign(hr[:, :, -1].mean(1) - hr[:, :, 0].mean(1))
+    assert {(int(a), int(b)) for a, b in zip(down, right)} == {(1, 1), (-1, -1)}
+    assert negated.describe()["sign_flips"] and "sign_flips" not in flipped.describe()
 
 
 def test_context_planes_are_the_coarse_planes_beside_each_patch(tmp_path):
