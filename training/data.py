@@ -190,9 +190,7 @@ class SuperResolutionPatches(_FieldData):
         inputs = ({"srnsz_bounds": self.input_bounds} if self.input_bounds
                   else {"noise": self.input_noise} if self.input_noise else "clean")
         described = {**super().describe(), "inputs": inputs}
-        if self.context_planes:
-            described["context_planes"] = True
-        for option in ("lattice_flips", "sign_flips"):
+        for option in ("context_planes", "lattice_flips", "sign_flips"):
             if getattr(self, option):
                 described[option] = True
         return described

@@ -279,25 +279,24 @@ def test_lattice_and_sign_flips_keep_lr_on_the_coarse_lattice(tmp_path):
     off_lattice = np.ones(flipped.train_planes[0].given.shape, dtype=bool)
     off_lattice[::2, ::2] = False
     flipped.train_planes = [dataclasses.replace(p, given=p.given + 50.0 * off_lattice) for p in flipped.train_planes]
-    batch = flipped.train_batch(64, np.random.default_rng(0))
-    lr, hr, bound = batch["lr"][:, 0].double(), batch["hr"][:, 0].double(), batch["bound"].double()
-    assert float(((lr - hr[:, ::2, ::2]).abs().amax(dim=(1, 2)) - bound).max()) <= 1e-5
-    # the ramps tell the orientation: rows (then columns) increase unless flipped; transposes swap the two ramps
-    down = torch.sign(hr[:, -1, :].mean(1) - hr[:, 0, :].mean(1))
-    right = torch.sign(hr[:, :, -1].mean(1) - hr[:, :, 0].mean(1))
-    assert {(int(a), int(b)) for a, b in zip(down, right)} == {(1, 1), (1, -1), (-1, 1), (-1, -1)}
+
+    def orientations(data: SuperResolutionPatches) -> set[tuple[int, int]]:
+        """(rows, columns) rising (1) or falling (-1) over 64 training patches, each checked to have lr within the
+        bound of hr's even points: the ramps tell the orientation (transposes swap the two ramps)."""
+        batch = data.train_batch(64, np.random.default_rng(0))
+        lr, hr, bound = batch["lr"][:, 0].double(), batch["hr"][:, 0].double(), batch["bound"].double()
+        assert float(((lr - hr[:, ::2, ::2]).abs().amax(dim=(1, 2)) - bound).max()) <= 1e-5
+        down = torch.sign(hr[:, -1, :].mean(1) - hr[:, 0, :].mean(1))
+        right = torch.sign(hr[:, :, -1].mean(1) - hr[:, :, 0].mean(1))
+        return {(int(a), int(b)) for a, b in zip(down, right)}
+
+    assert orientations(flipped) == {(1, 1), (1, -1), (-1, 1), (-1, -1)}
     assert all(torch.equal(flipped.validation_set()[k], plain.validation_set()[k]) for k in ("lr", "hr"))
-    unflipped = plain.train_batch(64, np.random.default_rng(0))["hr"][:, 0]
-    assert set(torch.sign(unflipped[:, -1, :].mean(1) - unflipped[:, 0, :].mean(1)).tolist()) == {1.0}
+    assert orientations(plain) == {(1, 1)}
     assert flipped.describe()["lattice_flips"] and "lattice_flips" not in plain.describe()
     # sign_flips alone: a patch's ramps both fall when negated, never one of them
     negated = SuperResolutionPatches([str(tmp_path / "f.npy")], sign_flips=True, **options)
-    batch = negated.train_batch(64, np.random.default_rng(0))
-    lr, hr, bound = batch["lr"][:, 0].double(), batch["hr"][:, 0].double(), batch["bound"].double()
-    assert float(((lr - hr[:, ::2, ::2]).abs().amax(dim=(1, 2)) - bound).max()) <= 1e-5
-    down = torch.sign(hr[:, -1, :].mean(1) - hr[:, 0, :].mean(1))
-    right = torch.sign(hr[:, :, -1].mean(1) - hr[:, :, 0].mean(1))
-    assert {(int(a), int(b)) for a, b in zip(down, right)} == {(1, 1), (-1, -1)}
+    assert orientations(negated) == {(1, 1), (-1, -1)}
     assert negated.describe()["sign_flips"] and "sign_flips" not in flipped.describe()
 
 
