@@ -37,14 +37,15 @@ from srnsz.predictors.interp import InterpPredictor, PassPrediction
 from srnsz.quantizer import quantize
 
 DEFAULT_BLOCK = {2: 32, 3: 8}
-# The default network: hat_pico (a third of hat_nano's inference time per point) trained three times as long as
+# The default network: hat_pico (a third of hat_nano's inference time per point) trained six times as long as
 # hat_pico_series, on all eight mirror flips and transposes of its patches (docs/benchmarks: the same speed; over the
-# 15 shared fields and 2 time-series snapshots, geo-mean gain over interp 1.043 / 1.026 at rel 1e-2 / 1e-3 against
-# 1.040 / 1.024 without the flips and hat_pico_series' 1.036 / 1.020, 2026-12-07, fixed point).
+# 15 shared fields and 2 time-series snapshots, geo-mean gain over interp 1.047 / 1.029 at rel 1e-2 / 1e-3 against
+# 1.043 / 1.026 with half the training, 1.040 / 1.024 without the flips and hat_pico_series' 1.036 / 1.020,
+# 2026-12-07, fixed point).
 # hat_pico_series against hat_nano_series (2026-12-01, `benchmarks/neural_predictors.py hat`, 15 shared fields and 4
 # time-series snapshots): 1.046 / 1.029 against 1.055 / 1.037; where the network is used, compress 1.8-3.1 MB/s
 # against 0.9-2.3, decompress 2.9-6.5 against 1.0-4.4 (float32).
-DEFAULT_MODEL = "hat_pico_series_flips"
+DEFAULT_MODEL = "hat_pico_series_flips_long"
 DECODED_PLANES_FORMAT_MINOR = 5  # 3D hat streams whose network also runs on planes decoded within a level
 FIXED_POINT_FORMAT_MINOR = 9  # networks run in fixed point (srnsz.neural.fixed_point): every new hat stream
 # The network runs on the whole field only if it wins on a central crop of about this share of the points (where it
@@ -169,11 +170,11 @@ def plane_predictions(model: Any, fine_view: np.ndarray, axis: int, parity: int,
 class HatPredictor(InterpPredictor):
     """``interp`` on the coarse levels, HAT (competing per block with interpolation) on the finest ones.
 
-    model: weights name from the manifest (``hat_pico_series_flips``, the default: a small network, given the
+    model: weights name from the manifest (``hat_pico_series_flips_long``, the default: a small network, given the
     bound, trained on srnsz's own reconstructions of the shared fields and time series, mirror-flipped;
-    ``hat_pico_series_long``: the same without the flips; ``hat_pico_series``: that with a third of the training
-    steps; ``hat_femto_series``: the same training as that, half its
-    multiply-adds, 1.4-1.5x its speed for ~2% less ratio where a network pays;
+    ``hat_pico_series_flips``: the same with half the training steps; ``hat_pico_series_long``: that without the
+    flips; ``hat_pico_series``: that with a third of the training steps; ``hat_femto_series``: the same training
+    as that, half its multiply-adds, 1.4-1.5x its speed for ~2% less ratio where a network pays;
     ``hat_nano_series``: 2-3x its inference time for ~1% more ratio where a network pays (DEFAULT_MODEL);
     ``hat_tiny_bound_series``: 4x hat_nano's time, the same data; ``hat_tiny_bound``: that on fewer snapshots;
     ``hat_tiny``: the earlier clean-input network), or several, comma-separated: the one that makes a sample of the
