@@ -54,9 +54,6 @@ SQUARE_BITS, SQUARE_LIMIT = 12, 2.0 ** 16  # squares in the generalized divisive
 LATENT_BITS, LATENT_LIMIT = 24, 2.0 ** 8  # an autoencoder's latent (its quantization step can be ~1e-5)
 
 
-SHIFTED_OUTPUTS = 8  # output channels per matrix product in _conv2d_by_shifted_products
-
-
 class FixedPointError(ValueError):
     """A layer cannot be computed exactly on the fixed-point grids (its weights or sizes are too large)."""
 
@@ -174,44 +171,43 @@ def _no_cudnn() -> Any:
     return torch.backends.cudnn.flags(enabled=False)
 
 
-def _shifted_products_apply(x: torch.Tensor, weight: torch.Tensor, layer: nn.Conv2d) -> bool:
-    """Whether :func:`_conv2d_by_shifted_products` computes ``layer`` and is the faster way: a 'same' convolution
-    (stride 1, odd square kernel, no dilation or groups) with no more outputs than inputs, where torch's float64
-    kernel is 3-8x slower on the CPU (measured on hat's layers)."""
+def _tap_products_apply(x: torch.Tensor, weight: torch.Tensor, layer: nn.Conv2d) -> bool:
+    """Whether :func:`_conv2d_by_tap_products` computes ``layer`` and is the faster way: a 'same' convolution (stride
+    1, odd square kernel, no dilation or groups) of more than 2 input channels (on fewer, torch's im2col copies are
+    small and its kernel is faster; on more, its float64 kernel is 1.2-3x slower on the CPU, measured on hat's
+    layers)."""
     k = weight.shape[-1]
     return (weight.shape[-2] == k and k % 2 == 1 and tuple(layer.stride) == (1, 1) and
             tuple(layer.dilation) == (1, 1) and layer.groups == 1 and tuple(layer.padding) == (k // 2, k // 2) and
-            layer.padding_mode == "zeros" and weight.shape[0] <= weight.shape[1] and x.ndim == 4)
+            layer.padding_mode == "zeros" and weight.shape[1] > 2 and x.ndim == 4)
 
 
-def _conv2d_by_shifted_products(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """A 'same' 2D convolution (B, C, H, W) -> (B, O, H, W) as matrix products, every kernel tap's weights times the
-    zero-padded images flattened, then the taps' products added at their offsets in the flattened images. Sums of the
-    same grid products as F.conv2d (exact: the same bits), without its im2col copies. Up to SHIFTED_OUTPUTS output
-    channels per product (more made MKL's float64 product 5x slower per output on hat's layers)."""
+def _conv2d_by_tap_products(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """A 'same' 2D convolution (B, C, H, W) -> (B, O, H, W) as one matrix product per kernel tap, accumulated: the
+    zero-padded images side by side as (C, B x padded points), each tap's weights (O, C) times them shifted by the
+    tap's offset. Sums of the same grid products as F.conv2d (exact: the same bits), without its im2col copies.
+    The output is a view (channels first in memory)."""
     batch, channels, height, width = x.shape
     outputs, k = weight.shape[0], weight.shape[-1]
     pad = k // 2
-    padded = F.pad(x, (pad, pad, pad, pad)).reshape(batch, channels, -1)
-    row = width + 2 * pad
+    padded = F.pad(x.transpose(0, 1), (pad, pad, pad, pad)).reshape(channels, -1)
+    row, rows = width + 2 * pad, height + 2 * pad
     offsets = [(t // k) * row + t % k for t in range(k * k)]
-    span = (height - 1) * row + width  # flattened output positions from the first to the last
-    out = torch.empty(batch, outputs, height * row, dtype=x.dtype, device=x.device)
-    for first in range(0, outputs, SHIFTED_OUTPUTS):
-        part = weight[first:first + SHIFTED_OUTPUTS]
-        taps = part.permute(2, 3, 0, 1).reshape(k * k * part.shape[0], channels)
-        products = torch.matmul(taps, padded).view(batch, k * k, part.shape[0], -1)
-        y = out[:, first:first + part.shape[0], :span]
-        y.copy_(products[:, 0, :, :span])
-        for t in range(1, k * k):
-            y += products[:, t, :, offsets[t]:offsets[t] + span]
-    return out.view(batch, outputs, height, row)[..., :width]
+    # the output at padded position p reads p + offset: for p inside an image that stays inside its padded image
+    span = batch * rows * row - offsets[-1]
+    out = torch.empty(outputs, batch * rows * row, dtype=x.dtype, device=x.device)
+    y = out[:, :span]
+    taps = weight.permute(2, 3, 0, 1).reshape(k * k, outputs, channels)
+    torch.mm(taps[0], padded[:, :span], out=y)
+    for t in range(1, k * k):
+        y.addmm_(taps[t], padded[:, offsets[t]:offsets[t] + span])
+    return out.view(outputs, batch, rows, row)[:, :, :height, :width].transpose(0, 1)
 
 
 def conv(x: torch.Tensor, layer: nn.Conv2d | nn.Conv3d | nn.ConvTranspose2d | nn.ConvTranspose3d) -> torch.Tensor:
     """A (transposed) 2D or 3D convolution ``layer`` on activations (B, C, *spatial), exact, on the activation grid.
 
-    Computed by :func:`_conv2d_by_shifted_products` where that is faster, else by torch's float64 convolution, which
+    Computed by :func:`_conv2d_by_tap_products` where that is faster, else by torch's float64 convolution, which
     on the CPU and (cuDNN off) on CUDA is im2col and a matrix product: both sums of grid products, exact in any order
     (tests/unit/neural/test_fixed_point.py compares them with an int64 reference and with each other)."""
     x = bounded(x)
@@ -226,8 +222,8 @@ def conv(x: torch.Tensor, layer: nn.Conv2d | nn.Conv3d | nn.ConvTranspose2d | nn
 
     weight, bias = on_grid(layer, ("conv", x.dtype, x.device), make)
     with _no_cudnn():
-        if isinstance(layer, nn.Conv2d) and _shifted_products_apply(x, weight, layer):
-            y = _conv2d_by_shifted_products(x, weight)
+        if isinstance(layer, nn.Conv2d) and _tap_products_apply(x, weight, layer):
+            y = _conv2d_by_tap_products(x, weight)
         elif isinstance(layer, nn.Conv2d):
             y = F.conv2d(x, weight, None, layer.stride, layer.padding, layer.dilation, layer.groups)
         elif isinstance(layer, nn.Conv3d):
@@ -335,9 +331,17 @@ def _table(name: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     if name.startswith("exp_negative_"):
         bits = int(name.rsplit("_", 1)[1])
         values = torch.floor(_exp_negative_table() * 2.0 ** bits) * 2.0 ** -bits
+        # from the first 0 on every entry is 0 (exp decreases): the lookup clamps its index there instead
+        values = values[:int(torch.count_nonzero(values)) + 1]
     else:
         values = torch.tensor(_normal_cdf_table(), dtype=torch.float64) * 2.0 ** -TABLE_BITS
     return values.to(device=device, dtype=dtype)
+
+
+def _lookup(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``table[index]`` for a float tensor of whole numbers in [0, len(table)) (truncated to int32: a lookup by
+    index_select reads and writes less than torch.take's int64 indices)."""
+    return table.index_select(0, index.to(torch.int32).reshape(-1)).view(index.shape)
 
 
 # ---- nonlinearities ----
@@ -347,8 +351,8 @@ def exp_negative(a: torch.Tensor, bits: int = TABLE_BITS, scaled: bool = False) 
     of the logit grid, rounded down to a multiple of 2^-bits (bits <= TABLE_BITS; 0 from EXP_SPAN on): one table
     lookup at floor(a 2^LOGIT_BITS)."""
     index = a if scaled else a * 2.0 ** LOGIT_BITS
-    index = index.clamp_(0, EXP_SPAN * 2.0 ** LOGIT_BITS).to(torch.int64)
-    return torch.take(_table(f"exp_negative_{bits}", a.dtype, a.device), index)
+    table = _table(f"exp_negative_{bits}", a.dtype, a.device)
+    return _lookup(table, index.clamp_(0, table.shape[0] - 1))
 
 
 def sigmoid(x: torch.Tensor) -> torch.Tensor:
@@ -375,10 +379,15 @@ def _gelu_interpolated(v: torch.Tensor) -> torch.Tensor:
 
 @functools.cache
 def _gelu_grid_table(device: torch.device) -> torch.Tensor:
-    """:func:`_gelu_interpolated` of every activation-grid value in [-8, 8] (float64, 2^20 + 1 entries): the same
-    bits, one lookup instead of the table arithmetic."""
+    """:func:`_gelu_interpolated` of every activation-grid value in [-8, 8] (2^20 + 1 entries): the same bits, one
+    lookup instead of the table arithmetic. Stored in float32, which holds them exactly (multiples of 2^-16 below 8
+    in magnitude): half the memory a lookup reads."""
     grid = torch.arange(-GELU_SPAN << ACTIVATION_BITS, (GELU_SPAN << ACTIVATION_BITS) + 1, dtype=torch.float64)
-    return _gelu_interpolated(grid * 2.0 ** -ACTIVATION_BITS).to(device)
+    values = _gelu_interpolated(grid * 2.0 ** -ACTIVATION_BITS)
+    single = values.to(torch.float32)
+    if not torch.equal(single.to(torch.float64), values):
+        raise FixedPointError("the GELU table does not fit float32")
+    return single.to(device)
 
 
 def gelu(x: torch.Tensor) -> torch.Tensor:
@@ -387,8 +396,8 @@ def gelu(x: torch.Tensor) -> torch.Tensor:
     v = bounded(x.detach())
     if x.requires_grad or v.dtype != torch.float64:
         return _straight_through(_gelu_interpolated(v), x, F.gelu)
-    index = v.clamp(-GELU_SPAN, GELU_SPAN).add_(GELU_SPAN).mul_(2.0 ** ACTIVATION_BITS).to(torch.int64)
-    out = torch.take(_gelu_grid_table(v.device), index).copysign_(v)  # x Phi(x) has x's sign, -0 included
+    index = v.clamp(-GELU_SPAN, GELU_SPAN).add_(GELU_SPAN).mul_(2.0 ** ACTIVATION_BITS)
+    out = _lookup(_gelu_grid_table(v.device), index).to(v.dtype).copysign_(v)  # x Phi(x) has x's sign, -0 too
     low, high = torch.aminmax(v)
     if float(low) < -GELU_SPAN or float(high) > GELU_SPAN:
         outside = v.abs() > GELU_SPAN
@@ -438,26 +447,28 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, factor: float, 
     """softmax(factor q k^T + bias (+ mask)) v: q (N, h, L, d), k and v (N, h, S, d), bias (h, L, S), mask (nW, L, S)
     for N = batch x nW windows -> (N, h, L, d), on the activation grid.
 
-    The logits are exact integers in units of 2^-2 QK_BITS (factor q and k on the QK grid, bias and mask on the logit
-    grid); exp(max - logit) comes from the table (:func:`exp_negative`), rounded down to 2^-e (e as fine as keeps the
-    weighted sum of the values exact); the output is that sum divided by the sum of the weights."""
+    The logits are exact multiples of 2^-2 QK_BITS (factor q and k on the QK grid, bias and mask on the logit
+    grid), held in units of 2^-LOGIT_BITS; exp(max - logit) comes from the table (:func:`exp_negative`), rounded down
+    to 2^-e (e as fine as keeps the weighted sum of the values exact); the output is that sum divided by the sum of
+    the weights."""
     grid = 2.0 ** QK_BITS
-    q_ints = torch.round(q.detach() * (factor * grid)).clamp_(-QK_LIMIT * grid, QK_LIMIT * grid)
+    # the queries' integers times 2^(LOGIT_BITS - 2 QK_BITS) put the logits in units of 2^-LOGIT_BITS, where the
+    # table is indexed: a power-of-two scaling, exact, on q instead of a pass over the logits
+    q_ints = torch.round(q.detach() * (factor * grid)).clamp_(-QK_LIMIT * grid, QK_LIMIT * grid) \
+        .mul_(2.0 ** (LOGIT_BITS - 2 * QK_BITS))
     k_ints = torch.round(k.detach() * grid).clamp_(-QK_LIMIT * grid, QK_LIMIT * grid)
     check_exact(QK_LIMIT * grid, QK_LIMIT * grid, q.shape[-1], "attention logits")
-    # bias and mask on the logit grid, in the logits' units
-    offset = torch.round(bias.detach().to(q.dtype) * 2.0 ** LOGIT_BITS) * 2.0 ** (2 * QK_BITS - LOGIT_BITS)
+    offset = torch.round(bias.detach().to(q.dtype) * 2.0 ** LOGIT_BITS)  # bias and mask on the logit grid
     logits = q_ints @ k_ints.transpose(-2, -1)
     if mask is None:
         logits += offset[None]
     else:
-        offset = offset[None] + torch.round(mask.to(q.dtype) * 2.0 ** LOGIT_BITS)[:, None] \
-            * 2.0 ** (2 * QK_BITS - LOGIT_BITS)
+        offset = offset[None] + torch.round(mask.to(q.dtype) * 2.0 ** LOGIT_BITS)[:, None]
         logits.view(-1, *offset.shape).add_(offset[None])
     keys = v.shape[-2]
     value_ints = VALUE_LIMIT * 2.0 ** ACTIVATION_BITS
     weight_bits = min(TABLE_BITS, math.floor(math.log2(EXACT_LIMIT / (value_ints * keys))) - 1)
-    gaps = torch.sub(logits.amax(dim=-1, keepdim=True), logits, out=logits).mul_(2.0 ** (LOGIT_BITS - 2 * QK_BITS))
+    gaps = torch.sub(logits.amax(dim=-1, keepdim=True), logits, out=logits)
     weights = exp_negative(gaps, weight_bits, scaled=True)
     check_exact(2.0 ** weight_bits, value_ints, keys, "attention values")
     # the weighted sum of the values and the sum of the weights in one product (a column of ones beside v)

@@ -150,12 +150,21 @@ def test_the_same_bits_for_any_batch_and_thread_count():
 def test_exp_table_is_exp_at_each_cells_middle():
     table = fixed_point._table(f"exp_negative_{fixed_point.TABLE_BITS}", torch.float64, torch.device("cpu"))
     step = 2.0**-fixed_point.LOGIT_BITS
-    for j in (0, 1, 4095, 4096, 70000, 131071):
+    for j in (0, 1, 4095, 4096, 70000):
         assert abs(float(table[j]) - math.exp(-(j + 0.5) * step)) <= 2.0 ** -(fixed_point.TABLE_BITS - 1)
     assert float(table[-1]) == 0.0 and bool((table[1:] <= table[:-1]).all())
+    assert math.exp(-(table.shape[0] - 0.5) * step) < 2.0 ** -(fixed_point.TABLE_BITS - 1)  # kept to its first 0
     a = torch.tensor([0.0, 0.3, 5.0, 31.9, 40.0], dtype=torch.float64)
     expected = torch.exp(-(torch.floor(a / step) + 0.5) * step) * (a < fixed_point.EXP_SPAN)
     assert torch.allclose(fixed_point.exp_negative(a), expected, atol=2.0**-29, rtol=0)
+
+
+@pytest.mark.parametrize("bits", [20, fixed_point.TABLE_BITS])
+def test_exp_lookup_is_the_whole_tables(bits):
+    whole = torch.floor(fixed_point._exp_negative_table() * 2.0**bits) * 2.0**-bits  # every cell up to EXP_SPAN
+    a = torch.arange(whole.shape[0] + 100, dtype=torch.float64) * 2.0**-fixed_point.LOGIT_BITS
+    expected = whole[a.mul(2.0**fixed_point.LOGIT_BITS).clamp(max=whole.shape[0] - 1).long()]
+    assert torch.equal(fixed_point.exp_negative(a, bits), expected)
 
 
 def test_gelu_and_sigmoid_follow_their_functions():
@@ -175,16 +184,18 @@ def test_gelu_lookup_gives_the_interpolations_bits():
 
 
 @pytest.mark.parametrize("shape,outputs,kernel", [((3, 16, 11, 7), 5, 3), ((2, 8, 24, 24), 1, 3),
-                                                   ((1, 4, 5, 9), 4, 1), ((2, 6, 9, 8), 3, 5)])
-def test_convolution_by_shifted_products_is_torchs_bit_for_bit(shape, outputs, kernel):
+                                                   ((1, 4, 5, 9), 4, 1), ((2, 6, 9, 8), 3, 5), ((2, 3, 7, 6), 12, 3)])
+def test_convolution_by_tap_products_is_torchs_bit_for_bit(shape, outputs, kernel):
     generator = torch.Generator().manual_seed(sum(shape) + outputs)
     x = torch.randint(-2**20, 2**20, shape, generator=generator).double() * 2.0**-16
     layer = torch.nn.Conv2d(shape[1], outputs, kernel, padding=kernel // 2).double()
     weight = torch.randint(-2**15, 2**15, layer.weight.shape, generator=generator).double() * 2.0**-20
-    assert fixed_point._shifted_products_apply(x, weight, layer)
-    assert torch.equal(fixed_point._conv2d_by_shifted_products(x, weight), F.conv2d(x, weight, padding=kernel // 2))
+    assert fixed_point._tap_products_apply(x, weight, layer)
+    assert torch.equal(fixed_point._conv2d_by_tap_products(x, weight), F.conv2d(x, weight, padding=kernel // 2))
     strided = torch.nn.Conv2d(shape[1], outputs, kernel, stride=2, padding=kernel // 2)
-    assert not fixed_point._shifted_products_apply(x, weight, strided)
+    assert not fixed_point._tap_products_apply(x, weight, strided)
+    two_channels = torch.nn.Conv2d(2, outputs, kernel, padding=kernel // 2)
+    assert not fixed_point._tap_products_apply(x[:, :2], weight[:, :2], two_channels)
 
 
 def test_parameters_on_their_grids_follow_changed_weights():
