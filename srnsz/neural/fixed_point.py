@@ -222,7 +222,8 @@ def conv(x: torch.Tensor, layer: nn.Conv2d | nn.Conv3d | nn.ConvTranspose2d | nn
 
     weight, bias = on_grid(layer, ("conv", x.dtype, x.device), make)
     with _no_cudnn():
-        if isinstance(layer, nn.Conv2d) and _tap_products_apply(x, weight, layer):
+        tracked = x.requires_grad or weight.requires_grad  # (training: products into out= record no gradient)
+        if isinstance(layer, nn.Conv2d) and not tracked and _tap_products_apply(x, weight, layer):
             y = _conv2d_by_tap_products(x, weight)
         elif isinstance(layer, nn.Conv2d):
             y = F.conv2d(x, weight, None, layer.stride, layer.padding, layer.dilation, layer.groups)

@@ -198,6 +198,19 @@ def test_convolution_by_tap_products_is_torchs_bit_for_bit(shape, outputs, kerne
     assert not fixed_point._tap_products_apply(x[:, :2], weight[:, :2], two_channels)
 
 
+def test_a_convolution_in_training_has_the_inference_values_and_gradients():
+    layer = torch.nn.Conv2d(4, 6, 3, padding=1).double()
+    generator = torch.Generator().manual_seed(3)
+    x = torch.round(torch.randn(2, 4, 9, 7, dtype=torch.float64, generator=generator) * 2.0**16) * 2.0**-16
+    with torch.no_grad():
+        inference = fixed_point.conv(x, layer)
+    trained_input = x.clone().requires_grad_(True)
+    trained = fixed_point.conv(trained_input, layer)
+    trained.sum().backward()
+    assert torch.equal(trained.detach(), inference)
+    assert trained_input.grad is not None and layer.weight.grad is not None and bool(trained_input.grad.abs().sum() > 0)
+
+
 def test_parameters_on_their_grids_follow_changed_weights():
     layer = torch.nn.Linear(6, 3).double()
     x = torch.linspace(-2, 2, 12, dtype=torch.float64).reshape(2, 6)
