@@ -83,12 +83,17 @@ def shifted_window_mask(height: int, width: int, window_size: int, shift: int, d
     return diff.masked_fill(diff != 0, -100.0).masked_fill(diff == 0, 0.0)
 
 
+def overlapping_window_view(x: torch.Tensor, window_size: int, overlap_size: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, H/ws, W/ws, ows, ows): the enlarged window around each window, zero-padded at the
+    edges, as a view of one padded copy of ``x``."""
+    pad = (overlap_size - window_size) // 2
+    return F.pad(x, (pad, pad, pad, pad)).unfold(2, overlap_size, window_size).unfold(3, overlap_size, window_size)
+
+
 def overlapping_windows(x: torch.Tensor, window_size: int, overlap_size: int) -> torch.Tensor:
     """(B, C, H, W) -> (B * H/ws * W/ws, ows*ows, C): the enlarged window around each window, zero-padded at the
     edges (the values nn.Unfold gives, gathered in one copy instead of two)."""
-    pad = (overlap_size - window_size) // 2
-    windows = F.pad(x, (pad, pad, pad, pad)).unfold(2, overlap_size, window_size).unfold(3, overlap_size, window_size)
-    return rearrange(windows, "b c h w p q -> (b h w) (p q) c")
+    return rearrange(overlapping_window_view(x, window_size, overlap_size), "b c h w p q -> (b h w) (p q) c")
 
 
 class WindowAttention(nn.Module):

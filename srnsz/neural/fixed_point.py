@@ -75,11 +75,35 @@ def rounded(x: torch.Tensor, bits: int, limit: float | None = None) -> torch.Ten
     copy is made)."""
     if x.requires_grad:
         return quantize(x, bits, limit)
-    scale = 2.0 ** bits
-    x.mul_(scale).round_()
+    return _units_to_grid(x.mul_(2.0 ** bits), bits, limit)
+
+
+def _units_to_grid(units: torch.Tensor, bits: int, limit: float | None = None) -> torch.Tensor:
+    """A temporary holding x 2^bits -> x rounded to the nearest multiple of 2^-bits (half to even) within ``limit``,
+    in place: :func:`rounded` after its first multiplication."""
+    units.round_()
     if limit is not None:
-        x.clamp_(-limit * scale, limit * scale)
-    return x.mul_(1.0 / scale)
+        units.clamp_(-limit * 2.0 ** bits, limit * 2.0 ** bits)
+    return units.mul_(2.0 ** -bits)
+
+
+def product_on_grid(a: torch.Tensor, b: torch.Tensor | float, bits: int = ACTIVATION_BITS) -> torch.Tensor:
+    """a x b (broadcasting) rounded to the nearest multiple of 2^-bits: :func:`rounded` (a x b) in one pass fewer.
+    ``b`` (a number or the smaller tensor) is scaled by 2^bits first, so the product comes out in grid units: a
+    power of two, exact, and the rounding of a x b x 2^bits is the rounding of a x b scaled (no values near float64's
+    overflow or underflow here)."""
+    if a.requires_grad or (isinstance(b, torch.Tensor) and b.requires_grad):
+        return quantize(a * b, bits)
+    return _units_to_grid(a * (b * 2.0 ** bits), bits)
+
+
+def quotient_on_grid(a: torch.Tensor, b: torch.Tensor | float, bits: int = ACTIVATION_BITS,
+                     limit: float | None = None) -> torch.Tensor:
+    """a / b (broadcasting) rounded to the nearest multiple of 2^-bits within ``limit``: :func:`rounded` (a / b) in
+    one pass fewer (``b``, the smaller, scaled by 2^-bits first; exact as in :func:`product_on_grid`)."""
+    if a.requires_grad or (isinstance(b, torch.Tensor) and b.requires_grad):
+        return quantize(a / b, bits, limit)
+    return _units_to_grid(a / (b * 2.0 ** -bits), bits, limit)
 
 
 def bounded(x: torch.Tensor, limit: float = ACTIVATION_LIMIT) -> torch.Tensor:
@@ -159,11 +183,30 @@ def linear(x: torch.Tensor, layer: nn.Linear, input_bits: int = ACTIVATION_BITS,
         weight, _ = fixed_weight(layer.weight.to(x.dtype), input_limit, input_bits)
         return weight.t(), None if layer.bias is None else quantize(layer.bias.to(x.dtype), ACTIVATION_BITS)
 
-    weight, bias = on_grid(layer, ("linear", x.dtype, x.device, input_bits, input_limit), make)
-    y = rounded(torch.matmul(x, weight), ACTIVATION_BITS)
-    if bias is not None:
-        y += bias
-    return y
+    key = ("linear", x.dtype, x.device, input_bits, input_limit)
+    weight, bias = on_grid(layer, key, make)
+    if x.requires_grad or weight.requires_grad:
+        y = rounded(torch.matmul(x, weight), ACTIVATION_BITS)
+        return y if bias is None else y + bias
+    weight_units, bias_units = on_grid(layer, (*key, "grid units"), lambda: _in_grid_units(weight, bias))
+    return _sum_to_grid(torch.matmul(x, weight_units), bias_units)
+
+
+def _in_grid_units(weight: torch.Tensor, bias: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A layer's weights and bias times 2^ACTIVATION_BITS (powers of two: exact), so its sums come out in units of the
+    activation grid (:func:`_sum_to_grid`)."""
+    units = 2.0 ** ACTIVATION_BITS
+    return weight * units, None if bias is None else bias * units
+
+
+def _sum_to_grid(sums: torch.Tensor, bias_units: torch.Tensor | None) -> torch.Tensor:
+    """A layer's sums in grid units (weights from :func:`_in_grid_units`), a temporary -> rounded to the activation
+    grid plus the bias, in place: the values of rounding the sums and adding the bias (every step exact but the
+    rounding), in one pass fewer."""
+    sums.round_()
+    if bias_units is not None:
+        sums += bias_units
+    return sums.mul_(2.0 ** -ACTIVATION_BITS)
 
 
 def _no_cudnn() -> Any:
@@ -221,8 +264,10 @@ def conv(x: torch.Tensor, layer: nn.Conv2d | nn.Conv3d | nn.ConvTranspose2d | nn
         return weight.transpose(0, 1) if transposed else weight, bias
 
     weight, bias = on_grid(layer, ("conv", x.dtype, x.device), make)
+    tracked = x.requires_grad or weight.requires_grad  # (training: products into out= record no gradient)
+    if not tracked:
+        weight, bias = on_grid(layer, ("conv", x.dtype, x.device, "grid units"), lambda: _in_grid_units(weight, bias))
     with _no_cudnn():
-        tracked = x.requires_grad or weight.requires_grad  # (training: products into out= record no gradient)
         if isinstance(layer, nn.Conv2d) and not tracked and _tap_products_apply(x, weight, layer):
             y = _conv2d_by_tap_products(x, weight)
         elif isinstance(layer, nn.Conv2d):
@@ -235,20 +280,21 @@ def conv(x: torch.Tensor, layer: nn.Conv2d | nn.Conv3d | nn.ConvTranspose2d | nn
         else:
             y = F.conv_transpose3d(x, weight, None, layer.stride, layer.padding, layer.output_padding,
                                    layer.groups, layer.dilation)
+    bias = None if bias is None else bias.reshape(1, -1, *([1] * (y.ndim - 2)))
+    if not tracked:
+        return _sum_to_grid(y, bias)
     y = rounded(y, ACTIVATION_BITS)
-    if bias is not None:
-        y += bias.reshape(1, -1, *([1] * (y.ndim - 2)))
-    return y
+    return y if bias is None else y + bias
 
 
 def scale(x: torch.Tensor, factor: float) -> torch.Tensor:
     """``x`` times a constant, rounded back to the activation grid."""
-    return rounded(x * factor, ACTIVATION_BITS)
+    return product_on_grid(x, factor)
 
 
 def multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Elementwise product of two activations, rounded back to the activation grid (broadcasting)."""
-    return rounded(bounded(a) * bounded(b), ACTIVATION_BITS)
+    return product_on_grid(bounded(a), bounded(b))
 
 
 def mean(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
@@ -256,7 +302,7 @@ def mean(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
     x = bounded(x)
     count = math.prod(x.shape[d] for d in dims)
     check_exact(ACTIVATION_LIMIT * 2.0 ** ACTIVATION_BITS, 1.0, count, "mean")
-    return rounded(x.sum(dim=dims, keepdim=True) / count, ACTIVATION_BITS)
+    return quotient_on_grid(x.sum(dim=dims, keepdim=True), float(count))
 
 
 # ---- tables (Python decimal arithmetic: correctly rounded, the same on every machine) ----
@@ -394,13 +440,20 @@ def _gelu_grid_table(device: torch.device) -> torch.Tensor:
 def gelu(x: torch.Tensor) -> torch.Tensor:
     """x Phi(x) (exact GELU) on the activation grid (``x`` on it): Phi tabulated every 2^-7 on [-8, 8], linear in
     between (:func:`_gelu_interpolated`); in float64 inference read from a table of its values on the grid."""
-    v = bounded(x.detach())
+    v = x.detach()
     if x.requires_grad or v.dtype != torch.float64:
-        return _straight_through(_gelu_interpolated(v), x, F.gelu)
-    index = v.clamp(-GELU_SPAN, GELU_SPAN).add_(GELU_SPAN).mul_(2.0 ** ACTIVATION_BITS)
+        return _straight_through(_gelu_interpolated(bounded(v)), x, F.gelu)
+    low, high = (float(t) for t in torch.aminmax(v)) if v.numel() else (0.0, 0.0)
+    inside = low >= -GELU_SPAN and high <= GELU_SPAN
+    if not inside:
+        v = bounded(v)
+    # the table's index (v + GELU_SPAN) 2^ACTIVATION_BITS in one pass: 2^ACTIVATION_BITS v is exact, so is the sum
+    index = torch.add(torch.tensor(float(GELU_SPAN << ACTIVATION_BITS), dtype=v.dtype, device=v.device), v,
+                      alpha=2.0 ** ACTIVATION_BITS)
+    if not inside:
+        index.clamp_(0, 2 * GELU_SPAN << ACTIVATION_BITS)
     out = _lookup(_gelu_grid_table(v.device), index).to(v.dtype).copysign_(v)  # x Phi(x) has x's sign, -0 too
-    low, high = torch.aminmax(v)
-    if float(low) < -GELU_SPAN or float(high) > GELU_SPAN:
+    if not inside:
         outside = v.abs() > GELU_SPAN
         out[outside] = _gelu_interpolated(v[outside])
     return out
@@ -420,14 +473,16 @@ def _sum_last(x: torch.Tensor) -> torch.Tensor:
 def layer_norm(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
     """``norm`` over the last axis: an exact mean, the variance of the deviations on a coarser grid (exact sum), one
     sqrt and one division per token, then the affine map; on the activation grid."""
-    x = quantize(x, ACTIVATION_BITS, ACTIVATION_LIMIT)
+    # (float64 inference: x is on the activation grid already, so only its range needs checking)
+    exact = x.dtype == torch.float64 and not x.requires_grad
+    x = bounded(x) if exact else quantize(x, ACTIVATION_BITS, ACTIVATION_LIMIT)
     channels = x.shape[-1]
     centre = mean(x, (x.ndim - 1,))
     deviation = x - centre
     coarse = quantize(deviation, VARIANCE_BITS, VARIANCE_LIMIT)
     check_exact((VARIANCE_LIMIT * 2.0 ** VARIANCE_BITS) ** 2, 1.0, channels, "layer norm")
     variance = (coarse * coarse).sum(dim=-1, keepdim=True) / channels
-    normalised = rounded(deviation / torch.sqrt(variance + norm.eps), ACTIVATION_BITS, ACTIVATION_LIMIT)
+    normalised = quotient_on_grid(deviation, torch.sqrt(variance + norm.eps), ACTIVATION_BITS, ACTIVATION_LIMIT)
     y = _straight_through(normalised, x, functools.partial(F.layer_norm, normalized_shape=(channels,), eps=norm.eps))
 
     def make() -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -437,10 +492,59 @@ def layer_norm(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
 
     gain, bias = on_grid(norm, ("layer norm", y.dtype, y.device), make)
     if gain is not None:
-        y = rounded(y * gain, ACTIVATION_BITS)
+        y = product_on_grid(y, gain)
     if bias is not None:
         y = y + bias
     return y
+
+
+def query_ints(q: torch.Tensor, factor: float) -> torch.Tensor:
+    """Queries (N, h, L, d), any strides -> factor q on the QK grid as integers, times 2^(LOGIT_BITS - 2 QK_BITS)
+    (a power of two, exact: the logits then come out in the table's units of 2^-LOGIT_BITS); contiguous, the layout
+    the logits' batched product reads without a copy."""
+    grid = 2.0 ** QK_BITS
+    out = torch.mul(q.detach(), factor * grid, out=torch.empty(q.shape, dtype=q.dtype, device=q.device))
+    return out.round_().clamp_(-QK_LIMIT * grid, QK_LIMIT * grid).mul_(2.0 ** (LOGIT_BITS - 2 * QK_BITS))
+
+
+def key_ints(k: torch.Tensor) -> torch.Tensor:
+    """Keys, any shape and strides -> k on the QK grid as integers (contiguous)."""
+    grid = 2.0 ** QK_BITS
+    out = torch.mul(k.detach(), grid, out=torch.empty(k.shape, dtype=k.dtype, device=k.device))
+    return out.round_().clamp_(-QK_LIMIT * grid, QK_LIMIT * grid)
+
+
+def values_with_ones(v: torch.Tensor) -> torch.Tensor:
+    """Values (N, h, S, d) -> (N, h, S, d + 1): v within VALUE_LIMIT and a column of ones beside (the weighted sum of
+    the values and the sum of the weights come out of one product)."""
+    values_and_ones = v.new_ones(*v.shape[:-1], v.shape[-1] + 1)
+    torch.clamp(v.detach(), -VALUE_LIMIT, VALUE_LIMIT, out=values_and_ones[..., :-1])
+    return values_and_ones
+
+
+def attention_on_grid(q_ints: torch.Tensor, k_ints: torch.Tensor, values_and_ones: torch.Tensor,
+                      bias: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`attention` from its prepared operands: q_ints (N, h, L, d) (:func:`query_ints`), k_ints (N, h, S, d)
+    (:func:`key_ints`), values_and_ones (N, h, S, d + 1) (:func:`values_with_ones`), bias (h, L, S), mask (nW, L, S)
+    -> (N, h, L, d) on the activation grid (no gradient)."""
+    offset = torch.round(bias.detach().to(q_ints.dtype) * 2.0 ** LOGIT_BITS)  # bias and mask on the logit grid
+    if mask is not None:
+        offset = offset[None] + torch.round(mask.to(q_ints.dtype) * 2.0 ** LOGIT_BITS)[:, None]
+    check_exact(QK_LIMIT * 2.0 ** QK_BITS, QK_LIMIT * 2.0 ** QK_BITS, q_ints.shape[-1], "attention logits")
+    # the offsets first and the products added to them (one pass over the logits fewer than adding them after)
+    logits = torch.empty(*q_ints.shape[:-1], k_ints.shape[-2], dtype=q_ints.dtype, device=q_ints.device)
+    logits.view(-1, *offset.shape).copy_(offset[None])
+    flat = logits.view(-1, *logits.shape[-2:])
+    torch.baddbmm(flat, q_ints.reshape(-1, *q_ints.shape[-2:]), k_ints.reshape(-1, *k_ints.shape[-2:]).transpose(1, 2),
+                  out=flat)
+    keys = k_ints.shape[-2]
+    value_ints = VALUE_LIMIT * 2.0 ** ACTIVATION_BITS
+    weight_bits = min(TABLE_BITS, math.floor(math.log2(EXACT_LIMIT / (value_ints * keys))) - 1)
+    gaps = torch.sub(logits.amax(dim=-1, keepdim=True), logits, out=logits)
+    weights = exp_negative(gaps, weight_bits, scaled=True)
+    check_exact(2.0 ** weight_bits, value_ints, keys, "attention values")
+    sums = weights @ values_and_ones
+    return quotient_on_grid(sums[..., :-1], sums[..., -1:])
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, factor: float, bias: torch.Tensor,
@@ -451,32 +555,8 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, factor: float, 
     The logits are exact multiples of 2^-2 QK_BITS (factor q and k on the QK grid, bias and mask on the logit
     grid), held in units of 2^-LOGIT_BITS; exp(max - logit) comes from the table (:func:`exp_negative`), rounded down
     to 2^-e (e as fine as keeps the weighted sum of the values exact); the output is that sum divided by the sum of
-    the weights."""
-    grid = 2.0 ** QK_BITS
-    # the queries' integers times 2^(LOGIT_BITS - 2 QK_BITS) put the logits in units of 2^-LOGIT_BITS, where the
-    # table is indexed: a power-of-two scaling, exact, on q instead of a pass over the logits
-    q_ints = torch.round(q.detach() * (factor * grid)).clamp_(-QK_LIMIT * grid, QK_LIMIT * grid) \
-        .mul_(2.0 ** (LOGIT_BITS - 2 * QK_BITS))
-    k_ints = torch.round(k.detach() * grid).clamp_(-QK_LIMIT * grid, QK_LIMIT * grid)
-    check_exact(QK_LIMIT * grid, QK_LIMIT * grid, q.shape[-1], "attention logits")
-    offset = torch.round(bias.detach().to(q.dtype) * 2.0 ** LOGIT_BITS)  # bias and mask on the logit grid
-    logits = q_ints @ k_ints.transpose(-2, -1)
-    if mask is None:
-        logits += offset[None]
-    else:
-        offset = offset[None] + torch.round(mask.to(q.dtype) * 2.0 ** LOGIT_BITS)[:, None]
-        logits.view(-1, *offset.shape).add_(offset[None])
-    keys = v.shape[-2]
-    value_ints = VALUE_LIMIT * 2.0 ** ACTIVATION_BITS
-    weight_bits = min(TABLE_BITS, math.floor(math.log2(EXACT_LIMIT / (value_ints * keys))) - 1)
-    gaps = torch.sub(logits.amax(dim=-1, keepdim=True), logits, out=logits)
-    weights = exp_negative(gaps, weight_bits, scaled=True)
-    check_exact(2.0 ** weight_bits, value_ints, keys, "attention values")
-    # the weighted sum of the values and the sum of the weights in one product (a column of ones beside v)
-    values_and_ones = v.new_ones(*v.shape[:-1], v.shape[-1] + 1)
-    torch.clamp(v.detach(), -VALUE_LIMIT, VALUE_LIMIT, out=values_and_ones[..., :-1])
-    sums = weights @ values_and_ones
-    exact = rounded(sums[..., :-1] / sums[..., -1:], ACTIVATION_BITS)
+    the weights (:func:`attention_on_grid`)."""
+    exact = attention_on_grid(query_ints(q, factor), key_ints(k), values_with_ones(v), bias, mask)
     if not any(t.requires_grad for t in (q, k, v)):
         return exact
     reference = (q * factor) @ k.transpose(-2, -1) + bias.to(q.dtype)[None]
@@ -541,18 +621,31 @@ def _hybrid_attention_block(block: nn.Module, x: torch.Tensor, size: tuple[int, 
 
 
 def _overlapping_cross_attention_block(block: nn.Module, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    from srnsz.networks.hat import overlapping_windows, window_partition, window_reverse
+    from srnsz.networks.hat import overlapping_window_view, overlapping_windows, window_partition, window_reverse
 
     height, width = size
     batch, _, channels = x.shape
-    ws, ows = block.window_size, block.overlap_size
+    ws, ows, heads = block.window_size, block.overlap_size, block.num_heads
     shortcut = x
     qkv = linear(layer_norm(x, block.norm1), block.qkv).view(batch, height, width, 3, channels).permute(3, 0, 4, 1, 2)
-    q = rearrange(window_partition(qkv[0].permute(0, 2, 3, 1), ws).flatten(1, 2), "n l (h d) -> n h l d",
-                  h=block.num_heads)
-    k, v = (rearrange(overlapping_windows(t, ws, ows), "n l (h d) -> n h l d", h=block.num_heads)
-            for t in (qkv[1], qkv[2]))
-    out = attention(q, k, v, block.scale, _relative_bias(block.bias_table, block.position_index))
+    bias = _relative_bias(block.bias_table, block.position_index)
+    if qkv.requires_grad:
+        q = rearrange(window_partition(qkv[0].permute(0, 2, 3, 1), ws).flatten(1, 2), "n l (h d) -> n h l d", h=heads)
+        k, v = (rearrange(overlapping_windows(t, ws, ows), "n l (h d) -> n h l d", h=heads) for t in (qkv[1], qkv[2]))
+        out = attention(q, k, v, block.scale, bias)
+    else:
+        # The keys rounded and the values clamped before the overlapping windows repeat them (ows^2 / ws^2 times
+        # fewer values; the zero padding stays zero), each gathered by one copy into the layout the products read.
+        by_window = "b (h d) y x p q -> b y x h p q d"
+        q_ints = query_ints(rearrange(qkv[0], "b (h d) (y p) (x q) -> b y x h p q d", h=heads, p=ws, q=ws),
+                            block.scale)
+        k_ints = rearrange(overlapping_window_view(key_ints(qkv[1]), ws, ows), "b (h d) y x p q -> (b y x) h (p q) d",
+                           h=heads)
+        values = rearrange(overlapping_window_view(qkv[2], ws, ows), by_window, h=heads)
+        values_and_ones = values.new_ones(*values.shape[:-1], values.shape[-1] + 1)
+        torch.clamp(values, -VALUE_LIMIT, VALUE_LIMIT, out=values_and_ones[..., :-1])
+        out = attention_on_grid(q_ints.view(-1, heads, ws * ws, q_ints.shape[-1]), k_ints,
+                                values_and_ones.view(*k_ints.shape[:-1], -1), bias)
     out = rearrange(out, "n h l d -> n l (h d)").view(-1, ws, ws, channels)
     x = linear(window_reverse(out, ws, height, width).flatten(1, 2), block.proj) + shortcut
     return x + _mlp(block.mlp, layer_norm(x, block.norm2))

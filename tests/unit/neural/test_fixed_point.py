@@ -27,8 +27,9 @@ from srnsz.neural.zoo import load_pretrained  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[3]
 DATA = ROOT / "tests" / "golden" / "data"
-PRODUCTS = (torch.matmul, torch.Tensor.__matmul__, torch.Tensor.matmul, F.conv2d, F.conv3d, F.conv_transpose2d,
-            F.conv_transpose3d, torch.einsum)
+PRODUCTS = (torch.matmul, torch.Tensor.__matmul__, torch.Tensor.matmul, torch.mm, torch.bmm, F.conv2d, F.conv3d,
+            F.conv_transpose2d, F.conv_transpose3d, torch.einsum)
+ACCUMULATING = (torch.baddbmm, torch.Tensor.addmm_)  # a tensor plus a sum of products
 SUMS = (torch.Tensor.sum, torch.sum)
 
 
@@ -61,6 +62,8 @@ class ExactnessAudit(TorchFunctionMode):
         kwargs = kwargs or {}
         if func in PRODUCTS:
             self._product(func, args, kwargs)
+        elif func in ACCUMULATING:
+            self._accumulated(func, args)
         elif func in SUMS and args[0].dtype == torch.float64:
             ints = args[0].abs() * 2.0 ** integer_scale(args[0])
             assert float(func(ints, *args[1:], **kwargs).max()) < 2.0**52, "an inexact sum"
@@ -78,9 +81,20 @@ class ExactnessAudit(TorchFunctionMode):
         if func in (F.conv2d, F.conv3d, F.conv_transpose2d, F.conv_transpose3d):
             assert (args[2] if len(args) > 2 else kwargs.get("bias")) is None, "a bias added inside the product"
         a_ints, b_ints = (t.abs() * 2.0 ** integer_scale(t) for t in (a, b))
-        rest = args[2:]
-        bound = func(equation, a_ints, b_ints) if equation else func(a_ints, b_ints, *rest, **kwargs)
+        rest, options = args[2:], {k: v for k, v in kwargs.items() if k != "out"}
+        bound = func(equation, a_ints, b_ints) if equation else func(a_ints, b_ints, *rest, **options)
         assert float(bound.max()) < 2.0**52, f"{func.__name__}: products up to {float(bound.max()):.3g}"
+        self.seen[func.__name__] += 1
+
+    def _accumulated(self, func, args) -> None:
+        base, a, b = args[0], args[1], args[2]
+        if a.dtype != torch.float64:
+            return
+        scales = [integer_scale(t) for t in (base, a, b)]
+        units = max(scales[0], scales[1] + scales[2])  # base and products in one integer unit
+        products = torch.matmul(a.abs() * 2.0 ** scales[1], b.abs() * 2.0 ** scales[2])
+        bound = base.abs() * 2.0**units + products * 2.0 ** (units - scales[1] - scales[2])
+        assert float(bound.max()) < 2.0**52, f"{func.__name__}: partial sums up to {float(bound.max()):.3g}"
         self.seen[func.__name__] += 1
 
 
@@ -196,6 +210,38 @@ def test_convolution_by_tap_products_is_torchs_bit_for_bit(shape, outputs, kerne
     assert not fixed_point._tap_products_apply(x, weight, strided)
     two_channels = torch.nn.Conv2d(2, outputs, kernel, padding=kernel // 2)
     assert not fixed_point._tap_products_apply(x[:, :2], weight[:, :2], two_channels)
+
+
+@pytest.mark.parametrize("name", [n for n in networks.list_models() if n not in ("hat", "hat_s")])
+def test_inference_shortcuts_give_the_bits_of_the_straight_through_forward(name):
+    # Float64 with autograd runs the generic steps (quantize after every product, attention on the windows as cut,
+    # the GELU interpolation); inference takes shortcuts (sums in grid units, keys rounded before the overlapping
+    # windows, table lookups): the same values.
+    model = random_network(name)
+    with torch.inference_mode():
+        inference = run_fixed(model)
+    with torch.enable_grad():
+        for p in model.parameters():
+            p.requires_grad_(True)
+        model.double()
+        traced = run_fixed(model)
+    assert traced.requires_grad
+    assert torch.equal(traced.detach(), inference)
+
+
+def test_products_and_quotients_in_grid_units_round_like_the_plain_ones():
+    generator = torch.Generator().manual_seed(5)
+    a = torch.randint(-2**22, 2**22, (64, 33), generator=generator).double() * 2.0**-16
+    a[0, :4] = torch.tensor([0.0, -0.0, 2.0**-16, -(2.0**-16)])
+    b = torch.randint(-2**12, 2**12, (64, 1), generator=generator).double() * 2.0**-10
+    b[b == 0] = 2.0**-10
+    for factor in (b, 0.01, -0.3, 1.5):
+        expected = fixed_point.rounded(a * factor, 16)
+        got = fixed_point.product_on_grid(a, factor)
+        assert torch.equal(got, expected) and torch.equal(torch.signbit(got), torch.signbit(expected))
+        expected = fixed_point.rounded(a / factor, 16, 40.0)
+        got = fixed_point.quotient_on_grid(a, factor, 16, 40.0)
+        assert torch.equal(got, expected) and torch.equal(torch.signbit(got), torch.signbit(expected))
 
 
 def test_a_convolution_in_training_has_the_inference_values_and_gradients():
