@@ -8,7 +8,9 @@ bounded), and every operation is one of:
   :func:`fixed_weight` and :func:`check_exact`), so the order, the BLAS, FMA, the device and the thread count
   cannot change it;
 - one IEEE basic operation (+ - * / sqrt) on whole tensors, correctly rounded on every IEEE platform, each its own
-  kernel (never fused), followed by rounding back to a grid (:func:`quantize`, round half to even);
+  kernel (never fused), followed by rounding back to a grid (:func:`quantize`, round half to even); a scaling by a
+  power of two is exact, so it may be folded into a neighbouring step (weights held in grid units,
+  :func:`product_on_grid`, :func:`quotient_on_grid`);
 - a lookup in an integer table made here with Python's decimal arithmetic (correctly rounded, no platform libm):
   exp(-a) for attention and sigmoid (:func:`exp_negative`), the normal CDF for GELU (:func:`gelu`);
 - data movement (padding, windows, rolls, pixel shuffle), max, clamp and comparisons: exact.
@@ -462,12 +464,6 @@ def gelu(x: torch.Tensor) -> torch.Tensor:
 def leaky_relu(x: torch.Tensor, slope: float) -> torch.Tensor:
     """max(x, slope x) on the activation grid."""
     return torch.where(x >= 0, x, scale(x, slope))
-
-
-def _sum_last(x: torch.Tensor) -> torch.Tensor:
-    """Sum over the last axis, kept: a product with ones (exact like the sum; torch's reductions over a short last
-    axis are tens of times slower than the matrix product)."""
-    return x @ torch.ones(x.shape[-1], 1, dtype=x.dtype, device=x.device)
 
 
 def layer_norm(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
