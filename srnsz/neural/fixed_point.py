@@ -494,25 +494,23 @@ def layer_norm(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
     return y
 
 
-def query_ints(q: torch.Tensor, factor: float) -> torch.Tensor:
-    """Queries (N, h, L, d), any strides -> factor q on the QK grid as integers, times 2^(LOGIT_BITS - 2 QK_BITS)
-    (a power of two, exact: the logits then come out in the table's units of 2^-LOGIT_BITS); contiguous, the layout
-    the logits' batched product reads without a copy."""
+def key_ints(k: torch.Tensor, factor: float = 1.0) -> torch.Tensor:
+    """Keys (or queries times ``factor``), any shape and strides -> on the QK grid as integers, contiguous (the
+    layout the logits' batched product reads without a copy)."""
     grid = 2.0 ** QK_BITS
-    out = torch.mul(q.detach(), factor * grid, out=torch.empty(q.shape, dtype=q.dtype, device=q.device))
-    return out.round_().clamp_(-QK_LIMIT * grid, QK_LIMIT * grid).mul_(2.0 ** (LOGIT_BITS - 2 * QK_BITS))
-
-
-def key_ints(k: torch.Tensor) -> torch.Tensor:
-    """Keys, any shape and strides -> k on the QK grid as integers (contiguous)."""
-    grid = 2.0 ** QK_BITS
-    out = torch.mul(k.detach(), grid, out=torch.empty(k.shape, dtype=k.dtype, device=k.device))
+    out = torch.mul(k.detach(), factor * grid, out=torch.empty(k.shape, dtype=k.dtype, device=k.device))
     return out.round_().clamp_(-QK_LIMIT * grid, QK_LIMIT * grid)
 
 
+def query_ints(q: torch.Tensor, factor: float) -> torch.Tensor:
+    """Queries (N, h, L, d), any strides -> :func:`key_ints` of factor q times 2^(LOGIT_BITS - 2 QK_BITS) (a power of
+    two, exact: the logits then come out in the table's units of 2^-LOGIT_BITS)."""
+    return key_ints(q, factor).mul_(2.0 ** (LOGIT_BITS - 2 * QK_BITS))
+
+
 def values_with_ones(v: torch.Tensor) -> torch.Tensor:
-    """Values (N, h, S, d) -> (N, h, S, d + 1): v within VALUE_LIMIT and a column of ones beside (the weighted sum of
-    the values and the sum of the weights come out of one product)."""
+    """Values (..., d), any strides -> (..., d + 1): v within VALUE_LIMIT and a column of ones beside (the weighted
+    sum of the values and the sum of the weights come out of one product)."""
     values_and_ones = v.new_ones(*v.shape[:-1], v.shape[-1] + 1)
     torch.clamp(v.detach(), -VALUE_LIMIT, VALUE_LIMIT, out=values_and_ones[..., :-1])
     return values_and_ones
@@ -630,16 +628,14 @@ def _overlapping_cross_attention_block(block: nn.Module, x: torch.Tensor, size: 
         k, v = (rearrange(overlapping_windows(t, ws, ows), "n l (h d) -> n h l d", h=heads) for t in (qkv[1], qkv[2]))
         out = attention(q, k, v, block.scale, bias)
     else:
-        # The keys rounded and the values clamped before the overlapping windows repeat them (ows^2 / ws^2 times
-        # fewer values; the zero padding stays zero), each gathered by one copy into the layout the products read.
-        by_window = "b (h d) y x p q -> b y x h p q d"
+        # The keys rounded before the overlapping windows repeat them (ows^2 / ws^2 times fewer values; the zero
+        # padding stays zero), the values clamped as they are gathered: one copy each into the layout the products read.
         q_ints = query_ints(rearrange(qkv[0], "b (h d) (y p) (x q) -> b y x h p q d", h=heads, p=ws, q=ws),
                             block.scale)
         k_ints = rearrange(overlapping_window_view(key_ints(qkv[1]), ws, ows), "b (h d) y x p q -> (b y x) h (p q) d",
                            h=heads)
-        values = rearrange(overlapping_window_view(qkv[2], ws, ows), by_window, h=heads)
-        values_and_ones = values.new_ones(*values.shape[:-1], values.shape[-1] + 1)
-        torch.clamp(values, -VALUE_LIMIT, VALUE_LIMIT, out=values_and_ones[..., :-1])
+        values_and_ones = values_with_ones(rearrange(overlapping_window_view(qkv[2], ws, ows),
+                                                     "b (h d) y x p q -> b y x h p q d", h=heads))
         out = attention_on_grid(q_ints.view(-1, heads, ws * ws, q_ints.shape[-1]), k_ints,
                                 values_and_ones.view(*k_ints.shape[:-1], -1), bias)
     out = rearrange(out, "n h l d -> n l (h d)").view(-1, ws, ws, channels)
