@@ -124,15 +124,17 @@ def heap_kept() -> Iterator[None]:
 
 @contextmanager
 def pinned_torch(settings: InferenceSettings) -> Iterator[Any]:
-    """torch with the recorded thread count, deterministic algorithms, no autograd and freed memory kept for the
-    next tensors (:func:`heap_kept`); restores on exit."""
+    """torch with the recorded thread count, no autograd and freed memory kept for the next tensors
+    (:func:`heap_kept`); restores on exit. Float32 networks also get deterministic algorithms; fixed point needs none
+    (its sums are exact in any order), and without them torch neither fills every new tensor with NaN first (a pass
+    over memory per allocation) nor warns about cuBLAS on a GPU."""
     import torch
 
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     try:
         torch.set_num_threads(settings.threads or threads)
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.use_deterministic_algorithms(settings.arithmetic == FLOAT, warn_only=True)
         with torch.inference_mode(), heap_kept():
             yield torch
     finally:

@@ -375,6 +375,16 @@ def test_pinned_inference_restores_torch_settings():
         torch.use_deterministic_algorithms(False)
 
 
+@pytest.mark.parametrize("arithmetic", [neural.FLOAT, neural.FIXED_POINT])
+def test_only_float_inference_asks_for_deterministic_algorithms(arithmetic):
+    """Float32 bits depend on the algorithms; fixed point's do not, and torch's deterministic mode would fill every new
+    tensor with NaN first (and warn about cuBLAS on a GPU)."""
+    before = torch.are_deterministic_algorithms_enabled()
+    with neural.pinned_torch(neural.InferenceSettings(arithmetic=arithmetic)):
+        assert torch.are_deterministic_algorithms_enabled() == (arithmetic == neural.FLOAT)
+    assert torch.are_deterministic_algorithms_enabled() == before
+
+
 @pytest.mark.parametrize("shape", [(64, 64, 64), (17, 96, 192), (41, 128, 128), (512, 512), (3, 500, 500),
                                    (24, 170, 180)])
 def test_the_sample_crop_keeps_its_share_with_sides_of_at_least_the_minimum(shape):
