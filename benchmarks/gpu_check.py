@@ -1,10 +1,10 @@
 """The device check behind benchmarks/gpu_check.sh: prints what it checked and exits 1 on any failure.
 
 Portable network streams (format 1.9, fixed point): hat and ae streams whose network is used (a case without it
-fails) are compressed on each device, which must give the same bytes, and decoded on every device; each decoding
-must give the compressor's reconstruction bit for bit (checksum verified) and hold the bound; MB/s both ways per
-device pair, the 96^3 hat case being the speed check. Without a GPU the CPU pairs run and the CUDA ones are reported
-as skipped. Then one timed training step of hat_tiny per device.
+fails) are compressed on each device (hat: the same bytes; ae's encoder runs in float32) and decoded on every
+device; each decoding must give the compressor's reconstruction bit for bit (checksum verified) and hold the bound;
+MB/s both ways per device pair, the 96^3 hat case being the speed check. Without a GPU the CPU pairs run and the
+CUDA ones are reported as skipped. Then one timed training step of hat_tiny per device.
 """
 
 from __future__ import annotations
@@ -81,11 +81,14 @@ def portable(devices: list[str]) -> bool:
                       f"compressed on {writer} {mb / (t1 - t0):.2f} MB/s, decoded on {reader} {mb / (t3 - t2):.2f} "
                       f"MB/s: {'the same bits' if same else 'OTHER BITS'}, bound {'held' if held else 'BROKEN'}",
                       flush=True)
-        if len(set(streams.values())) > 1:  # fixed point: the device is not in the stream, nor in its bits
+        # hat's stream holds nothing the device computes differently; ae's latents come from its encoder in float32
+        if options["predictor"] == "hat" and len(set(streams.values())) > 1:
             print(f"{name}: the streams compressed on {' and '.join(streams)} DIFFER")
             ok = False
         elif len(streams) > 1:
-            print(f"{name}: the streams compressed on {' and '.join(streams)} are the same bytes")
+            same = len(set(streams.values())) == 1
+            print(f"{name}: the streams compressed on {' and '.join(streams)} are {'the same' if same else 'other'} "
+                  "bytes")
     return ok
 
 

@@ -10,7 +10,9 @@ bounded), and every operation is one of:
 - one IEEE basic operation (+ - * / sqrt) on whole tensors, correctly rounded on every IEEE platform, each its own
   kernel (never fused), followed by rounding back to a grid (:func:`quantize`, round half to even); a scaling by a
   power of two is exact, so it may be folded into a neighbouring step (weights held in grid units,
-  :func:`product_on_grid`, :func:`quotient_on_grid`);
+  :func:`product_on_grid`, :func:`quotient_on_grid`); a division by anything but a power of two has its divisor
+  in a tensor on the dividend's device (:func:`on_device`): torch's CUDA kernels multiply by the reciprocal of a
+  Python number instead of dividing, one rounding more;
 - a lookup in an integer table made here with Python's decimal arithmetic (correctly rounded, no platform libm):
   exp(-a) for attention and sigmoid (:func:`exp_negative`), the normal CDF for GELU (:func:`gelu`);
 - data movement (padding, windows, rolls, pixel shuffle), max, clamp and comparisons: exact.
@@ -99,10 +101,19 @@ def product_on_grid(a: torch.Tensor, b: torch.Tensor | float, bits: int = ACTIVA
     return _units_to_grid(a * (b * 2.0 ** bits), bits)
 
 
+def on_device(number: float, like: torch.Tensor) -> torch.Tensor:
+    """``number`` as a 0-dim tensor of ``like``'s dtype on its device: a divisor that is divided by everywhere (on
+    CUDA a tensor divided by a Python number, or by a 0-dim CPU tensor, is multiplied by its reciprocal)."""
+    return torch.tensor(number, dtype=like.dtype, device=like.device)
+
+
 def quotient_on_grid(a: torch.Tensor, b: torch.Tensor | float, bits: int = ACTIVATION_BITS,
                      limit: float | None = None) -> torch.Tensor:
     """a / b (broadcasting) rounded to the nearest multiple of 2^-bits within ``limit``: :func:`rounded` (a / b) in
-    one pass fewer (``b``, the smaller, scaled by 2^-bits first; exact as in :func:`product_on_grid`)."""
+    one pass fewer (``b``, the smaller, scaled by 2^-bits first; exact as in :func:`product_on_grid`; a number
+    ``b`` goes onto a's device first, :func:`on_device`)."""
+    if not isinstance(b, torch.Tensor):
+        b = on_device(b, a)
     if a.requires_grad or (isinstance(b, torch.Tensor) and b.requires_grad):
         return quantize(a / b, bits, limit)
     return _units_to_grid(a / (b * 2.0 ** -bits), bits, limit)
@@ -477,7 +488,7 @@ def layer_norm(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
     deviation = x - centre
     coarse = quantize(deviation, VARIANCE_BITS, VARIANCE_LIMIT)
     check_exact((VARIANCE_LIMIT * 2.0 ** VARIANCE_BITS) ** 2, 1.0, channels, "layer norm")
-    variance = (coarse * coarse).sum(dim=-1, keepdim=True) / channels
+    variance = (coarse * coarse).sum(dim=-1, keepdim=True) / on_device(channels, coarse)
     normalised = quotient_on_grid(deviation, torch.sqrt(variance + norm.eps), ACTIVATION_BITS, ACTIVATION_LIMIT)
     y = _straight_through(normalised, x, functools.partial(F.layer_norm, normalized_shape=(channels,), eps=norm.eps))
 

@@ -31,6 +31,8 @@ PRODUCTS = (torch.matmul, torch.Tensor.__matmul__, torch.Tensor.matmul, torch.mm
             F.conv_transpose2d, F.conv_transpose3d, torch.einsum)
 ACCUMULATING = (torch.baddbmm, torch.Tensor.addmm_)  # a tensor plus a sum of products
 SUMS = (torch.Tensor.sum, torch.sum)
+DIVISIONS = (torch.div, torch.true_divide, torch.Tensor.div, torch.Tensor.div_, torch.Tensor.__truediv__,
+             torch.Tensor.__itruediv__)
 
 
 def integer_scale(t: torch.Tensor) -> int:
@@ -68,7 +70,19 @@ class ExactnessAudit(TorchFunctionMode):
             ints = args[0].abs() * 2.0 ** integer_scale(args[0])
             assert float(func(ints, *args[1:], **kwargs).max()) < 2.0**52, "an inexact sum"
             self.seen["sum"] += 1
+        elif func in DIVISIONS:
+            self._division(args, kwargs)
         return func(*args, **kwargs)
+
+    def _division(self, args, kwargs) -> None:
+        """A float64 tensor divided by a number is multiplied by the number's reciprocal on CUDA: exact only for a
+        power of two, any other divisor must be a tensor on the device (fixed_point.on_device)."""
+        a, b = args[0], args[1] if len(args) > 1 else kwargs["other"]
+        if not isinstance(a, torch.Tensor) or a.dtype != torch.float64:
+            return
+        if not isinstance(b, torch.Tensor):
+            assert b != 0 and math.frexp(abs(b))[0] == 0.5, f"a division by the number {b!r} (not a power of two)"
+        self.seen["division"] += 1
 
     def _product(self, func, args, kwargs) -> None:
         equation = None
@@ -130,6 +144,8 @@ def test_every_sum_of_products_is_exact(name):
         out = run_fixed(model)
     assert torch.isfinite(out).all()
     assert audit.seen["sum"] > 0 and sum(audit.seen.values()) > audit.seen["sum"], audit.seen
+    if networks.model_entry(name).family == "hat":  # the layer norm's and the attention's, at least
+        assert audit.seen["division"] > 0, audit.seen
 
 
 def test_fixed_point_follows_the_float_network_closely():
