@@ -37,6 +37,7 @@ from srnsz.io.outputs import refuse_existing, write_atomically
 from srnsz.io.packed import compress_packed
 from srnsz.metrics import bit_rate, bound_held, quality
 from srnsz.missing import MissingRule, find_missing
+from srnsz.neural.runtime import FIXED_POINT_1
 from srnsz.parallel import available_cores
 from srnsz.predictors import list_predictors
 from srnsz.predictors.hat import DEFAULT_MODEL
@@ -408,6 +409,10 @@ def _is_chunked_file(path: str) -> bool:
 def _portability(inference: dict) -> str:
     """Where a stream's network predictions can be reproduced, from its recorded inference settings."""
     arithmetic = inference.get("arithmetic")
+    if arithmetic == FIXED_POINT_1:
+        return (f"fixed-point inference ({arithmetic}): decodes to the same bits with any thread count and on any "
+                "CPU or GPU whose float64 square roots round like those of the machine that made it (x86 CPUs with "
+                "torch's MKL, or all others; the checksum tells) (needs these weights)")
     if arithmetic is not None:
         return (f"fixed-point inference ({arithmetic}): decodes to the same bits on any CPU or GPU, with any "
                 "thread count (needs these weights)")

@@ -48,8 +48,10 @@ VERSION_MINOR = 2  # 1.1: context details and adaptive coding; 1.2: context mixi
 # mean_axis (srnsz.predictors.interp), written only by streams whose tuner kept one; 1.14: compact framing of the
 # sections after the header (COMPACT_MINOR) and interp's level bounds derived from its parameters
 # (srnsz.predictors.interp), which every new stream of interp and hat uses; 1.15: the wavelet predictor
-# (srnsz.predictors.wavelet, section WESC), written only by quality-mode streams it makes.
-NEWEST_MINOR = 15
+# (srnsz.predictors.wavelet, section WESC), written only by quality-mode streams it makes; 1.16: networks in the
+# fixed-point arithmetic fixed-point-2 (every square root correctly rounded, srnsz.neural.runtime), every new stream
+# that uses a network.
+NEWEST_MINOR = 16
 # From this minor on, the sections after HEAD are framed compactly: a LEB128 count, then per section its tag and a
 # LEB128 length before the payload, then one CRC32 of all of that (instead of a 16-byte record per section and an
 # end marker): 40-60 bytes less per stream, which on a stream of a few KB is a percent.

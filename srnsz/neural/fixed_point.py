@@ -8,8 +8,9 @@ bounded), and every operation is one of:
   :func:`fixed_weight` and :func:`check_exact`), so the order, the BLAS, FMA, the device and the thread count
   cannot change it;
 - one IEEE basic operation (+ - * / sqrt) on whole tensors, correctly rounded on every IEEE platform, each its own
-  kernel (never fused), followed by rounding back to a grid (:func:`quantize`, round half to even); a scaling by a
-  power of two is exact, so it may be folded into a neighbouring step (weights held in grid units,
+  kernel (never fused; square roots by :func:`square_root`, since torch's CPU kernel is not correctly rounded),
+  followed by rounding back to a grid (:func:`quantize`, round half to even); a scaling by a power of two is exact,
+  so it may be folded into a neighbouring step (weights held in grid units,
   :func:`product_on_grid`, :func:`quotient_on_grid`); a division by anything but a power of two has its divisor
   in a tensor on the dividend's device (:func:`on_device`): torch's CUDA kernels multiply by the reciprocal of a
   Python number instead of dividing, one rounding more;
@@ -35,12 +36,14 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from srnsz.neural.runtime import FIXED_POINT as ARITHMETIC  # its name in streams
+from srnsz.neural.runtime import FIXED_POINT as ARITHMETIC  # the newest one's name in streams
+from srnsz.neural.runtime import FIXED_POINT_1, FIXED_POINTS
 
 ACTIVATION_BITS = 16  # activations are multiples of 2^-16 ...
 ACTIVATION_LIMIT = 2.0 ** 12  # ... of at most 4096 in magnitude where a layer reads them (hat: ~160 seen)
@@ -477,7 +480,17 @@ def leaky_relu(x: torch.Tensor, slope: float) -> torch.Tensor:
     return torch.where(x >= 0, x, scale(x, slope))
 
 
-def layer_norm(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
+def square_root(v: torch.Tensor, arithmetic: str = ARITHMETIC) -> torch.Tensor:
+    """sqrt(v) of a float tensor v >= 0, correctly rounded on every device: on the CPU by NumPy (the processor's
+    square-root instruction), where torch's kernel calls MKL's vdSqrt in builds with MKL (x86), 1 ulp from the
+    correctly rounded root for about 1% of float64 inputs; CUDA's sqrt is correctly rounded. In FIXED_POINT_1 (the
+    streams of formats 1.9-1.15) and with autograd: torch.sqrt, what those streams' writers ran."""
+    if arithmetic == FIXED_POINT_1 or v.requires_grad or v.device.type != "cpu":
+        return torch.sqrt(v)
+    return torch.from_numpy(np.sqrt(v.numpy()))
+
+
+def layer_norm(x: torch.Tensor, norm: nn.LayerNorm, arithmetic: str = ARITHMETIC) -> torch.Tensor:
     """``norm`` over the last axis: an exact mean, the variance of the deviations on a coarser grid (exact sum), one
     sqrt and one division per token, then the affine map; on the activation grid."""
     # (float64 inference: x is on the activation grid already, so only its range needs checking)
@@ -489,7 +502,8 @@ def layer_norm(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
     coarse = quantize(deviation, VARIANCE_BITS, VARIANCE_LIMIT)
     check_exact((VARIANCE_LIMIT * 2.0 ** VARIANCE_BITS) ** 2, 1.0, channels, "layer norm")
     variance = (coarse * coarse).sum(dim=-1, keepdim=True) / on_device(channels, coarse)
-    normalised = quotient_on_grid(deviation, torch.sqrt(variance + norm.eps), ACTIVATION_BITS, ACTIVATION_LIMIT)
+    normalised = quotient_on_grid(deviation, square_root(variance + norm.eps, arithmetic), ACTIVATION_BITS,
+                                  ACTIVATION_LIMIT)
     y = _straight_through(normalised, x, functools.partial(F.layer_norm, normalized_shape=(channels,), eps=norm.eps))
 
     def make() -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -603,13 +617,14 @@ def _channel_attention_block(cab: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return multiply(y, g)
 
 
-def _hybrid_attention_block(block: nn.Module, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def _hybrid_attention_block(block: nn.Module, x: torch.Tensor, size: tuple[int, int], arithmetic: str
+                            ) -> torch.Tensor:
     from srnsz.networks.hat import shifted_window_mask, window_partition, window_reverse
 
     height, width = size
     ws, shift = block.window_size, block.shift
     shortcut = x
-    x = layer_norm(x, block.norm1).view(x.shape[0], height, width, -1)
+    x = layer_norm(x, block.norm1, arithmetic).view(x.shape[0], height, width, -1)
     conv_x = rearrange(_channel_attention_block(block.conv_block, rearrange(x, "b h w c -> b c h w")),
                        "b c h w -> b (h w) c")
     mask = None
@@ -622,17 +637,19 @@ def _hybrid_attention_block(block: nn.Module, x: torch.Tensor, size: tuple[int, 
     if shift:
         x = torch.roll(x, shifts=(shift, shift), dims=(1, 2))
     x = shortcut + x.flatten(1, 2) + scale(conv_x, block.conv_scale)
-    return x + _mlp(block.mlp, layer_norm(x, block.norm2))
+    return x + _mlp(block.mlp, layer_norm(x, block.norm2, arithmetic))
 
 
-def _overlapping_cross_attention_block(block: nn.Module, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def _overlapping_cross_attention_block(block: nn.Module, x: torch.Tensor, size: tuple[int, int], arithmetic: str
+                                       ) -> torch.Tensor:
     from srnsz.networks.hat import overlapping_window_view, overlapping_windows, window_partition, window_reverse
 
     height, width = size
     batch, _, channels = x.shape
     ws, ows, heads = block.window_size, block.overlap_size, block.num_heads
     shortcut = x
-    qkv = linear(layer_norm(x, block.norm1), block.qkv).view(batch, height, width, 3, channels).permute(3, 0, 4, 1, 2)
+    qkv = linear(layer_norm(x, block.norm1, arithmetic), block.qkv).view(batch, height, width, 3, channels
+                                                                        ).permute(3, 0, 4, 1, 2)
     bias = _relative_bias(block.bias_table, block.position_index)
     if qkv.requires_grad:
         q = rearrange(window_partition(qkv[0].permute(0, 2, 3, 1), ws).flatten(1, 2), "n l (h d) -> n h l d", h=heads)
@@ -651,14 +668,14 @@ def _overlapping_cross_attention_block(block: nn.Module, x: torch.Tensor, size: 
                                 values_and_ones.view(*k_ints.shape[:-1], -1), bias)
     out = rearrange(out, "n h l d -> n l (h d)").view(-1, ws, ws, channels)
     x = linear(window_reverse(out, ws, height, width).flatten(1, 2), block.proj) + shortcut
-    return x + _mlp(block.mlp, layer_norm(x, block.norm2))
+    return x + _mlp(block.mlp, layer_norm(x, block.norm2, arithmetic))
 
 
-def _residual_group(group: nn.Module, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def _residual_group(group: nn.Module, x: torch.Tensor, size: tuple[int, int], arithmetic: str) -> torch.Tensor:
     shortcut = x
     for block in group.blocks:
-        x = _hybrid_attention_block(block, x, size)
-    x = _overlapping_cross_attention_block(group.overlap_attn, x, size)
+        x = _hybrid_attention_block(block, x, size, arithmetic)
+    x = _overlapping_cross_attention_block(group.overlap_attn, x, size, arithmetic)
     x = rearrange(x, "b (h w) c -> b c h w", h=size[0], w=size[1])
     return rearrange(conv(x, group.conv), "b c h w -> b (h w) c") + shortcut
 
@@ -677,13 +694,21 @@ def bound_level(bound: float) -> float:
             / (1 << ACTIVATION_BITS)
 
 
+def _check_arithmetic(arithmetic: str) -> None:
+    if arithmetic not in FIXED_POINTS:
+        raise FixedPointError(f"unknown fixed-point arithmetic {arithmetic!r} (this module computes {FIXED_POINTS})")
+
+
 def hat_forward(model: nn.Module, x: torch.Tensor, levels: torch.Tensor | None = None,
-                context: torch.Tensor | None = None) -> torch.Tensor:
+                context: torch.Tensor | None = None, arithmetic: str = ARITHMETIC) -> torch.Tensor:
     """networks.hat.HAT's forward in fixed point: (B, 1, h, w) in [0, 1] -> (B, 1, 2h, 2w) on a 2^-24 grid.
 
     levels: (B,) the bound channel's values (:func:`bound_level`; with autograd, ``bound_feature`` of the bound);
-    context: (B, 2, h, w) the coarse planes beside each input (networks that take them)."""
+    context: (B, 2, h, w) the coarse planes beside each input (networks that take them); arithmetic: one of
+    FIXED_POINTS (the stream's)."""
     from srnsz.networks.upsample import cubic_upsample2x
+
+    _check_arithmetic(arithmetic)
 
     height, width = x.shape[-2:]
     ws = model.window_size
@@ -705,8 +730,8 @@ def hat_forward(model: nn.Module, x: torch.Tensor, levels: torch.Tensor | None =
     shallow = conv(padded, model.conv_first)
     tokens = rearrange(shallow, "b c h w -> b (h w) c")
     for group in model.groups:
-        tokens = _residual_group(group, tokens, size)
-    deep = rearrange(layer_norm(tokens, model.norm), "b (h w) c -> b c h w", h=size[0], w=size[1])
+        tokens = _residual_group(group, tokens, size, arithmetic)
+    deep = rearrange(layer_norm(tokens, model.norm, arithmetic), "b (h w) c -> b c h w", h=size[0], w=size[1])
     first, act, second, shuffle, last = model.upsample
     y = conv(deep, model.conv_after_body) + shallow
     y = conv(F.pixel_shuffle(conv(leaky_relu(conv(y, first), act.negative_slope), second), shuffle.upscale_factor),
@@ -718,7 +743,7 @@ def hat_forward(model: nn.Module, x: torch.Tensor, levels: torch.Tensor | None =
         return out + cubic_upsample2x(x)
 
 
-def _gdn(gdn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def _gdn(gdn: nn.Module, x: torch.Tensor, arithmetic: str) -> torch.Tensor:
     """networks.autoencoder.GDN in fixed point: squares on a coarser grid, an exact channel mix, one sqrt and one
     division or product per value."""
     x = quantize(x, ACTIVATION_BITS, ACTIVATION_LIMIT)
@@ -730,18 +755,21 @@ def _gdn(gdn: nn.Module, x: torch.Tensor) -> torch.Tensor:
     spatial = x.ndim - 2
     norm = torch.einsum("ij,bj...->bi...", mix.to(x.dtype), squares)
     norm = rounded(norm, SQUARE_BITS) + quantize(beta, SQUARE_BITS).view(1, -1, *([1] * spatial))
-    root = torch.sqrt(norm)
+    root = square_root(norm, arithmetic)
     return rounded(x * root if gdn.inverse else x / root, ACTIVATION_BITS)
 
 
-def autoencoder_decode(model: nn.Module, latent: torch.Tensor) -> torch.Tensor:
-    """networks.autoencoder.BlockAutoencoder.decode in fixed point: (B, latent_dim) -> (B, 1, *block)."""
+def autoencoder_decode(model: nn.Module, latent: torch.Tensor, arithmetic: str = ARITHMETIC) -> torch.Tensor:
+    """networks.autoencoder.BlockAutoencoder.decode in fixed point: (B, latent_dim) -> (B, 1, *block); arithmetic: one
+    of FIXED_POINTS (the stream's)."""
     from srnsz.networks.autoencoder import GDN
+
+    _check_arithmetic(arithmetic)
 
     x = linear(latent, model.from_latent, LATENT_BITS, LATENT_LIMIT)
     x = x.view(-1, model.channels, *([2] * model.spatial_dims))
     for layer in model.decoder_convs:
-        x = _gdn(layer, x) if isinstance(layer, GDN) else conv(x, layer)
+        x = _gdn(layer, x, arithmetic) if isinstance(layer, GDN) else conv(x, layer)
     return x
 
 
@@ -749,5 +777,5 @@ def autoencoder_decode(model: nn.Module, latent: torch.Tensor) -> torch.Tensor:
 FORWARDS: dict[str, Callable[..., torch.Tensor]] = {"hat": hat_forward, "autoencoder": autoencoder_decode}
 
 __all__ = ["ARITHMETIC", "FORWARDS", "FixedPointError", "attention", "autoencoder_decode", "bound_level", "conv",
-           "bounded", "exp_negative", "fixed_weight", "gelu", "hat_forward", "layer_norm", "linear", "quantize",
-           "sigmoid"]
+           "bounded", "exp_negative", "fixed_weight", "gelu", "hat_forward", "layer_norm", "linear", "on_device",
+           "quantize", "sigmoid", "square_root"]

@@ -20,9 +20,15 @@ import numpy as np
 from srnsz.errors import InvalidInputError, StreamFormatError
 
 FLOAT = "float32"  # the arithmetic of streams before format 1.9
-# The fixed-point arithmetic of srnsz.neural.fixed_point (named here so that reading it needs no torch): any change to
-# its grids, tables or order of operations is a new name.
-FIXED_POINT = "fixed-point-1"
+# The fixed-point arithmetics of srnsz.neural.fixed_point (named here so that reading them needs no torch): any change
+# to its grids, tables or order of operations is a new name. fixed-point-1 (formats 1.9-1.15) takes its square roots
+# from torch.sqrt, which on x86 CPUs is MKL's vdSqrt, 1 ulp from the correctly rounded root for about 1% of inputs
+# (CUDA's and other CPUs' are correctly rounded); fixed-point-2 (format 1.16 on) rounds every one correctly.
+FIXED_POINT_1 = "fixed-point-1"
+FIXED_POINT = "fixed-point-2"  # what new streams use
+FIXED_POINTS = (FIXED_POINT_1, FIXED_POINT)
+# The format minor a stream whose networks run in each arithmetic is written in.
+ARITHMETIC_FORMAT_MINOR = {FIXED_POINT_1: 9, FIXED_POINT: 16}
 # Fixed-point inference batches tiles up to about this many coarse points (16 tiles of 48 x 48): a forward pass costs
 # ~8 ms of overhead on 2 CPU cores however small its tiles, and larger batches were no faster per point.
 FIXED_POINT_BATCH_POINTS = 16 * 48 * 48
@@ -60,9 +66,9 @@ class Runtime:
 
 def check_arithmetic(arithmetic: Any) -> str:
     """``arithmetic`` from a stream header if this srnsz computes it, else a clear StreamFormatError."""
-    if arithmetic not in (FLOAT, FIXED_POINT):
+    if arithmetic not in (FLOAT, *FIXED_POINTS):
         raise StreamFormatError(f"the stream's networks use arithmetic {arithmetic!r}, which this srnsz does not "
-                                f"know (it computes {FIXED_POINT!r}); upgrade srnsz")
+                                f"know (it computes {', '.join(map(repr, (FLOAT, *FIXED_POINTS)))}); upgrade srnsz")
     return str(arithmetic)
 
 
@@ -226,7 +232,8 @@ def upsample_planes(model: Any, planes: np.ndarray, settings: InferenceSettings,
                 if with_context:
                     extra["context"] = torch.from_numpy(
                         np.stack([scaled[i, :, r[0]:r[1], c[0]:c[1]] for i, r, c in group])).to(settings.device)
-                pred = hat_forward(model, batch, **extra) if fixed else model(batch, **extra)
+                pred = hat_forward(model, batch, arithmetic=settings.arithmetic, **extra) if fixed else \
+                    model(batch, **extra)
                 pred = pred.clamp_(0.0, 1.0)
                 pred = pred[:, 0].to("cpu", torch.float64).numpy()
                 for (i, r, c), p in zip(group, pred):

@@ -18,7 +18,9 @@ from srnsz.decomposition.dualquant import difference, integrate, integrate_block
 from srnsz.decomposition.tiling import block_ids, block_order, chunk_keys
 from srnsz.errors import InvalidInputError, StreamFormatError
 from srnsz.neural.runtime import (
+    ARITHMETIC_FORMAT_MINOR,
     FIXED_POINT,
+    FIXED_POINTS,
     FLOAT,
     InferenceSettings,
     Runtime,
@@ -32,7 +34,6 @@ from srnsz.predictors.interp import InterpPredictor
 from srnsz.quantizer import ESCAPE, RADIUS
 
 LORENZO_1, LORENZO_2, AUTOENCODER = 0, 1, 2
-FIXED_POINT_FORMAT_MINOR = 9  # the autoencoder decoded in fixed point (srnsz.neural.fixed_point): every new ae stream
 LORENZO_BLOCK = {1: 4096, 2: 32, 3: 8, 4: 8}
 
 
@@ -143,8 +144,9 @@ class AutoencoderPredictor(Predictor):
     ae_3d); other ranks use Lorenzo only.
     compete_interp: also compress with ``interp`` and keep the smaller stream (recorded as ``path``).
     device / threads (None: the cores available) / batch: where and how the networks run; the decoder's predictions
-    are fixed point (:mod:`srnsz.neural.fixed_point`): the same bits for any. arithmetic FLOAT: the float32
-    decoding of streams before format 1.9, whose bits depend on the device, threads and batch they record.
+    are fixed point (:mod:`srnsz.neural.fixed_point`): the same bits for any. arithmetic: FIXED_POINT (what new
+    streams use), FIXED_POINT_1 (streams of formats 1.9-1.15) or FLOAT, the float32 decoding of streams before format
+    1.9, whose bits depend on the device, threads and batch they record.
     """
 
     name = "ae"
@@ -156,8 +158,8 @@ class AutoencoderPredictor(Predictor):
             raise InvalidInputError(f"latent_eb must be > 0, got {latent_eb}")
         if not all(isinstance(v, int) and v >= 1 for v in (1 if threads is None else threads, batch)):
             raise InvalidInputError(f"threads and batch must be positive integers, got {threads!r}, {batch!r}")
-        if arithmetic not in (FIXED_POINT, FLOAT):
-            raise InvalidInputError(f"arithmetic must be {FIXED_POINT!r} or {FLOAT!r}, got {arithmetic!r}")
+        if arithmetic not in (*FIXED_POINTS, FLOAT):
+            raise InvalidInputError(f"arithmetic must be one of {(*FIXED_POINTS, FLOAT)}, got {arithmetic!r}")
         self.model_name, self.latent_eb, self.device, self.arithmetic = model, latent_eb, device, arithmetic
         self.threads, self.batch, self.compete_interp, self.tune = threads, batch, compete_interp, tune
 
@@ -171,7 +173,7 @@ class AutoencoderPredictor(Predictor):
                            arithmetic=FLOAT)
             runtime = runtime or Runtime()
             return cls(model=params["family"], latent_eb=params["latent_eb"], device=runtime.device,
-                       threads=runtime.threads, compete_interp=False)
+                       threads=runtime.threads, compete_interp=False, arithmetic=arithmetic)
         except (KeyError, TypeError, InvalidInputError) as exc:
             raise StreamFormatError(f"the ae predictor parameters are invalid ({exc})") from None
 
@@ -260,7 +262,7 @@ class AutoencoderPredictor(Predictor):
             numerics["torch"] = torch.__version__
         else:
             params["arithmetic"] = self.arithmetic
-            minor = max(minor or 0, FIXED_POINT_FORMAT_MINOR)
+            minor = max(minor or 0, ARITHMETIC_FORMAT_MINOR[self.arithmetic])
         return Encoded(sections, params, reconstruct(pq.d, eb, data.dtype, pq.escaped, pq.raw), numerics=numerics,
                        format_minor=minor)
 
@@ -353,7 +355,7 @@ def decode_blocks(model: Any, quantized: np.ndarray, step: float, settings: Infe
         for start in range(0, len(quantized), settings.batch):
             latent = quantized[start:start + settings.batch] * step
             if fixed:
-                decoded = autoencoder_decode(model, torch.from_numpy(latent).to(settings.device))
+                decoded = autoencoder_decode(model, torch.from_numpy(latent).to(settings.device), settings.arithmetic)
             else:
                 decoded = model.decode(torch.from_numpy(latent.astype(np.float32)).to(settings.device))
             outputs.append(decoded.clamp_(0.0, 1.0)[:, 0].to("cpu", torch.float64).numpy())

@@ -23,7 +23,9 @@ from srnsz.decomposition.sampling import central_key
 from srnsz.decomposition.tiling import block_ids
 from srnsz.errors import InvalidInputError, StreamFormatError
 from srnsz.neural.runtime import (
+    ARITHMETIC_FORMAT_MINOR,
     FIXED_POINT,
+    FIXED_POINTS,
     FLOAT,
     InferenceSettings,
     Runtime,
@@ -47,7 +49,6 @@ DEFAULT_BLOCK = {2: 32, 3: 8}
 # against 0.9-2.3, decompress 2.9-6.5 against 1.0-4.4 (float32).
 DEFAULT_MODEL = "hat_pico_series_flips_long"
 DECODED_PLANES_FORMAT_MINOR = 5  # 3D hat streams whose network also runs on planes decoded within a level
-FIXED_POINT_FORMAT_MINOR = 9  # networks run in fixed point (srnsz.neural.fixed_point): every new hat stream
 # The network runs on the whole field only if it wins on a central crop of about this share of the points (where it
 # cannot win, asking for hat then costs little more than interp); fields this small are not sampled.
 SAMPLE_SHARE = 1 / 16
@@ -183,9 +184,9 @@ class HatPredictor(InterpPredictor):
     block_size: side of the competition blocks (0: 32 in 2D, 8 in 3D); device: auto | cpu | cuda;
     threads (None: the cores available) / batch: where and how the network runs, free (the fixed-point inference
     of :mod:`srnsz.neural.fixed_point` gives the same bits for any); tile/overlap: the coarse tiles the network
-    sees, recorded in the stream; arithmetic: FIXED_POINT (what new streams use) or FLOAT (streams
-    before format 1.9, decoded with the device, threads and batch they recorded); policy: when the network is tried
-    on a sample and given up (:class:`HatPolicy`, the measured defaults).
+    sees, recorded in the stream; arithmetic: FIXED_POINT (what new streams use), FIXED_POINT_1 (streams of formats
+    1.9-1.15) or FLOAT (streams before format 1.9, decoded with the device, threads and batch they recorded);
+    policy: when the network is tried on a sample and given up (:class:`HatPolicy`, the measured defaults).
     Fields that are not 2D or 3D are compressed by interpolation alone.
     """
 
@@ -211,8 +212,8 @@ class HatPredictor(InterpPredictor):
         if not isinstance(decoded_planes, bool):
             raise InvalidInputError(f"decoded_planes must be true or false, got {decoded_planes!r}")
         self.decoded_planes = decoded_planes
-        if arithmetic not in (None, FIXED_POINT, FLOAT):
-            raise InvalidInputError(f"arithmetic must be {FIXED_POINT!r} or {FLOAT!r}, got {arithmetic!r}")
+        if arithmetic not in (None, *FIXED_POINTS, FLOAT):
+            raise InvalidInputError(f"arithmetic must be one of {(*FIXED_POINTS, FLOAT)}, got {arithmetic!r}")
         self.arithmetic = FIXED_POINT if arithmetic is None else arithmetic
         if policy is not None and not isinstance(policy, HatPolicy):
             raise InvalidInputError(f"policy must be a HatPolicy, got {type(policy).__name__}")
@@ -317,7 +318,7 @@ class HatPredictor(InterpPredictor):
 
             encoded.numerics = {"torch": torch.__version__}
         else:
-            encoded.format_minor = max(encoded.format_minor or 0, FIXED_POINT_FORMAT_MINOR)
+            encoded.format_minor = max(encoded.format_minor or 0, ARITHMETIC_FORMAT_MINOR[self.arithmetic])
         # Blocks won on L1 error may not pay for their flags and the weights reference: the pipeline keeps the
         # plain interp stream when its finished stream is smaller, so asking for the network never costs a byte.
         plain = base.encode(data, eb, None, free)

@@ -23,6 +23,7 @@ python tests/golden/make_golden.py NAME, NAME one of (each in tests/golden/data/
   v1_15_wavelet (format 1.15: the wavelet predictor, a psnr stream where it is smaller than interpolation's)
   hat_v1_9 (format 1.9: the default network in fixed point, on the hat golden field)
   ae_v1_9 (format 1.9: the 3D autoencoder in fixed point)
+  hat_v1_16, ae_v1_16 (format 1.16: the same in fixed-point-2, every square root correctly rounded)
   Streams of formats 1.2-1.6 are written with binarisation 1, as they were.
 
   Keep the older ones: each must keep decoding to the same values (tests/test_golden.py)."""
@@ -173,16 +174,18 @@ if __name__ == "__main__":
         np.save(HERE / "golden_hat_v1_5_expected.npy", srnsz.decompress(stream))
         print(name, srnsz.info(stream).format_version, len(stream), "bytes")
         sys.exit(0)
-    if name in ("hat_v1_9", "ae_v1_9"):  # format 1.9: networks in fixed point, the same bits on any machine
-        if name == "hat_v1_9":
+    if name in ("hat_v1_9", "ae_v1_9", "hat_v1_16", "ae_v1_16"):  # networks in fixed point: the same bits anywhere
+        version = name.split("_v")[1].replace("_", ".")
+        if name.startswith("hat"):
             data = np.load(HERE / "golden_hat_original.npy")
             stream = srnsz.compress(data, 1e-3, "rel", predictor="hat")
         else:
             data = smooth_field((16, 24, 24), seed=1, noise=0.0)
-            np.save(HERE / f"golden_{name}_original.npy", data)
+            if name == "ae_v1_9":
+                np.save(HERE / f"golden_{name}_original.npy", data)
             stream = srnsz.compress(data, 0.1, "rel", predictor="ae", compete_interp=False)
         made = srnsz.info(stream)
-        assert made.predictor == name[:3].rstrip("_") and made.format_version == "1.9"
+        assert made.predictor == name[:3].rstrip("_") and made.format_version == version
         (HERE / f"golden_{name}.srnsz").write_bytes(stream)
         np.save(HERE / f"golden_{name}_expected.npy", srnsz.decompress(stream))
         print(name, made.format_version, len(stream), "bytes", made.predictor_params.get("hat", made.predictor_params))

@@ -16,6 +16,7 @@ from srnsz.decomposition.parts import PartLayout
 from srnsz.errors import ReconstructionMismatchError
 from srnsz.format.container import read_container
 from srnsz.format.parts import unpack_parts
+from srnsz.neural.runtime import FIXED_POINT, FIXED_POINT_1
 from srnsz.predictors.hat import HatPolicy
 from srnsz.predictors.interp import derived_level_bounds
 
@@ -221,25 +222,31 @@ def test_float_hat_stream_with_decoded_planes_still_decodes_and_is_reproduced(mo
     assert again == stream
 
 
-@pytest.mark.parametrize("name", ["hat_v1_9", "ae_v1_9"])
+@pytest.mark.parametrize("name", ["hat_v1_9", "ae_v1_9", "hat_v1_16", "ae_v1_16"])
 def test_fixed_point_network_stream_decodes_and_is_reproduced_bit_for_bit(name):
-    # Format 1.9: the network runs in fixed point, so this holds on every machine, with no skip.
+    # The network runs in fixed point, so this holds on every machine, with no skip: format 1.16 in fixed-point-2;
+    # format 1.9 in fixed-point-1, whose square roots are torch's (MKL's on x86 CPUs, correctly rounded elsewhere),
+    # which round alike on this golden field.
     pytest.importorskip("torch")
     stream = (DATA / f"golden_{name}.srnsz").read_bytes()
     made_with = srnsz.info(stream)
-    assert made_with.format_version == "1.9" and made_with.predictor == name.split("_")[0]
+    version = name.split("_v")[1].replace("_", ".")
+    arithmetic = FIXED_POINT_1 if version == "1.9" else FIXED_POINT
+    assert made_with.format_version == version and made_with.predictor == name.split("_")[0]
     params = made_with.predictor_params
+    assert (params["hat"]["inference"] if name.startswith("hat") else params)["arithmetic"] == arithmetic
     assert (params["hat"]["blocks_hat"] if name.startswith("hat") else params["blocks"]["ae"]) > 0
     expected = np.load(DATA / f"golden_{name}_expected.npy")
-    original_name = "golden_hat_original.npy" if name.startswith("hat") else f"golden_{name}_original.npy"
+    original_name = "golden_hat_original.npy" if name.startswith("hat") else "golden_ae_v1_9_original.npy"
     original = np.load(DATA / original_name)
     recon = srnsz.decompress(stream)
     assert np.array_equal(recon.view(np.uint32), expected.view(np.uint32))
     assert_bound(original, recon, made_with.error_bound["abs"])
     if name.startswith("hat"):  # with the network the stream names
-        again = srnsz.compress(original, 1e-3, "rel", predictor="hat", model=params["hat"]["weights"])
+        again = srnsz.compress(original, 1e-3, "rel", predictor="hat", model=params["hat"]["weights"],
+                               arithmetic=arithmetic)
     else:
-        again = srnsz.compress(original, 0.1, "rel", predictor="ae", compete_interp=False)
+        again = srnsz.compress(original, 0.1, "rel", predictor="ae", compete_interp=False, arithmetic=arithmetic)
     reproduces(again, stream)
 
 

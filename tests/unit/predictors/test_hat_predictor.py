@@ -99,10 +99,10 @@ def test_a_bound_aware_network_is_given_the_bound_and_decodes_exactly(shape, for
     seen: list[float] = []
     real_forward = fixed_point.hat_forward
 
-    def forward(model, x, levels=None, context=None):
+    def forward(model, x, levels=None, context=None, **options):
         if model.bound_channel and levels is not None:
             seen.extend(levels.tolist())
-        return real_forward(model, x, levels, context)
+        return real_forward(model, x, levels, context, **options)
 
     monkeypatch.setattr(fixed_point, "hat_forward", forward)
     eb = 1e-3
@@ -125,10 +125,10 @@ def test_a_context_network_is_given_the_neighbouring_planes_and_decodes_exactly(
     calls: list[tuple[torch.Tensor, torch.Tensor]] = []
     real_forward = fixed_point.hat_forward
 
-    def forward(model, x, levels=None, context=None):
+    def forward(model, x, levels=None, context=None, **options):
         if context is not None:
             calls.append((x.clone(), context.clone()))
-        return real_forward(model, x, levels, context)
+        return real_forward(model, x, levels, context, **options)
 
     monkeypatch.setattr(fixed_point, "hat_forward", forward)
     stream, recon = _hat(data, 1e-3, model="context_hat", decoded_planes=False)  # the coarse planes only
@@ -173,7 +173,7 @@ def test_planes_decoded_within_a_level_are_upsampled_once_their_inputs_are(trave
     stream, recon = _hat(data, 1e-3, traversal=traversal, dim_order=(0, 1, 2))
     info = srnsz.info(stream)
     assert info.predictor == "hat" and info.predictor_params["hat"]["decoded_planes"] is True
-    assert info.format_version == "1.14"  # decoded planes need 1.5, fixed point 1.9; every new stream 1.14
+    assert info.format_version == "1.16"  # decoded planes need 1.5, fixed-point-2 networks 1.16
     assert_bound(data, recon, 1e-3)
     compressing, decoding = calls[: len(calls) // 2], calls[len(calls) // 2:]
     assert {(a, parity) for a, parity, _ in compressing} == planes and len(compressing) == len(planes)
@@ -291,7 +291,8 @@ def test_compress_with_two_threads_decompress_with_one(force_hat):
     assert_bound(data, recon, 1e-4)
 
 
-@pytest.mark.parametrize("arithmetic,message", [("fixed-point-1", "checksum mismatch.*damaged"),
+@pytest.mark.parametrize("arithmetic,message", [(neural.FIXED_POINT, "checksum mismatch.*damaged"),
+                                                 (neural.FIXED_POINT_1, "checksum mismatch.*damaged"),
                                                  ("float32", "numerics.*kind of machine that compressed it")])
 def test_numerics_drift_is_a_clear_error(arithmetic, message, monkeypatch, force_hat):
     data = smooth_field((64, 80))
@@ -693,6 +694,6 @@ def test_the_network_runs_on_departures_from_a_mean_and_another_code_order(force
     eb = 1e-3 * float(data.max() - data.min())
     stream, recon = _hat(data, eb, mean_axis=0, code_order=(1, 2, 0))
     info = srnsz.info(stream)
-    assert info.predictor == "hat" and info.format_version == "1.14"
+    assert info.predictor == "hat" and info.format_version == "1.16"
     assert {"MANC", "MCOD"} <= read_container(stream).sections.keys()
     assert_bound(data, recon, eb)
