@@ -226,6 +226,31 @@ def test_square_roots_are_correctly_rounded_on_the_cpu():
     assert torch.equal(legacy, torch.sqrt(torch.from_numpy(values)))
 
 
+def test_the_cpu_kernels_the_forward_pass_relies_on_are_correctly_rounded():
+    """torch's float64 CPU kernels for the IEEE steps of the contract give NumPy's bits (correctly rounded, or exact):
+    a guard against a torch whose kernel takes a shortcut (as its CUDA division by a number and its MKL sqrt do)."""
+    rng = np.random.default_rng(11)
+    a_np = rng.standard_normal(50_000) * np.exp(rng.uniform(-20, 20, 50_000))
+    b_np = rng.standard_normal(50_000) * np.exp(rng.uniform(-20, 20, 50_000))
+    a, b = torch.from_numpy(a_np), torch.from_numpy(b_np)
+    divisor = 3.0 * 2.0**-16
+    checks = {
+        "a / b": ((a / b).numpy(), a_np / b_np),
+        "a / on_device(c)": ((a / fixed_point.on_device(divisor, a)).numpy(), a_np / divisor),
+        "quotient_on_grid": (fixed_point.quotient_on_grid(a, b).numpy(),
+                             np.round(a_np / b_np * 2.0**16) * 2.0**-16),
+        "1 / b": ((1.0 / b).numpy(), 1.0 / b_np),
+        "a * b": ((a * b).numpy(), a_np * b_np),
+        "a * 0.01": ((a * 0.01).numpy(), a_np * 0.01),
+        "a + b": ((a + b).numpy(), a_np + b_np),
+        "round": (torch.round(a * 1e3).numpy(), np.round(a_np * 1e3)),
+        "floor": (torch.floor(a).numpy(), np.floor(a_np)),
+        "square_root": (fixed_point.square_root(a.abs()).numpy(), np.sqrt(np.abs(a_np))),
+    }
+    wrong = [name for name, (got, want) in checks.items() if not np.array_equal(got, want)]
+    assert not wrong, wrong
+
+
 def test_an_unknown_arithmetic_is_refused_by_the_forward_passes():
     model = random_network("hat_femto")
     with pytest.raises(fixed_point.FixedPointError, match="arithmetic"):
