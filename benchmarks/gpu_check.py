@@ -3,8 +3,9 @@
 Portable network streams (format 1.9, fixed point): hat and ae streams whose network is used (a case without it
 fails) are compressed on each device (hat: the same bytes; ae's encoder runs in float32) and decoded on every
 device; each decoding must give the compressor's reconstruction bit for bit (checksum verified) and hold the bound;
-MB/s both ways per device pair, the 96^3 hat case being the speed check. Without a GPU the CPU pairs run and the
-CUDA ones are reported as skipped. Then one timed training step of hat_tiny per device.
+MB/s both ways per device pair, the 96^3 hat case being the speed check. Before them, the float64 kernels the
+arithmetic relies on are compared with NumPy's on each device (srnsz.neural.fixed_point.kernels_off_ieee). Without a
+GPU the CPU parts run and the CUDA ones are reported as skipped. Then one timed training step of hat_tiny per device.
 """
 
 from __future__ import annotations
@@ -124,7 +125,14 @@ def main() -> int:
         devices.append("cuda")
     else:
         print("CUDA: not available here, the CUDA pairs were skipped (CPU to CPU only)")
-    ok = portable(devices)
+    from srnsz.neural.fixed_point import kernels_off_ieee
+
+    ok = True
+    for device in devices:  # the IEEE steps the fixed-point arithmetic relies on, against NumPy's
+        off = kernels_off_ieee(device)
+        print(f"{device}: float64 kernels {'OFF IEEE: ' + ', '.join(off) if off else 'give NumPy bits'}", flush=True)
+        ok &= not off
+    ok &= portable(devices)
     for device in devices:
         training_step(device)
     print("gpu_check:", "OK" if ok else "FAILED")

@@ -694,6 +694,30 @@ def bound_level(bound: float) -> float:
             / (1 << ACTIVATION_BITS)
 
 
+def kernels_off_ieee(device: str | torch.device = "cpu", size: int = 50_000, seed: int = 11) -> list[str]:
+    """The IEEE steps this module relies on (division by a tensor and by a number on the device, reciprocal, product,
+    sum, round, floor, :func:`square_root`) run on ``device`` over random float64 values of many binades and compared
+    with NumPy's (correctly rounded): the names of those whose bits differ; empty where the device computes the
+    arithmetic."""
+    rng = np.random.default_rng(seed)
+    a_np, b_np = (rng.standard_normal(size) * np.exp(rng.uniform(-20, 20, size)) for _ in range(2))
+    a, b = torch.from_numpy(a_np).to(device), torch.from_numpy(b_np).to(device)
+    divisor = 3.0 * 2.0 ** -16
+    checks = {
+        "a / b": (a / b, a_np / b_np),
+        "a / on_device(c)": (a / on_device(divisor, a), a_np / divisor),
+        "quotient_on_grid": (quotient_on_grid(a, b), np.round(a_np / b_np * 2.0 ** 16) * 2.0 ** -16),
+        "1 / b": (1.0 / b, 1.0 / b_np),
+        "a * b": (a * b, a_np * b_np),
+        "a * 0.01": (a * 0.01, a_np * 0.01),
+        "a + b": (a + b, a_np + b_np),
+        "round": (torch.round(a * 1e3), np.round(a_np * 1e3)),
+        "floor": (torch.floor(a), np.floor(a_np)),
+        "square_root": (square_root(a.abs()), np.sqrt(np.abs(a_np))),
+    }
+    return [name for name, (got, want) in checks.items() if not np.array_equal(got.cpu().numpy(), want)]
+
+
 def _check_arithmetic(arithmetic: str) -> None:
     if arithmetic not in FIXED_POINTS:
         raise FixedPointError(f"unknown fixed-point arithmetic {arithmetic!r} (this module computes {FIXED_POINTS})")
@@ -777,5 +801,5 @@ def autoencoder_decode(model: nn.Module, latent: torch.Tensor, arithmetic: str =
 FORWARDS: dict[str, Callable[..., torch.Tensor]] = {"hat": hat_forward, "autoencoder": autoencoder_decode}
 
 __all__ = ["ARITHMETIC", "FORWARDS", "FixedPointError", "attention", "autoencoder_decode", "bound_level", "conv",
-           "bounded", "exp_negative", "fixed_weight", "gelu", "hat_forward", "layer_norm", "linear", "on_device",
-           "quantize", "sigmoid", "square_root"]
+           "bounded", "exp_negative", "fixed_weight", "gelu", "hat_forward", "kernels_off_ieee", "layer_norm",
+           "linear", "on_device", "quantize", "sigmoid", "square_root"]
