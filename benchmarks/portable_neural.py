@@ -1,4 +1,4 @@
-"""Networks in fixed point (format 1.9, the same bits on every machine) against the same networks in float32.
+"""Networks in fixed point (format 1.16, the same bits on every machine) against the same networks in float32.
 
     python benchmarks/portable_neural.py gains [FIELDS] [--model M] [--rel 1e-2 1e-3]
         per field and bound: interp's ratio, hat's gain over it with the network in float32 and in fixed point
@@ -223,7 +223,8 @@ def psnr(args: argparse.Namespace) -> None:
                 extra_fixed["context"] = coarse.repeat(1, 2, 1, 1)
             with torch.inference_mode():
                 floating = model(coarse.float(), **extra_float).clamp(0, 1).double()[0, 0].numpy()
-                fixed = fixed_point.hat_forward(model, coarse, **extra_fixed).clamp(0, 1)[0, 0].numpy()
+                fixed = fixed_point.hat_forward(model, coarse, **extra_fixed, arithmetic=FIXED_POINT)
+                fixed = fixed.clamp(0, 1)[0, 0].numpy()
                 cubic = cubic_upsample2x(coarse)[0, 0].numpy()
             db = [float(10 * np.log10(1.0 / np.mean((pred - fine) ** 2))) for pred in (cubic, floating, fixed)]
             print(f"| {model_name} | {stem} | {db[0]:.2f} | {db[1]:.2f} | {db[2]:.2f} | "

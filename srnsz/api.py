@@ -536,9 +536,11 @@ def decompress(data: bytes, progress: Progress | None = None, *, region: Region 
 
     region, shape, dtype: what the caller expects (a chunk of a chunked stream: its place, extent and type); a stream
     whose header says otherwise is refused before decoding. device (auto | cpu | cuda[:n]) and threads (None: the
-    cores available) say where a stream's networks run (hat, ae); every choice gives the same bits (streams before
-    format 1.9 use what they recorded instead). A stream in parts (format 1.11) decodes its parts side by side on
-    ``threads`` threads. out: a C-contiguous array of the stream's shape and dtype to decode into (returned).
+    cores available) say where a stream's networks run (hat, ae); every choice gives the same bits in streams of
+    format 1.16 on, the same bits on the kind of machine that made it in 1.9-1.15 (:func:`info` says where a
+    stream decodes); streams before format 1.9 use what they recorded instead. A stream in parts (format 1.11)
+    decodes its parts side by side on ``threads`` threads. out: a C-contiguous array of the stream's shape and dtype
+    to decode into (returned).
     Raises StreamFormatError for damaged or unsupported streams and ReconstructionMismatchError when the
     result differs from the reconstruction the compressor verified.
     """

@@ -37,7 +37,7 @@ from srnsz.io.outputs import refuse_existing, write_atomically
 from srnsz.io.packed import compress_packed
 from srnsz.metrics import bit_rate, bound_held, quality
 from srnsz.missing import MissingRule, find_missing
-from srnsz.neural.runtime import FIXED_POINT_1
+from srnsz.neural.runtime import FIXED_POINT_ARITHMETICS
 from srnsz.parallel import available_cores
 from srnsz.predictors import list_predictors
 from srnsz.predictors.hat import DEFAULT_MODEL
@@ -408,14 +408,9 @@ def _is_chunked_file(path: str) -> bool:
 
 def _portability(inference: dict) -> str:
     """Where a stream's network predictions can be reproduced, from its recorded inference settings."""
-    arithmetic = inference.get("arithmetic")
-    if arithmetic == FIXED_POINT_1:
-        return (f"fixed-point inference ({arithmetic}): decodes to the same bits with any thread count and on any "
-                "CPU or GPU whose float64 square roots round like those of the machine that made it (x86 CPUs with "
-                "torch's MKL, or all others; the checksum tells) (needs these weights)")
+    arithmetic = FIXED_POINT_ARITHMETICS.get(inference.get("arithmetic"))
     if arithmetic is not None:
-        return (f"fixed-point inference ({arithmetic}): decodes to the same bits on any CPU or GPU, with any "
-                "thread count (needs these weights)")
+        return f"fixed-point inference ({arithmetic.name}): {arithmetic.portability} (needs these weights)"
     return (f"float32 inference: decodes only on {inference.get('device')!r} with {inference.get('threads')} threads, "
             "the same torch and the kind of CPU that made it (and these weights)")
 
@@ -595,7 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "network's inference")
     d.add_argument("--device", default="auto",
                    help="where a stream's networks run: auto (CUDA when there is a GPU), cpu, cuda[:n]; every choice "
-                        "decodes the same bits (streams of format 1.9 on)")
+                        "decodes the same bits (streams of format 1.16 on; `srnsz info` says where others decode)")
     d.set_defaults(func=cmd_decompress)
     i = sub.add_parser("info", help="describe a stream")
     i.add_argument("input")

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import srnsz
+from srnsz.examples import wave_field
 from srnsz.format.container import read_container, write_container
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -33,14 +34,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def smooth_field(shape: tuple[int, ...], dtype=np.float32, seed: int = 0, waves: int = 4, top: float = 6.0,
                  noise: float = 0.01) -> np.ndarray:
     """Sum of ``waves`` random low-frequency waves (1 to ``top`` periods per axis) plus a little noise."""
-    rng = np.random.default_rng(seed)
-    axes = np.meshgrid(*[np.linspace(0, 1, n) for n in shape], indexing="ij")
-    out = np.zeros(shape)
-    for _ in range(waves):
-        phase = sum(rng.uniform(1, top) * a for a in axes)
-        out += rng.uniform(-1, 1) * np.sin(2 * np.pi * phase + rng.uniform(0, 6))
-    out += noise * rng.standard_normal(shape)
-    return out.astype(dtype)
+    return wave_field(shape, dtype, seed, waves, top, noise)
 
 
 def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:

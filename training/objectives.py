@@ -42,7 +42,8 @@ def _fixed_point_hat(model: nn.Module, lr: torch.Tensor, bound: torch.Tensor | N
                   if exact else bound_feature(bound.to(lr.dtype)))
     dtype = torch.float64 if exact else lr.dtype
     context = {k: v.to(dtype) for k, v in context.items()}
-    return fixed_point.hat_forward(model, lr.to(dtype), levels, **context).to(lr.dtype)
+    out = fixed_point.hat_forward(model, lr.to(dtype), levels, **context, arithmetic=fixed_point.ARITHMETIC)
+    return out.to(lr.dtype)
 
 
 class SuperResolutionL1:

@@ -13,7 +13,8 @@ bounded), and every operation is one of:
   so it may be folded into a neighbouring step (weights held in grid units,
   :func:`product_on_grid`, :func:`quotient_on_grid`); a division by anything but a power of two has its divisor
   in a tensor on the dividend's device (:func:`on_device`): torch's CUDA kernels multiply by the reciprocal of a
-  Python number instead of dividing, one rounding more;
+  Python number instead of dividing, one rounding more (the arithmetic ``fixed-point-1`` of the streams of formats
+  1.9-1.15 keeps torch.sqrt and the Python divisors: :class:`srnsz.neural.runtime.FixedPointArithmetic`);
 - a lookup in an integer table made here with Python's decimal arithmetic (correctly rounded, no platform libm):
   exp(-a) for attention and sigmoid (:func:`exp_negative`), the normal CDF for GELU (:func:`gelu`);
 - data movement (padding, windows, rolls, pixel shuffle), max, clamp and comparisons: exact.
@@ -43,7 +44,7 @@ from einops import rearrange
 from torch import nn
 
 from srnsz.neural.runtime import FIXED_POINT as ARITHMETIC  # the newest one's name in streams
-from srnsz.neural.runtime import FIXED_POINT_1, FIXED_POINTS
+from srnsz.neural.runtime import FIXED_POINT_ARITHMETICS, FixedPointArithmetic
 
 ACTIVATION_BITS = 16  # activations are multiples of 2^-16 ...
 ACTIVATION_LIMIT = 2.0 ** 12  # ... of at most 4096 in magnitude where a layer reads them (hat: ~160 seen)
@@ -62,7 +63,8 @@ LATENT_BITS, LATENT_LIMIT = 24, 2.0 ** 8  # an autoencoder's latent (its quantiz
 
 
 class FixedPointError(ValueError):
-    """A layer cannot be computed exactly on the fixed-point grids (its weights or sizes are too large)."""
+    """A layer cannot be computed exactly on the fixed-point grids (its weights or sizes are too large), or a
+    fixed-point arithmetic is not one this module computes."""
 
 
 def quantize(x: torch.Tensor, bits: int, limit: float | None = None) -> torch.Tensor:
@@ -107,16 +109,19 @@ def product_on_grid(a: torch.Tensor, b: torch.Tensor | float, bits: int = ACTIVA
 def on_device(number: float, like: torch.Tensor) -> torch.Tensor:
     """``number`` as a 0-dim tensor of ``like``'s dtype on its device: a divisor that is divided by everywhere (on
     CUDA a tensor divided by a Python number, or by a 0-dim CPU tensor, is multiplied by its reciprocal)."""
-    return torch.tensor(number, dtype=like.dtype, device=like.device)
+    return torch.full((), number, dtype=like.dtype, device=like.device)
+
+
+def divisor(number: float, like: torch.Tensor, arithmetic: FixedPointArithmetic) -> torch.Tensor | float:
+    """``number`` as the arithmetic divides by it: :func:`on_device`, or the number itself (``fixed-point-1``)."""
+    return on_device(number, like) if arithmetic.divisors_on_device else number
 
 
 def quotient_on_grid(a: torch.Tensor, b: torch.Tensor | float, bits: int = ACTIVATION_BITS,
                      limit: float | None = None) -> torch.Tensor:
     """a / b (broadcasting) rounded to the nearest multiple of 2^-bits within ``limit``: :func:`rounded` (a / b) in
-    one pass fewer (``b``, the smaller, scaled by 2^-bits first; exact as in :func:`product_on_grid`; a number
-    ``b`` goes onto a's device first, :func:`on_device`)."""
-    if not isinstance(b, torch.Tensor):
-        b = on_device(b, a)
+    one pass fewer (``b``, the smaller, scaled by 2^-bits first; exact as in :func:`product_on_grid`; a number ``b``
+    that is not a power of two is divided by otherwise on CUDA: :func:`divisor`)."""
     if a.requires_grad or (isinstance(b, torch.Tensor) and b.requires_grad):
         return quantize(a / b, bits, limit)
     return _units_to_grid(a / (b * 2.0 ** -bits), bits, limit)
@@ -313,12 +318,12 @@ def multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return product_on_grid(bounded(a), bounded(b))
 
 
-def mean(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+def mean(x: torch.Tensor, dims: tuple[int, ...], arithmetic: FixedPointArithmetic) -> torch.Tensor:
     """Mean over ``dims`` (kept), on the activation grid: an exact sum, one division."""
     x = bounded(x)
     count = math.prod(x.shape[d] for d in dims)
     check_exact(ACTIVATION_LIMIT * 2.0 ** ACTIVATION_BITS, 1.0, count, "mean")
-    return quotient_on_grid(x.sum(dim=dims, keepdim=True), float(count))
+    return quotient_on_grid(x.sum(dim=dims, keepdim=True), divisor(float(count), x, arithmetic))
 
 
 # ---- tables (Python decimal arithmetic: correctly rounded, the same on every machine) ----
@@ -480,28 +485,28 @@ def leaky_relu(x: torch.Tensor, slope: float) -> torch.Tensor:
     return torch.where(x >= 0, x, scale(x, slope))
 
 
-def square_root(v: torch.Tensor, arithmetic: str = ARITHMETIC) -> torch.Tensor:
+def square_root(v: torch.Tensor, arithmetic: FixedPointArithmetic) -> torch.Tensor:
     """sqrt(v) of a float tensor v >= 0, correctly rounded on every device: on the CPU by NumPy (the processor's
     square-root instruction), where torch's kernel calls MKL's vdSqrt in builds with MKL (x86), 1 ulp from the
-    correctly rounded root for about 1% of float64 inputs; CUDA's sqrt is correctly rounded. In FIXED_POINT_1 (the
-    streams of formats 1.9-1.15) and with autograd: torch.sqrt, what those streams' writers ran."""
-    if arithmetic == FIXED_POINT_1 or v.requires_grad or v.device.type != "cpu":
+    correctly rounded root for about 1% of float64 inputs; CUDA's sqrt is correctly rounded. Where the arithmetic's
+    roots are not correctly rounded (``fixed-point-1``) and with autograd: torch.sqrt."""
+    if not arithmetic.correct_roots or v.requires_grad or v.device.type != "cpu":
         return torch.sqrt(v)
     return torch.from_numpy(np.sqrt(v.numpy()))
 
 
-def layer_norm(x: torch.Tensor, norm: nn.LayerNorm, arithmetic: str = ARITHMETIC) -> torch.Tensor:
+def layer_norm(x: torch.Tensor, norm: nn.LayerNorm, arithmetic: FixedPointArithmetic) -> torch.Tensor:
     """``norm`` over the last axis: an exact mean, the variance of the deviations on a coarser grid (exact sum), one
     sqrt and one division per token, then the affine map; on the activation grid."""
     # (float64 inference: x is on the activation grid already, so only its range needs checking)
     exact = x.dtype == torch.float64 and not x.requires_grad
     x = bounded(x) if exact else quantize(x, ACTIVATION_BITS, ACTIVATION_LIMIT)
     channels = x.shape[-1]
-    centre = mean(x, (x.ndim - 1,))
+    centre = mean(x, (x.ndim - 1,), arithmetic)
     deviation = x - centre
     coarse = quantize(deviation, VARIANCE_BITS, VARIANCE_LIMIT)
     check_exact((VARIANCE_LIMIT * 2.0 ** VARIANCE_BITS) ** 2, 1.0, channels, "layer norm")
-    variance = (coarse * coarse).sum(dim=-1, keepdim=True) / on_device(channels, coarse)
+    variance = (coarse * coarse).sum(dim=-1, keepdim=True) / divisor(channels, coarse, arithmetic)
     normalised = quotient_on_grid(deviation, square_root(variance + norm.eps, arithmetic), ACTIVATION_BITS,
                                   ACTIVATION_LIMIT)
     y = _straight_through(normalised, x, functools.partial(F.layer_norm, normalized_shape=(channels,), eps=norm.eps))
@@ -605,7 +610,7 @@ def _window_attention(attn: nn.Module, windows: torch.Tensor, mask: torch.Tensor
     return linear(rearrange(out, "n h l d -> n l (h d)"), attn.proj)
 
 
-def _channel_attention_block(cab: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def _channel_attention_block(cab: nn.Module, x: torch.Tensor, arithmetic: FixedPointArithmetic) -> torch.Tensor:
     first, act, second, channel_attention = cab.body
     if not isinstance(act, nn.GELU):
         raise FixedPointError("the channel attention block's activation must be GELU")
@@ -613,19 +618,19 @@ def _channel_attention_block(cab: nn.Module, x: torch.Tensor) -> torch.Tensor:
     pool, squeeze, relu, excite, gate = channel_attention.gate
     if not (isinstance(pool, nn.AdaptiveAvgPool2d) and isinstance(relu, nn.ReLU) and isinstance(gate, nn.Sigmoid)):
         raise FixedPointError("the channel attention must be pool, conv, ReLU, conv, sigmoid")
-    g = sigmoid(conv(torch.relu(conv(mean(y, (2, 3)), squeeze)), excite))
+    g = sigmoid(conv(torch.relu(conv(mean(y, (2, 3), arithmetic), squeeze)), excite))
     return multiply(y, g)
 
 
-def _hybrid_attention_block(block: nn.Module, x: torch.Tensor, size: tuple[int, int], arithmetic: str
-                            ) -> torch.Tensor:
+def _hybrid_attention_block(block: nn.Module, x: torch.Tensor, size: tuple[int, int],
+                            arithmetic: FixedPointArithmetic) -> torch.Tensor:
     from srnsz.networks.hat import shifted_window_mask, window_partition, window_reverse
 
     height, width = size
     ws, shift = block.window_size, block.shift
     shortcut = x
     x = layer_norm(x, block.norm1, arithmetic).view(x.shape[0], height, width, -1)
-    conv_x = rearrange(_channel_attention_block(block.conv_block, rearrange(x, "b h w c -> b c h w")),
+    conv_x = rearrange(_channel_attention_block(block.conv_block, rearrange(x, "b h w c -> b c h w"), arithmetic),
                        "b c h w -> b (h w) c")
     mask = None
     if shift:
@@ -640,8 +645,8 @@ def _hybrid_attention_block(block: nn.Module, x: torch.Tensor, size: tuple[int, 
     return x + _mlp(block.mlp, layer_norm(x, block.norm2, arithmetic))
 
 
-def _overlapping_cross_attention_block(block: nn.Module, x: torch.Tensor, size: tuple[int, int], arithmetic: str
-                                       ) -> torch.Tensor:
+def _overlapping_cross_attention_block(block: nn.Module, x: torch.Tensor, size: tuple[int, int],
+                                       arithmetic: FixedPointArithmetic) -> torch.Tensor:
     from srnsz.networks.hat import overlapping_window_view, overlapping_windows, window_partition, window_reverse
 
     height, width = size
@@ -671,7 +676,8 @@ def _overlapping_cross_attention_block(block: nn.Module, x: torch.Tensor, size: 
     return x + _mlp(block.mlp, layer_norm(x, block.norm2, arithmetic))
 
 
-def _residual_group(group: nn.Module, x: torch.Tensor, size: tuple[int, int], arithmetic: str) -> torch.Tensor:
+def _residual_group(group: nn.Module, x: torch.Tensor, size: tuple[int, int], arithmetic: FixedPointArithmetic
+                    ) -> torch.Tensor:
     shortcut = x
     for block in group.blocks:
         x = _hybrid_attention_block(block, x, size, arithmetic)
@@ -702,38 +708,44 @@ def kernels_off_ieee(device: str | torch.device = "cpu", size: int = 50_000, see
     rng = np.random.default_rng(seed)
     a_np, b_np = (rng.standard_normal(size) * np.exp(rng.uniform(-20, 20, size)) for _ in range(2))
     a, b = torch.from_numpy(a_np).to(device), torch.from_numpy(b_np).to(device)
-    divisor = 3.0 * 2.0 ** -16
+    ties_np = np.concatenate([(np.arange(-64, 64) + 0.5) * 2.0 ** k for k in range(0, 40, 3)])
+    ties = torch.from_numpy(ties_np).to(device)
+    number = 3.0 * 2.0 ** -16
     checks = {
         "a / b": (a / b, a_np / b_np),
-        "a / on_device(c)": (a / on_device(divisor, a), a_np / divisor),
+        "a / on_device(c)": (a / on_device(number, a), a_np / number),
         "quotient_on_grid": (quotient_on_grid(a, b), np.round(a_np / b_np * 2.0 ** 16) * 2.0 ** -16),
         "1 / b": (1.0 / b, 1.0 / b_np),
         "a * b": (a * b, a_np * b_np),
         "a * 0.01": (a * 0.01, a_np * 0.01),
         "a + b": (a + b, a_np + b_np),
-        "round": (torch.round(a * 1e3), np.round(a_np * 1e3)),
+        # ties (half to even) over many binades, and random values
+        "round": (torch.round(torch.cat([a * 1e3, ties])), np.round(np.concatenate([a_np * 1e3, ties_np]))),
         "floor": (torch.floor(a), np.floor(a_np)),
-        "square_root": (square_root(a.abs()), np.sqrt(np.abs(a_np))),
+        "square_root": (square_root(a.abs(), arithmetic_named(ARITHMETIC)), np.sqrt(np.abs(a_np))),
     }
     return [name for name, (got, want) in checks.items() if not np.array_equal(got.cpu().numpy(), want)]
 
 
-def _check_arithmetic(arithmetic: str) -> None:
-    if arithmetic not in FIXED_POINTS:
-        raise FixedPointError(f"unknown fixed-point arithmetic {arithmetic!r} (this module computes {FIXED_POINTS})")
+def arithmetic_named(name: str) -> FixedPointArithmetic:
+    """The fixed-point arithmetic a stream names (srnsz.neural.runtime.FIXED_POINT_ARITHMETICS), else
+    FixedPointError."""
+    if name not in FIXED_POINT_ARITHMETICS:
+        raise FixedPointError(f"unknown fixed-point arithmetic {name!r} (this module computes "
+                              f"{', '.join(map(repr, FIXED_POINT_ARITHMETICS))})")
+    return FIXED_POINT_ARITHMETICS[name]
 
 
 def hat_forward(model: nn.Module, x: torch.Tensor, levels: torch.Tensor | None = None,
-                context: torch.Tensor | None = None, arithmetic: str = ARITHMETIC) -> torch.Tensor:
+                context: torch.Tensor | None = None, *, arithmetic: str) -> torch.Tensor:
     """networks.hat.HAT's forward in fixed point: (B, 1, h, w) in [0, 1] -> (B, 1, 2h, 2w) on a 2^-24 grid.
 
     levels: (B,) the bound channel's values (:func:`bound_level`; with autograd, ``bound_feature`` of the bound);
-    context: (B, 2, h, w) the coarse planes beside each input (networks that take them); arithmetic: one of
-    FIXED_POINTS (the stream's)."""
+    context: (B, 2, h, w) the coarse planes beside each input (networks that take them); arithmetic: the stream's
+    (:data:`ARITHMETIC` for a new one)."""
     from srnsz.networks.upsample import cubic_upsample2x
 
-    _check_arithmetic(arithmetic)
-
+    spec = arithmetic_named(arithmetic)
     height, width = x.shape[-2:]
     ws = model.window_size
     pad_h, pad_w = (-height) % ws, (-width) % ws
@@ -754,8 +766,8 @@ def hat_forward(model: nn.Module, x: torch.Tensor, levels: torch.Tensor | None =
     shallow = conv(padded, model.conv_first)
     tokens = rearrange(shallow, "b c h w -> b (h w) c")
     for group in model.groups:
-        tokens = _residual_group(group, tokens, size, arithmetic)
-    deep = rearrange(layer_norm(tokens, model.norm, arithmetic), "b (h w) c -> b c h w", h=size[0], w=size[1])
+        tokens = _residual_group(group, tokens, size, spec)
+    deep = rearrange(layer_norm(tokens, model.norm, spec), "b (h w) c -> b c h w", h=size[0], w=size[1])
     first, act, second, shuffle, last = model.upsample
     y = conv(deep, model.conv_after_body) + shallow
     y = conv(F.pixel_shuffle(conv(leaky_relu(conv(y, first), act.negative_slope), second), shuffle.upscale_factor),
@@ -767,7 +779,7 @@ def hat_forward(model: nn.Module, x: torch.Tensor, levels: torch.Tensor | None =
         return out + cubic_upsample2x(x)
 
 
-def _gdn(gdn: nn.Module, x: torch.Tensor, arithmetic: str) -> torch.Tensor:
+def _gdn(gdn: nn.Module, x: torch.Tensor, arithmetic: FixedPointArithmetic) -> torch.Tensor:
     """networks.autoencoder.GDN in fixed point: squares on a coarser grid, an exact channel mix, one sqrt and one
     division or product per value."""
     x = quantize(x, ACTIVATION_BITS, ACTIVATION_LIMIT)
@@ -783,17 +795,16 @@ def _gdn(gdn: nn.Module, x: torch.Tensor, arithmetic: str) -> torch.Tensor:
     return rounded(x * root if gdn.inverse else x / root, ACTIVATION_BITS)
 
 
-def autoencoder_decode(model: nn.Module, latent: torch.Tensor, arithmetic: str = ARITHMETIC) -> torch.Tensor:
-    """networks.autoencoder.BlockAutoencoder.decode in fixed point: (B, latent_dim) -> (B, 1, *block); arithmetic: one
-    of FIXED_POINTS (the stream's)."""
+def autoencoder_decode(model: nn.Module, latent: torch.Tensor, *, arithmetic: str) -> torch.Tensor:
+    """networks.autoencoder.BlockAutoencoder.decode in fixed point: (B, latent_dim) -> (B, 1, *block); arithmetic: the
+    stream's (:data:`ARITHMETIC` for a new one)."""
     from srnsz.networks.autoencoder import GDN
 
-    _check_arithmetic(arithmetic)
-
+    spec = arithmetic_named(arithmetic)
     x = linear(latent, model.from_latent, LATENT_BITS, LATENT_LIMIT)
     x = x.view(-1, model.channels, *([2] * model.spatial_dims))
     for layer in model.decoder_convs:
-        x = _gdn(layer, x, arithmetic) if isinstance(layer, GDN) else conv(x, layer)
+        x = _gdn(layer, x, spec) if isinstance(layer, GDN) else conv(x, layer)
     return x
 
 
@@ -802,4 +813,4 @@ FORWARDS: dict[str, Callable[..., torch.Tensor]] = {"hat": hat_forward, "autoenc
 
 __all__ = ["ARITHMETIC", "FORWARDS", "FixedPointError", "attention", "autoencoder_decode", "bound_level", "conv",
            "bounded", "exp_negative", "fixed_weight", "gelu", "hat_forward", "kernels_off_ieee", "layer_norm",
-           "linear", "on_device", "quantize", "sigmoid", "square_root"]
+           "linear", "arithmetic_named", "divisor", "mean", "on_device", "quantize", "sigmoid", "square_root"]

@@ -2,8 +2,9 @@
 
 Reproducibility is part of the error-bound guarantee (DESIGN.md): the decompressor must compute bit-identical
 predictions. Streams of format 1.9 on run their networks in fixed point (:mod:`srnsz.neural.fixed_point`,
-``arithmetic`` recorded in the stream): the same bits on every CPU, GPU, thread count, batch size and torch build,
-so the decoder picks its own device and threads (:class:`Runtime`). Older streams ran them in float32, whose bits
+``arithmetic`` recorded in the stream, :class:`FixedPointArithmetic`): from format 1.16 on the same bits on every
+CPU, GPU, thread count, batch size and torch build (in 1.9-1.15 on the kind of machine that made them), so the
+decoder picks its own device and threads (:class:`Runtime`). Older streams ran them in float32, whose bits
 depend on the thread count and batch (recorded in their header and used again to decode), and on the CPU's
 instruction set and the torch build, which the header's reconstruction checksum catches.
 """
@@ -20,15 +21,36 @@ import numpy as np
 from srnsz.errors import InvalidInputError, StreamFormatError
 
 FLOAT = "float32"  # the arithmetic of streams before format 1.9
-# The fixed-point arithmetics of srnsz.neural.fixed_point (named here so that reading them needs no torch): any change
-# to its grids, tables or order of operations is a new name. fixed-point-1 (formats 1.9-1.15) takes its square roots
-# from torch.sqrt, which on x86 CPUs is MKL's vdSqrt, 1 ulp from the correctly rounded root for about 1% of inputs
-# (CUDA's and other CPUs' are correctly rounded); fixed-point-2 (format 1.16 on) rounds every one correctly.
-FIXED_POINT_1 = "fixed-point-1"
+
+
+@dataclass(frozen=True)
+class FixedPointArithmetic:
+    """One fixed-point arithmetic of :mod:`srnsz.neural.fixed_point` as streams name it (named here so that reading
+    a stream needs no torch). Any change to the module's grids, tables or order of operations is a new one."""
+
+    name: str
+    format_minor: int  # the format minor of the streams that use it
+    # square roots correctly rounded; else torch.sqrt's, which on x86 CPUs is MKL's vdSqrt, 1 ulp from the correctly
+    # rounded root for about 1% of float64 inputs (CUDA's and other CPUs' are correctly rounded)
+    correct_roots: bool
+    # a division by a number that is not a power of two divides by a 0-dim tensor on the device; else by the number,
+    # which torch's CUDA kernels turn into a product with its reciprocal (one rounding more than the CPU's division)
+    divisors_on_device: bool
+    portability: str  # where its streams decode to their bits (`srnsz info`)
+
+
+FIXED_POINT_ARITHMETICS = {a.name: a for a in (
+    FixedPointArithmetic("fixed-point-1", 9, correct_roots=False, divisors_on_device=False,
+                         portability="the same bits with any thread count on the kind of machine that made it; "
+                                     "elsewhere (x86 CPUs with torch's MKL against GPUs and other CPUs, CPUs against "
+                                     "GPUs) a square root or division can round otherwise, and the checksum then "
+                                     "refuses the stream"),
+    FixedPointArithmetic("fixed-point-2", 16, correct_roots=True, divisors_on_device=True,
+                         portability="the same bits on any CPU or GPU, with any thread count"),
+)}
+FIXED_POINT_1 = "fixed-point-1"  # streams of formats 1.9-1.15
 FIXED_POINT = "fixed-point-2"  # what new streams use
-FIXED_POINTS = (FIXED_POINT_1, FIXED_POINT)
-# The format minor a stream whose networks run in each arithmetic is written in.
-ARITHMETIC_FORMAT_MINOR = {FIXED_POINT_1: 9, FIXED_POINT: 16}
+FIXED_POINTS = tuple(FIXED_POINT_ARITHMETICS)
 # Fixed-point inference batches tiles up to about this many coarse points (16 tiles of 48 x 48): a forward pass costs
 # ~8 ms of overhead on 2 CPU cores however small its tiles, and larger batches were no faster per point.
 FIXED_POINT_BATCH_POINTS = 16 * 48 * 48
@@ -62,6 +84,17 @@ class Runtime:
 
     device: str = "auto"
     threads: int | None = None
+
+
+def arithmetic_to_write(arithmetic: Any) -> str:
+    """``arithmetic`` a predictor may compress in (None: FIXED_POINT, what new streams use), else a clear
+    InvalidInputError."""
+    if arithmetic is None:
+        return FIXED_POINT
+    if arithmetic not in (*FIXED_POINTS, FLOAT):
+        raise InvalidInputError(f"arithmetic must be one of {', '.join(map(repr, (*FIXED_POINTS, FLOAT)))}, got "
+                                f"{arithmetic!r}")
+    return str(arithmetic)
 
 
 def check_arithmetic(arithmetic: Any) -> str:

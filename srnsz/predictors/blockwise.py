@@ -18,12 +18,12 @@ from srnsz.decomposition.dualquant import difference, integrate, integrate_block
 from srnsz.decomposition.tiling import block_ids, block_order, chunk_keys
 from srnsz.errors import InvalidInputError, StreamFormatError
 from srnsz.neural.runtime import (
-    ARITHMETIC_FORMAT_MINOR,
     FIXED_POINT,
-    FIXED_POINTS,
+    FIXED_POINT_ARITHMETICS,
     FLOAT,
     InferenceSettings,
     Runtime,
+    arithmetic_to_write,
     check_arithmetic,
     pinned_torch,
     resolve_device,
@@ -158,9 +158,8 @@ class AutoencoderPredictor(Predictor):
             raise InvalidInputError(f"latent_eb must be > 0, got {latent_eb}")
         if not all(isinstance(v, int) and v >= 1 for v in (1 if threads is None else threads, batch)):
             raise InvalidInputError(f"threads and batch must be positive integers, got {threads!r}, {batch!r}")
-        if arithmetic not in (*FIXED_POINTS, FLOAT):
-            raise InvalidInputError(f"arithmetic must be one of {(*FIXED_POINTS, FLOAT)}, got {arithmetic!r}")
-        self.model_name, self.latent_eb, self.device, self.arithmetic = model, latent_eb, device, arithmetic
+        self.model_name, self.latent_eb, self.device = model, latent_eb, device
+        self.arithmetic = arithmetic_to_write(arithmetic)
         self.threads, self.batch, self.compete_interp, self.tune = threads, batch, compete_interp, tune
 
     @classmethod
@@ -262,7 +261,7 @@ class AutoencoderPredictor(Predictor):
             numerics["torch"] = torch.__version__
         else:
             params["arithmetic"] = self.arithmetic
-            minor = max(minor or 0, ARITHMETIC_FORMAT_MINOR[self.arithmetic])
+            minor = max(minor or 0, FIXED_POINT_ARITHMETICS[self.arithmetic].format_minor)
         return Encoded(sections, params, reconstruct(pq.d, eb, data.dtype, pq.escaped, pq.raw), numerics=numerics,
                        format_minor=minor)
 
@@ -355,7 +354,8 @@ def decode_blocks(model: Any, quantized: np.ndarray, step: float, settings: Infe
         for start in range(0, len(quantized), settings.batch):
             latent = quantized[start:start + settings.batch] * step
             if fixed:
-                decoded = autoencoder_decode(model, torch.from_numpy(latent).to(settings.device), settings.arithmetic)
+                decoded = autoencoder_decode(model, torch.from_numpy(latent).to(settings.device),
+                                             arithmetic=settings.arithmetic)
             else:
                 decoded = model.decode(torch.from_numpy(latent.astype(np.float32)).to(settings.device))
             outputs.append(decoded.clamp_(0.0, 1.0)[:, 0].to("cpu", torch.float64).numpy())

@@ -23,12 +23,11 @@ from srnsz.decomposition.sampling import central_key
 from srnsz.decomposition.tiling import block_ids
 from srnsz.errors import InvalidInputError, StreamFormatError
 from srnsz.neural.runtime import (
-    ARITHMETIC_FORMAT_MINOR,
-    FIXED_POINT,
-    FIXED_POINTS,
+    FIXED_POINT_ARITHMETICS,
     FLOAT,
     InferenceSettings,
     Runtime,
+    arithmetic_to_write,
     check_arithmetic,
     resolve_device,
     upsample_planes,
@@ -212,9 +211,7 @@ class HatPredictor(InterpPredictor):
         if not isinstance(decoded_planes, bool):
             raise InvalidInputError(f"decoded_planes must be true or false, got {decoded_planes!r}")
         self.decoded_planes = decoded_planes
-        if arithmetic not in (None, *FIXED_POINTS, FLOAT):
-            raise InvalidInputError(f"arithmetic must be one of {(*FIXED_POINTS, FLOAT)}, got {arithmetic!r}")
-        self.arithmetic = FIXED_POINT if arithmetic is None else arithmetic
+        self.arithmetic = arithmetic_to_write(arithmetic)
         if policy is not None and not isinstance(policy, HatPolicy):
             raise InvalidInputError(f"policy must be a HatPolicy, got {type(policy).__name__}")
         self.policy = policy or HatPolicy()
@@ -318,7 +315,8 @@ class HatPredictor(InterpPredictor):
 
             encoded.numerics = {"torch": torch.__version__}
         else:
-            encoded.format_minor = max(encoded.format_minor or 0, ARITHMETIC_FORMAT_MINOR[self.arithmetic])
+            minor = FIXED_POINT_ARITHMETICS[self.arithmetic].format_minor
+            encoded.format_minor = max(encoded.format_minor or 0, minor)
         # Blocks won on L1 error may not pay for their flags and the weights reference: the pipeline keeps the
         # plain interp stream when its finished stream is smaller, so asking for the network never costs a byte.
         plain = base.encode(data, eb, None, free)

@@ -180,9 +180,9 @@ if __name__ == "__main__":
             data = np.load(HERE / "golden_hat_original.npy")
             stream = srnsz.compress(data, 1e-3, "rel", predictor="hat")
         else:
-            data = smooth_field((16, 24, 24), seed=1, noise=0.0)
             if name == "ae_v1_9":
-                np.save(HERE / f"golden_{name}_original.npy", data)
+                np.save(HERE / f"golden_{name}_original.npy", smooth_field((16, 24, 24), seed=1, noise=0.0))
+            data = np.load(HERE / "golden_ae_v1_9_original.npy")  # both ae goldens on this field
             stream = srnsz.compress(data, 0.1, "rel", predictor="ae", compete_interp=False)
         made = srnsz.info(stream)
         assert made.predictor == name[:3].rstrip("_") and made.format_version == version

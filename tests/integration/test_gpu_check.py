@@ -20,6 +20,8 @@ def test_the_device_check_passes_on_the_cpu_and_uses_every_network():
                           timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "gpu_check: OK" in done.stdout and "cpu: float64 kernels give NumPy bits" in done.stdout
+    for name in ("hat_v1_9", "ae_v1_9", "hat_v1_16", "ae_v1_16"):
+        assert f"golden {name} decoded on cpu: the expected bits" in done.stdout
     if not torch.cuda.is_available():
         assert "the CUDA pairs were skipped" in done.stdout
     for case in ("hat 40x48x56", "ae 16x24x24", "hat 96^3"):  # each used its network and decoded to the same bits

@@ -135,9 +135,9 @@ def run_fixed(model: torch.nn.Module, batch: int = 2, seed: int = 1) -> torch.Te
         x = torch.from_numpy(rng.uniform(0, 1, (batch, 1, side, side + 2)))
         levels = torch.tensor([fixed_point.bound_level(b) for b in np.geomspace(1e-4, 1e-1, batch)])
         context = torch.from_numpy(rng.uniform(0, 1, (batch, 2, side, side + 2)))
-        return fixed_point.hat_forward(model, x, levels, context)
+        return fixed_point.hat_forward(model, x, levels, context, arithmetic=FIXED_POINT)
     latent = torch.from_numpy(np.round(rng.normal(0, 1, (batch, model.latent_dim)) / 1e-3) * 1e-3)
-    return fixed_point.autoencoder_decode(model, latent)
+    return fixed_point.autoencoder_decode(model, latent, arithmetic=FIXED_POINT)
 
 
 @pytest.mark.parametrize("name", [n for n in networks.list_models() if n not in ("hat", "hat_s")])
@@ -160,7 +160,7 @@ def test_fixed_point_follows_the_float_network_closely():
     x = (coarse - coarse.min()) / (coarse.max() - coarse.min())
     levels = torch.full((4,), fixed_point.bound_level(1e-3), dtype=torch.float64)
     with torch.inference_mode():
-        exact = fixed_point.hat_forward(model, torch.from_numpy(x)[:, None], levels)
+        exact = fixed_point.hat_forward(model, torch.from_numpy(x)[:, None], levels, arithmetic=FIXED_POINT)
         floating = model(torch.from_numpy(x).float()[:, None], torch.full((4,), 1e-3)).double()
     assert 0 < float((exact - floating).abs().max()) < 2e-4
 
@@ -174,9 +174,10 @@ def test_the_same_bits_for_any_batch_and_thread_count():
     try:
         with torch.inference_mode():
             torch.set_num_threads(1)
-            together = fixed_point.hat_forward(model, x, levels)
+            together = fixed_point.hat_forward(model, x, levels, arithmetic=FIXED_POINT)
             torch.set_num_threads(2)
-            alone = torch.cat([fixed_point.hat_forward(model, x[i:i + 1], levels[i:i + 1]) for i in range(5)])
+            alone = torch.cat([fixed_point.hat_forward(model, x[i:i + 1], levels[i:i + 1], arithmetic=FIXED_POINT)
+                               for i in range(5)])
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(together, alone)
@@ -202,28 +203,34 @@ def test_exp_lookup_is_the_whole_tables(bits):
     assert torch.equal(fixed_point.exp_negative(a, bits), expected)
 
 
-def correctly_rounded_root(root: float, value: float) -> bool:
-    """Whether ``root`` is sqrt(``value``) rounded to the nearest float64 (exact rational arithmetic: the root lies
-    within half an ulp of the real square root)."""
-    half_ulp = fractions.Fraction(math.ulp(root)) / 2
-    exact_root = fractions.Fraction(root)
-    return (exact_root - half_ulp) ** 2 <= value <= (exact_root + half_ulp) ** 2
+def correctly_rounded_root(root: float, value: fractions.Fraction) -> bool:
+    """Whether ``root`` is sqrt(``value``) rounded to the nearest float64, by exact rational arithmetic: the real root
+    lies between the midpoints to the floats below and above ``root`` (the gap below is half as wide at a power of
+    two)."""
+    exact = fractions.Fraction(root)
+    low = (exact + fractions.Fraction(math.nextafter(root, 0.0))) / 2
+    high = (exact + fractions.Fraction(math.nextafter(root, math.inf))) / 2
+    return low * low <= value <= high * high
 
 
 def test_square_roots_are_correctly_rounded_on_the_cpu():
     rng = np.random.default_rng(5)
-    # variances on the layer norm's grid plus eps, and values over many binades
+    # variances on the layer norm's grid plus eps, values over many binades, powers of two and their neighbours
+    powers = 2.0 ** np.arange(-60, 61)
     values = np.concatenate([rng.integers(1, 1 << 40, 100_000) * 2.0**-24 / 48 + 1e-5,
-                             np.exp(rng.uniform(-40, 40, 100_000))])
-    roots = fixed_point.square_root(torch.from_numpy(values)).numpy()
-    assert np.array_equal(roots, np.sqrt(values))
-    # where torch's own sqrt differs (MKL: about 1% of these), the values checked exactly, and a sample of the rest
+                             np.exp(rng.uniform(-40, 40, 100_000)), powers, np.nextafter(powers, 0.0),
+                             np.nextafter(powers, np.inf)])
+    arithmetic = fixed_point.arithmetic_named(FIXED_POINT)
+    roots = fixed_point.square_root(torch.from_numpy(values), arithmetic).numpy()
+    # every root where torch's own sqrt differs (MKL: about 1% of these), the edges and a sample, checked exactly
     differ = np.flatnonzero(torch.sqrt(torch.from_numpy(values)).numpy() != roots)
-    checked = np.concatenate([differ[:300], rng.choice(values.size, 300, replace=False)])
-    assert all(correctly_rounded_root(float(roots[i]), fractions.Fraction(float(values[i]))) for i in checked)
-    # streams of fixed-point-1 keep the roots their writers computed
-    legacy = fixed_point.square_root(torch.from_numpy(values), FIXED_POINT_1)
-    assert torch.equal(legacy, torch.sqrt(torch.from_numpy(values)))
+    edges = np.arange(200_000, values.size)
+    checked = np.concatenate([differ, edges, rng.choice(200_000, 2000, replace=False)])
+    wrong = [i for i in checked if not correctly_rounded_root(float(roots[i]), fractions.Fraction(float(values[i])))]
+    assert not wrong, values[wrong[:5]]
+    # and each against Python's math.sqrt (the C library's, an IEEE operation) on a sample
+    sample = rng.choice(values.size, 5000, replace=False)
+    assert all(roots[i] == math.sqrt(values[i]) for i in sample)
 
 
 def test_the_cpu_kernels_the_forward_pass_relies_on_are_correctly_rounded():
@@ -236,14 +243,61 @@ def test_the_cpu_kernels_the_forward_pass_relies_on_are_correctly_rounded():
 def test_the_kernel_check_sees_a_kernel_that_is_not_correctly_rounded(monkeypatch):
     # a root one ulp too large everywhere (made here: nothing assumed of this CPU's torch.sqrt)
     monkeypatch.setattr(fixed_point, "square_root",
-                        lambda v, arithmetic=None: torch.nextafter(torch.sqrt(v), torch.tensor(math.inf)))
+                        lambda v, arithmetic: torch.nextafter(torch.sqrt(v), torch.tensor(math.inf)))
     assert fixed_point.kernels_off_ieee("cpu", size=1000) == ["square_root"]
 
 
 def test_an_unknown_arithmetic_is_refused_by_the_forward_passes():
-    model = random_network("hat_femto")
     with pytest.raises(fixed_point.FixedPointError, match="arithmetic"):
-        fixed_point.hat_forward(model, torch.zeros(1, 1, 8, 8, dtype=torch.float64), arithmetic="fixed-point-0")
+        fixed_point.hat_forward(random_network("hat_femto"), torch.zeros(1, 1, 8, 8, dtype=torch.float64),
+                                arithmetic="fixed-point-0")
+    with pytest.raises(fixed_point.FixedPointError, match="arithmetic"):
+        fixed_point.autoencoder_decode(random_network("ae_3d"), torch.zeros(1, 16, dtype=torch.float64),
+                                       arithmetic="fixed-point-0")
+
+
+@pytest.mark.parametrize("name", ["hat_v1_9", "ae_v1_9", "hat_v1_16", "ae_v1_16"])
+def test_every_square_root_and_division_follows_the_streams_arithmetic(name, monkeypatch):
+    """Decoding a golden network stream and compressing its field again: every square root and every division by a
+    number takes the stream's arithmetic (fixed-point-1 in formats 1.9-1.15, fixed-point-2 from 1.16 on)."""
+    seen: collections.Counter[str] = collections.Counter()
+    for function in ("square_root", "divisor"):
+        real = getattr(fixed_point, function)
+
+        def spy(*args, real=real, function=function):
+            seen[f"{function} {args[-1].name}"] += 1
+            return real(*args)
+
+        monkeypatch.setattr(fixed_point, function, spy)
+    stream = (DATA / f"golden_{name}.srnsz").read_bytes()
+    arithmetic = FIXED_POINT_1 if name.endswith("v1_9") else FIXED_POINT
+    srnsz.decompress(stream)
+    data = np.load(DATA / ("golden_hat_original.npy" if name.startswith("hat") else "golden_ae_v1_9_original.npy"))
+    if name.startswith("hat"):
+        srnsz.compress(data[:16, :24, :24], 1e-3, "rel", predictor="hat", arithmetic=arithmetic,
+                       model=srnsz.info(stream).predictor_params["hat"]["weights"])
+    else:
+        srnsz.compress(data, 0.1, "rel", predictor="ae", compete_interp=False, arithmetic=arithmetic)
+    kinds = {"square_root", "divisor"} if name.startswith("hat") else {"square_root"}  # (ae: no mean, no norm)
+    assert {key.split()[0] for key in seen} == kinds and all(key.endswith(arithmetic) for key in seen), seen
+
+
+def test_the_forward_pass_reads_no_unwritten_memory():
+    """Without torch's deterministic mode new tensors are not filled first: the same bits as with every new tensor
+    filled with NaN (an output read before it is written would show)."""
+    import torch.utils.deterministic as determinism
+
+    model = random_network("hat_femto")
+    expected = run_fixed(model)
+    fill = determinism.fill_uninitialized_memory
+    try:
+        torch.use_deterministic_algorithms(True)
+        determinism.fill_uninitialized_memory = True
+        filled = run_fixed(model)
+    finally:
+        torch.use_deterministic_algorithms(False)
+        determinism.fill_uninitialized_memory = fill
+    assert torch.equal(filled, expected)
 
 
 def test_gelu_and_sigmoid_follow_their_functions():

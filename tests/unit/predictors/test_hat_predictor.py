@@ -376,7 +376,7 @@ def test_pinned_inference_restores_torch_settings():
         torch.use_deterministic_algorithms(False)
 
 
-@pytest.mark.parametrize("arithmetic", [neural.FLOAT, neural.FIXED_POINT])
+@pytest.mark.parametrize("arithmetic", [neural.FLOAT, neural.FIXED_POINT_1, neural.FIXED_POINT])
 def test_only_float_inference_asks_for_deterministic_algorithms(arithmetic):
     """Float32 bits depend on the algorithms; fixed point's do not, and torch's deterministic mode would fill every new
     tensor with NaN first (and warn about cuBLAS on a GPU)."""
