@@ -1,4 +1,5 @@
-"""Built-in example fields, so a first run (and a test or a device check) needs no data."""
+"""Built-in example fields, reproducible from a seed: ``example_field`` for a first run without data, ``wave_field``
+(plane waves plus noise) for tests and benchmarks."""
 
 from __future__ import annotations
 

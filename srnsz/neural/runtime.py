@@ -39,17 +39,17 @@ class FixedPointArithmetic:
     portability: str  # where its streams decode to their bits (`srnsz info`)
 
 
+FIXED_POINT_1 = "fixed-point-1"  # streams of formats 1.9-1.15
+FIXED_POINT = "fixed-point-2"  # what new streams use
 FIXED_POINT_ARITHMETICS = {a.name: a for a in (
-    FixedPointArithmetic("fixed-point-1", 9, correct_roots=False, divisors_on_device=False,
+    FixedPointArithmetic(FIXED_POINT_1, 9, correct_roots=False, divisors_on_device=False,
                          portability="the same bits with any thread count on the kind of machine that made it; "
                                      "elsewhere (x86 CPUs with torch's MKL against GPUs and other CPUs, CPUs against "
                                      "GPUs) a square root or division can round otherwise, and the checksum then "
                                      "refuses the stream"),
-    FixedPointArithmetic("fixed-point-2", 16, correct_roots=True, divisors_on_device=True,
+    FixedPointArithmetic(FIXED_POINT, 16, correct_roots=True, divisors_on_device=True,
                          portability="the same bits on any CPU or GPU, with any thread count"),
 )}
-FIXED_POINT_1 = "fixed-point-1"  # streams of formats 1.9-1.15
-FIXED_POINT = "fixed-point-2"  # what new streams use
 FIXED_POINTS = tuple(FIXED_POINT_ARITHMETICS)
 # Fixed-point inference batches tiles up to about this many coarse points (16 tiles of 48 x 48): a forward pass costs
 # ~8 ms of overhead on 2 CPU cores however small its tiles, and larger batches were no faster per point.
