@@ -127,6 +127,26 @@ def as_field(array: Any) -> np.ndarray:
     return np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("="))
 
 
+def unmasked(array: Any, fill_value: float | Sequence[float] | None = None
+             ) -> tuple[Any, float | Sequence[float] | None]:
+    """(array, fill_value) to compress for a float NumPy masked array (netCDF4 returns them): its masked points
+    filled with the first of the caller's ``fill_value``, else with the array's own fill_value, which is then
+    declared; missing values come back bit for bit, so the masked points come back as that value. Anything else
+    is returned as it is."""
+    if not isinstance(array, np.ma.MaskedArray) or array.dtype.kind != "f":
+        return array, fill_value
+    if not np.ma.is_masked(array):
+        return array.data, fill_value
+    declared = missing.MissingRule.of(fill_value).fill_values
+    chosen = declared[0] if declared else array.fill_value
+    with np.errstate(over="ignore"):
+        fill = np.asarray(chosen, dtype=np.float64).astype(array.dtype)
+    if np.isfinite(chosen) and not np.isfinite(fill):
+        raise InvalidInputError(f"the masked points' fill value {chosen!r} does not fit {array.dtype}; give "
+                                "fill_value=<a value it holds>")
+    return array.filled(fill), declared or float(fill)
+
+
 def checksum(recon: np.ndarray) -> int:
     """CRC32 of the reconstruction's bytes (C order, little endian)."""
     return zlib.crc32(np.ascontiguousarray(recon, dtype=recon.dtype.newbyteorder("<")).view(np.uint8))
@@ -155,7 +175,8 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     predictor: a registered predictor name; ``options`` go to it (e.g. ``kind="linear"``, ``tune="off"``).
     Missing values (see :mod:`srnsz.missing`) come back bit for bit: NaN, Inf, ``fill_value`` (one value or a
     list), values outside ``valid_range`` = (min, max), and, unless ``detect_fills=False``, undeclared fills
-    (a repeated extreme far outside the rest, e.g. 1e20). A resolved bound of 0 stores the data losslessly.
+    (a repeated extreme far outside the rest, e.g. 1e20); a masked array's masked points (:func:`unmasked`: they
+    come back as its fill value). A resolved bound of 0 stores the data losslessly.
     metadata: a NetCDF/HDF5 variable's name, dimensions, attributes and coordinates (:mod:`srnsz.io.cf`), stored
     losslessly so that decompressing to a file restores them.
     restoration: in the psnr and ssim modes, let the stream carry a restoration filter (srnsz.restoration: fewer
@@ -179,6 +200,7 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
         create_predictor(predictor, **profile_options(profile, predictor, options))
     cores = check_threads(threads)
     options = profile_options(profile, predictor, options)
+    array, fill_value = unmasked(array, fill_value)
     data = as_field(array)
     if region is not None and not region.fits(data.shape):
         raise InvalidInputError(f"region {region} does not hold an array of shape {data.shape}")

@@ -46,8 +46,15 @@ class ErrorBound:
 
     def resolve(self, data: np.ndarray, missing: np.ndarray | None = None) -> float:
         """Absolute bound (data units, >= 0) that this bound means for ``data`` whose ``missing`` points (bool
-        mask, default none) are not data."""
-        return float(self.value) if self.mode == "abs" else self.absolute(finite_range(data, missing))
+        mask, default none) are not data. A quality mode (psnr, ssim) on values spanning more than
+        QUALITY_LARGEST_RANGE is refused: its squared errors would overflow float64."""
+        if self.mode == "abs":
+            return float(self.value)
+        value_range = finite_range(data, missing)
+        if self.mode in ("psnr", "ssim") and value_range > QUALITY_LARGEST_RANGE:
+            raise InvalidInputError(f"the {self.mode} mode measures squared errors, which overflow float64 on values "
+                                    f"spanning {value_range:.3g}; use an abs or rel bound")
+        return self.absolute(value_range)
 
     def absolute(self, value_range: float) -> float:
         """Absolute bound for data whose finite values span ``value_range`` (ignored by ``abs``)."""
@@ -66,16 +73,28 @@ class ErrorBound:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
+LARGEST_BOUND = float(np.finfo(np.float64).max)
+LARGEST_DECADE = 308.0  # a bound search goes no higher than 1e308, then LARGEST_BOUND
+QUALITY_LARGEST_RANGE = 1e140  # squared errors up to it, summed over 1e12 points, stay finite
+
+
+def value_span(low: float, high: float) -> float:
+    """high - low, at most the largest float64: float64 values near +-1.8e308 can span up to twice that, and a
+    relative bound on an overflowed span would be inf. The clamp makes such a bound at most half as loose as asked,
+    never looser."""
+    return min(float(high) - float(low), LARGEST_BOUND)
+
+
 def finite_range(data: np.ndarray, missing: np.ndarray | None = None) -> float:
-    """max - min (float64) over the finite values of ``data`` outside ``missing`` (a bool mask; None: none);
-    0.0 if there are none."""
+    """max - min (float64, :func:`value_span`) over the finite values of ``data`` outside ``missing`` (a bool mask;
+    None: none); 0.0 if there are none."""
     valid = np.isfinite(data) if missing is None else ~missing & np.isfinite(data)
     if valid.all():
-        return float(np.max(data)) - float(np.min(data))
+        return value_span(np.min(data), np.max(data))
     if not valid.any():
         return 0.0
     values = data[valid]
-    return float(np.max(values)) - float(np.min(values))
+    return value_span(np.min(values), np.max(values))
 
 
 def _check_number(name: str, value: float, allow_zero: bool) -> None:
@@ -119,7 +138,8 @@ def search_bound(quality_at: Callable[[float], float], target_db: float, eb: flo
     aim = target_db + tolerance_db / 2
     x = math.log10(eb)
     for _ in range(max_trials):
-        trial = BoundTrial(10.0 ** x, float(quality_at(10.0 ** x)))
+        bound = 10.0 ** x if x < LARGEST_DECADE else LARGEST_BOUND  # float64 values near +-1.8e308
+        trial = BoundTrial(bound, float(quality_at(bound)))
         trials.append(trial)
         if trial.db >= target_db:
             met = trial if met is None or trial.eb > met.eb else met

@@ -34,7 +34,7 @@ from srnsz.io.fields import (
     write_field,
 )
 from srnsz.io.outputs import refuse_existing, write_atomically
-from srnsz.io.packed import compress_packed
+from srnsz.io.packed import compress_packed, float_scaling, reader_error, stored_bound
 from srnsz.metrics import bit_rate, bound_held, quality
 from srnsz.missing import MissingRule, find_missing
 from srnsz.neural.runtime import FIXED_POINT_ARITHMETICS
@@ -237,6 +237,10 @@ def _compress_field(source: CFField, args: argparse.Namespace, name: str, option
         return result.stream
     eb, mode, rel = (args.target_ssim, "ssim", None) if args.target_ssim is not None else (args.eb, args.mode,
                                                                                             args.rel)
+    # (a packed variable's floats are its unpacked values: the packing is kept below)
+    scaling = float_scaling(data.dtype, source.meta.attrs) if source.meta is not None and packing is None else None
+    if scaling is not None and mode not in ("psnr", "ssim"):  # those are the same on the readers' values
+        return _compress_scaled(source, ErrorBound(mode, eb, rel), scaling, name, options)
     with progress_bar(data.size, "compress") as update:
         if packing is None:
             return api.compress(data, eb, mode, name, rel=rel, progress=update, **options)
@@ -249,6 +253,26 @@ def _compress_field(source: CFField, args: argparse.Namespace, name: str, option
                else "under one packing step: the packed integers come back exactly")
         print(f"note: abs bound {requested:.6g} taken as {packed.eb:.6g} ({why})", file=sys.stderr)
     return packed.stream
+
+
+def _compress_scaled(source: CFField, bound: ErrorBound, scaling: tuple[float, float], name: str,
+                     options: dict[str, Any]) -> bytes:
+    """A float variable that CF readers scale (srnsz.io.packed.float_scaling): its stored values under the abs bound
+    that keeps the readers' values within ``bound``, checked on them before the stream is handed out."""
+    data = source.data
+    rule = MissingRule.of(**{k: options[k] for k in ("fill_value", "valid_range", "detect_fills") if k in options})
+    mask = find_missing(data, rule).mask
+    requested, eb_stored = stored_bound(bound, data, mask, scaling)
+    with progress_bar(data.size, "compress") as update:
+        stream = api.compress(data, eb_stored, "abs", name, progress=update, **options)
+    valid = np.isfinite(data) if mask is None else np.isfinite(data) & ~mask
+    if reader_error(data[valid], api.decompress(stream)[valid], source.meta.attrs) > requested:
+        raise SrnszError(f"internal error: the scaled values of {source.meta.name!r} break the bound; please report "
+                         "this")
+    print(f"note: {source.meta.name} is scaled (scale_factor {scaling[0]:.6g}, add_offset {scaling[1]:.6g}): the bound "
+          f"{requested:.6g} on the values CF readers see is kept as abs bound {eb_stored:.6g} on the stored values",
+          file=sys.stderr)
+    return stream
 
 
 def cmd_compress(args: argparse.Namespace) -> None:

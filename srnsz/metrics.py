@@ -60,7 +60,7 @@ def _compared(original: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray
     valid = np.isfinite(a) if mask is None else np.isfinite(a) & mask
     if mask is None:
         return a, valid, finite_range(original)
-    return a, valid, float(np.ptp(a[valid])) if valid.any() else 0.0
+    return a, valid, finite_range(a, ~mask)
 
 
 def _rmse(a: np.ndarray, valid: np.ndarray, recon: np.ndarray) -> float:

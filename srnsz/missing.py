@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from srnsz.bounds import value_span
 from srnsz.coding import lossless
 from srnsz.coding.entropy import CodeReader, ContextCodeWriter, written_binarisation
 from srnsz.coding.entropy import format_minor as entropy_format_minor
@@ -220,14 +221,14 @@ class Extremes:
         return Extremes(None, self._sides[True][:PROFILE_DEPTH], self._sides[False][:PROFILE_DEPTH])
 
     def span(self, excluding: Sequence[float] = ()) -> float:
-        """max - min of the values left when those in ``excluding`` (detected fills, at most PROFILE_DEPTH - 1 per
-        side) are taken out; 0.0 when none is left."""
+        """max - min (:func:`srnsz.bounds.value_span`) of the values left when those in ``excluding`` (detected
+        fills, at most PROFILE_DEPTH - 1 per side) are taken out; 0.0 when none is left."""
         sides = []
         for top in (True, False):
             entries = (self._entry(top, i) for i in range(PROFILE_DEPTH))
             sides.append(next((e[0] for e in entries if e is not None and e[0] not in excluding), None))
         top, bottom = sides
-        return top - bottom if top is not None and bottom is not None and top >= bottom else 0.0
+        return value_span(bottom, top) if top is not None and bottom is not None and top >= bottom else 0.0
 
     def merge(self, other: Extremes) -> Extremes:
         """Profile of the union of two disjoint value sets (both profiles, PROFILE_DEPTH deep)."""

@@ -150,7 +150,8 @@ def fit_restoration(recon: np.ndarray, original: np.ndarray, valid: np.ndarray |
         scale[scale == 0] = 1.0
         solution, *_ = np.linalg.lstsq(normal[c] / np.outer(scale, scale), right[c] / scale, rcond=None)
         solution = solution / scale
-        weights[c], bias[c] = solution[:-1], solution[-1]
+        with np.errstate(over="ignore"):  # beyond float32 (values near 1e38 and up): no filter, below
+            weights[c], bias[c] = solution[:-1], solution[-1]
     if not (np.isfinite(weights).all() and np.isfinite(bias).all()):
         return None
     return RestorationFilter(weights, bias, CLIP_SHARE * bound, centre)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from srnsz.api import as_field
+from srnsz.bounds import finite_range
 from srnsz.eval.peers import BenchCodec, get_codec, list_codecs
 from srnsz.metrics import bit_rate, bound_held, max_finite_error, quality
 from srnsz.missing import MissingRule, find_missing
@@ -100,7 +101,7 @@ def bench_field(name: str, data: np.ndarray, bounds: list[float], codecs: list[s
     `keep(codec, bound, recon)` receives each reconstruction (for error maps)."""
     data = as_field(data)
     valid = valid_mask(data, rule or MissingRule())
-    value_range = float(np.ptp(data[valid].astype(np.float64))) if valid.any() else 0.0
+    value_range = finite_range(data, ~valid)
     rows = []
     megabytes = data.nbytes / 1e6
     for bound in bounds:

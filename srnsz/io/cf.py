@@ -67,6 +67,14 @@ def is_packed(dtype: np.dtype, attrs: dict[str, Any]) -> bool:
     return dtype.kind in "iu" and ("scale_factor" in attrs or "add_offset" in attrs)
 
 
+def is_unsigned(attrs: dict[str, Any]) -> bool:
+    """Whether the NetCDF convention ``_Unsigned = "true"`` makes readers take the stored integers as unsigned
+    (which srnsz does not unpack: such variables are refused, and a dataset's are copied as they are)."""
+    value = attrs.get("_Unsigned", "")
+    value = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    return value.strip().lower() == "true"
+
+
 def _open_netcdf(path: Path, group: str = "/") -> tuple[Any, str]:
     """(the dataset of ``group`` opened by xarray with its values raw, the file's format)."""
     try:
@@ -111,7 +119,8 @@ def _compressible_names(path: Path) -> list[str]:
 
 def compressible(dtype: np.dtype, attrs: dict[str, Any], ndim: int) -> bool:
     """Whether srnsz can compress a variable: floating point, or CF-packed integers, of 1 to 4 dimensions."""
-    return 1 <= ndim <= 4 and (dtype.kind == "f" and dtype.itemsize in (4, 8) or is_packed(dtype, attrs))
+    return 1 <= ndim <= 4 and (dtype.kind == "f" and dtype.itemsize in (4, 8) or
+                               is_packed(dtype, attrs) and not is_unsigned(attrs))
 
 
 def read_variable(path: str | Path, var: str | None) -> CFField:
@@ -135,7 +144,9 @@ def read_variable(path: str | Path, var: str | None) -> CFField:
         v = ds.variables[name]
         if not compressible(v.dtype, v.attrs, v.ndim):
             why = (f"{v.ndim} dimensions (srnsz takes 1 to 4)" if not 1 <= v.ndim <= 4
-                   else f"its values are {v.dtype} without CF scale_factor/add_offset packing")
+                   else f"its packed {v.dtype} integers are read as unsigned (_Unsigned), which srnsz does not unpack"
+                   if is_packed(v.dtype, v.attrs) else f"its values are {v.dtype} without CF scale_factor/add_offset "
+                   "packing")
             names = _compressible_names(path)
             raise InvalidInputError(f"{path.name}: variable {var!r} cannot be compressed: {why}; "
                                     f"floating-point variables: {', '.join(names) or '(none)'}")

@@ -217,8 +217,9 @@ def _global_bound(read: Reader, bound: ErrorBound, keys: list[tuple[slice, ...]]
     """(absolute bound, undeclared fills detected on the whole array). A relative bound is resolved in one
     streaming pass over the valid values (a chunk in memory at a time); an abs bound needs no pass, and each chunk
     then detects its own fills."""
-    if bound.mode == "psnr":
-        raise InvalidInputError("chunked compression takes abs, rel or abs_and_rel bounds (psnr is a whole-field goal)")
+    if bound.mode in ("psnr", "ssim"):
+        raise InvalidInputError(f"chunked compression takes abs, rel or abs_and_rel bounds ({bound.mode} is a "
+                                "whole-field goal)")
     if bound.mode == "abs":
         return float(bound.value), ()
     extremes: Extremes | None = None
@@ -259,8 +260,10 @@ def compress_chunked(array: Any, out: BinaryIO, eb: float, mode: str = "abs", ch
     the bytes are the same for every thread count. Returns the index written to the footer.
     """
     threads = check_threads(threads)
+    array, fill_value = api.unmasked(array, fill_value)
     shape = tuple(int(n) for n in array.shape)
     dtype = np.dtype(array.dtype)
+    api.check_field(dtype, shape)
     chunk = _check_chunk(shape, chunk)
     keys = list(chunk_keys(shape, chunk))
     bound = ErrorBound(mode, eb, rel)

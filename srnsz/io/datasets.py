@@ -40,6 +40,7 @@ from srnsz.io.netcdf import (
     writer_for,
 )
 from srnsz.io.outputs import write_atomically, write_folder
+from srnsz.io.packed import float_scaling, stored_bound
 from srnsz.missing import MissingRule, find_missing
 
 CHUNK_BYTES = 64 << 20  # larger variables are cut along their first axes into chunks of about this size
@@ -106,7 +107,10 @@ def plan_variable(name: str, values: np.ndarray, attrs: dict[str, Any], bound: E
     """The absolute bound and fills of one floating-point variable (relative bounds on its valid values)."""
     rule = variable_rule(attrs, extra or MissingRule())
     found = find_missing(values, rule)
-    eb_abs = bound.resolve(values, found.mask)
+    scaling = float_scaling(values.dtype, attrs)
+    # a scaled variable's bound is on the values CF readers see (stored x scale_factor + add_offset)
+    eb_abs = bound.resolve(values, found.mask) if scaling is None else stored_bound(bound, values, found.mask,
+                                                                                   scaling)[1]
     return VariablePlan(name, True, float(eb_abs), found.count, (*rule.fill_values, *found.detected),
                         (rule.valid_min, rule.valid_max))
 
@@ -126,6 +130,9 @@ def compress_dataset(src: str | Path, dst: str | Path, eb: float, mode: str = "r
     """
     xr = _xarray()
     bound = ErrorBound(mode, eb)
+    if bound.mode in ("psnr", "ssim"):  # each Zarr chunk is coded at an abs bound; none would check the goal
+        raise InvalidInputError(f"a NetCDF-to-Zarr conversion takes abs or rel bounds, not {bound.mode}; nothing "
+                                "written")
     extra = MissingRule.of(fill_value, valid_range, detect_fills)
     src = Path(src)
     fmt = file_format(src)

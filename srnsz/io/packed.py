@@ -1,5 +1,7 @@
 """CF-packed variables (integers p standing for p * scale_factor + add_offset): compressed so that the bound holds
-on what CF readers unpack from the re-packed file, in each reader's own arithmetic.
+on what CF readers unpack from the re-packed file, in each reader's own arithmetic. Floating-point variables with
+scale_factor/add_offset (:func:`float_scaling`) are compressed as stored, under the bound on the stored values that
+keeps the readers' values within the one asked (:func:`stored_bound`).
 
 srnsz compresses the unpacked floats and, writing a file back, packs the reconstruction again (srnsz.io.cf.repack:
 the nearest integer). Within k whole steps of the original that gives integers within k of it, but a reader's
@@ -21,8 +23,13 @@ from typing import Any
 import numpy as np
 
 from srnsz import api
+from srnsz.bounds import ErrorBound
 from srnsz.errors import SrnszError
-from srnsz.io.cf import CFField, VariableMeta, repack, repack_limits
+from srnsz.io.cf import CFField, VariableMeta, attr_numbers, repack, repack_limits
+
+# A scaled float variable's readers round p * scale_factor + add_offset once or twice each, so two readers' values
+# of stored floats within e / |scale_factor| are within e plus a few ulps of the largest of them: that many.
+READER_ULPS = 4
 
 # Under one step the packed integers must come back exactly: the quantizer's bound (plus the unpacked floats' own
 # rounding) stays below half a step, so the nearest integer to every reconstruction is the original.
@@ -120,3 +127,29 @@ def compress_packed(source: CFField, requested: float, compress: Callable[[float
             raise SrnszError(f"internal error: the re-packed values of {meta.name!r} break the bound; please report "
                              "this")
         steps -= 1  # the reconstruction's rounding reached another integer: one step less
+
+
+def float_scaling(dtype: np.dtype, attrs: dict[str, Any]) -> tuple[float, float] | None:
+    """(scale_factor, add_offset) of a floating-point variable whose CF readers scale its stored values (either
+    attribute present and not the identity; a scale_factor of 0 leaves nothing to bound), else None."""
+    if np.dtype(dtype).kind != "f":
+        return None
+    scales, offsets = attr_numbers(attrs, "scale_factor"), attr_numbers(attrs, "add_offset")
+    scale, offset = (scales or [1.0])[0], (offsets or [0.0])[0]
+    return None if scale == 0 or (scale, offset) == (1.0, 0.0) else (scale, offset)
+
+
+def stored_bound(bound: ErrorBound, stored: np.ndarray, missing: np.ndarray | None, scaling: tuple[float, float]
+                 ) -> tuple[float, float]:
+    """(the bound on the values readers see, the abs bound on the stored values that keeps them within it) for a
+    float variable scaled by ``scaling`` = (scale_factor, add_offset) whose ``missing`` points (bool mask, None:
+    none) are not data: ``bound`` resolved on the readers' values, divided by |scale_factor|, less READER_ULPS ulps
+    (of the stored type) of the largest reader value; 0 (the stored values kept exactly) where nothing is left."""
+    scale, offset = scaling
+    unpacked = stored.astype(np.float64) * scale + offset
+    requested = bound.resolve(unpacked, missing)
+    finite = np.isfinite(unpacked) if missing is None else np.isfinite(unpacked) & ~missing
+    top = float(np.abs(unpacked[finite]).max(initial=0.0)) + abs(offset)
+    with np.errstate(over="ignore"):
+        ulp = float(np.spacing(stored.dtype.type(top)))
+    return requested, max(0.0, (requested - READER_ULPS * ulp) / abs(scale))

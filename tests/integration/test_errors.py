@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 from pathlib import Path
@@ -13,6 +14,7 @@ from conftest import measured_cli_runs, smooth_field
 import srnsz
 from srnsz.errors import InvalidInputError, ReconstructionMismatchError, StreamFormatError
 from srnsz.format.container import COMPACT_MINOR, MAGIC, read_container, write_container
+from srnsz.io import chunked
 
 
 @pytest.mark.parametrize("array,match", [
@@ -168,3 +170,27 @@ def test_headers_claiming_huge_shapes_are_refused_at_once(tmp_path):
             continue  # 1000x is within what context-mixed codes could hold: refused by decoding, not by info
         assert code == 1 and seconds < 1 and work < 100 << 20, (argv, code, seconds, work)
     assert not list(tmp_path.glob("*.npy"))
+
+
+@pytest.mark.parametrize("array,kwargs,match", [
+    (np.zeros((0, 3), dtype=np.float32), {}, "empty"),
+    (np.arange(12).reshape(3, 4), {}, "float32 or float64"),
+    (np.ones((8, 8), dtype=np.float32), {"mode": "ssim", "eb": 0.99}, "whole-field"),
+    (np.ones((8, 8), dtype=np.float32), {"mode": "psnr", "eb": 60.0}, "whole-field"),
+])
+def test_chunked_compression_refuses_what_it_cannot_keep(array, kwargs, match):
+    out = io.BytesIO()
+    with pytest.raises(InvalidInputError, match=match):
+        chunked.compress_chunked(array, out, **{"eb": 1e-2, "mode": "rel", "chunk": (2, 2), **kwargs})
+    assert out.getvalue() == b""
+
+
+def test_chunked_compression_of_a_masked_array_bounds_its_valid_values(field3d):
+    masked = np.zeros(field3d.shape, bool)
+    masked[:, 5:9, 10:30] = True
+    array = np.ma.masked_array(np.where(masked, 1e4, field3d), mask=masked)
+    out = io.BytesIO()
+    chunked.compress_chunked(array, out, 1e-3, "rel", (8, 16, 16))
+    recon = chunked.decompress_chunked(io.BytesIO(out.getvalue()))
+    assert np.abs(recon[~masked] - field3d[~masked]).max() <= 1e-3 * np.ptp(field3d[~masked])
+    assert np.all(recon[masked] == array.dtype.type(array.fill_value))

@@ -525,3 +525,48 @@ def test_coordinates_shared_by_variables_are_stored_once_in_a_zarr_store(tmp_pat
              for name in root.array_keys()}
     assert sizes["urot"] < lat.nbytes / 4 and sizes["vrot"] < lat.nbytes / 4  # coordinates not inside the data
     assert np.array_equal(root["ULAT"][:], lat) and np.array_equal(root["ULONG"][:], lon)
+
+
+@pytest.mark.parametrize("dtype, factors", [(np.float32, np.float32), (np.float64, np.float64),
+                                            (np.float32, np.float64)])
+def test_scaled_float_variables_hold_the_bound_on_the_values_readers_see(tmp_path, dtype, factors):
+    stored = (smooth_field((3, 40, 60), np.float64, seed=4) * 3 + 1).astype(dtype)
+    scale, offset = factors(100.0), factors(-12.5)
+    path = tmp_path / "scaled.nc"
+    _write(path, {"t": (("time", "lat", "lon"), stored, {"scale_factor": scale, "add_offset": offset})}, {})
+    with xr.open_dataset(path) as ds:
+        before = ds.t.values.astype(np.float64)
+    for eb, mode in (("0.5", "abs"), ("1e-3", "rel"), ("1e-6", "rel")):
+        requested = float(eb) * (np.ptp(before) if mode == "rel" else 1.0)
+        out, back = tmp_path / "t.srnsz", tmp_path / "back.nc"
+        assert main(["compress", str(path), "--var", "t", "-o", str(out), "--eb", eb, "--mode", mode, "--force"]) == 0
+        assert main(["decompress", str(out), "-o", str(back), "--force"]) == 0
+        assert srnsz.info(out.read_bytes()).error_bound["abs"] <= requested / 100.0
+        with xr.open_dataset(back) as ds:
+            assert np.abs(ds.t.values.astype(np.float64) - before).max() <= requested, (eb, mode)
+            assert np.abs(ds.t.values - before.astype(ds.t.dtype)).max() <= requested, (eb, mode)
+        assert main(["compress", str(path), "-o", str(tmp_path / "t.zarr"), "--eb", eb, "--mode", mode,
+                     "--force"]) == 0
+        with xr.open_zarr(tmp_path / "t.zarr", consolidated=False) as ds:
+            assert np.abs(ds.t.values.astype(np.float64) - before).max() <= requested, (eb, mode)
+
+
+def test_unsigned_packed_integers_are_refused_alone_and_copied_in_a_dataset(tmp_path, capsys):
+    raw = (np.add.outer(np.arange(32), np.arange(40)) * 3).clip(0, 250).astype(np.uint8).view(np.int8)
+    path = tmp_path / "u.nc"
+    _write(path, {"v": (("y", "x"), raw, {"_Unsigned": "true", "scale_factor": np.float32(0.5)})}, {})
+    assert main(["compress", str(path), "--var", "v", "-o", str(tmp_path / "u.srnsz")]) == 1
+    assert "_Unsigned" in capsys.readouterr().err
+    assert not (tmp_path / "u.srnsz").exists()
+    assert main(["compress", str(path), "-o", str(tmp_path / "u.zarr"), "--eb", "1e-2"]) == 0
+    with xr.open_dataset(path) as a, xr.open_zarr(tmp_path / "u.zarr", consolidated=False) as b:
+        assert a.v.values.min() == 0 and np.array_equal(a.v.values, b.v.values)
+
+
+@pytest.mark.parametrize("mode", ["psnr", "ssim"])
+def test_quality_modes_are_refused_where_nothing_would_check_them(foam, tmp_path, mode, capsys):
+    path, _, _ = foam
+    zarr = tmp_path / "q.zarr"
+    assert main(["compress", str(path), "-o", str(zarr), "--eb", "0.99" if mode == "ssim" else "60",
+                 "--mode", mode]) == 1
+    assert mode in capsys.readouterr().err and not zarr.exists()

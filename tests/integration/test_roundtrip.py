@@ -204,6 +204,37 @@ def test_extreme_float64_values():
     assert_bound(np.tile(data, 50), recon, eb_abs)
 
 
+@pytest.mark.parametrize("mode,rel", [("rel", None), ("abs_and_rel", 1e-3)])
+def test_a_relative_bound_on_values_spanning_beyond_the_largest_double_is_kept(mode, rel):
+    data = np.sin(np.linspace(0, 20, 5000)) * 1.7e308  # max - min overflows float64
+    recon, _, eb_abs = roundtrip(data, 1e-3 if rel is None else 1e306, mode, rel=rel)
+    assert 0 < eb_abs <= 1e-3 * data.max() - 1e-3 * data.min()  # never wider than asked
+    assert np.all(np.abs(recon / 2 - data / 2) <= eb_abs / 2)
+    for quality, value in (("psnr", 60.0), ("ssim", 0.99)):  # squared errors would overflow: refused
+        with pytest.raises(InvalidInputError, match="overflow"):
+            srnsz.compress(data, value, quality)
+
+
+def test_masked_arrays_bound_their_valid_values_and_give_back_the_masked_as_fills():
+    rng = np.random.default_rng(3)
+    valid = smooth_field((20, 30), np.float64)
+    masked = rng.random(valid.shape) < 0.2
+    garbage = np.where(masked, rng.uniform(-5e3, 5e3, valid.shape), valid)  # would set a relative bound's range
+    for dtype in (np.float32, np.float64):
+        array = np.ma.masked_array(garbage.astype(dtype), mask=masked)
+        eb_abs = 1e-3 * float(np.ptp(valid[~masked].astype(dtype)))
+        recon = srnsz.decompress(srnsz.compress(array, 1e-3, "rel"))
+        assert type(recon) is np.ndarray and recon.dtype == dtype
+        assert np.abs(recon[~masked].astype(np.float64) - valid[~masked].astype(dtype)).max() <= eb_abs
+        assert np.all(recon[masked] == dtype(array.fill_value))
+        recon = srnsz.decompress(srnsz.compress(array, 1e-3, "rel", fill_value=-999.0))
+        assert np.all(recon[masked] == -999.0)
+    unmasked = np.ma.masked_array(valid, mask=np.zeros(valid.shape, bool))
+    assert srnsz.compress(unmasked, 1e-3) == srnsz.compress(valid, 1e-3)
+    with pytest.raises(InvalidInputError, match="does not fit"):
+        srnsz.compress(np.ma.masked_array(valid.astype(np.float32), mask=masked), 1e-3, fill_value=1e39)
+
+
 def test_fill_values_like_ocean_land_mask():
     data = smooth_field((12, 40, 50)) + 280
     data[:, 10:25, 5:20] = 1e20  # land cells hold a fill value
