@@ -607,7 +607,7 @@ def decompress(data: bytes, progress: Progress | None = None, *, region: Region 
         raise
     except KeyError as exc:
         raise StreamFormatError(f"the stream lacks section {exc}") from None
-    except (ValueError, IndexError, TypeError, OverflowError) as exc:
+    except (ValueError, IndexError, TypeError, ArithmeticError, RecursionError) as exc:
         raise StreamFormatError(f"the stream is corrupted ({exc})") from None
     except MemoryError:
         raise StreamFormatError("the stream asks for more memory than its shape allows (damaged)") from None

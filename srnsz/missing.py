@@ -412,7 +412,7 @@ def decode_mask(section: bytes, shape: tuple[int, ...]) -> np.ndarray:
     if layout == bytes([MASK_REPEATED]) and len(shape) >= 2:
         return np.broadcast_to(decode_mask(packed, shape[1:]), shape).copy()
     if layout == bytes([MASK_MIXED]):
-        codes = CodeReader(packed).read(np.zeros(n, np.uint8), 0, None, shape)
+        codes = CodeReader(packed, n).read(np.zeros(n, np.uint8), 0, None, shape)
         if codes.size != n or not ((codes == 0) | (codes == 1)).all():
             raise StreamFormatError("the missing-value mask does not match the shape")
         return codes.astype(bool).reshape(shape)

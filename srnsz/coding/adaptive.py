@@ -121,13 +121,16 @@ class AdaptiveTable:
         return values
 
 class AdaptiveReader:
-    def __init__(self, body: bytes) -> None:
+    def __init__(self, body: bytes, most_codes: int | None = None) -> None:  # decodes batch by batch
         if len(body) % 4:
             raise StreamFormatError("the code section is truncated")
         self._decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(body, "<u4").astype(np.uint32))
         self._table = AdaptiveTable()
 
     def read(self, batch: CodeBatch) -> np.ndarray:
-        return self._table.decode(self._decoder, batch)
+        try:
+            return self._table.decode(self._decoder, batch)
+        except AssertionError:  # constriction's word for data its model cannot have produced
+            raise StreamFormatError("the code section is corrupted") from None
 
 

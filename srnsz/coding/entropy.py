@@ -82,13 +82,15 @@ SubstreamReader = StaticReader | PlainReader | AdaptiveReader | MixingReader | R
 class CodingMethod:
     """One coding of a table's codes: its id (a sub-stream's first byte), the stream format minor version that
     introduced it, its encoder of one table's batches (None: read only; it may give None where the method cannot code
-    them), its reader, and the most codes a sub-stream of it can hold from its header alone (None: no bound)."""
+    them), its reader (of a sub-stream's bytes and the most codes the caller expects, None: not known; readers that
+    unpack a whole sub-stream at once refuse one larger than that), and the most codes a sub-stream of it can hold
+    from its header alone (None: no bound)."""
 
     id: int
     name: str
     format_minor: int
     writer: Callable[[list[CodeBatch]], bytes | None] | None
-    reader: Callable[[bytes], SubstreamReader]
+    reader: Callable[[bytes, int | None], SubstreamReader]
     capacity: Callable[[bytes], int | None]
 
 
@@ -98,10 +100,10 @@ def _no_bound(body: bytes) -> None:
 
 
 def _mixing_methods(binarisation: Binarisation, minor: int, row_delta_minor: int | None) -> list[CodingMethod]:
-    def mixing(body: bytes) -> MixingReader:
-        return MixingReader(body, binarisation)
+    def mixing(body: bytes, most_codes: int | None = None) -> MixingReader:
+        return MixingReader(body, binarisation)  # decodes batch by batch: nothing to unpack at once
 
-    def row_deltas(body: bytes) -> RowDeltaReader:
+    def row_deltas(body: bytes, most_codes: int | None = None) -> RowDeltaReader:
         return RowDeltaReader(body, binarisation)
 
     found = [CodingMethod(binarisation.method, f"context mixing, binarisation {binarisation.ident}", minor,
@@ -204,7 +206,9 @@ class ContextCodeWriter:
 class CodeReader:
     """Hands back code batches in the order they were written."""
 
-    def __init__(self, payload: bytes) -> None:
+    def __init__(self, payload: bytes, most_codes: int | None = None) -> None:
+        """``most_codes``: how many codes the caller can read at most (the field's points), which bounds what a
+        table may unpack to (None: no bound)."""
         self._tables: dict[int, SubstreamReader] = {}
         try:
             (n,) = struct.unpack_from("<I", payload, 0)
@@ -216,7 +220,7 @@ class CodeReader:
                 if len(body) != size or size == 0:
                     raise StreamFormatError("the code section is truncated")
                 pos += size
-                self._tables[table] = open_substream(body)
+                self._tables[table] = open_substream(body, most_codes)
         except struct.error:
             raise StreamFormatError("the code section is truncated") from None
 
@@ -270,9 +274,10 @@ def format_minor(payload: bytes) -> int | None:
     return needed if needed > BASE_FORMAT_MINOR else None
 
 
-def open_substream(body: bytes) -> SubstreamReader:
-    """The reader of one table's sub-stream (its first byte names the coding method)."""
+def open_substream(body: bytes, most_codes: int | None = None) -> SubstreamReader:
+    """The reader of one table's sub-stream (its first byte names the coding method) of at most ``most_codes``
+    codes (None: not known)."""
     method = METHODS.get(body[0])
     if method is None:
         raise StreamFormatError(f"the code section uses unknown coding method {body[0]}")
-    return method.reader(body[1:])
+    return method.reader(body[1:], most_codes)

@@ -29,10 +29,10 @@ def code_capacity(body: bytes) -> int:
 
 
 class PlainReader:
-    def __init__(self, body: bytes) -> None:
+    def __init__(self, body: bytes, most_codes: int | None = None) -> None:
         if len(body) < 2 or body[0] not in (1, 2):
             raise StreamFormatError("the code section is corrupted")
-        raw = lossless.unpack(body[1:], "code")
+        raw = lossless.unpack(body[1:], "code", None if most_codes is None else 2 * most_codes)
         if body[0] == 1:
             self._codes = np.frombuffer(raw, dtype="i1").astype(CODE_DTYPE)
             self._codes[self._codes == -128] = ESCAPE

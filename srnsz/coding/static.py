@@ -78,8 +78,8 @@ def _serialize_models(models: dict[tuple[int, int], _Model]) -> bytes:
     return lossless.pack(body)
 
 
-def _parse_models(blob: bytes) -> dict[tuple[int, int], _Model]:
-    raw = lossless.unpack(blob, "code table")
+def _parse_models(blob: bytes, max_size: int | None = None) -> dict[tuple[int, int], _Model]:
+    raw = lossless.unpack(blob, "code table", max_size)
     try:
         (n,) = struct.unpack_from("<I", raw, 0)
         pos = 4
@@ -139,13 +139,14 @@ def encode_static(batches: list[CodeBatch]) -> bytes:
 
 
 class StaticReader:
-    def __init__(self, body: bytes) -> None:
+    def __init__(self, body: bytes, most_codes: int | None = None) -> None:
         if len(body) < 4:
             raise StreamFormatError("the code section is truncated")
         (n_tables,) = struct.unpack_from("<I", body, 0)
         if 4 + n_tables > len(body):
             raise StreamFormatError("the code section is truncated")
-        self._models = _parse_models(body[4:4 + n_tables])
+        # a model per (table, context) present and a symbol per code at most: 16 + 6 bytes each, and the count
+        self._models = _parse_models(body[4:4 + n_tables], None if most_codes is None else 4 + 22 * most_codes)
         words = body[4 + n_tables:]
         if len(words) % 4:
             raise StreamFormatError("the code section is truncated")
@@ -162,7 +163,10 @@ class StaticReader:
             if model.symbols.size == 1:
                 out[order[start:stop]] = model.symbols[0]
                 continue
-            index = self._decoder.decode(model.categorical(), stop - start)
+            try:
+                index = self._decoder.decode(model.categorical(), stop - start)
+            except AssertionError:  # constriction's word for data its model cannot have produced
+                raise StreamFormatError("the code section is corrupted") from None
             if index.size and int(index.max()) >= model.symbols.size:
                 raise StreamFormatError("the code section is corrupted")
             out[order[start:stop]] = model.symbols[index]

@@ -28,6 +28,7 @@ from typing import Any
 
 import zstandard
 
+from srnsz.coding import lossless
 from srnsz.errors import StreamFormatError
 
 MAGIC = b"\x89SRNSZ\r\n"
@@ -56,6 +57,7 @@ NEWEST_MINOR = 16
 # LEB128 length before the payload, then one CRC32 of all of that (instead of a 16-byte record per section and an
 # end marker): 40-60 bytes less per stream, which on a stream of a few KB is a percent.
 COMPACT_MINOR = 14
+MAX_HEADER_BYTES = 1 << 24  # far above any header written (a few KB), far below memory trouble
 _PREFIX = struct.Struct("<HH")
 _SECTION = struct.Struct("<4sQI")
 _END = b"END!"
@@ -76,10 +78,15 @@ def _pack_header(header: dict[str, Any]) -> bytes:
 
 
 def _unpack_header(blob: bytes) -> dict[str, Any]:
+    declared = lossless.declared_size(blob)
+    if declared is None or declared > MAX_HEADER_BYTES:  # every writer declares it; a header is a few KB
+        raise StreamFormatError("the header is corrupted" if declared is None else
+                                f"the header claims {declared} bytes, more than {MAX_HEADER_BYTES}")
     try:
         text = zstandard.ZstdDecompressor(dict_data=_HEADER_DICTIONARY).decompress(blob)
         header = json.loads(text)
-    except (zstandard.ZstdError, UnicodeDecodeError, json.JSONDecodeError):
+    except (zstandard.ZstdError, UnicodeDecodeError, ValueError, RecursionError):
+        # (ValueError: bad JSON, or an integer of more digits than Python converts)
         raise StreamFormatError("the header is corrupted") from None
     if not isinstance(header, dict):
         raise StreamFormatError("the header is not a JSON object")

@@ -157,7 +157,8 @@ class VariableMeta:
                        _attrs_back(record["global_attrs"]), str(record["file_format"]), packing, kept, unlimited, group)
         except StreamFormatError:
             raise
-        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError, OverflowError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError, OverflowError,
+                RecursionError) as exc:
             raise StreamFormatError(f"the variable metadata is corrupted ({exc})") from None
 
 

@@ -337,7 +337,8 @@ def _parse_index(blob: bytes) -> ChunkIndex:
         error_bound = dict(meta["error_bound"])
     except StreamFormatError:
         raise
-    except (ValueError, KeyError, TypeError, OverflowError, AttributeError, InvalidInputError, zstandard.ZstdError):
+    except (ValueError, KeyError, TypeError, OverflowError, AttributeError, InvalidInputError, zstandard.ZstdError,
+            RecursionError):
         raise StreamFormatError("the chunk index of the chunked stream is corrupted") from None
     count = math.prod(-(-n // c) for n, c in zip(shape, chunk))
     if count != len(spans):

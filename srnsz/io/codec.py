@@ -24,7 +24,7 @@ from numcodecs.abc import Codec
 from numcodecs.registry import register_codec
 
 from srnsz import api
-from srnsz.errors import InvalidInputError
+from srnsz.errors import InvalidInputError, StreamFormatError
 
 CODEC_ID = "srnsz"
 
@@ -67,7 +67,14 @@ class Srnsz(Codec):
         if out is None:
             return data
         target = np.asarray(out)
-        target.reshape(-1).view(data.dtype)[:] = data.reshape(-1)
+        raw = target.dtype.itemsize == 1 and target.dtype.kind in "uiV"  # a byte buffer of the chunk
+        if target.nbytes != data.nbytes or not (raw or target.dtype.newbyteorder("=") == data.dtype):
+            raise StreamFormatError(f"the chunk's stream holds {data.size} {data.dtype} values, the output "
+                                    f"{target.size} {target.dtype}")
+        if raw:
+            target.reshape(-1).view(data.dtype)[:] = data.reshape(-1)
+        else:  # (a big-endian output takes the values, not the bytes)
+            target.reshape(-1)[:] = data.reshape(-1)
         return out
 
     def get_config(self) -> dict[str, Any]:
@@ -115,7 +122,9 @@ def _zarr3_codec() -> type:
             return chunk_spec.prototype.buffer.from_bytes(self._codec().encode(array))
 
         async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
-            data = api.decompress(chunk_bytes.to_bytes()).reshape(chunk_spec.shape)
+            native = getattr(chunk_spec.dtype, "to_native_dtype", lambda: chunk_spec.dtype)()
+            data = api.decompress(chunk_bytes.to_bytes(), shape=tuple(chunk_spec.shape),
+                                  dtype=np.dtype(native).newbyteorder("="))
             return chunk_spec.prototype.nd_buffer.from_numpy_array(data)
 
         def compute_encoded_size(self, input_byte_length: int, chunk_spec: ArraySpec) -> int:

@@ -8,6 +8,7 @@ block minimises an estimate of the coded bits; ``ae`` also runs the interpolatio
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ from srnsz.neural.runtime import (
     pinned_torch,
     resolve_device,
 )
-from srnsz.neural.zoo import cached_model
+from srnsz.neural.zoo import WeightsError, cached_model
 from srnsz.predictors.base import Encoded, Predictor, Progress, register_predictor
 from srnsz.predictors.interp import InterpPredictor
 from srnsz.quantizer import ESCAPE, RADIUS
@@ -73,17 +74,18 @@ class _GridStreams:
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         size = int(np.prod(shape))
         if "ESCM" in sections:
-            bits = np.unpackbits(np.frombuffer(lossless.unpack(sections["ESCM"], "escape mask"), np.uint8))
+            bits = np.unpackbits(np.frombuffer(lossless.unpack(sections["ESCM"], "escape mask", -(-size // 8)),
+                                               np.uint8))
             if bits.size < size:
                 raise StreamFormatError("the escape mask is shorter than the field")
             escaped = bits[:size].astype(bool).reshape(shape)
-            raw = np.frombuffer(lossless.unpack(sections["ESCV"], "escape"), dtype)
+            raw = np.frombuffer(lossless.unpack(sections["ESCV"], "escape", size * dtype.itemsize), dtype)
             if raw.size != int(escaped.sum()):
                 raise StreamFormatError("the escape section does not match the escape mask")
         else:
             escaped, raw = np.zeros(shape, bool), np.zeros(0, dtype)
-        big = np.frombuffer(lossless.unpack(sections["BIGR"], "large residual"), np.int64) if "BIGR" in sections \
-            else np.zeros(0, np.int64)
+        big = np.frombuffer(lossless.unpack(sections["BIGR"], "large residual", 8 * size), np.int64) \
+            if "BIGR" in sections else np.zeros(0, np.int64)
         return escaped, raw, big
 
 
@@ -127,7 +129,7 @@ class LorenzoPredictor(Predictor):
         layers = int(params["layers"])
         escaped, raw, big = _GridStreams.unpack(sections, shape, dtype)
         size = int(np.prod(shape))
-        codes = CodeReader(sections["CODE"]).read(np.zeros(size, np.uint8), layers - 1)
+        codes = CodeReader(sections["CODE"], size).read(np.zeros(size, np.uint8), layers - 1)
         residual, _ = _join_codes(codes, big, 0)
         d = integrate(residual.reshape(shape), layers)
         if progress:
@@ -182,7 +184,11 @@ class AutoencoderPredictor(Predictor):
     def _model_for(self, ndim: int, sha256: str | None = None) -> tuple[Any, Any, str]:
         name = f"{self.model_name}_{ndim}d"
         device = resolve_device(self.device)
+        from srnsz.networks.autoencoder import BlockAutoencoder
+
         model, entry = cached_model(name, device, sha256)
+        if not isinstance(model, BlockAutoencoder):
+            raise WeightsError(f"weights {name!r} are a {entry.architecture} network, not an autoencoder")
         if model.spatial_dims != ndim:
             raise InvalidInputError(f"autoencoder {name!r} is for {model.spatial_dims}D blocks, the field is {ndim}D")
         return model, entry, device
@@ -269,15 +275,17 @@ class AutoencoderPredictor(Predictor):
                    dtype: np.dtype, eb: float, progress: Progress | None = None) -> np.ndarray:
         model, _, device = self._model_for(len(shape), params["sha256"])
         lo, span = (float(v) for v in params["range"])
+        if not (math.isfinite(lo) and span > 0):  # (the writer's span: > 0, inf where float64 values overflow it)
+            raise StreamFormatError(f"the autoencoder's value range {params['range']!r} is damaged")
         escaped, raw, big = _GridStreams.unpack(sections, shape, dtype)
         blocks = list(chunk_keys(shape, (model.block_size,) * len(shape)))
-        choices = np.frombuffer(lossless.unpack(sections["FLAG"], "block choice"), np.uint8)
+        choices = np.frombuffer(lossless.unpack(sections["FLAG"], "block choice", len(blocks)), np.uint8)
         if choices.size != len(blocks) or choices.max(initial=0) > AUTOENCODER:
             raise StreamFormatError("the block choices do not match the field")
         ids, _ = block_ids(shape, model.block_size)
         order = block_order(ids)
         point_choice = choices[ids.ravel()[order]]
-        reader = CodeReader(sections["CODE"])
+        reader = CodeReader(sections["CODE"], int(np.prod(shape)))
         residual = np.zeros(int(np.prod(shape)), np.int64)
         used = 0
         for table in (LORENZO_1, LORENZO_2, AUTOENCODER):
@@ -289,7 +297,8 @@ class AutoencoderPredictor(Predictor):
         d = np.zeros(shape, np.int64)
         ae_index = np.flatnonzero(choices == AUTOENCODER)
         if ae_index.size:
-            latents = np.frombuffer(lossless.unpack(sections["LATN"], "latent"), np.int64)
+            latents = np.frombuffer(lossless.unpack(sections["LATN"], "latent", 8 * ae_index.size * model.latent_dim),
+                                    np.int64)
             if latents.size != ae_index.size * model.latent_dim:
                 raise StreamFormatError("the latent section does not match the autoencoder blocks")
             step = 2 * float(params["latent_eb"]) * eb / span

@@ -32,7 +32,7 @@ from srnsz.neural.runtime import (
     resolve_device,
     upsample_planes,
 )
-from srnsz.neural.zoo import cached_model
+from srnsz.neural.zoo import WeightsError, cached_model
 from srnsz.predictors.base import Encoded, Predictor, Progress, register_predictor
 from srnsz.predictors.interp import InterpPredictor, PassPrediction
 from srnsz.quantizer import quantize
@@ -274,7 +274,7 @@ class HatPredictor(InterpPredictor):
             return encoded
         device = resolve_device(self.device)
         names = [n.strip() for n in self.model_name.split(",") if n.strip()]
-        candidates = [cached_model(name, device) for name in names]
+        candidates = [hat_network(name, device) for name in names]
         network_base = self.network_configuration(base, data, eb, free)
         # One network on a field small enough to be its own sample is not tried first: the first-pass rule applies to
         # the field itself below.
@@ -360,10 +360,23 @@ class HatPredictor(InterpPredictor):
                    dtype: np.dtype, eb: float, progress: Progress | None = None) -> np.ndarray:
         hat = params["hat"]
         device = resolve_device(self.device)
-        model, _ = cached_model(self.model_name, device, sha256=hat.get("sha256"))
-        flags = np.unpackbits(np.frombuffer(lossless.unpack(sections["FLAG"], "flag"), np.uint8)).astype(bool)
+        model, _ = hat_network(self.model_name, device, sha256=hat.get("sha256"))
+        # a flag per block at most, and blocks are at least one point
+        flags = np.unpackbits(np.frombuffer(lossless.unpack(sections["FLAG"], "flag", -(-math.prod(shape) // 8)),
+                                            np.uint8)).astype(bool)
         passes = self._passes(model, device, eb, flags)
         return self.decode(sections, params, shape, dtype, eb, progress, passes)
+
+
+def hat_network(name: str, device: str, sha256: str | None = None) -> tuple[Any, Any]:
+    """(network, weights entry) of weights ``name`` on ``device`` (:func:`srnsz.neural.zoo.cached_model`; ``sha256``
+    from a stream must match), a WeightsError unless they are a HAT network."""
+    from srnsz.networks.hat import HAT
+
+    model, entry = cached_model(name, device, sha256)
+    if not isinstance(model, HAT):
+        raise WeightsError(f"weights {name!r} are a {entry.architecture} network, not a HAT one")
+    return model, entry
 
 
 # A plane view's weight at a point odd along one in-plane axis (between two inputs) and odd along both (between

@@ -958,13 +958,14 @@ class InterpPredictor(Predictor):
         else:
             rec = out
             rec.fill(0)
-        anchors = np.frombuffer(lossless.unpack(sections["ANCH"], "anchor"), dtype=dtype)
+        anchors = np.frombuffer(lossless.unpack(sections["ANCH"], "anchor", rec.nbytes), dtype=dtype)
         if anchors.size != rec[plan.anchor_key].size:
             raise StreamFormatError("the anchor section does not match the shape")
         rec[plan.anchor_key] = anchors.reshape(rec[plan.anchor_key].shape)
-        escaped = np.frombuffer(lossless.unpack(sections["ESCP"], "escape") if "ESCP" in sections else b"", dtype)
+        escaped = np.frombuffer(lossless.unpack(sections["ESCP"], "escape", rec.nbytes) if "ESCP" in sections else b"",
+                                dtype)
         used = 0
-        reader = CodeReader(sections["CODE"])
+        reader = CodeReader(sections["CODE"], rec.size)
         scan = CodeScan(self.config.code_order)
 
         def recovered(p: Pass, c: tuple[slice, ...], odd: tuple[slice, ...], pred: np.ndarray, contexts: np.ndarray,

@@ -29,8 +29,8 @@ class LosslessPredictor(Predictor):
 
     def decompress(self, sections: dict[str, bytes], params: dict[str, Any], shape: tuple[int, ...],
                    dtype: np.dtype, eb: float, progress: Progress | None = None) -> np.ndarray:
-        raw = lossless.unpack(sections["RAWD"], "lossless data")
         n = int(np.prod(shape))
+        raw = lossless.unpack(sections["RAWD"], "lossless data", n * dtype.itemsize)
         if len(raw) != n * dtype.itemsize:
             raise StreamFormatError("the lossless data section does not match the shape")
         planes = np.frombuffer(raw, np.uint8).reshape(dtype.itemsize, n)

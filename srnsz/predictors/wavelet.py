@@ -169,7 +169,7 @@ class WaveletPredictor(Predictor):
         levels, step = _read_params(params, shape)
         if "CODE" not in sections:
             raise StreamFormatError("the wavelet stream has no code section")
-        reader = CodeReader(sections["CODE"])
+        reader = CodeReader(sections["CODE"], math.prod(shape))
         codes = np.empty(shape, np.int64)
         for key in _band_keys(shape, levels):
             band_shape = codes[key].shape
