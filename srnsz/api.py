@@ -202,6 +202,8 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     options = profile_options(profile, predictor, options)
     array, fill_value = unmasked(array, fill_value)
     data = as_field(array)
+    if region is not None and not isinstance(region, Region):
+        raise InvalidInputError(f"region must be a srnsz.Region, not {type(region).__name__}")
     if region is not None and not region.fits(data.shape):
         raise InvalidInputError(f"region {region} does not hold an array of shape {data.shape}")
     bound = ErrorBound(mode, eb, rel)
@@ -217,7 +219,8 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
         eb_abs = float(np.finfo(np.float64).max)
     # Nothing valid to bound (or a bound of 0): every value is stored bit for bit.
     lossless = eb_abs == 0 or (mask is not None and mask.all())
-    chosen = create_predictor("lossless") if lossless else create_predictor(predictor, **options)
+    asked = create_predictor(predictor, **options)  # its options are checked even where the data is stored as is
+    chosen = create_predictor("lossless") if lossless else asked
     if not chosen.holds_bound and mode not in ("psnr", "ssim"):
         raise InvalidInputError(f"the {predictor} predictor holds no pointwise bound of its own: it serves the quality "
                                 "modes (mode='psnr' or 'ssim'), whose streams state the largest error they have")

@@ -100,7 +100,7 @@ def finite_range(data: np.ndarray, missing: np.ndarray | None = None) -> float:
 def _check_number(name: str, value: float, allow_zero: bool) -> None:
     try:
         v = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InvalidInputError(f"{name} must be a number, got {value!r}") from None
     if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
         allowed = ">= 0" if allow_zero else "> 0"

@@ -88,7 +88,8 @@ class MissingRule:
             fills = tuple(np.asarray(fill_value).ravel().tolist())
         low = high = None
         if valid_range is not None:
-            if len(valid_range) != 2:
+            if isinstance(valid_range, (str, bytes)) or not isinstance(valid_range, Sequence | np.ndarray) or \
+                    len(valid_range) != 2:
                 raise InvalidInputError(f"valid_range must be (min, max), got {valid_range!r}")
             low, high = valid_range
         return cls(fills, low, high, bool(detect_fills))
@@ -134,8 +135,8 @@ def representable(values: Sequence[float], dtype: np.dtype) -> list[Any]:
 def _number(name: str, value: Any) -> float:
     try:
         return float(value)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"{name} must be a number, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidInputError(f"{name} must be a float64 number, got {value!r}") from None
 
 
 @dataclass(frozen=True)

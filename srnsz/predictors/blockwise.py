@@ -26,6 +26,7 @@ from srnsz.neural.runtime import (
     Runtime,
     arithmetic_to_write,
     check_arithmetic,
+    check_device,
     pinned_torch,
     resolve_device,
 )
@@ -156,6 +157,9 @@ class AutoencoderPredictor(Predictor):
     def __init__(self, model: str = "ae", latent_eb: float = 0.1, device: str = "auto", threads: int | None = None,
                  batch: int = 256, compete_interp: bool = True, tune: str = "fast", arithmetic: str = FIXED_POINT
                  ) -> None:
+        if not isinstance(model, str) or not model.strip():
+            raise InvalidInputError(f"model must be the name of weights (a string), got {model!r}")
+        check_device(device)
         if not latent_eb > 0:
             raise InvalidInputError(f"latent_eb must be > 0, got {latent_eb}")
         if not all(isinstance(v, int) and v >= 1 for v in (1 if threads is None else threads, batch)):

@@ -29,6 +29,7 @@ from srnsz.neural.runtime import (
     Runtime,
     arithmetic_to_write,
     check_arithmetic,
+    check_device,
     resolve_device,
     upsample_planes,
 )
@@ -197,6 +198,9 @@ class HatPredictor(InterpPredictor):
                  overlap: int = 8, decoded_planes: bool = True, tune: str = "fast", arithmetic: str | None = None,
                  policy: HatPolicy | None = None, **interp_options: Any) -> None:
         super().__init__(tune=tune, threads=threads, **interp_options)
+        if not isinstance(model, str) or not model.strip():
+            raise InvalidInputError(f"model must be the name of weights (a string), got {model!r}")
+        check_device(device)
         if hat_levels < 0:
             raise InvalidInputError(f"hat_levels must be >= 0, got {hat_levels}")
         if block_size < 0:

@@ -194,3 +194,23 @@ def test_chunked_compression_of_a_masked_array_bounds_its_valid_values(field3d):
     recon = chunked.decompress_chunked(io.BytesIO(out.getvalue()))
     assert np.abs(recon[~masked] - field3d[~masked]).max() <= 1e-3 * np.ptp(field3d[~masked])
     assert np.all(recon[masked] == array.dtype.type(array.fill_value))
+
+
+@pytest.mark.parametrize("array", [np.ones((8, 8), np.float32), np.full((6, 7), np.nan)], ids=["constant", "all NaN"])
+@pytest.mark.parametrize("kwargs,match", [
+    ({"predictor": "foo"}, "unknown"), ({"colour": 1}, "bad options"), ({"kind": "septic"}, "kind"),
+    ({"predictor": "hat", "device": "tpu"}, "device"), ({"eb": 0.0, "tune": "slow"}, "tune"),
+])
+def test_options_are_checked_where_the_data_is_stored_as_it_is(array, kwargs, match):
+    with pytest.raises(InvalidInputError, match=match):
+        srnsz.compress(array, **{"eb": 1e-3, **kwargs})
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"region": 5}, "Region"), ({"valid_range": 5}, "valid_range"), ({"eb": 10**400}, "number"),
+    ({"fill_value": 10**400}, "float64 number"), ({"predictor": "hat", "model": 5}, "string"),
+    ({"predictor": "ae", "model": 5}, "string"),
+])
+def test_arguments_of_the_wrong_kind_are_clear_errors(kwargs, match, field3d):
+    with pytest.raises(InvalidInputError, match=match):
+        srnsz.compress(field3d, **{"eb": 1e-3, **kwargs})
