@@ -277,6 +277,8 @@ class AutoencoderPredictor(Predictor):
 
     def decompress(self, sections: dict[str, bytes], params: dict[str, Any], shape: tuple[int, ...],
                    dtype: np.dtype, eb: float, progress: Progress | None = None) -> np.ndarray:
+        if not isinstance(params.get("sha256"), str):  # every writer records it: the weights are checked against it
+            raise StreamFormatError("the ae stream does not record its weights' sha256")
         model, _, device = self._model_for(len(shape), params["sha256"])
         lo, span = (float(v) for v in params["range"])
         if not (math.isfinite(lo) and span > 0):  # (the writer's span: > 0, inf where float64 values overflow it)

@@ -364,7 +364,9 @@ class HatPredictor(InterpPredictor):
                    dtype: np.dtype, eb: float, progress: Progress | None = None) -> np.ndarray:
         hat = params["hat"]
         device = resolve_device(self.device)
-        model, _ = hat_network(self.model_name, device, sha256=hat.get("sha256"))
+        if not isinstance(hat.get("sha256"), str):  # every writer records it: the weights are checked against it
+            raise StreamFormatError("the hat stream does not record its weights' sha256")
+        model, _ = hat_network(self.model_name, device, sha256=hat["sha256"])
         # a flag per block at most, and blocks are at least one point
         flags = np.unpackbits(np.frombuffer(lossless.unpack(sections["FLAG"], "flag", -(-math.prod(shape) // 8)),
                                             np.uint8)).astype(bool)

@@ -8,6 +8,7 @@ import json
 import resource
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -185,3 +186,17 @@ def test_a_chunked_index_nested_too_deep_is_a_stream_error():
     bad = raw[:-footer.size - length] + body + footer.pack(len(body), magic)
     with pytest.raises(StreamFormatError):
         chunked.decompress_chunked(io.BytesIO(bad))
+
+
+def test_a_network_stream_without_its_weights_hash_is_refused():
+    stream = srnsz.compress(wave_field((16, 24, 24), noise=0.0, seed=1), 0.1, "rel", predictor="ae",
+                            compete_interp=False)
+    header = read_container(stream).header
+    del header["predictor"]["params"]["sha256"]
+    with pytest.raises(StreamFormatError, match="sha256"):
+        srnsz.decompress(rebuilt(stream, header=header))
+    golden = (Path(__file__).parents[1] / "golden" / "data" / "golden_hat_v1_16.srnsz").read_bytes()
+    header = read_container(golden).header
+    del header["predictor"]["params"]["hat"]["sha256"]
+    with pytest.raises(StreamFormatError, match="sha256"):
+        srnsz.decompress(rebuilt(golden, header=header))
