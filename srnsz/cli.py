@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, redirect_stdout, suppress
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import numpy as np
 from srnsz import api
 from srnsz.bounds import MODES, ErrorBound
 from srnsz.decomposition.grid import make_plan
-from srnsz.errors import SrnszError
+from srnsz.errors import InvalidInputError, SrnszError
 from srnsz.eval.peers import list_codecs
 from srnsz.examples import example_field
 from srnsz.io import chunked
@@ -38,8 +38,8 @@ from srnsz.io.packed import compress_packed, float_scaling, reader_error, stored
 from srnsz.metrics import bit_rate, bound_held, quality
 from srnsz.missing import MissingRule, find_missing
 from srnsz.neural.runtime import FIXED_POINT_ARITHMETICS
-from srnsz.parallel import available_cores
-from srnsz.predictors import list_predictors
+from srnsz.parallel import available_cores, check_threads
+from srnsz.predictors import PREDICTORS, list_predictors
 from srnsz.predictors.hat import DEFAULT_MODEL
 from srnsz.predictors.interp import CONFIG_KINDS, TUNE_MODES
 
@@ -147,6 +147,8 @@ def _predictor_and_options(args: argparse.Namespace) -> tuple[str, dict[str, Any
     if args.predictor_config:
         name, opts = _read_predictor_config(args.predictor_config)
     name = args.predictor or name
+    if args.predictor_config:
+        _check_config_options(args.predictor_config, name, opts)
     for attr, key in OPTION_FLAGS.items():
         if getattr(args, attr, None) is not None:
             opts[key] = getattr(args, attr)
@@ -167,6 +169,31 @@ def _read_predictor_config(path: str) -> tuple[str, dict[str, Any]]:
     name = str(cfg.pop("name"))
     cfg.pop("_target_", None)
     return name, cfg
+
+
+# Keys of a predictor config that are not the predictor's own options: those the command line also takes as flags.
+CONFIG_COMPRESS_KEYS = {"profile"}
+
+
+def _check_config_options(path: str, name: str, options: dict[str, Any]) -> None:
+    """Refuse a config key that is not an option of predictor ``name`` (e.g. api.compress's region, metadata or
+    progress, which would reach it as the wrong objects), and a weights name that YAML read as a number."""
+    if name not in PREDICTORS:
+        return  # the unknown name is the clearer error, raised where the predictor is made
+    allowed = PREDICTORS[name].options() | CONFIG_COMPRESS_KEYS
+    foreign = sorted(set(options) - allowed, key=str)
+    if foreign:
+        raise InvalidInputError(f"predictor config {path!r}: {', '.join(map(repr, foreign))} "
+                                f"{'is not an option' if len(foreign) == 1 else 'are not options'} of the {name} "
+                                f"predictor; it takes {', '.join(sorted(allowed)) or 'none'}")
+    if "model" in options and not isinstance(options["model"], str):
+        raise InvalidInputError(f"predictor config {path!r}: model must be a weights name, got {options['model']!r} "
+                                "(quote a name that YAML reads as a number)")
+    if "threads" in options:  # --threads (its default: the cores available) replaces it: checked all the same
+        try:
+            check_threads(options["threads"])
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"predictor config {path!r}: {exc}") from None
 
 
 def _load(args: argparse.Namespace) -> CFField:
@@ -279,7 +306,7 @@ def cmd_compress(args: argparse.Namespace) -> None:
     if Path(args.output).suffix.lower() == ".zarr":
         _compress_dataset(args)
         return
-    refuse_existing(args.output, args.force)  # fail before the work, not after
+    refuse_existing(args.output, args.force, [args.input])  # fail before the work, not after
     if args.chunk:
         _compress_chunked(args)
         return
@@ -396,7 +423,7 @@ def _check_input_file(path: str) -> None:
 
 
 def cmd_decompress(args: argparse.Namespace) -> None:
-    refuse_existing(args.output, args.force)
+    refuse_existing(args.output, args.force, [args.input])
     if Path(args.input).is_dir():
         from srnsz.io.datasets import decompress_dataset
 
@@ -485,7 +512,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     if args.plot:
         from srnsz.eval.plots import require_matplotlib
 
-        refuse_existing(args.plot, args.force)  # fail before the work, not after
+        refuse_existing(args.plot, args.force, [args.input])  # fail before the work, not after
         require_matplotlib()
     source = _load(args)
     data = source.data
@@ -683,6 +710,18 @@ def _plain_negative_numbers(argv: list[str]) -> list[str]:
     return [np.format_float_positional(float(a), trim="-") if NEGATIVE_EXPONENT.fullmatch(a) else a for a in argv]
 
 
+def _writes_stdout(args: argparse.Namespace) -> bool:
+    """Whether the command's output (``-o``) is the file this process's stdout writes to."""
+    output = getattr(args, "output", None)
+    if output is None:
+        return False
+    try:
+        out, std = os.stat(output), os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no such output yet, or stdout is not a file (a test's capture)
+        return False
+    return (out.st_dev, out.st_ino) == (std.st_dev, std.st_ino)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the ``srnsz`` command with ``argv`` (default: the process's arguments) and returns its exit status: 0
     done, 1 an error (one line on stderr), 2 a usage error, 130 interrupted, 141 the reader of stdout went away,
@@ -694,7 +733,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--rel is the relative part of --mode abs_and_rel; for a relative bound of {args.rel:g} give "
                      f"--eb {args.rel:g} (--mode rel is the default)")
     try:
-        with _sigterm_as_interrupt():
+        # With `-o /dev/stdout` the output is stdout: the reports go to stderr so that they do not mix into it.
+        with _sigterm_as_interrupt(), redirect_stdout(sys.stderr) if _writes_stdout(args) else nullcontext():
             args.func(args)
     except BrokenPipeError:
         # The reader went away (`srnsz info x | head`): stop quietly, with the status of a process killed by

@@ -108,9 +108,11 @@ def _zarr3_codec() -> type:
 
         @classmethod
         def from_dict(cls, data: dict[str, Any]) -> SrnszZarr3:
+            """The codec of a Zarr v3 array's metadata entry (``{"name": "srnsz", "configuration": {...}}``)."""
             return cls(**data.get("configuration", {}))
 
         def to_dict(self) -> dict[str, Any]:
+            """The codec's Zarr v3 metadata entry."""
             return {"name": CODEC_ID, "configuration": {"eb": self.eb, "mode": self.mode,
                                                         "predictor": self.predictor, "options": self.options}}
 
@@ -128,6 +130,7 @@ def _zarr3_codec() -> type:
             return chunk_spec.prototype.nd_buffer.from_numpy_array(data)
 
         def compute_encoded_size(self, input_byte_length: int, chunk_spec: ArraySpec) -> int:
+            """Not known before encoding: a stream's size depends on the data."""
             raise NotImplementedError  # variable size
 
     from zarr.registry import register_codec as register_zarr_codec

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,8 +54,11 @@ def _load_npy(path: Path, mmap_mode: str | None) -> np.ndarray:
         if f.read(len(NPY_MAGIC)) != NPY_MAGIC:
             raise InvalidInputError(f"{path.name} is not a .npy file (it does not start with NumPy's magic bytes); "
                                     "for raw binary give --dtype and --shape")
+    _check_npy_size(path)
     try:
         return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except MemoryError:
+        raise InvalidInputError(f"{path.name} is too large to load into memory here") from None
     except ValueError as exc:
         if "pickle" in str(exc):
             raise InvalidInputError(f"{path.name} holds Python objects, not numbers; srnsz reads numeric .npy "
@@ -60,6 +66,31 @@ def _load_npy(path: Path, mmap_mode: str | None) -> np.ndarray:
         raise InvalidInputError(f"{path.name}: cannot read as .npy ({exc})") from None
     except (OSError, EOFError) as exc:
         raise InvalidInputError(f"{path.name}: cannot read as .npy ({exc})") from None
+
+
+def _check_npy_size(path: Path) -> None:
+    """Refuse a .npy file whose header asks for more bytes than follow it, before NumPy allocates the array the
+    header describes (a truncated file, or a damaged header's huge shape)."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno())
+        if not stat.S_ISREG(size.st_mode):
+            return  # no size to compare with
+        try:
+            version = np.lib.format.read_magic(f)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read_header is None:
+                return  # a newer header layout: np.load judges it
+            shape, _, dtype = read_header(f)
+        except ValueError as exc:
+            raise InvalidInputError(f"{path.name}: cannot read as .npy ({exc})") from None
+        held = size.st_size - f.tell()
+    if dtype.hasobject:
+        return  # refused as Python objects by np.load
+    needed = math.prod(shape) * dtype.itemsize  # Python ints: a huge shape cannot overflow
+    if needed > held:
+        raise InvalidInputError(f"{path.name}: its header says shape {tuple(shape)} of {dtype} ({needed} bytes), but "
+                                f"only {held} bytes follow the header (truncated or damaged)")
 
 
 def _raw_layout(path: Path, dtype: str | None, shape: list[int] | None) -> tuple[np.dtype, tuple[int, ...]]:

@@ -1,5 +1,6 @@
 """Writing outputs: a file appears whole or not at all, with the permissions the umask gives; what is not a file
-(a terminal, /dev/null, a fifo) is written into, never replaced; a directory is refused.
+(a terminal, /dev/null, a fifo, /dev/stdout on a pipe) is written into, never replaced; a directory is refused, and
+so is an input of the command (the same file by any name), even with ``force``.
 
 A regular file (or one to be created) is written to a temporary file beside it (``.<name>.<random>.part<suffix>``:
 writers that choose their format by the suffix still see it) and renamed over it only once written; a symbolic link
@@ -14,7 +15,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,9 +38,11 @@ class Output:
 def inspect_output(path: str | Path) -> Output:
     """What ``path`` is as an output (see :class:`Output`)."""
     path = Path(path)
+    # A file's target is its real path (the temporary file goes beside it); a stream or device is opened by the
+    # path given, since realpath turns /dev/stdout on a pipe into /proc/PID/fd/pipe:[N], which cannot be opened.
     target = Path(os.path.realpath(path))
     try:
-        mode = os.stat(target).st_mode
+        mode = os.stat(path).st_mode
     except FileNotFoundError:
         return Output(path, target, "absent")
     if stat.S_ISREG(mode):
@@ -52,13 +55,18 @@ def inspect_output(path: str | Path) -> Output:
         kind = "directory"
     else:
         kind = "other"
-    return Output(path, target, kind)
+    return Output(path, target if kind in ("file", "directory") else path, kind)
 
 
-def refuse_existing(path: str | Path, force: bool) -> Output:
+def refuse_existing(path: str | Path, force: bool, inputs: Sequence[str | Path | None] = ()) -> Output:
     """Raise unless ``path`` can take an output: absent, a stream (device or fifo), or, with ``force``, a file or
-    block device to overwrite. Returns what it is."""
+    block device to overwrite, and in no case one of ``inputs`` (by any name or link), which the output would
+    replace. Returns what it is."""
     out = inspect_output(path)
+    if out.kind in ("file", "device"):
+        for source in inputs:
+            if source is not None and _same_file(out.target, source):
+                raise InvalidInputError(f"output {str(path)!r} is the input {str(source)!r}; give another output")
     if out.kind == "directory":
         raise SrnszError(f"output {str(path)!r} is a directory; give a file name")
     if out.kind == "other":
@@ -66,6 +74,14 @@ def refuse_existing(path: str | Path, force: bool) -> Output:
     if out.kind in ("file", "device") and not force:
         raise SrnszError(f"output {str(path)!r} exists; use --force to overwrite it")
     return out
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether ``a`` and ``b`` both exist and are one file (hard links and symbolic links included)."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
 
 
 def umask() -> int:

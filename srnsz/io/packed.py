@@ -86,7 +86,8 @@ def reader_error(original: np.ndarray, moved: np.ndarray, attrs: dict[str, Any])
 def _moved_error(valid: np.ndarray, steps: int, meta: VariableMeta) -> float:
     """The readers' worst error over the valid integers moved by +-``steps`` (clipped as re-packing clips)."""
     low, high = repack_limits(meta)
-    wide = valid.astype(np.int64)
+    # 64-bit integers moved by up to their whole span overflow int64: Python integers there
+    wide = valid.astype(np.int64 if valid.dtype.itemsize < 8 else object)
     dtype = valid.dtype
     return max(reader_error(valid, np.clip(wide + sign * steps, low, high).astype(dtype), meta.attrs)
                for sign in (-1, 1))
@@ -105,7 +106,10 @@ def compress_packed(source: CFField, requested: float, compress: Callable[[float
     valid = original[valid_points]
     exact = valid.astype(np.float64) * meta.packing.scale_factor + meta.packing.add_offset
     drift = float(np.abs(source.data[valid_points].astype(np.float64) - exact).max(initial=0.0))
-    steps = math.floor(requested / step) if requested > 0 else 0
+    low, high = repack_limits(meta)
+    # a move of the span already lets every integer go anywhere; a tiny step would otherwise ask for more steps
+    # than any integer type holds
+    steps = math.floor(min(requested / step, high - low)) if requested > 0 else 0  # requested / step may be inf
     while steps >= 1 and steps * step > requested:
         steps -= 1
     while True:

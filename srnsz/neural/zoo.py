@@ -58,12 +58,32 @@ def read_manifest(directory: Path | None = None) -> dict[str, WeightsEntry]:
     if not path.exists():
         return {}
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(raw, dict):
             raise TypeError("the manifest must be a JSON object of name -> entry")
-        return {name: WeightsEntry(name=name, directory=str(path.parent), **entry) for name, entry in raw.items()}
-    except (json.JSONDecodeError, TypeError, AttributeError) as exc:
+        return {name: _entry(name, entry, path.parent) for name, entry in raw.items()}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError, AttributeError) as exc:
         raise WeightsError(f"{path}: not a valid weights manifest ({exc})") from None
+
+
+_FIELD_TYPES: dict[str, type] = {"file": str, "architecture": str, "kwargs": dict, "sha256": str, "recipe": str,
+                                 "data": dict, "date": str, "validation": dict}
+
+
+def _entry(name: str, entry: Any, directory: Path) -> WeightsEntry:
+    """`entry` as a WeightsEntry; TypeError naming the field when a field is missing, unknown or mistyped, since
+    later steps (hash lookup, path joins, network kwargs) assume these types."""
+    if not isinstance(entry, dict):
+        raise TypeError(f"entry {name!r} is not an object")
+    missing = sorted(set(_FIELD_TYPES) - set(entry))
+    unknown = sorted(set(entry) - set(_FIELD_TYPES))
+    if missing or unknown:
+        raise TypeError(f"entry {name!r} lacks fields {missing}" if missing else
+                        f"entry {name!r} has unknown fields {unknown}")
+    for field, kind in _FIELD_TYPES.items():
+        if not isinstance(entry[field], kind):
+            raise TypeError(f"entry {name!r}: {field} is {type(entry[field]).__name__}, not {kind.__name__}")
+    return WeightsEntry(name=name, directory=str(directory), **entry)
 
 
 def search_path(directory: Path | None = None) -> list[Path]:
@@ -134,9 +154,13 @@ def load_pretrained(name: str, device: str = "cpu", expected_sha256: str | None 
                            f"{actual[:16]}...: use the same weights to decompress")
     try:
         state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # torch.load raises many types (UnpicklingError, EOFError, RuntimeError, ...)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise WeightsError(f"weights file {path} cannot be loaded: {first}") from None
+    try:
         model = networks.create_model(entry.architecture, **entry.kwargs)
         model.load_state_dict(state, strict=True)
-    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0]
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise WeightsError(f"weights {path.name} do not fit network {entry.architecture!r}: {first}") from None
     return model.to(device).eval(), entry

@@ -145,3 +145,82 @@ def test_bad_inputs_and_flags_get_one_line_errors_and_leave_nothing(npy, tmp_pat
         assert match in err and len(err.strip().splitlines()) == 1, (args, err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["field.npy", "folder", "ints.npy", "text.npy"]
     assert "pickled" not in run("compress", "text.npy", "-o", "x", ok=False).stderr  # numpy's hint is not ours
+
+
+def test_an_unreadable_weights_manifest_is_blamed_not_a_good_stream(tmp_path, monkeypatch, capsys,
+                                                                     with_test_weights):
+    """A folder on SRNSZ_WEIGHTS whose manifest.json is not UTF-8 JSON: compress and decompress of a good HAT stream
+    both say the manifest is bad (one line, nothing written), never that the stream is corrupted."""
+    import srnsz.api as api_module
+    from srnsz.cli import main
+    from srnsz.predictors.hat import HatPolicy
+
+    inf = float("inf")
+    keep = HatPolicy(give_up_l1_share=inf, give_up_beyond_share=inf, network_stream_bytes=-inf,
+                     give_up_one_view_share=inf)
+    monkeypatch.setattr(api_module, "smallest", lambda streams: streams[0])  # keep the HAT stream
+    data = smooth_field((32, 32))
+    stream = srnsz.compress(data, 1e-3, "abs", predictor="hat", model="test_hat", policy=keep)
+    assert srnsz.info(stream).predictor == "hat"
+    (tmp_path / "h.srnsz").write_bytes(stream)
+    np.save(tmp_path / "f.npy", data)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "manifest.json").write_bytes(b"\xff\xfe{}")
+    monkeypatch.setenv("SRNSZ_WEIGHTS", f"{tmp_path / 'bad'}:{with_test_weights}")
+    for args in (["compress", str(tmp_path / "f.npy"), "-o", str(tmp_path / "x"), "--predictor", "hat", "--model",
+                  "test_hat"], ["decompress", str(tmp_path / "h.srnsz"), "-o", str(tmp_path / "x.npy")]):
+        assert main(args) == 1
+        err = capsys.readouterr().err
+        assert "not a valid weights manifest" in err and "corrupted" not in err, err
+        assert len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "f.npy", "h.srnsz"]
+
+
+def test_a_npy_header_asking_for_more_than_the_file_holds_is_refused_before_allocating(tmp_path, monkeypatch,
+                                                                                      capsys):
+    """A truncated .npy, or one whose header claims a huge shape: one line naming the file, nothing allocated or
+    written, with and without --chunk (memory-mapped); an allocation that fails anyway is a clear error too."""
+    from srnsz.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    np.save("f.npy", smooth_field((16, 16, 16)))
+    blob = (tmp_path / "f.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(blob[:1000])
+    end = blob.index(b"\n")  # the header is padded with spaces: the longer shape fits in the same length
+    huge = blob[:end].replace(b"(16, 16, 16)", b"(1000000, 1000000)")[:end] + blob[end:end + 41]
+    (tmp_path / "huge.npy").write_bytes(huge)
+    for name in ("huge.npy", "cut.npy"):
+        for extra in ([], ["--chunk", "8", "8", "8"]):
+            assert main(["compress", name, "-o", "x", *extra]) == 1
+            err = capsys.readouterr().err
+            assert f"{name}: its header says shape" in err and "truncated or damaged" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.npy", "f.npy", "huge.npy"]
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(np, "load", no_memory)
+    assert main(["compress", "f.npy", "-o", "x"]) == 1
+    assert "too large to load into memory" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("text,match", [
+    ("name: hat\nmodel: 5\n", "model must be a weights name, got 5"),
+    ("name: interp\nregion: 5\n", "'region' is not an option of the interp predictor"),
+    ("name: interp\nmetadata: 5\n", "'metadata' is not an option"),
+    ("name: interp\nprogress: 5\n", "'progress' is not an option"),
+    ("name: lorenzo\nthreads: 2\n", "'threads' is not an option of the lorenzo predictor"),
+    ("name: interp\nthreads: abc\n", "threads must be a whole number"),
+    ("name: interp\nparts: 5\nfill_value: 1\n", "'fill_value', 'parts' are not options"),
+], ids=["model-number", "region", "metadata", "progress", "threads-lorenzo", "threads-text", "two"])
+def test_predictor_config_keys_that_are_not_options_of_the_predictor_are_refused(npy, tmp_path, capsys, text,
+                                                                               match):
+    from srnsz.cli import main
+
+    path, _ = npy
+    config = tmp_path / "p.yaml"
+    config.write_text(text)
+    assert main(["compress", str(path), "-o", str(tmp_path / "x"), "--predictor-config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert match in err and "p.yaml" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "x").exists()

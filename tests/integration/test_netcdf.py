@@ -274,6 +274,23 @@ def test_packed_values_at_the_ends_of_the_integer_range_do_not_wrap(tmp_path):
         assert (restored[~missing] > -20000).all()
 
 
+@pytest.mark.parametrize("dtype", [np.int16, np.int64])
+def test_a_tiny_scale_factor_caps_the_steps_at_the_integer_span(tmp_path, dtype):
+    """scale_factor 1e-30 under abs bound 0.05: more steps than the type holds, so every integer may move anywhere;
+    the bound stated is within the one asked and holds on what readers unpack."""
+    packed = np.rint(smooth_field((16, 20), np.float64, seed=2) * 1000).astype(dtype)
+    path = tmp_path / "tiny.nc"
+    xr.Dataset({"t": (("y", "x"), packed, {"scale_factor": 1e-30})}).to_netcdf(
+        path, engine="h5netcdf", encoding={"t": {"_FillValue": None}})
+    out, back = tmp_path / "t.srnsz", tmp_path / "back.nc"
+    assert main(["compress", str(path), "--var", "t", "-o", str(out), "--eb", "0.05", "--mode", "abs"]) == 0
+    assert main(["decompress", str(out), "-o", str(back)]) == 0
+    stated = srnsz.info(out.read_bytes()).error_bound["abs"]
+    assert 0 < stated <= 0.05
+    with xr.open_dataset(path) as before, xr.open_dataset(back) as after:
+        assert np.abs(after.t.values - before.t.values).max() <= stated
+
+
 def test_unusable_attributes_are_ignored(tmp_path):
     data = smooth_field((4, 10, 12))
     path = tmp_path / "odd.nc"

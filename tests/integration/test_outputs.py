@@ -122,6 +122,40 @@ def test_overwriting_keeps_the_permissions_and_a_symbolic_link(npy, tmp_path):
     assert stat.S_IMODE(os.stat(real).st_mode) == 0o640
 
 
+def test_the_input_is_never_the_output_even_with_force(npy, tmp_path, capsys):
+    path, _ = npy
+    stream = tmp_path / "s.srnsz"
+    assert main(["compress", str(path), "-o", str(stream)]) == 0
+    (tmp_path / "link.npy").symlink_to(path)
+    os.link(stream, tmp_path / "hard.srnsz")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    for argv in (["compress", str(path), "-o", str(path)],
+                 ["compress", str(path), "-o", str(tmp_path / "link.npy")],
+                 ["compress", str(path), "-o", str(tmp_path / "." / "f.npy"), "--chunk", "8", "8", "8"],
+                 ["decompress", str(stream), "-o", str(stream)],
+                 ["decompress", str(stream), "-o", str(tmp_path / "hard.srnsz")]):
+        assert main([*argv, "--force"]) == 1, argv
+        err = capsys.readouterr().err
+        assert "is the input" in err and len(err.strip().splitlines()) == 1, err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_dev_stdout_on_a_pipe_is_written_into_and_reports_go_to_stderr(npy, tmp_path):
+    path, data = npy
+    command = [sys.executable, "-m", "srnsz.cli"]
+    compressed = subprocess.run([*command, "compress", str(path), "-o", "/dev/stdout", "--eb", "1e-3"],
+                                capture_output=True, timeout=300)
+    assert compressed.returncode == 0, compressed.stderr
+    assert b"ratio" in compressed.stderr
+    assert_bound(data, srnsz.decompress(compressed.stdout), srnsz.info(compressed.stdout).error_bound["abs"])
+    (tmp_path / "s.srnsz").write_bytes(compressed.stdout)
+    back = subprocess.run([*command, "decompress", str(tmp_path / "s.srnsz"), "-o", "/dev/stdout"],
+                          capture_output=True, timeout=300)
+    assert back.returncode == 0, back.stderr
+    assert back.stdout == srnsz.decompress(compressed.stdout).tobytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.npy", "s.srnsz"]
+
+
 def _children(pid: int) -> list[int]:
     try:
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
