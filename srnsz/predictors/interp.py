@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 import operator
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -73,8 +74,10 @@ class InterpConfig:
     def __post_init__(self) -> None:
         if self.kind not in CONFIG_KINDS:
             raise InvalidInputError(f"interpolation kind {self.kind!r} is unknown; use one of {CONFIG_KINDS}")
-        if self.anchor_stride < 0 or self.anchor_stride & (self.anchor_stride - 1):
+        if not isinstance(self.anchor_stride, numbers.Integral) or isinstance(self.anchor_stride, bool) or \
+                self.anchor_stride < 0 or self.anchor_stride & (self.anchor_stride - 1):
             raise InvalidInputError(f"anchor_stride must be 0 or a power of two, got {self.anchor_stride}")
+        object.__setattr__(self, "anchor_stride", int(self.anchor_stride))  # (a NumPy integer: the header is JSON)
         if self.traversal not in TRAVERSALS:
             raise InvalidInputError(f"traversal {self.traversal!r} is unknown; use one of {TRAVERSALS}")
         if not (self.alpha >= 1 and self.beta >= 1):

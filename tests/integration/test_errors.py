@@ -36,7 +36,9 @@ def test_bad_arrays(array, match):
     ({"eb": 1e-3, "mode": "abs_and_rel"}, "rel="), ({"eb": 1e-3, "predictor": "nope"}, "unknown"),
     ({"eb": 1e-3, "kind": "septic"}, "kind"), ({"eb": 1e-3, "colour": 1}, "bad options"),
     ({"eb": 1e-3, "tune": "slow"}, "tune"), ({"eb": 1e-3, "dim_order": (0, 0, 1)}, "dim_order"),
-    ({"eb": 1e-3, "anchor_stride": 12}, "power of two"), ({"eb": 1e-3, "traversal": "spiral"}, "traversal"),
+    ({"eb": 1e-3, "anchor_stride": 12}, "power of two"), ({"eb": 1e-3, "anchor_stride": 1e99}, "power of two"),
+    ({"eb": 1e-3, "anchor_stride": True}, "power of two"),
+    ({"eb": 1e-3, "traversal": "spiral"}, "traversal"),
     ({"eb": 1e-3, "profile": "turbo"}, "profile"), ({"eb": 1e-3, "profile": "fast", "predictor": "lorenzo"}, "interp"),
 ])
 def test_bad_options(kwargs, match, field3d):
