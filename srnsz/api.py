@@ -137,14 +137,15 @@ def unmasked(array: Any, fill_value: float | Sequence[float] | None = None
         return array, fill_value
     if not np.ma.is_masked(array):
         return array.data, fill_value
-    declared = missing.MissingRule.of(fill_value).fill_values
-    chosen = declared[0] if declared else array.fill_value
+    missing.MissingRule.of(fill_value)  # the caller's fill values checked
+    given = [] if fill_value is None else np.asarray(fill_value, dtype=np.float64).ravel().tolist()
+    chosen = given[0] if given else float(array.fill_value)
     with np.errstate(over="ignore"):
         fill = np.asarray(chosen, dtype=np.float64).astype(array.dtype)
     if np.isfinite(chosen) and not np.isfinite(fill):
         raise InvalidInputError(f"the masked points' fill value {chosen!r} does not fit {array.dtype}; give "
                                 "fill_value=<a value it holds>")
-    return array.filled(fill), declared or float(fill)
+    return array.filled(fill), given or [float(fill)]
 
 
 def checksum(recon: np.ndarray) -> int:

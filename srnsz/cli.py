@@ -28,6 +28,7 @@ from srnsz.io.fields import (
     RAW_DTYPES,
     VARIABLE_SUFFIXES,
     declared_rule,
+    is_scaled,
     open_lazy,
     read_field,
     read_input,
@@ -266,7 +267,7 @@ def _compress_field(source: CFField, args: argparse.Namespace, name: str, option
                                                                                             args.rel)
     # (a packed variable's floats are its unpacked values: the packing is kept below)
     scaling = float_scaling(data.dtype, source.meta.attrs) if source.meta is not None and packing is None else None
-    if scaling is not None and mode not in ("psnr", "ssim"):  # those are the same on the readers' values
+    if scaling is not None and mode not in ("psnr", "ssim"):  # (quality modes: measured on the stored values)
         return _compress_scaled(source, ErrorBound(mode, eb, rel), scaling, name, options)
     with progress_bar(data.size, "compress") as update:
         if packing is None:
@@ -289,7 +290,7 @@ def _compress_scaled(source: CFField, bound: ErrorBound, scaling: tuple[float, f
     data = source.data
     rule = MissingRule.of(**{k: options[k] for k in ("fill_value", "valid_range", "detect_fills") if k in options})
     mask = find_missing(data, rule).mask
-    requested, eb_stored = stored_bound(bound, data, mask, scaling)
+    requested, eb_stored = stored_bound(bound, data, mask, source.meta.attrs)
     with progress_bar(data.size, "compress") as update:
         stream = api.compress(data, eb_stored, "abs", name, progress=update, **options)
     valid = np.isfinite(data) if mask is None else np.isfinite(data) & ~mask
@@ -370,6 +371,9 @@ def _compress_chunked(args: argparse.Namespace) -> None:
     if _asks_target(args):
         raise SrnszError("--chunk takes a bound (--eb/--mode), not a target")
     name, options = _predictor_and_options(args)
+    if is_scaled(args.input, args.var, args.dtype, args.shape):  # chunk by chunk nothing checks the readers' values
+        raise SrnszError(f"{args.var} is scaled by scale_factor / add_offset: compress it without --chunk, which "
+                         "keeps the bound on the values CF readers see")
     options.update(_missing_options(args, declared_rule(args.input, args.var, args.dtype, args.shape)))
     with open_lazy(args.input, args.dtype, args.shape, args.var) as array:
         _check_hat_levels(options, tuple(min(c, n) for c, n in zip(args.chunk, array.shape)))

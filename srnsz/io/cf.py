@@ -162,6 +162,13 @@ def read_variable(path: str | Path, var: str | None) -> CFField:
 def declared_rule(path: str | Path, var: str | None) -> MissingRule:
     """The missing-value rule of variable ``var``'s attributes, without reading its values (packed variables
     declare none: unpacking turns their missing values into NaN)."""
+    dtype, attrs = declared_attrs(path, var)
+    return MissingRule() if is_packed(dtype, attrs) else rule_from_attrs(attrs)
+
+
+def declared_attrs(path: str | Path, var: str | None) -> tuple[np.dtype, dict[str, Any]]:
+    """(stored dtype, attributes) of variable ``var`` without reading its values; (float32, {}) where the file or
+    the variable cannot be opened (reading it says why)."""
     path = Path(path)
     if path.suffix.lower() in HDF5_SUFFIXES:
         import h5py
@@ -174,12 +181,12 @@ def declared_rule(path: str | Path, var: str | None) -> MissingRule:
         try:
             ds, _ = _open_netcdf(path, group)
         except InvalidInputError:
-            return MissingRule()  # reading the variable says why
+            return np.dtype("f4"), {}
         with ds:
             if name not in ds.variables:
-                return MissingRule()
+                return np.dtype("f4"), {}
             attrs, dtype = dict(ds.variables[name].attrs), ds.variables[name].dtype
-    return MissingRule() if is_packed(dtype, attrs) else rule_from_attrs(attrs)
+    return np.dtype(dtype), attrs
 
 
 def unpack(name: str, raw: np.ndarray, attrs: dict[str, Any], meta: VariableMeta) -> CFField:

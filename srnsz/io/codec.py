@@ -16,6 +16,7 @@ relative to each chunk's own range.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,10 +57,14 @@ class Srnsz(Codec):
 
     def encode(self, buf: Any) -> bytes:
         """The srnsz stream of one chunk (1-4 dimensions kept, others flattened)."""
-        array = np.asarray(buf)
+        array, codec = np.asanyarray(buf), self._codec
+        if np.ma.is_masked(array):  # masked points are missing values (api.unmasked)
+            array, fills = api.unmasked(array, self.options.get("fill_value"))
+            codec = api.Codec(self.eb, self.mode, self.predictor, **{**self.options, "fill_value": fills})
+        array = np.asarray(array)
         if array.ndim == 0 or array.ndim > 4:
             array = array.reshape(-1)
-        return self._codec.compress(array)
+        return codec.compress(array)
 
     def decode(self, buf: Any, out: Any = None) -> np.ndarray:
         """The chunk a stream holds, written into ``out`` when given."""
@@ -125,8 +130,10 @@ def _zarr3_codec() -> type:
 
         async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
             native = getattr(chunk_spec.dtype, "to_native_dtype", lambda: chunk_spec.dtype)()
-            data = api.decompress(chunk_bytes.to_bytes(), shape=tuple(chunk_spec.shape),
-                                  dtype=np.dtype(native).newbyteorder("="))
+            shape = tuple(chunk_spec.shape)
+            coded = shape if 1 <= len(shape) <= 4 else (math.prod(shape),)  # as encode flattens it
+            data = api.decompress(chunk_bytes.to_bytes(), shape=coded,
+                                  dtype=np.dtype(native).newbyteorder("=")).reshape(shape)
             return chunk_spec.prototype.nd_buffer.from_numpy_array(data)
 
         def compute_encoded_size(self, input_byte_length: int, chunk_spec: ArraySpec) -> int:

@@ -110,7 +110,7 @@ def plan_variable(name: str, values: np.ndarray, attrs: dict[str, Any], bound: E
     scaling = float_scaling(values.dtype, attrs)
     # a scaled variable's bound is on the values CF readers see (stored x scale_factor + add_offset)
     eb_abs = bound.resolve(values, found.mask) if scaling is None else stored_bound(bound, values, found.mask,
-                                                                                   scaling)[1]
+                                                                                   attrs)[1]
     return VariablePlan(name, True, float(eb_abs), found.count, (*rule.fill_values, *found.detected),
                         (rule.valid_min, rule.valid_max))
 

@@ -16,6 +16,7 @@ from srnsz.errors import InvalidInputError
 from srnsz.io import cf
 from srnsz.io.cf import HDF5_SUFFIXES, NETCDF_SUFFIXES, CFField, VariableMeta
 from srnsz.io.outputs import write_atomically
+from srnsz.io.packed import float_scaling
 from srnsz.missing import MissingRule
 
 RAW_DTYPES = {"f32": np.dtype("<f4"), "f64": np.dtype("<f8")}
@@ -142,6 +143,13 @@ def declared_rule(path: str | Path, var: str | None, dtype: str | None = None,
     if _input_kind(path, dtype, shape) != "variable":
         return MissingRule()
     return cf.declared_rule(path, var)
+
+
+def is_scaled(path: str | Path, var: str | None, dtype: str | None = None, shape: list[int] | None = None) -> bool:
+    """Whether ``var`` of a NetCDF/HDF5 file is a floating-point variable that CF readers scale
+    (:func:`srnsz.io.packed.float_scaling`), read from its attributes alone."""
+    path = Path(path)
+    return _input_kind(path, dtype, shape) == "variable" and float_scaling(*cf.declared_attrs(path, var)) is not None
 
 
 def write_field(path: str | Path, data: np.ndarray, force: bool, var: str | None = None,

@@ -143,17 +143,29 @@ def float_scaling(dtype: np.dtype, attrs: dict[str, Any]) -> tuple[float, float]
     return None if scale == 0 or (scale, offset) == (1.0, 0.0) else (scale, offset)
 
 
-def stored_bound(bound: ErrorBound, stored: np.ndarray, missing: np.ndarray | None, scaling: tuple[float, float]
+def reader_precision(dtype: np.dtype, attrs: dict[str, Any]) -> type:
+    """The least precise float type a CF reader may unpack a variable of ``dtype`` in: float32 where the stored
+    values or the scale_factor / add_offset attributes are float32 (xarray computes in the attributes' type), else
+    float64."""
+    types = [np.dtype(dtype)] + [np.asarray(attrs[k]).dtype for k in ("scale_factor", "add_offset") if k in attrs]
+    return np.float32 if any(t.kind == "f" and t.itemsize <= 4 for t in types) else np.float64
+
+
+def stored_bound(bound: ErrorBound, stored: np.ndarray, missing: np.ndarray | None, attrs: dict[str, Any]
                  ) -> tuple[float, float]:
     """(the bound on the values readers see, the abs bound on the stored values that keeps them within it) for a
-    float variable scaled by ``scaling`` = (scale_factor, add_offset) whose ``missing`` points (bool mask, None:
-    none) are not data: ``bound`` resolved on the readers' values, divided by |scale_factor|, less READER_ULPS ulps
-    (of the stored type) of the largest reader value; 0 (the stored values kept exactly) where nothing is left."""
+    float variable whose attributes ``attrs`` scale it (:func:`float_scaling` is not None) and whose ``missing``
+    points (bool mask, None: none) are not data: ``bound`` resolved on the readers' values, divided by
+    |scale_factor|, less READER_ULPS ulps (in :func:`reader_precision`) of the largest value a reader can see; 0
+    (the stored values kept exactly) where nothing is left."""
+    scaling = float_scaling(stored.dtype, attrs)
+    if scaling is None:
+        raise SrnszError("internal error: stored_bound needs a scaled floating-point variable")
     scale, offset = scaling
     unpacked = stored.astype(np.float64) * scale + offset
     requested = bound.resolve(unpacked, missing)
     finite = np.isfinite(unpacked) if missing is None else np.isfinite(unpacked) & ~missing
-    top = float(np.abs(unpacked[finite]).max(initial=0.0)) + abs(offset)
+    top = float(np.abs(unpacked[finite]).max(initial=0.0)) + abs(offset) + requested
     with np.errstate(over="ignore"):
-        ulp = float(np.spacing(stored.dtype.type(top)))
+        ulp = float(np.spacing(reader_precision(stored.dtype, attrs)(top)))
     return requested, max(0.0, (requested - READER_ULPS * ulp) / abs(scale))

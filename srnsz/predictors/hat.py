@@ -328,6 +328,12 @@ class HatPredictor(InterpPredictor):
         encoded.alternatives = [plain]
         return encoded
 
+    def _most_flags(self, shape: tuple[int, ...]) -> int:
+        """How many block choices a stream of ``shape`` holds at most: one per block in every pass of a HAT level."""
+        plan = self._plan(shape)
+        blocks = math.prod(-(-n // (self.block_size or DEFAULT_BLOCK[len(shape)])) for n in shape)
+        return blocks * sum(p.level >= plan.levels - self.hat_levels for p in plan.passes())
+
     def _sample_choice(self, base: InterpPredictor, network_base: InterpPredictor,
                        candidates: list[tuple[Any, Any]], device: str, data: np.ndarray, eb: float,
                        free: np.ndarray | None) -> int | None:
@@ -367,8 +373,7 @@ class HatPredictor(InterpPredictor):
         if not isinstance(hat.get("sha256"), str):  # every writer records it: the weights are checked against it
             raise StreamFormatError("the hat stream does not record its weights' sha256")
         model, _ = hat_network(self.model_name, device, sha256=hat["sha256"])
-        # a flag per block at most, and blocks are at least one point
-        flags = np.unpackbits(np.frombuffer(lossless.unpack(sections["FLAG"], "flag", -(-math.prod(shape) // 8)),
+        flags = np.unpackbits(np.frombuffer(lossless.unpack(sections["FLAG"], "flag", -(-self._most_flags(shape) // 8)),
                                             np.uint8)).astype(bool)
         passes = self._passes(model, device, eb, flags)
         return self.decode(sections, params, shape, dtype, eb, progress, passes)

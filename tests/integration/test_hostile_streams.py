@@ -200,3 +200,30 @@ def test_a_network_stream_without_its_weights_hash_is_refused():
     del header["predictor"]["params"]["hat"]["sha256"]
     with pytest.raises(StreamFormatError, match="sha256"):
         srnsz.decompress(rebuilt(golden, header=header))
+
+
+@pytest.mark.parametrize("block_size,hat_levels", [(1, 1), (2, 3)])
+def test_hat_streams_with_more_block_choices_than_points_still_decode(block_size, hat_levels, monkeypatch):
+    field = wave_field((48, 48))
+    monkeypatch.setattr(srnsz.api, "smallest", lambda candidates: candidates[0])  # keep the network's stream
+    stream = srnsz.compress(field, 1e-3, predictor="hat", model="hat_femto_series", block_size=block_size,
+                            hat_levels=hat_levels)
+    header = read_container(stream).header["predictor"]
+    assert header["name"] == "hat" and header["params"]["hat"]["blocks_total"] > field.size
+    assert np.abs(srnsz.decompress(stream) - field).max() <= srnsz.info(stream).error_bound["abs"]
+
+
+def test_the_chunk_codecs_read_back_what_they_flattened_and_what_was_masked():
+    zarr = pytest.importorskip("zarr")
+    from srnsz.io.codec import SrnszZarr3
+
+    values = np.random.default_rng(1).random((2, 3, 4, 5, 6)).astype(np.float32)  # 5-D: coded flat
+    array = zarr.create_array(store={}, shape=values.shape, chunks=values.shape, dtype="f4",
+                              serializer=SrnszZarr3(eb=1e-3), compressors=None)
+    array[:] = values
+    assert np.abs(array[:] - values).max() <= 1e-3
+    field = wave_field((20, 30))
+    masked = np.random.default_rng(2).random(field.shape) < 0.2
+    codec = Srnsz(1e-3)
+    back = codec.decode(codec.encode(np.ma.masked_array(np.where(masked, 123.0, field), mask=masked)))
+    assert np.all(back[masked] == 1e20) and np.abs(back[~masked] - field[~masked]).max() <= 1e-3

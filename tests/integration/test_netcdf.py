@@ -544,28 +544,46 @@ def test_coordinates_shared_by_variables_are_stored_once_in_a_zarr_store(tmp_pat
     assert np.array_equal(root["ULAT"][:], lat) and np.array_equal(root["ULONG"][:], lon)
 
 
-@pytest.mark.parametrize("dtype, factors", [(np.float32, np.float32), (np.float64, np.float64),
-                                            (np.float32, np.float64)])
-def test_scaled_float_variables_hold_the_bound_on_the_values_readers_see(tmp_path, dtype, factors):
+@pytest.mark.parametrize("dtype, factors, scale, offset", [
+    (np.float32, np.float32, 100.0, -12.5), (np.float64, np.float64, 100.0, -12.5),
+    (np.float32, np.float64, 100.0, -12.5), (np.float64, np.float32, 100.0, -12.5),
+    (np.float64, np.float32, 0.0064068018, 6245.413),  # xarray unpacks in float32: its ulp at 6245 is 4.9e-4
+])
+def test_scaled_float_variables_hold_the_bound_on_the_values_readers_see(tmp_path, dtype, factors, scale, offset):
     stored = (smooth_field((3, 40, 60), np.float64, seed=4) * 3 + 1).astype(dtype)
-    scale, offset = factors(100.0), factors(-12.5)
+    scale, offset = factors(scale), factors(offset)
     path = tmp_path / "scaled.nc"
     _write(path, {"t": (("time", "lat", "lon"), stored, {"scale_factor": scale, "add_offset": offset})}, {})
     with xr.open_dataset(path) as ds:
         before = ds.t.values.astype(np.float64)
-    for eb, mode in (("0.5", "abs"), ("1e-3", "rel"), ("1e-6", "rel")):
+    for eb, mode in (("0.5", "abs"), ("1e-3", "rel"), ("3e-3", "rel"), ("1e-6", "rel")):
         requested = float(eb) * (np.ptp(before) if mode == "rel" else 1.0)
         out, back = tmp_path / "t.srnsz", tmp_path / "back.nc"
         assert main(["compress", str(path), "--var", "t", "-o", str(out), "--eb", eb, "--mode", mode, "--force"]) == 0
         assert main(["decompress", str(out), "-o", str(back), "--force"]) == 0
-        assert srnsz.info(out.read_bytes()).error_bound["abs"] <= requested / 100.0
+        assert srnsz.info(out.read_bytes()).error_bound["abs"] <= requested / float(scale)
         with xr.open_dataset(back) as ds:
             assert np.abs(ds.t.values.astype(np.float64) - before).max() <= requested, (eb, mode)
             assert np.abs(ds.t.values - before.astype(ds.t.dtype)).max() <= requested, (eb, mode)
         assert main(["compress", str(path), "-o", str(tmp_path / "t.zarr"), "--eb", eb, "--mode", mode,
                      "--force"]) == 0
-        with xr.open_zarr(tmp_path / "t.zarr", consolidated=False) as ds:
+        with xr.open_zarr(tmp_path / "t.zarr", consolidated=False) as ds:  # its attributes are JSON: float64
+            in_double = stored.astype(np.float64) * float(scale) + float(offset)
+            assert np.abs(ds.t.values.astype(np.float64) - in_double).max() <= requested, (eb, mode)
+        assert main(["decompress", str(tmp_path / "t.zarr"), "-o", str(back), "--force"]) == 0
+        with xr.open_dataset(back) as ds:  # the attributes' own types again
             assert np.abs(ds.t.values.astype(np.float64) - before).max() <= requested, (eb, mode)
+
+
+def test_scaled_float_variables_are_refused_chunk_by_chunk(tmp_path, capsys):
+    stored = smooth_field((4, 20, 30), np.float32, seed=2)
+    path = tmp_path / "scaled4.nc"
+    xr.Dataset({"t": (("z", "y", "x"), stored, {"scale_factor": np.float32(100.0)})}).to_netcdf(
+        path, engine="h5netcdf", encoding={"t": {"_FillValue": None}})
+    out = tmp_path / "t.srnszc"
+    assert main(["compress", str(path), "--var", "t", "-o", str(out), "--eb", "0.5", "--mode", "abs",
+                 "--chunk", "2", "10", "15"]) == 1
+    assert "without --chunk" in capsys.readouterr().err and not out.exists()
 
 
 def test_unsigned_packed_integers_are_refused_alone_and_copied_in_a_dataset(tmp_path, capsys):

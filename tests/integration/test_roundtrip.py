@@ -229,6 +229,8 @@ def test_masked_arrays_bound_their_valid_values_and_give_back_the_masked_as_fill
         assert np.all(recon[masked] == dtype(array.fill_value))
         recon = srnsz.decompress(srnsz.compress(array, 1e-3, "rel", fill_value=-999.0))
         assert np.all(recon[masked] == -999.0)
+    recon = srnsz.decompress(srnsz.compress(np.ma.masked_array(garbage, mask=masked), 1e-3, fill_value=np.nan))
+    assert np.isnan(recon[masked]).all()
     unmasked = np.ma.masked_array(valid, mask=np.zeros(valid.shape, bool))
     assert srnsz.compress(unmasked, 1e-3) == srnsz.compress(valid, 1e-3)
     with pytest.raises(InvalidInputError, match="does not fit"):
