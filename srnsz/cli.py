@@ -351,8 +351,9 @@ def _compress_dataset(args: argparse.Namespace) -> None:
         plans = compress_dataset(args.input, args.output, args.eb, args.mode, name, force=args.force,
                                  on_variable=report, **_missing_options(args, MissingRule()), **options)
     for plan in plans:
-        how = (f"srnsz, abs bound {plan.eb_abs:.4g}" + (f", {plan.missing_points} missing points restored exactly"
-                                                       if plan.missing_points else "")) if plan.lossy else "lossless"
+        scaled = f" ({plan.requested:.4g} on the scaled values)" if plan.requested not in (None, plan.eb_abs) else ""
+        missing = f", {plan.missing_points} missing points restored exactly" if plan.missing_points else ""
+        how = f"srnsz, abs bound {plan.eb_abs:.4g}{scaled}{missing}" if plan.lossy else "lossless"
         print(f"  {plan.name}: {how}")
     size = sum(p.stat().st_size for p in Path(args.output).rglob("*") if p.is_file())
     original = Path(args.input).stat().st_size

@@ -52,7 +52,8 @@ RECORD = "srnsz_netcdf"  # the root attribute recording what Zarr loses of a Net
 
 @dataclass(frozen=True)
 class VariablePlan:
-    """How one variable of a dataset is stored: lossy (srnsz, ``eb_abs``) or copied losslessly."""
+    """How one variable of a dataset is stored: lossy (srnsz, ``eb_abs`` on the stored values) or copied losslessly;
+    ``requested``: the bound on the values CF readers see (``eb_abs`` unless scale_factor / add_offset scale them)."""
 
     name: str
     lossy: bool
@@ -60,6 +61,7 @@ class VariablePlan:
     missing_points: int = 0
     fills: tuple[float, ...] = ()
     valid_range: tuple[float | None, float | None] = (None, None)
+    requested: float | None = None
 
 
 def _xarray() -> Any:
@@ -107,12 +109,11 @@ def plan_variable(name: str, values: np.ndarray, attrs: dict[str, Any], bound: E
     """The absolute bound and fills of one floating-point variable (relative bounds on its valid values)."""
     rule = variable_rule(attrs, extra or MissingRule())
     found = find_missing(values, rule)
-    scaling = float_scaling(values.dtype, attrs)
     # a scaled variable's bound is on the values CF readers see (stored x scale_factor + add_offset)
-    eb_abs = bound.resolve(values, found.mask) if scaling is None else stored_bound(bound, values, found.mask,
-                                                                                   attrs)[1]
+    requested, eb_abs = ((bound.resolve(values, found.mask),) * 2 if float_scaling(values.dtype, attrs) is None
+                         else stored_bound(bound, values, found.mask, attrs))
     return VariablePlan(name, True, float(eb_abs), found.count, (*rule.fill_values, *found.detected),
-                        (rule.valid_min, rule.valid_max))
+                        (rule.valid_min, rule.valid_max), float(requested))
 
 
 def compress_dataset(src: str | Path, dst: str | Path, eb: float, mode: str = "rel", predictor: str = "interp", *,
