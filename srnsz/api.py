@@ -577,9 +577,10 @@ def decompress(data: bytes, progress: Progress | None = None, *, region: Region 
     expected_shape, expected_dtype = shape, dtype
     shape, dtype, eb, name, params = _parse_header(container.header)
     _check_expected(container.header, shape, dtype, region, expected_shape, expected_dtype)
-    if out is not None and (not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != dtype
+    if out is not None and (not isinstance(out, np.ndarray) or isinstance(out, np.ma.MaskedArray)
+                            or out.shape != shape or out.dtype != dtype
                             or not out.flags.c_contiguous or not out.flags.writeable):
-        raise InvalidInputError(f"out must be a writable C-contiguous {dtype} array of shape {shape}")
+        raise InvalidInputError(f"out must be a writable C-contiguous {dtype} array of shape {shape} (not masked)")
     if _in_parts(container):
         return _decompress_parts(container, shape, dtype, check_threads(threads), progress, out)
     check_capacity(container.sections, shape, dtype.itemsize)  # before anything of the claimed size is allocated

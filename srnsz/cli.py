@@ -23,7 +23,7 @@ from srnsz.errors import InvalidInputError, SrnszError
 from srnsz.eval.peers import list_codecs
 from srnsz.examples import example_field
 from srnsz.io import chunked
-from srnsz.io.cf import CFField
+from srnsz.io.cf import HDF5_SUFFIXES, CFField
 from srnsz.io.fields import (
     RAW_DTYPES,
     VARIABLE_SUFFIXES,
@@ -450,9 +450,11 @@ def cmd_decompress(args: argparse.Namespace) -> None:
     note = write_field(args.output, data, args.force, args.var, meta)
     if note:
         print(f"note: {note}", file=sys.stderr)
-    restored = f" (variable {args.var or meta.name}{list(meta.dims)}, {len(meta.attrs)} attributes, " \
-               f"{len(meta.coords)} coordinate variables)" if meta is not None and Path(args.output).suffix.lower() \
-        in VARIABLE_SUFFIXES else ""
+    suffix = Path(args.output).suffix.lower()
+    restored = "" if meta is None or suffix not in VARIABLE_SUFFIXES else \
+        f" (dataset {args.var or meta.name}, {len(meta.attrs)} attributes)" if suffix in HDF5_SUFFIXES else \
+        f" (variable {args.var or meta.name}{list(meta.dims)}, {len(meta.attrs)} attributes, " \
+        f"{len(meta.coords)} coordinate variables)"
     print(f"{args.output}: {data.dtype} {data.shape}{restored}")
 
 
@@ -557,9 +559,13 @@ def cmd_bench(args: argparse.Namespace) -> None:
     from srnsz.eval.plots import error_maps, rate_distortion, require_matplotlib
 
     out = Path(args.out)
-    if (out / "results.csv").exists() and not args.force:
-        raise SrnszError(f"{out}/results.csv exists; use --force to overwrite or --out elsewhere")
     inputs = [(Path(p).stem, p) for p in args.inputs] or [("example", None)]
+    planned = [f"results.{suffix}" for suffix in ("csv", "json", "md")]
+    if not args.no_plots:
+        planned += ["rate_distortion.png", *(f"errors_{name}.png" for name, _ in inputs)]
+    existing = [name for name in planned if (out / name).exists()]
+    if existing and not args.force:
+        raise SrnszError(f"{out} holds {', '.join(existing)}; use --force to overwrite or --out elsewhere")
     for _, path in inputs:  # every input checked before anything is written or reported
         if path is not None:
             with open_lazy(path, var=args.var) as array:

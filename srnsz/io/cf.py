@@ -326,6 +326,8 @@ def write_variable(path: Path, data: np.ndarray, meta: VariableMeta | None, var:
         meta = VariableMeta(name, tuple(f"dim_{a}" for a in range(data.ndim)), file_format="NETCDF3_64BIT")
     if len(meta.dims) != data.ndim:
         raise StreamFormatError(f"the stream's dimension names {meta.dims} do not fit its shape {data.shape}")
+    if name in {c.name for c in meta.coords}:  # the coordinate would take the variable's place in the file
+        raise InvalidInputError(f"{name!r} is the name of one of the variable's coordinates; give --var another name")
     sizes = dict(zip(meta.dims, data.shape))
     for c in meta.coords:
         if len(c.dims) != c.values.ndim or any(sizes.setdefault(d, n) != n for d, n in zip(c.dims, c.values.shape)):
@@ -335,6 +337,8 @@ def write_variable(path: Path, data: np.ndarray, meta: VariableMeta | None, var:
             NETCDF_SUFFIXES):
         _write_hdf5(path, values, meta, name)
         return ""
+    if not name or "/" in name:  # (the group a variable is written into is the one recorded in its metadata)
+        raise InvalidInputError(f"{name!r} is not a NetCDF variable name (no '/'; the stream's group is kept)")
     import xarray as xr
 
     # Values are written as they are stored (fills and packed integers included), attributes as they were.

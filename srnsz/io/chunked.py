@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import math
 import mmap
+import numbers
 import os
 import struct
 from collections.abc import Callable, Iterator, Sequence
@@ -376,6 +377,8 @@ def _check_chunk_header(src: BinaryIO, index: ChunkIndex, number: int) -> None:
 
 def chunk_stream(src: BinaryIO, index: ChunkIndex, number: int) -> bytes:
     """The srnsz stream of chunk ``number`` (C order of the chunk grid)."""
+    if isinstance(number, bool) or not isinstance(number, numbers.Integral):
+        raise InvalidInputError(f"a chunk number is a whole number, got {number!r}")
     if not 0 <= number < len(index.spans):
         raise InvalidInputError(f"chunk {number} does not exist (the stream has {len(index.spans)})")
     offset, length = index.spans[number]

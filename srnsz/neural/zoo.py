@@ -122,15 +122,25 @@ def find_weights(name: str, directory: Path | None = None) -> WeightsEntry:
 _LOADED: dict[tuple[str, str], tuple[Any, WeightsEntry]] = {}
 
 
+def with_hash(sha256: str, name: str) -> WeightsEntry | None:
+    """The entry on the search path whose weights have this ``sha256`` (one named ``name`` first, then any, earlier
+    folders first), shadowed ones included; None where there is none."""
+    found = [e for folder in search_path() for e in read_manifest(folder).values() if e.sha256 == sha256]
+    return next((e for e in found if e.name == name), found[0] if found else None)
+
+
 def cached_model(name: str, device: str, sha256: str | None = None) -> tuple[Any, WeightsEntry]:
-    """load_pretrained once per (weights hash, device) in this process; `sha256` (from a stream header) must
-    match the weights found under `name`, else the clear mismatch error."""
+    """load_pretrained once per (weights hash, device) in this process. ``sha256`` (from a stream header) names the
+    weights a stream was made with: where the entry found under ``name`` has other weights (a user's weights of the
+    same name earlier on the search path), the entry with that hash is used, else the clear mismatch error."""
     entry = find_weights(name)
     if sha256 is not None and entry.sha256 != sha256:
-        load_pretrained(name, device, expected_sha256=sha256)  # raises the "use the same weights" error
+        entry = with_hash(sha256, name) or entry
+        if entry.sha256 != sha256:
+            load_pretrained(name, device, expected_sha256=sha256)  # raises the "use the same weights" error
     key = (entry.sha256, device)
     if key not in _LOADED:
-        _LOADED[key] = load_pretrained(name, device)
+        _LOADED[key] = load_pretrained(entry.name, device, directory=Path(entry.directory))
     return _LOADED[key]
 
 

@@ -53,17 +53,21 @@ def _trial(data: np.ndarray, valid: np.ndarray | None, eb: float, predictor: str
     return _Trial(eb, stream, psnr_db(rmse, value_range), data.nbytes / len(stream))
 
 
-def _search(ok: Callable[[_Trial], bool], run: Callable[[float], _Trial], start: float, prefer_large: bool,
-            budget: int) -> tuple[_Trial | None, _Trial, int]:
+def _search(ok: Callable[[_Trial], bool], score: Callable[[_Trial], float], run: Callable[[float], _Trial],
+            start: float, prefer_large: bool, budget: int) -> tuple[_Trial | None, _Trial, int]:
     """Bracket then bisect in log(eb). ok(trial) must be monotone: True for small eb (PSNR) or for large eb
-    (ratio) -- `prefer_large` says which end is wanted. Returns (best ok trial, last trial, trials used)."""
+    (ratio) -- `prefer_large` says which end is wanted. Returns (best ok trial, the trial of the highest
+    ``score`` -- the closest to the target where none is ok --, trials used)."""
     trials = 0
     best: _Trial | None = None
+    closest: _Trial | None = None
     low, high = None, None  # low: eb whose result is on the "small eb" side, high: on the "large eb" side
     eb, last = start, None
     while trials < budget:
         last = run(eb)
         trials += 1
+        if closest is None or score(last) > score(closest):
+            closest = last
         good = ok(last)
         if good and (best is None or (last.eb > best.eb) == prefer_large):
             best = last
@@ -80,7 +84,8 @@ def _search(ok: Callable[[_Trial], bool], run: Callable[[float], _Trial], start:
             break
         else:
             eb = math.sqrt(low * high)
-    return best, last, trials
+    assert closest is not None  # budget >= 1
+    return best, closest, trials
 
 
 def compress_to_target(array: Any, *, psnr: float | None = None, ratio: float | None = None,
@@ -111,22 +116,22 @@ def compress_to_target(array: Any, *, psnr: float | None = None, ratio: float | 
         eb_abs = float(api.info(stream).error_bound["abs"])
         return TargetResult(stream, eb_abs, reached, data.nbytes / len(stream), reached >= psnr, 1)
     if psnr is not None:
-        ok = lambda t: t.psnr >= psnr  # noqa: E731
+        ok, score = (lambda t: t.psnr >= psnr), (lambda t: t.psnr)  # noqa: E731
         start, prefer_large = value_range * 10 ** (-psnr / 20) * math.sqrt(3), True
     else:
-        ok = lambda t: t.ratio >= ratio  # noqa: E731
+        ok, score = (lambda t: t.ratio >= ratio), (lambda t: t.ratio)  # noqa: E731
         start, prefer_large = value_range * 1e-3, False
     used = 0
     if data.size > FULL_TRIAL_POINTS and data.ndim < 4:
         sample = sample_blocks(data, 32)
         sample_valid = valid_points(sample)
         rule_options = {k: options[k] for k in missing.RULE_OPTIONS if k in options}
-        best, last, n = _search(ok, lambda eb: _trial(sample, sample_valid, eb, "interp", rule_options, value_range),
-                                start, prefer_large, 16)
-        start = (best or last).eb
+        best, closest, n = _search(ok, score, lambda eb: _trial(sample, sample_valid, eb, "interp", rule_options,
+                                                                 value_range), start, prefer_large, 16)
+        start = (best or closest).eb
         used += n
-    best, last, n = _search(ok, lambda eb: _trial(data, valid, eb, predictor, options, value_range), start,
-                            prefer_large, MAX_FULL_TRIALS)
+    best, closest, n = _search(ok, score, lambda eb: _trial(data, valid, eb, predictor, options, value_range),
+                               start, prefer_large, MAX_FULL_TRIALS)
     used += n
-    chosen = best or last
+    chosen = best or closest
     return TargetResult(chosen.stream, chosen.eb, chosen.psnr, chosen.ratio, best is not None, used)

@@ -224,3 +224,16 @@ def test_predictor_config_keys_that_are_not_options_of_the_predictor_are_refused
     err = capsys.readouterr().err
     assert match in err and "p.yaml" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "x").exists()
+
+
+def test_bench_leaves_the_files_of_a_folder_alone_without_force(npy, tmp_path, capsys):
+    from srnsz.cli import main
+
+    path, _ = npy
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "results.md").write_text("my notes")
+    args = ["bench", str(path), "--out", str(out), "--codecs", "srnsz-lorenzo", "--no-plots", "--eb", "1e-2"]
+    assert main(args) == 1
+    assert "results.md" in capsys.readouterr().err and (out / "results.md").read_text() == "my notes"
+    assert main([*args, "--force"]) == 0 and (out / "results.md").read_text() != "my notes"

@@ -216,3 +216,15 @@ def test_options_are_checked_where_the_data_is_stored_as_it_is(array, kwargs, ma
 def test_arguments_of_the_wrong_kind_are_clear_errors(kwargs, match, field3d):
     with pytest.raises(InvalidInputError, match=match):
         srnsz.compress(field3d, **{"eb": 1e-3, **kwargs})
+
+
+def test_chunk_numbers_and_outputs_of_the_wrong_kind_are_clear_errors(field3d):
+    out = io.BytesIO()
+    index = chunked.compress_chunked(field3d, out, 1e-3, "rel", (10, 16, 16))
+    for number in (1.5, True, -1, len(index.spans)):
+        with pytest.raises(InvalidInputError, match="chunk"):
+            chunked.read_chunk(io.BytesIO(out.getvalue()), index, number)
+    assert chunked.read_chunk(io.BytesIO(out.getvalue()), index, np.int64(1)).shape == index.extent(1)
+    stream = srnsz.compress(field3d, 1e-3)
+    with pytest.raises(InvalidInputError, match="not masked"):
+        srnsz.decompress(stream, out=np.ma.masked_array(np.zeros(field3d.shape, field3d.dtype), mask=True))

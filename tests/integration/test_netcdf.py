@@ -605,3 +605,11 @@ def test_quality_modes_are_refused_where_nothing_would_check_them(foam, tmp_path
     assert main(["compress", str(path), "-o", str(zarr), "--eb", "0.99" if mode == "ssim" else "60",
                  "--mode", mode]) == 1
     assert mode in capsys.readouterr().err and not zarr.exists()
+
+
+def test_a_variable_is_not_written_under_a_coordinate_name(foam, tmp_path, capsys):
+    path, _, _ = foam
+    out, back = tmp_path / "v.srnsz", tmp_path / "back.nc"
+    assert main(["compress", str(path), "--var", "V", "-o", str(out), "--eb", "1e-3"]) == 0
+    assert main(["decompress", str(out), "-o", str(back), "--var", "lat"]) == 1
+    assert "coordinates" in capsys.readouterr().err and not back.exists()

@@ -57,3 +57,24 @@ def test_weights_that_are_not_a_state_dict_are_a_weights_error(tmp_path, test_we
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(WeightsError, match="do not fit network"):
         load_pretrained("test_hat", directory=tmp_path)
+
+
+def test_a_stream_finds_its_weights_by_hash_when_another_folder_has_weights_of_that_name(tmp_path, test_weights,
+                                                                                        monkeypatch):
+    torch = pytest.importorskip("torch")
+    from srnsz.neural.zoo import cached_model
+
+    shipped = read_manifest(test_weights)["test_hat"]
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    state = torch.load(test_weights / shipped.file, weights_only=True)
+    torch.save({k: v + 1 if v.is_floating_point() else v for k, v in state.items()}, shadow / "other.pt")
+    manifest = json.loads((test_weights / "manifest.json").read_text())
+    entry = {**manifest["test_hat"], "file": "other.pt", "sha256": sha256_of(shadow / "other.pt")}
+    (shadow / "manifest.json").write_text(json.dumps({"test_hat": entry}))
+    monkeypatch.setenv("SRNSZ_WEIGHTS", f"{shadow}:{test_weights}")
+    assert find_weights("test_hat").sha256 == entry["sha256"]  # new compressions take the first folder's
+    _, found = cached_model("test_hat", "cpu", sha256=shipped.sha256)  # a stream made with the other weights
+    assert found.sha256 == shipped.sha256 and found.directory == str(test_weights)
+    with pytest.raises(WeightsError, match="use the same weights"):
+        cached_model("test_hat", "cpu", sha256="cd" * 32)

@@ -7,6 +7,7 @@ import pytest
 from conftest import assert_bound, smooth_field
 
 import srnsz
+from srnsz.pipeline import targets
 
 
 def test_target_psnr_and_ratio_are_met_with_a_hard_bound():
@@ -31,3 +32,19 @@ def test_target_psnr_and_ratio_are_met_with_a_hard_bound():
     assert not compress_to_target(np.ones(50, np.float32), ratio=1e6).met  # constant fields too
     with pytest.raises(srnsz.SrnszError, match="exactly one"):
         compress_to_target(data, psnr=50, ratio=10)
+
+
+@pytest.mark.parametrize("field", [np.array([0.0, 1.0], np.float32),
+                                   np.random.default_rng(0).random(50).astype(np.float32)], ids=["two", "noise"])
+def test_an_unreachable_ratio_keeps_the_closest_trial(field, monkeypatch):
+    tried = []
+    real = targets._trial
+
+    def recorded(*args):
+        tried.append(real(*args))
+        return tried[-1]
+
+    monkeypatch.setattr(targets, "_trial", recorded)
+    result = targets.compress_to_target(field, ratio=1000.0)
+    assert not result.met
+    assert result.ratio == max(t.ratio for t in tried)
