@@ -8,12 +8,14 @@ magnitude never enter a sample.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from srnsz.errors import InvalidInputError
 from srnsz.io.fields import read_input
 from srnsz.missing import find_missing
 
@@ -42,11 +44,25 @@ def load_field(spec: FieldSpec) -> np.ndarray:
     """The field as float64, its missing values NaN: srnsz's own rule (srnsz.missing: NaN/Inf, the fills and
     valid range a NetCDF/HDF5 variable declares, undeclared fills such as 1e20), so that no sample holds one."""
     source = read_input(spec.path, spec.dtype, list(spec.shape) if spec.shape else None, spec.var)
+    dtype = np.asarray(source.data).dtype
+    if dtype.kind != "f" or dtype.itemsize not in (4, 8):
+        raise InvalidInputError(f"{spec.path}: training takes float32 or float64 fields, as srnsz compresses, got "
+                                f"dtype {dtype}")
     data = np.asarray(source.data, dtype=np.float64)
     mask = find_missing(source.data, source.rule).mask
     if mask is not None:
         data[mask] = np.nan
     return data
+
+
+def fingerprint(field: np.ndarray) -> str:
+    """sha256 of a loaded field (its shape and float64 values, missing ones NaN): what training reads from a file,
+    so a file rewritten at the same path with other values is other data. The whole field, not samples of it: a
+    change anywhere changes what training sees, and hashing (about a second per GB) costs less than reading and
+    converting the values did; what training does not read (other variables of a NetCDF/HDF5 file) is left out."""
+    digest = hashlib.sha256(repr(field.shape).encode())
+    digest.update(np.ascontiguousarray(field, dtype=np.float64).data)
+    return digest.hexdigest()
 
 
 def planes(field: np.ndarray) -> list[np.ndarray]:
@@ -78,15 +94,15 @@ class _FieldData:
     def __init__(self, train_files: list, val_files: list | None, data_dir: str, holdout: float,
                  fill_threshold: float, val_samples: int, seed: int) -> None:
         if not train_files:
-            raise ValueError("data.train_files is empty: give at least one field")
+            raise InvalidInputError("data.train_files is empty: give at least one field")
         self.fill_threshold = fill_threshold
         self.data_dir = data_dir
         self.train_specs = [_spec(e, data_dir) for e in train_files]
         self.val_specs = [_spec(e, data_dir) for e in (val_files or [])]
         train = [load_field(s) for s in self.train_specs]
-        if self.val_specs:
-            val = [load_field(s) for s in self.val_specs]
-        else:
+        val = [load_field(s) for s in self.val_specs]
+        self._fingerprints = {"train": [fingerprint(f) for f in train], "val": [fingerprint(f) for f in val]}
+        if not self.val_specs:
             train, val = _split(train, holdout)
         self.train_fields, self.val_fields = train, val
         self.val_samples, self.seed = val_samples, seed
@@ -95,6 +111,10 @@ class _FieldData:
         """What the manifest records about the data."""
         return {"train": [self._recorded(s) for s in self.train_specs],
                 "val": [self._recorded(s) for s in self.val_specs] or "last part of each training field"}
+
+    def fingerprint(self) -> dict[str, list[str]]:
+        """{'train': [...], 'val': [...]}: the :func:`fingerprint` of each field, in the order of describe()."""
+        return self._fingerprints
 
     def _recorded(self, spec: FieldSpec) -> str:
         """A field's path as the manifest records it: relative to the data folder when inside it (so
@@ -167,22 +187,22 @@ class SuperResolutionPatches(_FieldData):
                  fill_threshold: float = 1e19, val_samples: int = 256, seed: int = 0,
                  context_planes: bool = False, lattice_flips: bool = False, sign_flips: bool = False) -> None:
         if patch_size < 4 or patch_size % 2:
-            raise ValueError(f"patch_size must be even and >= 4, got {patch_size}")
+            raise InvalidInputError(f"patch_size must be even and >= 4, got {patch_size}")
         bounds = [float(b) for b in (input_bounds or [])]
         if any(not 0 < b < 1 for b in bounds):
-            raise ValueError(f"input_bounds are relative bounds in (0, 1), got {bounds}")
+            raise InvalidInputError(f"input_bounds are relative bounds in (0, 1), got {bounds}")
         if bounds and input_noise:
-            raise ValueError("give input_noise or input_bounds, not both")
+            raise InvalidInputError("give input_noise or input_bounds, not both")
         super().__init__(train_files, val_files, data_dir, holdout, fill_threshold, val_samples, seed)
         self.patch_size, self.input_noise, self.input_bounds = patch_size, input_noise, bounds
         self.context_planes, self.lattice_flips, self.sign_flips = context_planes, bool(lattice_flips), bool(sign_flips)
         self.train_planes = self._usable(self.train_fields)
         self.val_planes = self._usable(self.val_fields)
         if not self.train_planes:
-            raise ValueError(f"no 2D plane of the training fields is at least {patch_size}x{patch_size}")
+            raise InvalidInputError(f"no 2D plane of the training fields is at least {patch_size}x{patch_size}")
         if not self.val_planes:
-            raise ValueError(f"no 2D plane of the validation fields is at least {patch_size}x{patch_size}: give "
-                             "val_files, a larger holdout or a smaller patch_size")
+            raise InvalidInputError(f"no 2D plane of the validation fields is at least {patch_size}x{patch_size}: "
+                                    "give val_files, a larger holdout or a smaller patch_size")
         self._validation = self._draw(self.val_planes, val_samples, np.random.default_rng(seed + 7919), noise=0.0)
 
     def describe(self) -> dict:
@@ -221,7 +241,7 @@ class SuperResolutionPatches(_FieldData):
         while len(hrs) < count:
             attempts += 1
             if attempts > 50 * count:
-                raise ValueError("could not find enough patches free of fill values / NaN")
+                raise InvalidInputError("could not find enough patches free of fill values / NaN")
             plane = pool[rng.choice(len(pool), p=weights / weights.sum())]
             n0, n1 = plane.original.shape
             # a lattice flip needs one point more along its axis (drawn only where asked: the draws stay as before)
@@ -296,7 +316,8 @@ class AutoencoderBlocks(_FieldData):
         self.train_pool = self._pool(self.train_fields)
         self.val_pool = self._pool(self.val_fields)
         if not self.train_pool or not self.val_pool:
-            raise ValueError(f"need {spatial_dims}D fields at least {block_size} wide for training and validation")
+            raise InvalidInputError(f"need {spatial_dims}D fields at least {block_size} wide for training and "
+                                    "validation")
         self._validation = self._draw(self.val_pool, val_samples, np.random.default_rng(seed + 7919))
 
     def _pool(self, fields: list[np.ndarray]) -> list[tuple[np.ndarray, float, float]]:
@@ -318,7 +339,7 @@ class AutoencoderBlocks(_FieldData):
         while len(blocks) < count:
             attempts += 1
             if attempts > 50 * count:
-                raise ValueError("could not find enough blocks free of fill values / NaN")
+                raise InvalidInputError("could not find enough blocks free of fill values / NaN")
             plane, lo, hi = pool[rng.choice(len(pool), p=weights / weights.sum())]
             start = [rng.integers(0, n - size + 1) for n in plane.shape]
             block = plane[tuple(slice(s, s + size) for s in start)]

@@ -67,6 +67,14 @@ class TrainLoop:
     threads: int = 0
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        # Checked when the config is instantiated (run() does it before reading data): later, 0 divides by zero in
+        # the loop and a negative step count trains nothing without a word.
+        for option in ("steps", "batch_size", "val_every", "ckpt_every"):
+            value = getattr(self, option)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SrnszError(f"train.{option} must be a whole number of at least 1, got {value!r}")
+
 
 @dataclass
 class TrainResult:
@@ -98,7 +106,8 @@ def _seed_everything(seed: int) -> None:
 
 def fit(model: nn.Module, data: TrainData, objective: Objective, optim: OptimizerRecipe,
         loop: TrainLoop, identity: dict | None = None) -> TrainResult:
-    """Train `model` for `loop.steps` steps (resuming from `out_dir/checkpoint.pt` if it exists).
+    """Train `model` for `loop.steps` steps (resuming from `out_dir/checkpoint.pt` if it exists; one already at
+    `loop.steps` is returned as it is, one past it refused).
 
     identity: what makes the run this run (network, its kwargs, init, data): stored in the checkpoint, and a
     checkpoint of another run in `out_dir` is refused instead of being resumed (or, finished, exported as this
@@ -119,6 +128,11 @@ def fit(model: nn.Module, data: TrainData, objective: Objective, optim: Optimize
     if checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=True)
         _check_same_run(checkpoint, state.get("identity"), signature)
+        if state["step"] > loop.steps:
+            # Nothing to train, and an export would record weights trained for more steps than asked.
+            raise SrnszError(f"{checkpoint} is already at step {state['step']}, past train.steps={loop.steps}: "
+                             f"give train.steps={state['step']} to export it as it is, more to train on, or "
+                             f"train.out_dir=<a new folder> to start over")
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])

@@ -118,6 +118,12 @@ def test_tiny_run_trains_resumes_exports_and_reloads(user_field, tmp_path):
         torch.testing.assert_close(model(x), resumed.model(x))
     assert loaded.kwargs["depths"] == [1]
 
+    # Rerun: the name is taken (refused before any data is read), and the checkpoint is past a shorter run.
+    with pytest.raises(SrnszError, match="already has weights named 'tiny_test'"):
+        run(_compose(_quick(user_field, out, steps=6, export_dir=export_dir)))
+    with pytest.raises(SrnszError, match="already at step 6, past train.steps=4"):
+        run(_compose(_quick(user_field, out, steps=4)))
+
 
 def test_a_checkpoint_of_another_run_is_refused_not_resumed(user_field, tmp_path):
     # Two fine-tunes in one folder: the second must not resume (or, finished, export) the first one's network.
@@ -132,6 +138,9 @@ def test_a_checkpoint_of_another_run_is_refused_not_resumed(user_field, tmp_path
     np.save(other_field, np.load(user_field)[::-1].copy())
     with pytest.raises(SrnszError, match="another training run .*data"):
         run(_compose(_quick(other_field, out, steps=4)))
+    np.save(user_field, np.load(user_field) * 2)  # other values at the same path
+    with pytest.raises(SrnszError, match="another training run .*data"):
+        run(_compose(_quick(user_field, out, steps=4)))
 
 
 def test_default_run_folders_are_per_exported_network():
