@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from conftest import assert_bound, smooth_field
@@ -73,6 +75,7 @@ def test_ae_keeps_whichever_of_blocks_and_interp_is_smaller(shape, with_test_wei
 def test_ae_refuses_other_weights_and_wrong_rank(with_test_weights, tmp_path, monkeypatch):
     data = smooth_field((40, 40))
     stream = srnsz.compress(data, 1e-3, "rel", predictor="ae", model="test_ae", compete_interp=False, device="cpu")
+    recon = srnsz.decompress(stream)
     import shutil
 
     other = tmp_path / "other"
@@ -81,7 +84,12 @@ def test_ae_refuses_other_weights_and_wrong_rank(with_test_weights, tmp_path, mo
     manifest.write_text(manifest.read_text().replace('"test_ae_2d"', '"renamed"').replace('"test_ae_3d"',
                                                                                          '"test_ae_2d"'))
     monkeypatch.setenv("SRNSZ_WEIGHTS", str(other))
-    with pytest.raises(srnsz.SrnszError):
+    # the stream's weights are still there under another name: found by the hash it records
+    assert np.array_equal(srnsz.decompress(stream), recon)
+    entries = json.loads(manifest.read_text())
+    del entries["renamed"]
+    manifest.write_text(json.dumps(entries))
+    with pytest.raises(srnsz.SrnszError, match="use the same weights"):
         srnsz.decompress(stream)
 
 
