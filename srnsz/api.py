@@ -14,7 +14,7 @@ import numpy as np
 
 from srnsz import missing, restoration
 from srnsz.blas_threads import one_blas_thread
-from srnsz.bounds import ErrorBound
+from srnsz.bounds import LARGEST_BOUND, ErrorBound
 from srnsz.coding.capacity import check_capacity
 from srnsz.coding.context_mixing import BINARISATION_1
 from srnsz.decomposition.parts import DEFAULT_LAYOUT, PartLayout, keys_of, part_keys, sample_key, valid_starts
@@ -217,7 +217,7 @@ def compress(array: Any, eb: float, mode: str = "rel", predictor: str = "interp"
     mask = found.mask
     eb_abs = bound.resolve(data, mask)
     if not np.isfinite(eb_abs):
-        eb_abs = float(np.finfo(np.float64).max)
+        eb_abs = LARGEST_BOUND
     # Nothing valid to bound (or a bound of 0): every value is stored bit for bit.
     lossless = eb_abs == 0 or (mask is not None and mask.all())
     asked = create_predictor(predictor, **options)  # its options are checked even where the data is stored as is

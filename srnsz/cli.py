@@ -288,8 +288,7 @@ def _compress_scaled(source: CFField, bound: ErrorBound, scaling: tuple[float, f
     """A float variable that CF readers scale (srnsz.io.packed.float_scaling): its stored values under the abs bound
     that keeps the readers' values within ``bound``, checked on them before the stream is handed out."""
     data = source.data
-    rule = MissingRule.of(**{k: options[k] for k in ("fill_value", "valid_range", "detect_fills") if k in options})
-    mask = find_missing(data, rule).mask
+    mask = find_missing(data, MissingRule.from_options(options)).mask
     requested, eb_stored = stored_bound(bound, data, mask, source.meta.attrs)
     with progress_bar(data.size, "compress") as update:
         stream = api.compress(data, eb_stored, "abs", name, progress=update, **options)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from srnsz.assets import asset_dir
-from srnsz.errors import SrnszError
+from srnsz.errors import InvalidInputError, SrnszError
 
 PRETRAINED_DIR = asset_dir("pretrained")
 MANIFEST = "manifest.json"
@@ -129,10 +129,19 @@ def with_hash(sha256: str, name: str) -> WeightsEntry | None:
     return next((e for e in found if e.name == name), found[0] if found else None)
 
 
-def cached_model(name: str, device: str, sha256: str | None = None) -> tuple[Any, WeightsEntry]:
+def check_name(name: Any) -> str:
+    """``name`` if it can name weights (a non-empty string), else a clear InvalidInputError."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInputError(f"model must be the name of weights (a string), got {name!r}")
+    return name
+
+
+def cached_model(name: str, device: str, sha256: str | None = None, network: type | None = None
+                 ) -> tuple[Any, WeightsEntry]:
     """load_pretrained once per (weights hash, device) in this process. ``sha256`` (from a stream header) names the
     weights a stream was made with: where the entry found under ``name`` has other weights (a user's weights of the
-    same name earlier on the search path), the entry with that hash is used, else the clear mismatch error."""
+    same name earlier on the search path), the entry with that hash is used, else the clear mismatch error.
+    ``network``: the class the caller needs (a WeightsError for weights of another kind of network)."""
     entry = find_weights(name)
     if sha256 is not None and entry.sha256 != sha256:
         entry = with_hash(sha256, name) or entry
@@ -141,7 +150,10 @@ def cached_model(name: str, device: str, sha256: str | None = None) -> tuple[Any
     key = (entry.sha256, device)
     if key not in _LOADED:
         _LOADED[key] = load_pretrained(entry.name, device, directory=Path(entry.directory))
-    return _LOADED[key]
+    model, entry = _LOADED[key]
+    if network is not None and not isinstance(model, network):
+        raise WeightsError(f"weights {name!r} are a {entry.architecture} network, not a {network.__name__}")
+    return model, entry
 
 
 def load_pretrained(name: str, device: str = "cpu", expected_sha256: str | None = None,

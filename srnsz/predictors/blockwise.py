@@ -30,7 +30,7 @@ from srnsz.neural.runtime import (
     pinned_torch,
     resolve_device,
 )
-from srnsz.neural.zoo import WeightsError, cached_model
+from srnsz.neural.zoo import cached_model, check_name
 from srnsz.predictors.base import Encoded, Predictor, Progress, register_predictor
 from srnsz.predictors.interp import InterpPredictor
 from srnsz.quantizer import ESCAPE, RADIUS
@@ -157,8 +157,7 @@ class AutoencoderPredictor(Predictor):
     def __init__(self, model: str = "ae", latent_eb: float = 0.1, device: str = "auto", threads: int | None = None,
                  batch: int = 256, compete_interp: bool = True, tune: str = "fast", arithmetic: str = FIXED_POINT
                  ) -> None:
-        if not isinstance(model, str) or not model.strip():
-            raise InvalidInputError(f"model must be the name of weights (a string), got {model!r}")
+        check_name(model)
         check_device(device)
         if not latent_eb > 0:
             raise InvalidInputError(f"latent_eb must be > 0, got {latent_eb}")
@@ -190,9 +189,7 @@ class AutoencoderPredictor(Predictor):
         device = resolve_device(self.device)
         from srnsz.networks.autoencoder import BlockAutoencoder
 
-        model, entry = cached_model(name, device, sha256)
-        if not isinstance(model, BlockAutoencoder):
-            raise WeightsError(f"weights {name!r} are a {entry.architecture} network, not an autoencoder")
+        model, entry = cached_model(name, device, sha256, network=BlockAutoencoder)
         if model.spatial_dims != ndim:
             raise InvalidInputError(f"autoencoder {name!r} is for {model.spatial_dims}D blocks, the field is {ndim}D")
         return model, entry, device

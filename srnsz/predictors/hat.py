@@ -33,7 +33,7 @@ from srnsz.neural.runtime import (
     resolve_device,
     upsample_planes,
 )
-from srnsz.neural.zoo import WeightsError, cached_model
+from srnsz.neural.zoo import cached_model, check_name
 from srnsz.predictors.base import Encoded, Predictor, Progress, register_predictor
 from srnsz.predictors.interp import InterpPredictor, PassPrediction
 from srnsz.quantizer import quantize
@@ -198,8 +198,7 @@ class HatPredictor(InterpPredictor):
                  overlap: int = 8, decoded_planes: bool = True, tune: str = "fast", arithmetic: str | None = None,
                  policy: HatPolicy | None = None, **interp_options: Any) -> None:
         super().__init__(tune=tune, threads=threads, **interp_options)
-        if not isinstance(model, str) or not model.strip():
-            raise InvalidInputError(f"model must be the name of weights (a string), got {model!r}")
+        check_name(model)
         check_device(device)
         if hat_levels < 0:
             raise InvalidInputError(f"hat_levels must be >= 0, got {hat_levels}")
@@ -278,7 +277,9 @@ class HatPredictor(InterpPredictor):
             return encoded
         device = resolve_device(self.device)
         names = [n.strip() for n in self.model_name.split(",") if n.strip()]
-        candidates = [hat_network(name, device) for name in names]
+        from srnsz.networks.hat import HAT
+
+        candidates = [cached_model(name, device, network=HAT) for name in names]
         network_base = self.network_configuration(base, data, eb, free)
         # One network on a field small enough to be its own sample is not tried first: the first-pass rule applies to
         # the field itself below.
@@ -372,22 +373,13 @@ class HatPredictor(InterpPredictor):
         device = resolve_device(self.device)
         if not isinstance(hat.get("sha256"), str):  # every writer records it: the weights are checked against it
             raise StreamFormatError("the hat stream does not record its weights' sha256")
-        model, _ = hat_network(self.model_name, device, sha256=hat["sha256"])
+        from srnsz.networks.hat import HAT
+
+        model, _ = cached_model(self.model_name, device, sha256=hat["sha256"], network=HAT)
         flags = np.unpackbits(np.frombuffer(lossless.unpack(sections["FLAG"], "flag", -(-self._most_flags(shape) // 8)),
                                             np.uint8)).astype(bool)
         passes = self._passes(model, device, eb, flags)
         return self.decode(sections, params, shape, dtype, eb, progress, passes)
-
-
-def hat_network(name: str, device: str, sha256: str | None = None) -> tuple[Any, Any]:
-    """(network, weights entry) of weights ``name`` on ``device`` (:func:`srnsz.neural.zoo.cached_model`; ``sha256``
-    from a stream must match), a WeightsError unless they are a HAT network."""
-    from srnsz.networks.hat import HAT
-
-    model, entry = cached_model(name, device, sha256)
-    if not isinstance(model, HAT):
-        raise WeightsError(f"weights {name!r} are a {entry.architecture} network, not a HAT one")
-    return model, entry
 
 
 # A plane view's weight at a point odd along one in-plane axis (between two inputs) and odd along both (between
